@@ -1,0 +1,191 @@
+"""Decoding and encoding of images and videos, with the size caps applied before pixels are decoded.
+
+Images are read with Pillow, videos with PyAV (whose wheels ship their own FFmpeg). Everything here
+raises :class:`~vitron.tools.errors.MediaError` with a message naming the problem, never a codec
+traceback.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image
+
+from vitron.tools.errors import MediaError
+
+DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
+DEFAULT_MAX_VIDEO_FRAMES = 600
+DEFAULT_MAX_FRAME_PIXELS = 4_000_000
+
+
+@dataclass(frozen=True)
+class MediaLimits:
+    """Caps that protect memory: checked from headers before any pixels are decoded."""
+
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    max_video_frames: int = DEFAULT_MAX_VIDEO_FRAMES
+    max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS
+
+    def check_image_size(self, width: int, height: int, what: str = "image") -> None:
+        if width <= 0 or height <= 0:
+            raise MediaError(f"{what} has no pixels ({width}x{height})")
+        if width * height > self.max_image_pixels:
+            raise MediaError(
+                f"{what} is {width}x{height} = {width * height / 1e6:.1f} MP, above the cap of "
+                f"{self.max_image_pixels / 1e6:.1f} MP; downscale it or raise max_image_pixels"
+            )
+
+    def check_frame_size(self, width: int, height: int) -> None:
+        if width * height > self.max_frame_pixels:
+            raise MediaError(
+                f"video frames are {width}x{height}, above the cap of "
+                f"{self.max_frame_pixels / 1e6:.1f} MP per frame; raise max_frame_pixels to allow it"
+            )
+
+    def check_frame_count(self, frames: int) -> None:
+        if frames > self.max_video_frames:
+            raise MediaError(
+                f"video has more than {self.max_video_frames} frames (the cap); trim it or raise "
+                "max_video_frames"
+            )
+
+
+def looks_like_video(head: bytes) -> bool:
+    """Sniff the first bytes of a file: MP4/MOV, Matroska/WebM or AVI."""
+    is_mp4 = head[4:8] == b"ftyp"
+    is_matroska = head[:4] == b"\x1aE\xdf\xa3"
+    is_avi = head[:4] == b"RIFF" and head[8:11] == b"AVI"
+    return is_mp4 or is_matroska or is_avi
+
+
+def decode_image(source: bytes | str | Path | BinaryIO, limits: MediaLimits) -> Image.Image:
+    """Read an image as RGB, refusing it before decoding when it is above the pixel cap."""
+    name = str(source) if isinstance(source, str | Path) else "image"
+    try:
+        fp = io.BytesIO(source) if isinstance(source, bytes) else source
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(fp)
+            limits.check_image_size(*image.size, what=f"image {Path(name).name}")
+            image.load()
+    except MediaError:
+        raise
+    except FileNotFoundError as exc:
+        raise MediaError(f"no such file: {name}") from exc
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise MediaError(f"cannot read {name} as an image: {exc}") from exc
+    except Image.DecompressionBombWarning as exc:
+        raise MediaError(f"cannot read {name} as an image: {exc}") from exc
+    return image.convert("RGB")
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """PNG bytes of an HxW (grey) or HxWx3 (RGB) uint8 array."""
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class VideoProbe:
+    """What a video container says about itself, read without decoding every frame."""
+
+    width: int
+    height: int
+    fps: float
+    frames: int | None
+
+
+def probe_video(path: str | Path) -> VideoProbe:
+    """Read a video's size, rate and (when the container knows it) frame count."""
+    av = _import_av()
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise MediaError(f"{Path(path).name} has no video stream")
+            stream = container.streams.video[0]
+            ctx = stream.codec_context
+            fps = float(stream.average_rate or stream.guessed_rate or 0) or 0.0
+            frames = stream.frames or None
+            return VideoProbe(width=ctx.width, height=ctx.height, fps=fps, frames=frames)
+    except MediaError:
+        raise
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        raise MediaError(f"cannot read {Path(path).name} as a video: {exc}") from exc
+
+
+def iter_video_frames(path: str | Path, limits: MediaLimits) -> Iterator[np.ndarray]:
+    """Yield HxWx3 uint8 RGB frames one by one, so long videos never sit in memory whole."""
+    av = _import_av()
+    name = Path(path).name
+    count = 0
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise MediaError(f"{name} has no video stream")
+            stream = container.streams.video[0]
+            limits.check_frame_size(stream.codec_context.width, stream.codec_context.height)
+            for frame in container.decode(stream):
+                count += 1
+                limits.check_frame_count(count)
+                yield frame.to_ndarray(format="rgb24")
+    except MediaError:
+        raise
+    except av.error.DecoderNotFoundError as exc:
+        raise MediaError(f"{name} uses a video codec this build of FFmpeg cannot decode") from exc
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        raise MediaError(f"cannot read {name} as a video: {exc}") from exc
+    if count == 0:
+        raise MediaError(f"{name} is a video with no frames")
+
+
+def write_video(
+    frames: Iterable[np.ndarray], target: str | Path, fps: float, *, lossless: bool = False
+) -> tuple[int, int, int]:
+    """Encode RGB (HxWx3) or grey (HxW) uint8 frames to H.264 MP4; returns (frames, width, height).
+
+    ``lossless`` uses QP 0 so that mask videos survive a round trip bit-exact in the luma plane.
+    """
+    av = _import_av()
+    count, width, height = 0, 0, 0
+    container = av.open(str(target), mode="w", format="mp4")
+    try:
+        stream = None
+        for frame in frames:
+            rgb = np.repeat(frame[..., None], 3, axis=2) if frame.ndim == 2 else frame
+            if stream is None:
+                height, width = rgb.shape[:2]
+                stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+                # H.264 with 4:2:0 needs even sizes; odd sizes are padded by one pixel.
+                stream.width, stream.height = width + width % 2, height + height % 2
+                stream.pix_fmt = "yuv444p" if lossless else "yuv420p"
+                stream.options = {"qp": "0"} if lossless else {"crf": "18"}
+            if rgb.shape[:2] != (height, width):
+                raise MediaError(
+                    f"frame {count} is {rgb.shape[1]}x{rgb.shape[0]}, not {width}x{height}"
+                )
+            padded = np.pad(rgb, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+            video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(padded), format="rgb24")
+            container.mux(stream.encode(video_frame))
+            count += 1
+        if stream is None:
+            raise MediaError("cannot write a video with no frames")
+        container.mux(stream.encode(None))
+    finally:
+        container.close()
+    return count, width, height
+
+
+def _import_av():  # noqa: ANN202 - module type
+    try:
+        import av
+    except ImportError as exc:  # pragma: no cover - av is a hard dependency
+        raise MediaError("video support needs PyAV: pip install av") from exc
+    return av

@@ -1,0 +1,384 @@
+"""The content-addressed media store behind every handle.
+
+Layout: ``<root>/<namespace>/<kind>/<handle>.<ext>`` plus ``<handle>.json`` holding its
+:class:`MediaInfo`. A namespace is one conversation thread, so a thread can only name its own media.
+Files are written to a temporary name and renamed into place, so a crash never leaves half a file
+under a handle. Nothing here is ever unpickled: images and masks are PNG, videos MP4, embeddings
+safetensors, boxes JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from vitron.tools.errors import MediaError, UnknownHandleError
+from vitron.tools.handles import Handle, MediaKind, handle_for, parse_handle
+from vitron.tools.media import (
+    MediaLimits,
+    decode_image,
+    encode_png,
+    iter_video_frames,
+    looks_like_video,
+    probe_video,
+    write_video,
+)
+
+EXTENSIONS: dict[str, str] = {
+    "img": "png",
+    "mask": "png",
+    "vid": "mp4",
+    "emb": "safetensors",
+    "box": "json",
+}
+_SAFE_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass
+class MediaInfo:
+    """What the graph state keeps about one handle: small, JSON-clean, never the bytes."""
+
+    handle: str
+    kind: MediaKind
+    source: str = "user"
+    """``user`` for uploads, otherwise the tool that made it."""
+    inputs: list[str] = field(default_factory=list)
+    """Handles this item was made from."""
+    width: int | None = None
+    height: int | None = None
+    frames: int | None = None
+    fps: float | None = None
+    shape: list[int] | None = None
+    """Tensor shape, for embeddings."""
+    label: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_state(self) -> dict[str, Any]:
+        """The registry entry stored in graph state (``None`` fields dropped to keep it small)."""
+        data = asdict(self)
+        data.pop("handle")
+        return {k: v for k, v in data.items() if v not in (None, [], {})}
+
+    def summary(self) -> str:
+        """A few words for a planner: ``img_… 640x480 image``."""
+        if self.kind == "vid":
+            return f"{self.handle} {self.width}x{self.height} video, {self.frames} frames at {self.fps:g} fps"
+        if self.kind in ("img", "mask"):
+            noun = "image" if self.kind == "img" else "mask"
+            return f"{self.handle} {self.width}x{self.height} {noun}"
+        if self.kind == "emb":
+            return f"{self.handle} embedding of shape {self.shape}"
+        return f"{self.handle} {self.label or 'boxes'}"
+
+
+@dataclass(frozen=True)
+class Video:
+    """Frames of a decoded video: ``frames`` is T x H x W x 3 uint8 RGB."""
+
+    frames: np.ndarray
+    fps: float
+
+
+class Workspace:
+    """A directory of media addressed by handle, scoped to one namespace (conversation thread)."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        namespace: str = "default",
+        limits: MediaLimits | None = None,
+    ) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.namespace = namespace
+        self.limits = limits or MediaLimits()
+        self.dir = self.root / _namespace_dir(namespace)
+
+    def for_thread(self, thread_id: str | None) -> Workspace:
+        """The same store scoped to another conversation thread."""
+        return Workspace(self.root, thread_id or "default", self.limits)
+
+    # ----------------------------------------------------------------- lookup
+
+    def path(self, handle: str | Handle) -> Path:
+        """The file behind a handle; raises if the handle is malformed or names nothing here."""
+        parsed = handle if isinstance(handle, Handle) else parse_handle(handle)
+        path = self._file(parsed.kind, parsed.base)
+        if not path.is_file():
+            raise UnknownHandleError(
+                f"{parsed.base} is not in this conversation's workspace; use a handle from the "
+                "conversation (attached by the user or returned by a tool)"
+            )
+        return path
+
+    def exists(self, handle: str) -> bool:
+        try:
+            self.path(handle)
+        except (UnknownHandleError, ValueError):
+            return False
+        return True
+
+    def describe(self, handle: str, *, kinds: tuple[str, ...] | None = None) -> MediaInfo:
+        """The stored :class:`MediaInfo` of a handle, checking its kind when ``kinds`` is given."""
+        parsed = parse_handle(handle, kinds=kinds)
+        self.path(parsed)
+        data = json.loads(self._meta_file(parsed.kind, parsed.base).read_text())
+        return MediaInfo(handle=parsed.base, **data)
+
+    def handles(self, kind: MediaKind | None = None) -> list[str]:
+        """Every handle stored in this namespace (optionally of one kind), oldest first."""
+        kinds = [kind] if kind else list(EXTENSIONS)
+        found: list[Path] = []
+        for k in kinds:
+            folder = self.dir / k
+            if folder.is_dir():
+                found.extend(folder.glob(f"{k}_*.{EXTENSIONS[k]}"))
+        found.sort(key=lambda p: p.stat().st_mtime_ns)
+        return [p.name.split(".")[0] for p in found]
+
+    # ----------------------------------------------------------------- images and masks
+
+    def put_image(self, image: Image.Image | np.ndarray, **info: Any) -> MediaInfo:
+        """Store an RGB image; ``info`` fills :class:`MediaInfo` fields such as ``source``."""
+        array = _as_rgb_array(image)
+        self.limits.check_image_size(array.shape[1], array.shape[0])
+        return self._put_png("img", array, info)
+
+    def get_image(self, handle: str) -> Image.Image:
+        """An image handle, or a video frame ``vid_<hex>#<n>``, as an RGB PIL image."""
+        parsed = parse_handle(handle, kinds=("img", "vid"))
+        if parsed.kind == "vid":
+            return Image.fromarray(self.get_frame(str(parsed)))
+        return decode_image(self.path(parsed), self.limits)
+
+    def put_mask(self, mask: np.ndarray, **info: Any) -> MediaInfo:
+        """Store a binary H x W mask as a 0/255 PNG."""
+        if mask.ndim != 2:
+            raise MediaError(f"a mask must be 2-D (H x W), got shape {tuple(mask.shape)}")
+        return self._put_png("mask", (np.asarray(mask) > 0).astype(np.uint8) * 255, info)
+
+    def get_mask(self, handle: str) -> np.ndarray:
+        """A mask handle as an H x W bool array."""
+        parsed = parse_handle(handle, kinds=("mask",))
+        with Image.open(self.path(parsed)) as image:
+            return np.asarray(image.convert("L")) > 127
+
+    # ----------------------------------------------------------------- videos
+
+    def put_video(
+        self, frames: Iterable[np.ndarray], fps: float, *, lossless: bool = False, **info: Any
+    ) -> MediaInfo:
+        """Encode frames (streamed, never all held) to MP4 and store it under its content hash.
+
+        The hash covers the decoded-to-be pixels as given, so equal frames give equal handles.
+        """
+        if fps <= 0:
+            raise MediaError(f"fps must be positive, got {fps}")
+        hasher = hashlib.sha256(b"vid")
+
+        def hashed() -> Iterator[np.ndarray]:
+            for index, frame in enumerate(frames):
+                frame = np.ascontiguousarray(frame, dtype=np.uint8)
+                if index == 0:
+                    self.limits.check_frame_size(frame.shape[1], frame.shape[0])
+                self.limits.check_frame_count(index + 1)
+                hasher.update(str(frame.shape).encode())
+                hasher.update(frame.tobytes())
+                yield frame
+
+        folder = self._folder("vid")
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".mp4.tmp")
+        os.close(fd)
+        try:
+            count, width, height = write_video(hashed(), tmp, fps, lossless=lossless)
+            handle = handle_for("vid", hasher)
+            meta = MediaInfo(
+                handle=handle,
+                kind="vid",
+                width=width,
+                height=height,
+                frames=count,
+                fps=float(fps),
+                **info,
+            )
+            self._commit(tmp, self._file("vid", handle), meta)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        return meta
+
+    def iter_frames(self, handle: str) -> Iterator[np.ndarray]:
+        """Stream a stored video's frames as H x W x 3 uint8, cropped to the stored size."""
+        meta = self.describe(handle, kinds=("vid",))
+        for frame in iter_video_frames(self.path(meta.handle), self.limits):
+            yield frame[: meta.height, : meta.width]
+
+    def get_video(self, handle: str) -> Video:
+        """A whole video in memory (use :meth:`iter_frames` for long ones)."""
+        meta = self.describe(handle, kinds=("vid",))
+        return Video(frames=np.stack(list(self.iter_frames(meta.handle))), fps=meta.fps or 0.0)
+
+    def get_frame(self, handle: str) -> np.ndarray:
+        """One frame, ``vid_<hex>#<n>`` (frame 0 when no suffix is given)."""
+        parsed = parse_handle(handle, kinds=("vid",))
+        meta = self.describe(parsed.base)
+        index = parsed.frame or 0
+        if meta.frames is not None and index >= meta.frames:
+            raise MediaError(
+                f"{parsed.base} has {meta.frames} frames; frame {index} does not exist"
+            )
+        for i, frame in enumerate(self.iter_frames(parsed.base)):
+            if i == index:
+                return frame
+        raise MediaError(f"{parsed.base} ended before frame {index}")
+
+    # ----------------------------------------------------------------- embeddings and boxes
+
+    def put_embedding(self, tensor: torch.Tensor, **info: Any) -> MediaInfo:
+        """Store a tensor as safetensors; ``info['extra']`` may say which space it lives in."""
+        tensor = tensor.detach().to("cpu").contiguous()
+        hasher = hashlib.sha256(
+            b"emb" + str(tensor.dtype).encode() + str(tuple(tensor.shape)).encode()
+        )
+        hasher.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        handle = handle_for("emb", hasher)
+        meta = MediaInfo(handle=handle, kind="emb", shape=list(tensor.shape), **info)
+        folder = self._folder("emb")
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        os.close(fd)
+        try:
+            save_file({"embedding": tensor}, tmp)
+            self._commit(tmp, self._file("emb", handle), meta)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        return meta
+
+    def get_embedding(self, handle: str) -> torch.Tensor:
+        parsed = parse_handle(handle, kinds=("emb",))
+        return load_file(str(self.path(parsed)))["embedding"]
+
+    def put_boxes(
+        self, boxes: list[list[float]], labels: list[str], scores: list[float], **info: Any
+    ) -> MediaInfo:
+        """Store detections: boxes as normalised ``[x1, y1, x2, y2]`` with a label and score each."""
+        if not (len(boxes) == len(labels) == len(scores)):
+            raise ValueError("boxes, labels and scores must have the same length")
+        payload = json.dumps({"boxes": boxes, "labels": labels, "scores": scores}, sort_keys=True)
+        handle = handle_for("box", hashlib.sha256(b"box" + payload.encode()))
+        meta = MediaInfo(handle=handle, kind="box", **info)
+        self._write_bytes("box", handle, payload.encode(), meta)
+        return meta
+
+    def get_boxes(self, handle: str) -> dict[str, list[Any]]:
+        parsed = parse_handle(handle, kinds=("box",))
+        return json.loads(self.path(parsed).read_text())
+
+    # ----------------------------------------------------------------- import
+
+    def import_file(self, path: str | os.PathLike[str], **info: Any) -> MediaInfo:
+        """Bring a user's image or video file into the workspace (kind sniffed from its bytes)."""
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise MediaError(f"no such file: {path}")
+        with path.open("rb") as fp:
+            head = fp.read(16)
+        if looks_like_video(head):
+            return self.put_video(iter_video_frames(path, self.limits), _video_fps(path), **info)
+        return self.put_image(decode_image(path, self.limits), **info)
+
+    def import_bytes(self, data: bytes, **info: Any) -> MediaInfo:
+        """Like :meth:`import_file` for bytes received over the wire (e.g. a base64 content block)."""
+        if looks_like_video(data[:16]):
+            folder = self._folder("vid")
+            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".upload")
+            try:
+                with os.fdopen(fd, "wb") as fp:
+                    fp.write(data)
+                return self.put_video(iter_video_frames(tmp, self.limits), _video_fps(tmp), **info)
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+        return self.put_image(decode_image(data, self.limits), **info)
+
+    # ----------------------------------------------------------------- internals
+
+    def _folder(self, kind: str) -> Path:
+        folder = self.dir / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def _file(self, kind: str, base: str) -> Path:
+        return self.dir / kind / f"{base}.{EXTENSIONS[kind]}"
+
+    def _meta_file(self, kind: str, base: str) -> Path:
+        return self.dir / kind / f"{base}.meta.json"
+
+    def _put_png(self, kind: MediaKind, array: np.ndarray, info: dict[str, Any]) -> MediaInfo:
+        hasher = hashlib.sha256(kind.encode() + str(array.shape).encode())
+        hasher.update(array.tobytes())
+        handle = handle_for(kind, hasher)
+        meta = MediaInfo(
+            handle=handle, kind=kind, width=array.shape[1], height=array.shape[0], **info
+        )
+        self._write_bytes(kind, handle, encode_png(array), meta)
+        return meta
+
+    def _write_bytes(self, kind: str, handle: str, data: bytes, meta: MediaInfo) -> None:
+        folder = self._folder(kind)
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fp:
+                fp.write(data)
+            self._commit(tmp, self._file(kind, handle), meta)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def _commit(self, tmp: str, target: Path, meta: MediaInfo) -> None:
+        """Rename the finished temporary file into place, metadata first so lookups never miss it."""
+        meta_path = self._meta_file(meta.kind, meta.handle)
+        if target.exists() and meta_path.exists():
+            os.utime(target)  # same content already stored; refresh its age for listing order
+            return
+        fd, meta_tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+        with os.fdopen(fd, "w") as fp:
+            json.dump(meta.to_state(), fp)
+        os.replace(meta_tmp, meta_path)
+        os.replace(tmp, target)
+
+    def remove_namespace(self) -> None:
+        """Delete everything this thread stored (used when a conversation is deleted)."""
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _namespace_dir(namespace: str) -> str:
+    """A directory name for a thread id: itself when safe, otherwise a hash of it."""
+    if _SAFE_NAMESPACE.match(namespace) and namespace not in (".", ".."):
+        return namespace
+    return "t_" + hashlib.sha256(namespace.encode()).hexdigest()[:24]
+
+
+def _as_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB"))
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise MediaError(f"an image must be H x W x 3, got shape {tuple(array.shape)}")
+    if array.dtype != np.uint8:
+        raise MediaError(f"image pixels must be uint8, got {array.dtype}")
+    return np.ascontiguousarray(array[..., :3])
+
+
+def _video_fps(path: str | os.PathLike[str]) -> float:
+    return probe_video(path).fps or 24.0
