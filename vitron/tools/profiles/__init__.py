@@ -1,0 +1,144 @@
+"""Profiles: which checkpoint, dtype and device every component uses, as TOML data.
+
+A profile is a TOML file with a ``[components.<name>]`` table per component. Built-in profiles live
+beside this module (``tiny``, ``vitron-7b``); any other ``.toml`` path works too, so a user can point
+one component at a local file without touching the package.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from vitron.tools.errors import VitronToolError
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B)?\s*$", re.IGNORECASE)
+_UNITS = {
+    "": 1,
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KIB": 2**10,
+    "MIB": 2**20,
+    "GIB": 2**30,
+    "TIB": 2**40,
+}
+
+
+class ProfileError(VitronToolError):
+    """A profile that does not exist or does not parse."""
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """One component of a profile: the loader that builds it and where its weights are."""
+
+    name: str
+    loader: str
+    checkpoint: str
+    """``tiny`` (random weights from a small config), a hub id, or a local path."""
+    profile: str
+    dtype: str = "auto"
+    device: str | None = None
+    """Overrides the run's device for this component only."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """Everything else in the table, passed to the loader (e.g. ``variant = "vit_h"``)."""
+
+    @property
+    def is_tiny(self) -> bool:
+        return self.checkpoint == "tiny"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    components: dict[str, ComponentSpec]
+    memory_budget: int | None = None
+    """Bytes that loaded components may take together; ``None`` means no limit."""
+    source: str = ""
+
+    def component(self, name: str) -> ComponentSpec:
+        try:
+            return self.components[name]
+        except KeyError:
+            known = ", ".join(sorted(self.components)) or "none"
+            raise ProfileError(
+                f"profile {self.name!r} has no component {name!r} (it has: {known}); add a "
+                f"[components.{name}] table to {self.source or 'the profile'}"
+            ) from None
+
+
+def builtin_profiles() -> list[str]:
+    """Names of the profiles shipped with the package."""
+    folder = resources.files(__name__)
+    return sorted(
+        p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml")
+    )
+
+
+def load_profile(name_or_path: str | Path) -> Profile:
+    """Load a built-in profile by name, or any profile TOML file by path."""
+    text, source = _read(str(name_or_path))
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"profile {source} is not valid TOML: {exc}") from exc
+    name = data.get("name") or Path(source).stem
+    components: dict[str, ComponentSpec] = {}
+    for comp_name, table in (data.get("components") or {}).items():
+        table = dict(table)
+        missing = [key for key in ("loader", "checkpoint") if key not in table]
+        if missing:
+            raise ProfileError(
+                f"profile {source}: component {comp_name!r} lacks {', '.join(missing)}"
+            )
+        components[comp_name] = ComponentSpec(
+            name=comp_name,
+            loader=table.pop("loader"),
+            checkpoint=str(table.pop("checkpoint")),
+            profile=name,
+            dtype=table.pop("dtype", "auto"),
+            device=table.pop("device", None),
+            options=table,
+        )
+    budget = data.get("memory_budget")
+    return Profile(
+        name=name,
+        description=data.get("description", ""),
+        components=components,
+        memory_budget=parse_size(budget) if budget is not None else None,
+        source=source,
+    )
+
+
+def parse_size(value: int | str) -> int:
+    """Bytes from ``1073741824``, ``"1GB"`` or ``"512 MiB"``."""
+    if isinstance(value, int):
+        return value
+    match = _SIZE.match(str(value))
+    if not match:
+        raise ProfileError(f"cannot read {value!r} as a size; write e.g. 512MB or 2GiB")
+    number, unit = match.groups()
+    return int(float(number) * _UNITS[(unit or "").upper()])
+
+
+def _read(name_or_path: str) -> tuple[str, str]:
+    path = Path(name_or_path).expanduser()
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise ProfileError(f"no profile file at {path}")
+        return path.read_text(), str(path)
+    resource = resources.files(__name__) / f"{name_or_path}.toml"
+    if not resource.is_file():
+        known = ", ".join(builtin_profiles())
+        raise ProfileError(
+            f"unknown profile {name_or_path!r}; built-in profiles: {known}, or a .toml path"
+        )
+    return resource.read_text(), f"{name_or_path}.toml (built-in)"

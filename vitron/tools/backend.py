@@ -1,0 +1,265 @@
+"""Backends as LangChain tools: one registry of backends, one wrapper that turns each into a tool.
+
+A backend is a function ``run(args, call) -> ToolOutput`` registered with :func:`backend`. The wrapper
+(:class:`VitronTool`) validates arguments with the backend's pydantic model, resolves the thread's
+workspace and the model registry, and turns every failure into an error ``ToolMessage`` a person
+can read, so a bad call never ends a session. Adding a backend is one module with a ``@backend``
+function plus one profile entry for any model it loads; modules outside the package register through
+the ``vitron.backends`` entry-point group or by being imported.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import importlib
+import logging
+import os
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import torch
+from langchain_core.callbacks import CallbackManagerForToolRun
+from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import BaseTool, ToolException
+from pydantic import BaseModel, ValidationError
+
+from vitron.prompts import tool_card
+from vitron.tools.errors import VitronToolError
+from vitron.tools.profiles import load_profile, parse_size
+from vitron.tools.registry import ModelRegistry, ProgressCallback
+from vitron.tools.workspace import MediaInfo, Workspace
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_WORKSPACE = "~/.cache/vitron/workspace"
+
+
+@dataclass
+class ToolOutput:
+    """What a backend returns: text for the planner, the media it made, and structured data."""
+
+    content: str
+    created: list[MediaInfo] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def artifact(self) -> dict[str, Any]:
+        """The ``ToolMessage.artifact``: new handles with their registry entries, plus data."""
+        return {"media": {m.handle: m.to_state() for m in self.created}, **self.data}
+
+
+@dataclass
+class CallContext:
+    """Everything a backend needs besides its arguments, scoped to one call."""
+
+    workspace: Workspace
+    models: ModelRegistry
+    progress: ProgressCallback
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    args_schema: type[BaseModel]
+    run: Callable[[Any, CallContext], ToolOutput]
+    description: str
+    components: tuple[str, ...] = ()
+    """Profile components the backend loads; a profile lacking one cannot serve it."""
+
+
+_BACKENDS: dict[str, Backend] = {}
+
+
+def backend(
+    name: str, args: type[BaseModel], components: tuple[str, ...] = ()
+) -> Callable[[Callable[[Any, CallContext], ToolOutput]], Callable[[Any, CallContext], ToolOutput]]:
+    """Register ``run`` as the backend ``name``; its tool card (or docstring) is its description."""
+
+    def register(
+        run: Callable[[Any, CallContext], ToolOutput],
+    ) -> Callable[[Any, CallContext], ToolOutput]:
+        description = tool_card(name) or (run.__doc__ or name).strip()
+        _BACKENDS[name] = Backend(name, args, run, description, tuple(components))
+        return run
+
+    return register
+
+
+def registered_backends() -> dict[str, Backend]:
+    """Every backend: the built-in ones, entry-point plug-ins, and any module already imported."""
+    _import_backend_modules()
+    return dict(_BACKENDS)
+
+
+@cache
+def _import_backend_modules() -> None:
+    import vitron.tools.backends as builtin
+
+    for module in pkgutil.iter_modules(builtin.__path__):
+        importlib.import_module(f"{builtin.__name__}.{module.name}")
+    for entry in entry_points(group="vitron.backends"):
+        try:
+            entry.load()
+        except Exception:  # a broken plug-in must not take the built-in tools down
+            logger.exception("could not load backend plug-in %s", entry.value)
+
+
+# --------------------------------------------------------------------------- services
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """Where media live and which models serve: the part of a run's settings tools need."""
+
+    profile: str = "tiny"
+    workspace: str = DEFAULT_WORKSPACE
+    device: str = "auto"
+    memory_budget: str | None = None
+
+    @classmethod
+    def from_env(cls) -> ServiceSettings:
+        return cls(
+            profile=os.environ.get("VITRON_PROFILE", cls.profile),
+            workspace=os.environ.get("VITRON_WORKSPACE", cls.workspace),
+            device=os.environ.get("VITRON_DEVICE", cls.device),
+            memory_budget=os.environ.get("VITRON_MEMORY_BUDGET") or None,
+        )
+
+
+@dataclass
+class Services:
+    """The workspace root and the model registry shared by every tool call of a process."""
+
+    workspace: Workspace
+    models: ModelRegistry
+
+
+_services_cache: dict[ServiceSettings, Services] = {}
+
+
+def get_services(settings: ServiceSettings | None = None) -> Services:
+    """One :class:`Services` per distinct settings per process, so models load once."""
+    settings = settings or ServiceSettings.from_env()
+    if settings not in _services_cache:
+        profile = load_profile(settings.profile)
+        budget = parse_size(settings.memory_budget) if settings.memory_budget else None
+        _services_cache[settings] = Services(
+            workspace=Workspace(Path(settings.workspace)),
+            models=ModelRegistry(profile, device=settings.device, memory_budget=budget),
+        )
+    return _services_cache[settings]
+
+
+current_services: contextvars.ContextVar[Services | None] = contextvars.ContextVar(
+    "vitron_services", default=None
+)
+"""Set by the graph's tool nodes so tools use the run's services; unset means env defaults."""
+
+
+# --------------------------------------------------------------------------- the tool wrapper
+
+
+class VitronTool(BaseTool):
+    """A backend as a LangChain tool returning ``(content, artifact)``; failures become errors."""
+
+    backend: Backend
+    services: Services | None = None
+    """Fixed services; when ``None`` the graph's run settings (or the environment) decide."""
+    response_format: str = "content_and_artifact"
+    handle_tool_error: bool = True
+
+    def __init__(self, backend: Backend, services: Services | None = None, **kwargs: Any) -> None:
+        super().__init__(
+            name=backend.name,
+            description=backend.description,
+            args_schema=backend.args_schema,
+            backend=backend,
+            services=services,
+            handle_validation_error=format_validation_error,
+            **kwargs,
+        )
+
+    def _run(
+        self,
+        config: RunnableConfig,
+        run_manager: CallbackManagerForToolRun | None = None,
+        **kwargs: Any,
+    ) -> tuple[str, dict[str, Any]]:
+        services = self.services or current_services.get() or get_services()
+        thread_id = (config.get("configurable") or {}).get("thread_id")
+        call = CallContext(
+            workspace=services.workspace.for_thread(str(thread_id) if thread_id else None),
+            models=services.models,
+            progress=_stream_progress(self.name),
+        )
+        args = self.backend.args_schema.model_validate(kwargs)
+        output = self._run_with_retry(args, call)
+        return output.content, output.artifact()
+
+    def _run_with_retry(self, args: BaseModel, call: CallContext) -> ToolOutput:
+        """Run the backend; on out-of-memory evict every model and try once more."""
+        for attempt in (1, 2):
+            try:
+                return self.backend.run(args, call)
+            except VitronToolError as exc:
+                raise ToolException(str(exc)) from exc
+            except torch.OutOfMemoryError as exc:
+                dropped = call.models.evict()
+                logger.warning(
+                    "%s ran out of memory (attempt %d); evicted %s", self.name, attempt, dropped
+                )
+                if attempt == 2:
+                    raise ToolException(
+                        f"{self.name} ran out of memory even after freeing every other model; try "
+                        "a smaller image or video, fewer steps, or a larger device"
+                    ) from exc
+            except Exception as exc:
+                logger.exception("backend %s failed", self.name)
+                raise ToolException(f"{self.name} failed: {type(exc).__name__}: {exc}") from exc
+        raise AssertionError("unreachable")
+
+
+def build_tools(
+    services: Services | None = None, names: list[str] | None = None
+) -> list[VitronTool]:
+    """Tools for the registered backends (all, or ``names``), e.g. to bind to any chat model."""
+    backends = registered_backends()
+    unknown = sorted(set(names or []) - set(backends))
+    if unknown:
+        raise ValueError(f"unknown backends {unknown}; known: {sorted(backends)}")
+    return [VitronTool(backends[n], services) for n in (names or list(backends))]
+
+
+def format_validation_error(error: ValidationError | Exception) -> str:
+    """One line per bad argument, naming it and saying what is wrong, for planner and person."""
+    if not isinstance(error, ValidationError):
+        return f"invalid arguments: {error}"
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "arguments"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "is not an argument of this tool"
+        lines.append(f"{where}: {message}")
+    return f"invalid arguments for {error.title}: " + "; ".join(lines)
+
+
+def _stream_progress(tool: str) -> ProgressCallback:
+    """Progress events go to LangGraph's custom stream when running inside a graph."""
+    try:
+        from langgraph.config import get_stream_writer
+
+        writer = get_stream_writer()
+    except Exception:  # outside a graph run there is no stream to write to
+        writer = None
+
+    def report(event: dict[str, Any]) -> None:
+        logger.debug("%s: %s", tool, event)
+        if writer is not None:
+            writer({"tool": tool, **event})
+
+    return report

@@ -1,0 +1,101 @@
+"""``ground``: phrase grounding with Grounding DINO — boxes, labels and scores for phrases."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, model_validator
+
+from vitron.tools.backend import CallContext, ToolOutput, backend
+from vitron.tools.errors import VitronToolError
+from vitron.tools.geometry import box_gap, box_iou, fmt_box, mask_box
+from vitron.tools.models.grounding_dino import Detection
+from vitron.tools.overlay import box_overlay
+from vitron.tools.schemas import ImageHandle, MaskHandle, ToolArgs
+
+
+class GroundArgs(ToolArgs):
+    image: ImageHandle
+    near: MaskHandle | None = Field(
+        default=None,
+        description="rank detections by closeness to this mask (e.g. 'the object next to it'), "
+        "leaving out the masked object itself",
+    )
+    box_threshold: float = Field(default=0.35, ge=0.0, le=1.0, description="minimum box score")
+    text_threshold: float = Field(default=0.25, ge=0.0, le=1.0, description="minimum phrase score")
+    max_boxes: int = Field(default=10, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _needs_phrases(self) -> GroundArgs:
+        if not phrases(self.instruction):
+            raise ValueError("ground needs at least one phrase in `instruction`, e.g. 'a dog.'")
+        return self
+
+
+def phrases(instruction: str) -> list[str]:
+    """Phrases separated by periods, semicolons or new lines."""
+    return [p.strip() for p in re.split(r"[.;\n]+", instruction) if p.strip()]
+
+
+def detect(args: GroundArgs, call: CallContext) -> list[Detection]:
+    """Detections for ``args`` (shared with ``segment_image``'s text path)."""
+    image = call.workspace.get_image(args.image)
+    engine = call.models.get("grounding_dino", call.progress)
+    found = engine.detect(
+        image,
+        phrases(args.instruction),
+        box_threshold=args.box_threshold,
+        text_threshold=args.text_threshold,
+        max_boxes=100 if args.near else args.max_boxes,
+    )
+    if args.regions:  # keep detections centred inside one of the given regions
+        found = [d for d in found if any(_centre_in(d.box, r) for r in args.regions)]
+    if args.near:
+        anchor = mask_box(call.workspace.get_mask(args.near))
+        if anchor is None:
+            raise VitronToolError(f"{args.near} is empty, so nothing can be next to it")
+        found = [d for d in found if box_iou(d.box, anchor) < 0.5]
+        found.sort(key=lambda d: (box_gap(d.box, anchor), -d.score))
+    return found[: args.max_boxes]
+
+
+def _centre_in(box: list[float], region: list[float]) -> bool:
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return region[0] <= cx <= region[2] and region[1] <= cy <= region[3]
+
+
+@backend("ground", GroundArgs, components=("grounding_dino",))
+def ground(args: GroundArgs, call: CallContext) -> ToolOutput:
+    """Phrase grounding: boxes with labels and scores."""
+    found = detect(args, call)
+    if not found:
+        return ToolOutput(
+            content=f"no boxes for {args.instruction!r} in {args.image} above box_threshold "
+            f"{args.box_threshold}; try a lower threshold or other words",
+            data={"boxes": [], "labels": [], "scores": []},
+        )
+    boxes = [d.box for d in found]
+    labels = [d.label or args.instruction for d in found]
+    scores = [round(d.score, 4) for d in found]
+    inputs = [args.image] + ([args.near] if args.near else [])
+    detections = call.workspace.put_boxes(
+        boxes, labels, scores, source="ground", inputs=inputs, label=args.instruction
+    )
+    image = call.workspace.get_image(args.image)
+    overlay = call.workspace.put_image(
+        box_overlay(image, boxes, labels),
+        source="ground",
+        inputs=[*inputs, detections.handle],
+        label="detections overlay",
+    )
+    order = "nearest to " + args.near + " first" if args.near else "best first"
+    listed = "; ".join(
+        f"{label} {fmt_box(box)} score {score:.2f}"
+        for label, box, score in zip(labels, boxes, scores, strict=True)
+    )
+    return ToolOutput(
+        content=f"{detections.handle}: {len(found)} box(es) in {args.image}, {order}: {listed}. "
+        f"Overlay: {overlay.handle}",
+        created=[detections, overlay],
+        data={"boxes": boxes, "labels": labels, "scores": scores},
+    )

@@ -1,0 +1,147 @@
+"""Grounding DINO through transformers (``GroundingDinoForObjectDetection``).
+
+``groundingdino-py`` cannot build its model with transformers 5 (it calls a removed BERT method), so
+the transformers port is the one implementation here. :class:`GroundingEngine` turns phrases into
+boxes normalised to [0, 1] (``x1, y1, x2, y2``, top-left origin) with a label and score each.
+"""
+
+from __future__ import annotations
+
+import string
+import threading
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+
+import torch
+from PIL import Image
+from transformers import (
+    AutoProcessor,
+    BertConfig,
+    BertTokenizerFast,
+    GroundingDinoConfig,
+    GroundingDinoForObjectDetection,
+    GroundingDinoImageProcessor,
+    GroundingDinoProcessor,
+    SwinConfig,
+)
+
+from vitron.tools.checkpoints import load_pretrained
+from vitron.tools.profiles import ComponentSpec
+from vitron.tools.registry import LoadContext, component_loader
+
+
+def tiny_tokenizer() -> BertTokenizerFast:
+    """A character-level WordPiece tokenizer built in memory: covers any lower-case English text."""
+    chars = string.ascii_lowercase + string.digits
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *string.punctuation]
+    tokens += [f"##{c}" for c in chars]
+    return BertTokenizerFast(vocab={t: i for i, t in enumerate(tokens)}, do_lower_case=True)
+
+
+def build_tiny_grounding_dino(
+    seed: int = 0,
+) -> tuple[GroundingDinoForObjectDetection, GroundingDinoProcessor]:
+    """A 1.3 M-parameter Grounding DINO with random weights and a 224 px processor."""
+    tokenizer = tiny_tokenizer()
+    config = GroundingDinoConfig(
+        backbone_config=SwinConfig(
+            embed_dim=32, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], window_size=7,
+            out_indices=[2, 3, 4], image_size=224,
+        ),
+        text_config=BertConfig(
+            hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37,
+            vocab_size=len(tokenizer),
+        ),
+        d_model=32, encoder_layers=1, decoder_layers=2,  # one decoder layer breaks tied box heads
+        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
+        decoder_ffn_dim=32, num_queries=20, num_feature_levels=3, use_timm_backbone=False,
+    )  # fmt: skip
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = GroundingDinoForObjectDetection(config)
+    image_processor = GroundingDinoImageProcessor(size={"shortest_edge": 224, "longest_edge": 320})
+    processor = GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    return model.eval(), processor
+
+
+@dataclass(frozen=True)
+class Detection:
+    box: list[float]
+    """``[x1, y1, x2, y2]`` as fractions of width and height, clipped to the image."""
+    label: str
+    score: float
+
+
+class GroundingEngine:
+    """A loaded Grounding DINO with its processor."""
+
+    def __init__(self, model: GroundingDinoForObjectDetection, processor: GroundingDinoProcessor):
+        self.model = model
+        self.processor = processor
+        self._lock = threading.Lock()
+
+    @property
+    def nbytes(self) -> int:
+        return sum(p.numel() * p.element_size() for p in self.model.parameters())
+
+    def detect(
+        self,
+        image: Image.Image,
+        phrases: list[str],
+        *,
+        box_threshold: float = 0.35,
+        text_threshold: float = 0.25,
+        max_boxes: int = 10,
+    ) -> list[Detection]:
+        """Boxes for ``phrases`` in ``image``, best first, at most ``max_boxes``."""
+        text = " ".join(p.strip().rstrip(".").lower() + "." for p in phrases if p.strip())
+        inputs = self.processor(images=image, text=text, return_tensors="pt")
+        param = next(self.model.parameters())
+        inputs = {
+            k: v.to(param.device, dtype=param.dtype if v.is_floating_point() else v.dtype)
+            for k, v in inputs.items()
+        }
+        with self._lock, torch.inference_mode():
+            outputs = self.model(**inputs)
+        width, height = image.size
+        result = self.processor.post_process_grounded_object_detection(
+            outputs,
+            inputs["input_ids"],
+            threshold=box_threshold,
+            text_threshold=text_threshold,
+            target_sizes=[(height, width)],
+        )[0]
+        detections = []
+        for box, score, label in zip(
+            result["boxes"].float().tolist(),
+            result["scores"].float().tolist(),
+            result["text_labels"],
+            strict=True,
+        ):
+            x1, y1, x2, y2 = box
+            clipped = [x1 / width, y1 / height, x2 / width, y2 / height]
+            clipped = [round(min(max(v, 0.0), 1.0), 4) for v in clipped]
+            if clipped[2] > clipped[0] and clipped[3] > clipped[1]:
+                detections.append(Detection(clipped, closest_phrase(label, phrases), score))
+        detections.sort(key=lambda d: d.score, reverse=True)
+        return detections[:max_boxes]
+
+
+def closest_phrase(label: str, phrases: list[str]) -> str:
+    """Map the model's decoded label (word pieces, special tokens) onto the phrase it came from."""
+    cleaned = " ".join(w for w in label.split() if not (w.startswith("[") and w.endswith("]")))
+    cleaned = cleaned.strip(" .")
+    if not phrases:
+        return cleaned
+    best = max(phrases, key=lambda p: SequenceMatcher(None, cleaned, p.lower().strip(" .")).ratio())
+    return best.strip(" .")
+
+
+@component_loader("grounding_dino")
+def load_grounding_dino(spec: ComponentSpec, context: LoadContext) -> GroundingEngine:
+    if spec.is_tiny:
+        model, processor = build_tiny_grounding_dino(int(spec.options.get("seed", 0)))
+    else:
+        model = load_pretrained(spec, GroundingDinoForObjectDetection.from_pretrained)
+        processor = load_pretrained(spec, AutoProcessor.from_pretrained)
+    return GroundingEngine(model.to(device=context.device, dtype=context.dtype).eval(), processor)
