@@ -1,0 +1,57 @@
+"""Building user messages that carry media handles and region sketches in one agreed form.
+
+Regions ride in ``additional_kwargs["regions"]`` as ``{"media", "box", "mask"}`` dicts (``box``
+normalised ``[x1, y1, x2, y2]``, ``mask`` an optional ``mask_`` handle for a free-form sketch), and
+are also spelled out in the text so any planner, not only Vitron, can use them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.messages import HumanMessage
+
+from vitron.graphs.state import MediaRegistry
+from vitron.tools.geometry import fmt_box
+from vitron.tools.workspace import MediaInfo
+
+
+def user_message(
+    text: str,
+    media: Sequence[MediaInfo] = (),
+    regions: Sequence[dict[str, Any]] = (),
+) -> HumanMessage:
+    """A human message naming attached ``media`` and ``regions`` so planners can use them."""
+    parts = [text.strip()]
+    for item in media:
+        parts.append(f"[attached {item.summary()}]")
+    for i, region in enumerate(regions):
+        sketch = f", sketch {region['mask']}" if region.get("mask") else ""
+        parts.append(f"[region {i}: {fmt_box(region['box'])} of {region['media']}{sketch}]")
+    kwargs = {"regions": [dict(r) for r in regions]} if regions else {}
+    return HumanMessage(content="\n".join(p for p in parts if p), additional_kwargs=kwargs)
+
+
+def media_listing(media: MediaRegistry, limit: int = 40) -> str:
+    """Lines describing the conversation's media for the planner, newest last."""
+    if not media:
+        return "No media in this conversation yet."
+    lines = []
+    items = list(media.items())[-limit:]
+    for handle, info in items:
+        info = {k: v for k, v in info.items() if k in MediaInfo.__dataclass_fields__}
+        summary = MediaInfo(handle=handle, **info).summary()
+        origin = info.get("source", "user")
+        origin = "from the user" if origin == "user" else f"made by {origin}"
+        if info.get("inputs"):
+            origin += " from " + ", ".join(info["inputs"])
+        label = f" '{info['label']}'" if info.get("label") else ""
+        lines.append(f"- {summary}{label}, {origin}")
+    skipped = len(media) - len(items)
+    head = (
+        f"Media in this conversation ({skipped} older not shown):"
+        if skipped
+        else "Media in this conversation:"
+    )
+    return "\n".join([head, *lines])

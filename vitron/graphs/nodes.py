@@ -1,0 +1,188 @@
+"""The graph's nodes: ``ingest`` (media in messages → handles), ``vitron_llm`` (the planner), one
+node per tool, and ``invalid_call`` (tool calls that cannot run, answered with an error)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import BaseTool
+from langgraph.runtime import Runtime
+
+from vitron.graphs.context import Context
+from vitron.graphs.messages import media_listing
+from vitron.graphs.state import MediaRegistry, State, ToolCallInput
+from vitron.prompts import load_prompt
+from vitron.tools.backend import Services, current_services
+from vitron.tools.errors import VitronToolError
+from vitron.tools.handles import find_handles
+
+logger = logging.getLogger(__name__)
+
+MEDIA_BLOCK_TYPES = ("image", "video", "image_url")
+
+
+def services_of(runtime: Runtime[Context] | None) -> Services:
+    context = runtime.context if runtime is not None and runtime.context is not None else Context()
+    return context.services()
+
+
+def thread_of(config: RunnableConfig) -> str | None:
+    thread = (config.get("configurable") or {}).get("thread_id")
+    return str(thread) if thread else None
+
+
+# --------------------------------------------------------------------------- ingest
+
+
+def ingest(state: State, config: RunnableConfig, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Move media sent inline (base64 content blocks) into the workspace and register handles.
+
+    Pixels must not stay in the state, so each inline image or video block of the newest user
+    message is stored and replaced by a text block naming its handle (same message id, so the
+    message is replaced, not duplicated). Handles the user mentions that exist in this thread's
+    workspace are registered too.
+    """
+    messages = state.get("messages") or []
+    if not messages or not isinstance(messages[-1], HumanMessage):
+        return {}
+    message = messages[-1]
+    workspace = services_of(runtime).workspace.for_thread(thread_of(config))
+    known = state.get("media") or {}
+    media: MediaRegistry = {}
+    update: dict[str, Any] = {}
+
+    if isinstance(message.content, list) and any(
+        isinstance(b, dict) and b.get("type") in MEDIA_BLOCK_TYPES for b in message.content
+    ):
+        blocks = []
+        for block in message.content:
+            if not (isinstance(block, dict) and block.get("type") in MEDIA_BLOCK_TYPES):
+                blocks.append(block)
+                continue
+            try:
+                info = workspace.import_bytes(_block_bytes(block), source="user")
+            except VitronToolError as exc:
+                blocks.append({"type": "text", "text": f"[attachment not usable: {exc}]"})
+                continue
+            media[info.handle] = info.to_state()
+            blocks.append({"type": "text", "text": f"[attached {info.summary()}]"})
+        update["messages"] = [message.model_copy(update={"content": blocks})]
+
+    for handle in find_handles(message.text):
+        base = handle.split("#")[0]
+        if base not in known and base not in media and workspace.exists(base):
+            media[base] = workspace.describe(base).to_state()
+    if media:
+        update["media"] = media
+    return update
+
+
+def _block_bytes(block: dict[str, Any]) -> bytes:
+    """The bytes of a base64 image/video block in any LangChain or OpenAI layout."""
+    data = block.get("base64") or block.get("data")
+    url = block.get("url") or (block.get("image_url") or {}).get("url")
+    if data is None and isinstance(url, str) and url.startswith("data:"):
+        data = url.split(",", 1)[1] if "," in url else ""
+    if data is None:
+        raise VitronToolError(
+            "only inline (base64) media can be attached; store the file with the CLI or "
+            "Workspace.import_file and mention its handle"
+        )
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise VitronToolError(f"attachment is not valid base64: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- the planner
+
+
+def steps_this_turn(messages: Sequence[AnyMessage]) -> int:
+    """Model steps since the latest user message (each AIMessage is one)."""
+    count = 0
+    for message in reversed(messages):
+        if isinstance(message, HumanMessage):
+            break
+        count += isinstance(message, AIMessage)
+    return count
+
+
+def make_llm_node(model: BaseChatModel, tools: Sequence[BaseTool]) -> Callable[..., dict[str, Any]]:
+    """The ``vitron_llm`` node: the planner with the tools bound once, not per call."""
+    bound = model.bind_tools(list(tools)) if tools else model
+    system_prompt = load_prompt("system")
+
+    def vitron_llm(
+        state: State, config: RunnableConfig, runtime: Runtime[Context]
+    ) -> dict[str, Any]:
+        context = runtime.context or Context()
+        messages = state.get("messages") or []
+        if steps_this_turn(messages) >= context.step_limit:
+            return {
+                "messages": [
+                    AIMessage(
+                        content=f"I stopped after {context.step_limit} steps without finishing "
+                        "(the step limit of this run). Tell me to continue, or raise step_limit.",
+                        response_metadata={"stop_reason": "step_limit"},
+                    )
+                ]
+            }
+        system = SystemMessage(
+            content=f"{system_prompt}\n\n{media_listing(state.get('media') or {})}"
+        )
+        token = current_services.set(context.services())
+        try:
+            response = bound.invoke([system, *messages], config)
+        finally:
+            current_services.reset(token)
+        return {"messages": [response]}
+
+    return vitron_llm
+
+
+# --------------------------------------------------------------------------- tools
+
+
+def make_tool_node(tool: BaseTool) -> Callable[..., dict[str, Any]]:
+    """A node running one call of ``tool``; any failure becomes an error ``ToolMessage``."""
+
+    def run_tool(
+        payload: ToolCallInput, config: RunnableConfig, runtime: Runtime[Context]
+    ) -> dict[str, Any]:
+        call = payload["call"]
+        token = current_services.set(services_of(runtime))
+        try:
+            result = tool.invoke({**call, "type": "tool_call"}, config)
+        except Exception as exc:  # a tool outside the package may raise anything
+            logger.exception("tool %s raised", tool.name)
+            result = error_message(call, f"{tool.name} failed: {type(exc).__name__}: {exc}")
+        finally:
+            current_services.reset(token)
+        if not isinstance(result, ToolMessage):
+            result = ToolMessage(content=str(result), tool_call_id=call["id"], name=tool.name)
+        update: dict[str, Any] = {"messages": [result]}
+        artifact = result.artifact
+        if isinstance(artifact, dict) and isinstance(artifact.get("media"), dict):
+            update["media"] = artifact["media"]
+        return update
+
+    run_tool.__name__ = tool.name
+    return run_tool
+
+
+def invalid_call(payload: ToolCallInput) -> dict[str, Any]:
+    """Answer a call that cannot run (unknown tool, unparseable arguments) so the model can fix it."""
+    return {"messages": [error_message(payload["call"], payload.get("error", "invalid tool call"))]}
+
+
+def error_message(call: dict[str, Any], text: str) -> ToolMessage:
+    return ToolMessage(
+        content=text, tool_call_id=call.get("id") or "", name=call.get("name"), status="error"
+    )
