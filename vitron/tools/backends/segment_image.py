@@ -14,6 +14,7 @@ from vitron.tools.backend import CallContext, ToolOutput, backend
 from vitron.tools.backends.ground import GroundArgs, detect
 from vitron.tools.errors import VitronToolError
 from vitron.tools.geometry import coverage, fmt_box, mask_box, points_to_pixels, region_to_pixels
+from vitron.tools.models.sam import SamMask
 from vitron.tools.overlay import mask_overlay
 from vitron.tools.schemas import ImageHandle, MaskHandle, Point, ToolArgs
 
@@ -43,9 +44,9 @@ class SegmentImageArgs(ToolArgs):
         return self
 
 
-@backend("segment_image", SegmentImageArgs, components=("sam", "grounding_dino"))
-def segment_image(args: SegmentImageArgs, call: CallContext) -> ToolOutput:
-    """Segment a target given by words, boxes, points or an earlier mask."""
+def find_masks(args: SegmentImageArgs, call: CallContext) -> tuple[list[SamMask], str]:
+    """SAM masks for the target ``args`` names (shared by the editing backends), and a note on
+    how a text target was located (empty for box, point and mask prompts)."""
     image = call.workspace.get_image(args.image)
     width, height = image.size
     sam = call.models.get("sam", call.progress)
@@ -82,8 +83,14 @@ def segment_image(args: SegmentImageArgs, call: CallContext) -> ToolOutput:
         best = found[0]
         located = f" (located by Grounding DINO as {best.label!r}, score {best.score:.2f})"
         prompts = [{"box": region_to_pixels(best.box, width, height)}]
+    return [sam.segment(args.image, image, **prompt) for prompt in prompts], located
 
-    results = [sam.segment(args.image, image, **prompt) for prompt in prompts]
+
+@backend("segment_image", SegmentImageArgs, components=("sam", "grounding_dino"))
+def segment_image(args: SegmentImageArgs, call: CallContext) -> ToolOutput:
+    """Segment a target given by words, boxes, points or an earlier mask."""
+    results, located = find_masks(args, call)
+    image = call.workspace.get_image(args.image)
     label = args.instruction.strip() or "target"
     inputs = [args.image] + ([args.mask] if args.mask else [])
     created, lines = [], []
