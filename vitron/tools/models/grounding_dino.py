@@ -111,6 +111,8 @@ class GroundingEngine:
             text_threshold=text_threshold,
             target_sizes=[(height, width)],
         )[0]
+        if len(result["scores"]) == 0:  # the library mislabels an empty result; nothing to read
+            return []
         detections = []
         for box, score, label in zip(
             result["boxes"].float().tolist(),

@@ -1,15 +1,16 @@
 """Profiles: which checkpoint, dtype and device every component uses, as TOML data.
 
 A profile is a TOML file with a ``[components.<name>]`` table per component. Built-in profiles live
-beside this module (``tiny``, ``vitron-7b``); any other ``.toml`` path works too, so a user can point
-one component at a local file without touching the package.
+beside this module (``tiny``, ``vitron-7b``); any other ``.toml`` path works too, and
+``extends = "<profile>"`` inherits every component of another profile, so a user's profile holds only
+what it changes or adds.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,10 @@ def load_profile(name_or_path: str | Path) -> Profile:
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"profile {source} is not valid TOML: {exc}") from exc
     name = data.get("name") or Path(source).stem
+    base = load_profile(data["extends"]) if data.get("extends") else None
     components: dict[str, ComponentSpec] = {}
+    if base is not None:  # inherited entries keep their settings but report this profile's name
+        components = {k: replace(v, profile=name) for k, v in base.components.items()}
     for comp_name, table in (data.get("components") or {}).items():
         table = dict(table)
         missing = [key for key in ("loader", "checkpoint") if key not in table]
@@ -111,9 +115,9 @@ def load_profile(name_or_path: str | Path) -> Profile:
     budget = data.get("memory_budget")
     return Profile(
         name=name,
-        description=data.get("description", ""),
+        description=data.get("description", base.description if base else ""),
         components=components,
-        memory_budget=parse_size(budget) if budget is not None else None,
+        memory_budget=parse_size(budget) if budget is not None else (base and base.memory_budget),
         source=source,
     )
 
