@@ -229,3 +229,17 @@ def test_progress_of_model_loading_streams_as_custom_events(tmp_path, photo):
         "status": "start",
     }.items() <= events[0].items()
     assert events[-1]["status"] == "done" and events[-1]["seconds"] >= 0
+
+
+def test_a_failing_planner_ends_the_turn_with_a_message_and_the_thread_goes_on(context):
+    def crash(messages):
+        raise RuntimeError("CUDA out of memory in the planner")
+
+    graph = build_graph(
+        ScriptedChatModel(steps=[crash, AIMessage(content="fine again")]),
+        checkpointer=sqlite_checkpointer(context.workspace),
+    )
+    first = final(run(graph, "hello", context))
+    assert "planner failed" in first.content and "CUDA out of memory" in first.content
+    assert first.response_metadata["stop_reason"] == "planner_error"
+    assert final(run(graph, "hello again", context)).content == "fine again"

@@ -140,11 +140,25 @@ def make_llm_node(model: BaseChatModel, tools: Sequence[BaseTool]) -> Callable[.
         token = current_services.set(context.services())
         try:
             response = bound.invoke([system, *messages], config)
+        except VitronToolError as exc:  # e.g. the planner's checkpoint is missing
+            response = planner_failure(exc)
+        except Exception as exc:  # the turn ends with the error; the thread stays usable
+            logger.exception("the planner failed")
+            response = planner_failure(exc)
         finally:
             current_services.reset(token)
         return {"messages": [response]}
 
     return vitron_llm
+
+
+def planner_failure(exc: Exception) -> AIMessage:
+    """The turn's answer when the planner itself fails: says so, and ends the turn."""
+    detail = str(exc) if isinstance(exc, VitronToolError) else f"{type(exc).__name__}: {exc}"
+    return AIMessage(
+        content=f"The planner failed, so this turn stopped: {detail}",
+        response_metadata={"stop_reason": "planner_error"},
+    )
 
 
 # --------------------------------------------------------------------------- tools

@@ -21,7 +21,7 @@ def _handle_of(*kinds: str):
     return AfterValidator(check)
 
 
-def _check_region(region: list[float]) -> list[float]:
+def check_region(region: list[float]) -> list[float]:
     if len(region) != 4:
         raise ValueError(f"a region is [x1, y1, x2, y2], got {len(region)} numbers: {region}")
     if any(not 0.0 <= v <= 1.0 for v in region):
@@ -35,7 +35,7 @@ def _check_region(region: list[float]) -> list[float]:
     return [float(v) for v in region]
 
 
-def _check_point(point: list[float]) -> list[float]:
+def check_point(point: list[float]) -> list[float]:
     if len(point) != 2 or any(not 0.0 <= v <= 1.0 for v in point):
         raise ValueError(f"a point is [x, y] with each between 0 and 1, got {point}")
     return [float(v) for v in point]
@@ -58,11 +58,11 @@ SignalHandle = Annotated[
 ]
 Region = Annotated[
     list[float],
-    AfterValidator(_check_region),
+    AfterValidator(check_region),
     Field(description="[x1, y1, x2, y2] as fractions (0–1) of width and height, top-left origin"),
 ]
 Point = Annotated[
-    list[float], AfterValidator(_check_point), Field(description="[x, y] as fractions (0–1)")
+    list[float], AfterValidator(check_point), Field(description="[x, y] as fractions (0–1)")
 ]
 
 

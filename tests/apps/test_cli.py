@@ -1,0 +1,135 @@
+"""The ``vitron`` command: demo, one-shot run, interactive chat, and its error messages."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vitron.apps.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+PLANNERS = "tests.apps.scripted_planners"
+
+
+@pytest.fixture
+def picture(tmp_path) -> Path:
+    path = tmp_path / "picture.png"
+    Image.fromarray(np.tile(np.arange(64, dtype=np.uint8), (48, 1))[..., None].repeat(3, 2)).save(
+        path
+    )
+    return path
+
+
+def common(tmp_path) -> list[str]:
+    return [
+        "--profile",
+        "tiny",
+        "--workspace",
+        str(tmp_path / "ws"),
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
+
+
+def test_demo_is_labelled_and_writes_its_outputs(tmp_path):
+    """The README's main command, as a user runs it: a new process, offline."""
+    out = tmp_path / "demo"
+    result = subprocess.run(
+        [sys.executable, "-m", "vitron.apps.cli", "demo", "--out", str(out), *common(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "FIXED BY A SCRIPT" in result.stdout and "random weights" in result.stdout
+    assert result.stdout.count("vitron: ") == 3
+    written = sorted(p.name for p in out.iterdir())
+    assert "transcript.md" in written and "astronaut.png" in written
+    assert sum(name.endswith(".png") and "_mask_" in name for name in written) == 2
+    assert any(name.endswith(".json") and "_box_" in name for name in written)
+    assert "--thread" in result.stdout
+
+
+def test_run_attaches_writes_outputs_and_resumes_by_thread(tmp_path, picture, capsys):
+    out = tmp_path / "out"
+    args = [
+        "run",
+        "segment it",
+        "--image",
+        str(picture),
+        "--out",
+        str(out),
+        "--planner",
+        f"{PLANNERS}:segment_then_answer",
+    ]
+    assert main([*args, *common(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "→ segment_image(" in printed and "vitron: Done: mask_" in printed
+    assert len(list(out.glob("*_mask_*.png"))) == 1 and len(list(out.glob("*overlay*.png"))) == 1
+    thread = printed.strip().splitlines()[-1].removeprefix("thread: ")
+
+    again = [
+        "run",
+        "and this box",
+        "--region",
+        "0.1",
+        "0.1",
+        "0.5",
+        "0.5",
+        "--out",
+        str(out),
+        "--thread",
+        thread,
+    ]
+    assert main([*again, "--planner", f"{PLANNERS}:segment_then_answer", *common(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "regions=[[0.1, 0.1, 0.5, 0.5]]" in printed  # the region reached the planner
+    assert f"thread: {thread}" in printed
+
+
+def test_chat_commands_and_errors_do_not_end_the_session(tmp_path, picture, monkeypatch, capsys):
+    sketch = tmp_path / "sketch.png"
+    mask = np.zeros((48, 64), dtype=np.uint8)
+    mask[10:30, 5:25] = 255
+    Image.fromarray(mask).save(sketch)
+    lines = iter(
+        [
+            "/image /no/such/file.png",
+            f"/image {picture}",
+            "/region 0.9 0.1 0.2 0.5",
+            f"/sketch {sketch}",
+            "segment my sketch",
+            "/media",
+            "/help",
+            "/quit",
+        ]
+    )
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(lines))
+    assert main(["chat", "--planner", f"{PLANNERS}:segment_then_answer", *common(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "error: no such file: /no/such/file.png" in printed
+    assert "attached img_" in printed and "64x48 image" in printed
+    assert "← segment_image: mask_" in printed and "file: " in printed
+    assert "error: region [0.9, 0.1, 0.2, 0.5] is inverted" in printed  # refused before sending
+    assert "sketch mask_" in printed and "box [0.0781, 0.2083, 0.3906, 0.625]" in printed
+    assert "regions=[[0.0781, 0.2083, 0.3906, 0.625]]" in printed
+    assert "/region X1 Y1 X2 Y2" in printed  # help
+    assert "resume with: vitron chat --thread" in printed
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "hi", "--image", "/no/such.png"], "no such file: /no/such.png"),
+        (["run", "hi", "--profile", "imaginary"], "unknown profile 'imaginary'"),
+        (["run", "hi", "--planner", "not-a-spec"], "must be written package.module:attribute"),
+    ],
+)
+def test_cli_errors_are_one_clear_line(tmp_path, argv, message, capsys):
+    base = ["--workspace", str(tmp_path / "ws"), "--planner", f"{PLANNERS}:answer_only"]
+    assert main([*argv[:2], *base, *argv[2:]]) == 2
+    assert message in capsys.readouterr().err

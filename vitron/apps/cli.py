@@ -1,0 +1,232 @@
+"""The ``vitron`` command: ``chat`` (interactive), ``run`` (one shot) and ``demo`` (walk-through).
+
+Conversations persist in SQLite under the workspace; ``--thread ID`` resumes one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from vitron.apps.progress import TerminalRenderer
+from vitron.apps.session import Session, Turn
+from vitron.graphs import Context
+from vitron.graphs.planner import default_planner, planner_from_spec
+from vitron.tools.errors import VitronToolError
+
+CHAT_HELP = """commands:
+  /image PATH | /video PATH   attach a file to your next message
+  /region X1 Y1 X2 Y2         a box (fractions 0-1 of width/height) on the latest image or video
+  /sketch PATH                a free-form region: a black-and-white mask image of the same size
+  /media                      list the conversation's media and their files
+  /help                       this text
+  /quit                       leave (resume later with --thread {thread})"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if not args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")  # fmt: skip
+    try:
+        return COMMANDS[args.command](args)
+    except (VitronToolError, ValueError, OSError) as exc:
+        print(f"vitron: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vitron", description=__doc__.splitlines()[0])
+    common = argparse.ArgumentParser(add_help=False)
+    defaults = Context()
+    common.add_argument(
+        "--profile",
+        default=defaults.profile,
+        help="tiny, vitron-7b or a .toml path (default: %(default)s)",
+    )
+    common.add_argument(
+        "--workspace",
+        default=defaults.workspace,
+        help="where media and conversations are kept (default: %(default)s)",
+    )
+    common.add_argument(
+        "--device",
+        default=defaults.device,
+        help="auto, cpu, cuda, cuda:1, mps (default: %(default)s)",
+    )
+    common.add_argument("--thread", help="conversation id to resume (a new one is made if omitted)")
+    common.add_argument(
+        "--planner", help="package.module:attribute of another chat model to plan with"
+    )
+    common.add_argument(
+        "--step-limit",
+        type=int,
+        default=defaults.step_limit,
+        help="model steps per turn (default: %(default)s)",
+    )
+    common.add_argument("--no-progress", action="store_true", help="no progress bars")
+    common.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser(
+        "chat", parents=[common], help="talk with Vitron; attach images and videos, draw regions"
+    )
+
+    run = commands.add_parser(
+        "run", parents=[common], help="one instruction, print the answer, write the outputs"
+    )
+    run.add_argument("instruction")
+    run.add_argument("--image", action="append", default=[], help="an image to attach (repeatable)")
+    run.add_argument("--video", action="append", default=[], help="a video to attach (repeatable)")
+    run.add_argument(
+        "--region",
+        nargs=4,
+        type=float,
+        metavar=("X1", "Y1", "X2", "Y2"),
+        help="a box on the attached media",
+    )
+    run.add_argument(
+        "--out",
+        default="vitron-outputs",
+        help="folder for the files the tools make (default: %(default)s)",
+    )
+
+    demo = commands.add_parser(
+        "demo", parents=[common], help="a labelled walk-through on a real photo, offline"
+    )
+    demo.add_argument(
+        "--out", default="vitron-demo", help="folder for the outputs (default: %(default)s)"
+    )
+    return parser  # fmt: skip
+
+
+def context_from(args: argparse.Namespace) -> Context:
+    return Context(
+        profile=args.profile,
+        workspace=args.workspace,
+        device=args.device,
+        step_limit=args.step_limit,
+    )
+
+
+def open_session(args: argparse.Namespace) -> Session:
+    model = planner_from_spec(args.planner) if args.planner else default_planner()
+    return Session(model, context_from(args), thread_id=args.thread)
+
+
+def print_files(session: Session, turn: Turn, out: Callable[[str], None] = print) -> None:
+    for handle in turn.created:
+        out(f"  file: {session.workspace.path(handle)}")
+
+
+def run_chat(args: argparse.Namespace) -> int:
+    session = open_session(args)
+    renderer = TerminalRenderer(bars=not args.no_progress)
+    resumed = len(session.history())
+    print(f"vitron chat — profile {args.profile}, thread {session.thread_id}"
+          + (f" (resumed, {resumed} messages)" if resumed else "") + ". /help for commands.")  # fmt: skip
+    while True:
+        try:
+            line = input("you> ").strip()
+        except EOFError:
+            print()
+            break
+        if not line:
+            continue
+        if line.startswith("/"):
+            if not chat_command(session, line):
+                break
+            continue
+        try:
+            turn = session.send(line, on_event=renderer)
+        finally:
+            renderer.close()
+        print_files(session, turn)
+    print(f"conversation saved; resume with: vitron chat --thread {session.thread_id}")
+    return 0
+
+
+def chat_command(session: Session, line: str) -> bool:
+    """Handle one ``/command``; returns False to leave the chat. Errors are printed, not fatal."""
+    name, *rest = shlex.split(line)
+    try:
+        if name in ("/quit", "/exit"):
+            return False
+        if name in ("/image", "/video") and len(rest) == 1:
+            info = session.attach(rest[0])
+            print(f"  attached {info.summary()}")
+        elif name == "/region" and len(rest) == 4:
+            region = session.add_region([float(v) for v in rest])
+            print(f"  region {region['box']} on {region['media']}")
+        elif name == "/sketch" and len(rest) == 1:
+            add_sketch(session, rest[0])
+        elif name == "/media":
+            for handle, info in session.media().items():
+                print(
+                    f"  {handle} {info.get('kind')} from {info.get('source')}: {session.workspace.path(handle)}"
+                )
+        else:
+            print(CHAT_HELP.format(thread=session.thread_id))
+    except (VitronToolError, ValueError, OSError) as exc:
+        print(f"  error: {exc}")
+    return True
+
+
+def add_sketch(session: Session, path: str) -> None:
+    """A free-form region from a mask image: white (or opaque) pixels are the region."""
+    import numpy as np
+    from PIL import Image
+
+    from vitron.tools.geometry import mask_box
+
+    with Image.open(path) as image:
+        array = np.asarray(image.convert("RGBA"))
+    mask = (array[..., 3] > 0) & (array[..., :3].max(axis=2) > 127)
+    box = mask_box(mask)
+    if box is None:
+        raise ValueError(f"{path} has no white pixels to use as a region")
+    stored = session.workspace.put_mask(mask, source="user", label="sketch")
+    region = session.add_region(box, mask=stored.handle)
+    print(f"  sketch {stored.handle} (box {region['box']}) on {region['media']}")
+
+
+def run_once(args: argparse.Namespace) -> int:
+    session = open_session(args)
+    for path in [*args.image, *args.video]:
+        session.attach(path)
+    if args.region:
+        session.add_region(args.region)
+    renderer = TerminalRenderer(bars=not args.no_progress)
+    try:
+        turn = session.send(args.instruction, on_event=renderer)
+    finally:
+        renderer.close()
+    for path in session.export(turn.created, args.out):
+        print(f"  wrote {path}")
+    print(f"thread: {session.thread_id}")
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from vitron.apps.demo import run_walkthrough
+
+    return run_walkthrough(context_from(args), Path(args.out), thread_id=args.thread,
+                           progress=not args.no_progress)  # fmt: skip
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "chat": run_chat,
+    "run": run_once,
+    "demo": run_demo,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""``vitron demo``: a multi-turn session on a real photo, offline, written to a folder.
+
+This is a WALK-THROUGH: the tool calls are fixed by the script below, not planned by a model, and the
+``tiny`` profile's models have random weights, so masks and boxes show the plumbing, not quality.
+It exercises the real graph, tools, workspace and SQLite persistence end to end. Once the ``nano``
+profile ships a trained planner, the demo runs that planner instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from langchain_core.messages import AIMessage, BaseMessage
+from skimage import data
+
+from vitron.apps.progress import TerminalRenderer
+from vitron.apps.scripted import ScriptedChatModel, last_artifact, tool_call
+from vitron.apps.session import Session
+from vitron.graphs import Context
+from vitron.tools.handles import find_handles
+
+BANNER = """\
+=== Vitron walk-through (offline) ===
+The tool calls in this session are FIXED BY A SCRIPT, not planned by a model, and the {profile!r}
+profile's models have random weights: outputs show the plumbing (handles, masks, boxes, files,
+persistence), not quality. Photo: scikit-image's 'astronaut' (Eileen Collins, NASA, public domain).
+"""
+
+
+@dataclass(frozen=True)
+class ScriptedTurn:
+    """A user message and the planner steps the script answers it with."""
+
+    text: str
+    steps: Sequence[AIMessage | Callable[[Sequence[BaseMessage]], AIMessage]]
+    region: list[float] | None = None
+
+
+def photo_handle(messages: Sequence[BaseMessage]) -> str:
+    """The image the user attached in the first turn."""
+    for message in messages:
+        if message.type == "human":
+            handles = [h for h in find_handles(message.text) if h.startswith("img_")]
+            if handles:
+                return handles[0]
+    raise LookupError("no image was attached")
+
+
+def answer(template: str) -> Callable[[Sequence[BaseMessage]], AIMessage]:
+    """A scripted final answer filled from the latest tool result's artifact."""
+
+    def reply(messages: Sequence[BaseMessage]) -> AIMessage:
+        artifact = messages[-1].artifact if isinstance(messages[-1].artifact, dict) else {}
+        return AIMessage(
+            content=template.format(**artifact, handles=", ".join(artifact.get("media", {})))
+        )
+
+    return reply
+
+
+def script() -> list[ScriptedTurn]:
+    return [
+        ScriptedTurn(
+            "Segment the astronaut in this photo.",
+            [
+                lambda m: tool_call(
+                    "segment_image", image=photo_handle(m), instruction="the astronaut"
+                ),
+                answer(
+                    "Here is the astronaut's mask, {masks[0]}, drawn over the photo in {overlay}."
+                ),
+            ],
+        ),
+        ScriptedTurn(
+            "Now ground the flag next to her.",
+            [
+                lambda m: tool_call(
+                    "ground",
+                    image=photo_handle(m),
+                    instruction="a flag",
+                    near=last_artifact(m, "masks")[0],
+                ),
+                answer(
+                    "I found {labels[0]!r} nearest to her at {boxes[0]} (all boxes and the overlay: {handles})."
+                ),
+            ],
+        ),
+        ScriptedTurn(
+            "Segment what is inside the box I drew.",
+            [
+                lambda m: tool_call(
+                    "segment_image", image=photo_handle(m), regions=[[0.55, 0.05, 0.95, 0.45]]
+                ),
+                answer("The mask of your box is {masks[0]}; overlay {overlay}."),
+            ],
+            region=[0.55, 0.05, 0.95, 0.45],
+        ),
+    ]
+
+
+def run_walkthrough(
+    context: Context, out: Path, thread_id: str | None = None, progress: bool = True
+) -> int:
+    """Run the scripted session, print it, and write its outputs and transcript to ``out``."""
+    turns = script()
+    planner = ScriptedChatModel(steps=[step for turn in turns for step in turn.steps])
+    session = Session(planner, context, thread_id=thread_id)
+    print(BANNER.format(profile=context.profile))
+    photo = out / "astronaut.png"
+    out.mkdir(parents=True, exist_ok=True)
+    from PIL import Image
+
+    Image.fromarray(data.astronaut()).save(photo)
+    session.attach(photo)
+    renderer = TerminalRenderer(bars=progress)
+    transcript = [
+        f"# Vitron walk-through, thread {session.thread_id}\n",
+        BANNER.format(profile=context.profile),
+    ]
+    for turn in turns:
+        if turn.region:
+            session.add_region(turn.region)
+        print(f"you> {turn.text}")
+        try:
+            result = session.send(turn.text, on_event=renderer)
+        finally:
+            renderer.close()
+        written = session.export(result.created, out)
+        for path in written:
+            print(f"  wrote {path}")
+        transcript += [f"\n**you:** {turn.text}\n"]
+        transcript += [f"- `{m.type}`: {m.text or m.tool_calls}" for m in result.messages]
+        transcript += [f"- file: `{p.name}`" for p in written]
+    (out / "transcript.md").write_text("\n".join(transcript) + "\n")
+    print(f"\nOutputs and transcript in {out}/. Resume this conversation with:\n"
+          f"  vitron chat --profile {context.profile} --workspace {context.workspace} "
+          f"--thread {session.thread_id}")  # fmt: skip
+    return 0

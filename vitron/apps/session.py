@@ -1,0 +1,142 @@
+"""A conversation as the command line (and later the web UI) drives it: attach media, send a
+message, stream what happens, and collect the files the tools made.
+
+The graph persists each thread in SQLite under the workspace, so a session resumed with the same
+thread id continues where it stopped, in this process or another.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+
+from vitron.graphs import Context, build_graph, user_message
+from vitron.graphs.persistence import sqlite_checkpointer
+from vitron.tools.schemas import check_region
+from vitron.tools.workspace import EXTENSIONS, MediaInfo
+
+logger = logging.getLogger(__name__)
+
+EventHandler = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class Turn:
+    """What one user message led to: the new messages and the media the tools made."""
+
+    messages: list[BaseMessage] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+
+    @property
+    def answer(self) -> str:
+        replies = [m for m in self.messages if isinstance(m, AIMessage) and not m.tool_calls]
+        return replies[-1].text if replies else ""
+
+
+class Session:
+    """One conversation thread over a planner, the tools, and a persistent checkpointer."""
+
+    def __init__(
+        self,
+        model: BaseChatModel,
+        context: Context,
+        thread_id: str | None = None,
+        tools: Sequence[Any] | None = None,
+    ) -> None:
+        self.context = context
+        self.thread_id = thread_id or uuid.uuid4().hex[:12]
+        self.config = {"configurable": {"thread_id": self.thread_id}}
+        self.workspace = context.services().workspace.for_thread(self.thread_id)
+        self.graph = build_graph(model, tools, checkpointer=sqlite_checkpointer(context.workspace))
+        self._pending: list[MediaInfo] = []
+        self._regions: list[dict[str, Any]] = []
+
+    # ---------------------------------------------------------------- input
+
+    def attach(self, path: str | Path) -> MediaInfo:
+        """Store an image or video file; it goes with the next message."""
+        info = self.workspace.import_file(path, source="user", label=Path(path).name)
+        self._pending.append(info)
+        return info
+
+    def add_region(
+        self, box: list[float], media: str | None = None, mask: str | None = None
+    ) -> dict:
+        """A region (normalised box, optional sketch mask handle) for the next message."""
+        target = media or self.latest_visual()
+        if target is None:
+            raise ValueError("attach an image or video before drawing a region")
+        region = {"media": target, "box": check_region(list(box)), "mask": mask}
+        self._regions.append(region)
+        return region
+
+    def latest_visual(self) -> str | None:
+        """The most recent image or video of the conversation (pending attachments first)."""
+        if self._pending:
+            return self._pending[-1].handle
+        visuals = [h for h in self.media() if h.startswith(("img_", "vid_"))]
+        return visuals[-1] if visuals else None
+
+    # ---------------------------------------------------------------- running
+
+    def send(self, text: str, on_event: EventHandler | None = None) -> Turn:
+        """Run one turn; ``on_event`` receives progress events and each new message as it lands."""
+        media, self._pending = self._pending, []
+        regions, self._regions = self._regions, []
+        inputs = {
+            "messages": [user_message(text, media=media, regions=regions)],
+            "media": {m.handle: m.to_state() for m in media},
+        }
+        turn = Turn()
+        for mode, chunk in self._stream(inputs):
+            if mode == "custom":
+                if on_event:
+                    on_event(chunk)
+                continue
+            for update in (chunk or {}).values():
+                for message in (update or {}).get("messages", []):
+                    if isinstance(message, AIMessage | ToolMessage):
+                        turn.messages.append(message)
+                        if on_event:
+                            on_event({"event": "message", "message": message})
+                turn.created.extend(
+                    h for h in (update or {}).get("media", {}) if h not in turn.created
+                )
+        return turn
+
+    def _stream(self, inputs: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+        yield from self.graph.stream(
+            inputs, self.config, context=self.context, stream_mode=["updates", "custom"]
+        )
+
+    # ---------------------------------------------------------------- reading back
+
+    def history(self) -> list[BaseMessage]:
+        return list(self.graph.get_state(self.config).values.get("messages", []))
+
+    def media(self) -> dict[str, dict[str, Any]]:
+        return dict(self.graph.get_state(self.config).values.get("media", {}))
+
+    def export(self, handles: Sequence[str], directory: str | Path) -> list[Path]:
+        """Copy the files behind ``handles`` to ``directory`` under readable names."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        written = []
+        for handle in handles:
+            kind = handle.split("_", 1)[0]
+            source = self.workspace.path(handle)
+            label = (self.workspace.describe(handle).label or kind).replace(" ", "-")
+            safe = "".join(c for c in label if c.isalnum() or c in "-_")[:40] or kind
+            number = len(list(directory.glob("[0-9][0-9]_*"))) + 1
+            target = directory / f"{number:02d}_{safe}_{handle}.{EXTENSIONS[kind]}"
+            shutil.copyfile(source, target)
+            written.append(target)
+        return written
