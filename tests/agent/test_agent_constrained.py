@@ -1,0 +1,129 @@
+"""Constrained decoding: even the random tiny model emits only well-formed invocations."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import LogitsProcessor, LogitsProcessorList
+
+from vitron.agent.build import build_tiny_vitron
+from vitron.agent.constrained import InvocationGrammar
+from vitron.agent.invocation import MODULES, parse_reply
+
+
+@pytest.fixture(scope="module", autouse=True)
+def single_thread():
+    """One intra-op thread: the tiny model's matmuls are too small to gain from more, and on a
+    busy 2-core machine competing OpenMP threads slow it down by an order of magnitude."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+BOUND = ["segment_image", "ground", "generate_image", "edit_video"]
+MAX_NEW = 40
+
+
+@pytest.fixture(scope="module")
+def setup():
+    model, processor = build_tiny_vitron(seed=0)
+    grammar = InvocationGrammar(processor.tokenizer, BOUND)
+    return model, processor, grammar
+
+
+class Nudge(LogitsProcessor):
+    """Makes the random model open invocations, close instructions and add regions often, so
+    the grammar is exercised in most samples (the grammar processor still has the last word)."""
+
+    def __init__(self, ids: dict[str, int]) -> None:
+        self.boost = {ids["<Module>"]: 5.0, ids["</Instruction>"]: 4.0, ids["<Region>"]: 2.0}
+
+    def __call__(self, input_ids, scores):
+        scores = scores.clone()
+        for token, value in self.boost.items():
+            scores[:, token] += value
+        return scores
+
+
+def sample(model, processor, processors, seed: int, rows: int) -> list[str]:
+    prompt = processor("USER: segment the zebra ASSISTANT:")
+    batch = {k: v.repeat(rows, 1) for k, v in prompt.items()}
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        out = model.generate(
+            **batch,
+            max_new_tokens=MAX_NEW,
+            do_sample=True,
+            top_k=0,
+            logits_processor=LogitsProcessorList(processors),
+        )
+    start = batch["input_ids"].shape[1]
+    return [processor.decode(row[start:]) for row in out]
+
+
+def test_200_random_generations_only_emit_well_formed_invocations(setup):
+    model, processor, grammar = setup
+    texts: list[str] = []
+    for seed in range(4):
+        texts += sample(
+            model, processor, [Nudge(grammar.tag), grammar.logits_processor(MAX_NEW)], seed, 50
+        )
+    assert len(texts) == 200
+    opened = [t for t in texts if "<Module>" in t]
+    assert len(opened) >= 100  # the grammar was really exercised
+    calls = 0
+    for text in opened:
+        parsed = parse_reply(text, modules=BOUND)
+        assert parsed.errors == [], (text, parsed.errors)
+        assert parsed.invocations and len(parsed.calls) == text.count("<Module>")
+        for invocation in parsed.invocations:
+            assert invocation.module in BOUND
+            assert invocation.instruction
+            assert invocation.signal_token == MODULES[invocation.module].signal_token
+            for box in invocation.regions:
+                assert all(0.0 <= v <= 1.0 for v in box)
+        calls += len(parsed.calls)
+    assert calls >= len(opened)
+    assert sum("<Region>" in t for t in opened) >= 20  # regions were exercised too
+
+
+def test_without_the_processor_the_same_sampling_is_malformed(setup):
+    model, processor, grammar = setup
+    texts = sample(model, processor, [Nudge(grammar.tag)], seed=0, rows=30)
+    opened = [t for t in texts if "<Module>" in t]
+    assert opened
+    malformed = [t for t in opened if parse_reply(t, modules=BOUND).errors]
+    assert len(malformed) >= len(opened) // 2
+
+
+def test_budget_is_respected_and_names_are_restricted(setup):
+    model, processor, grammar = setup
+    # Too few tokens for any invocation: <Module> is never opened.
+    prompt = processor("x")
+    with torch.no_grad():
+        out = model.generate(
+            **{k: v.repeat(20, 1) for k, v in prompt.items()},
+            max_new_tokens=4,
+            do_sample=True,
+            logits_processor=LogitsProcessorList([Nudge(grammar.tag), grammar.logits_processor(4)]),
+        )
+    texts = [processor.decode(r[prompt["input_ids"].shape[1] :]) for r in out]
+    assert all("<Module>" not in t for t in texts)
+    # After "<Module>seg" only continuations of a bound module name are allowed.
+    state = grammar.state_of(processor.tokenizer.encode("<Module>seg", add_special_tokens=False))
+    allowed = grammar.allowed(state).nonzero().flatten().tolist()
+    assert allowed
+    for token in allowed:
+        assert "segment_image".startswith("seg" + grammar.strings[token])
+    # Inside a region only digits and the fixed punctuation are allowed.
+    state = grammar.state_of(
+        processor.tokenizer.encode(
+            "<Module>ground</Module><Instruction>cups</Instruction><Region>(12, ",
+            add_special_tokens=False,
+        )
+    )
+    assert all(
+        set(grammar.strings[t]) <= set("0123456789, ()")
+        for t in grammar.allowed(state).nonzero().flatten().tolist()
+    )
