@@ -11,12 +11,13 @@ import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from vitron.apps.progress import TerminalRenderer
-from vitron.apps.session import Session, Turn
-from vitron.graphs import Context
-from vitron.graphs.planner import default_planner, planner_from_spec
+from vitron.graphs.context import Context
 from vitron.tools.errors import VitronToolError
+
+if TYPE_CHECKING:  # the commands import the models' libraries only when they run
+    from vitron.apps.session import Session, Turn
 
 CHAT_HELP = """commands:
   /image PATH | /video PATH   attach a file to your next message
@@ -43,7 +44,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vitron", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="vitron",
+        description="Vitron, the pixel-level vision LLM, as a LangGraph agent. "
+        "Conversations persist in SQLite under the workspace; --thread ID resumes one.",
+    )
     common = argparse.ArgumentParser(add_help=False)
     defaults = Context()
     common.add_argument(
@@ -117,6 +122,9 @@ def context_from(args: argparse.Namespace) -> Context:
 
 
 def open_session(args: argparse.Namespace) -> Session:
+    from vitron.apps.session import Session
+    from vitron.graphs.planner import default_planner, planner_from_spec
+
     model = planner_from_spec(args.planner) if args.planner else default_planner()
     return Session(model, context_from(args), thread_id=args.thread)
 
@@ -127,6 +135,8 @@ def print_files(session: Session, turn: Turn, out: Callable[[str], None] = print
 
 
 def run_chat(args: argparse.Namespace) -> int:
+    from vitron.apps.progress import TerminalRenderer
+
     session = open_session(args)
     renderer = TerminalRenderer(bars=not args.no_progress)
     resumed = len(session.history())
@@ -198,6 +208,8 @@ def add_sketch(session: Session, path: str) -> None:
 
 
 def run_once(args: argparse.Namespace) -> int:
+    from vitron.apps.progress import TerminalRenderer
+
     session = open_session(args)
     for path in [*args.image, *args.video]:
         session.attach(path)

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING
 
-from vitron.tools.backend import DEFAULT_WORKSPACE, Services, ServiceSettings, get_services
+from vitron.tools.defaults import DEFAULT_PROFILE, DEFAULT_WORKSPACE
+
+if TYPE_CHECKING:
+    from vitron.tools.backend import Services
 
 
 def _env(name: str, default: str) -> str:
@@ -21,7 +25,7 @@ class Context:
     """Settings of one run of the graph."""
 
     profile: str = field(
-        default_factory=lambda: _env("profile", "tiny"),
+        default_factory=lambda: _env("profile", DEFAULT_PROFILE),
         metadata={"description": "model profile: tiny, nano, vitron-7b or a .toml path"},
     )
     workspace: str = field(
@@ -47,6 +51,8 @@ class Context:
 
     def services(self) -> Services:
         """The process-wide workspace and model registry these settings name."""
+        from vitron.tools.backend import ServiceSettings, get_services
+
         return get_services(
             ServiceSettings(
                 profile=self.profile,

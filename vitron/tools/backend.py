@@ -29,14 +29,13 @@ from langchain_core.tools import BaseTool, ToolException
 from pydantic import BaseModel, ValidationError
 
 from vitron.prompts import tool_card
+from vitron.tools.defaults import DEFAULT_PROFILE, DEFAULT_WORKSPACE
 from vitron.tools.errors import VitronToolError
 from vitron.tools.profiles import load_profile, parse_size
 from vitron.tools.registry import ModelRegistry, ProgressCallback
 from vitron.tools.workspace import MediaInfo, Workspace
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_WORKSPACE = "~/.cache/vitron/workspace"
 
 
 @dataclass
@@ -115,7 +114,7 @@ def _import_backend_modules() -> None:
 class ServiceSettings:
     """Where media live and which models serve: the part of a run's settings tools need."""
 
-    profile: str = "tiny"
+    profile: str = DEFAULT_PROFILE
     workspace: str = DEFAULT_WORKSPACE
     device: str = "auto"
     memory_budget: str | None = None
