@@ -35,8 +35,8 @@ def test_profile_errors_say_what_is_wrong(tmp_path):
         write_profile(tmp_path, "name = [")
     with pytest.raises(ProfileError, match="lacks checkpoint"):
         write_profile(tmp_path, '[components.sam]\nloader = "sam"\n')
-    with pytest.raises(ProfileError, match="has no component 'clip'"):
-        load_profile("tiny").component("clip")
+    with pytest.raises(ProfileError, match="has no component 'no_such_model'"):
+        load_profile("tiny").component("no_such_model")
     assert parse_size("1.5GB") == 1_500_000_000 and parse_size("2 MiB") == 2 * 2**20
 
 

@@ -1,0 +1,142 @@
+"""The diffusion engines below the tools: loading, sizes, video-to-video and per-frame inpainting
+(the pieces edit_video builds on)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vitron.tools.compositing import grow
+from vitron.tools.errors import VitronToolError
+from vitron.tools.generation import inpaint_frames
+from vitron.tools.models.diffusion import (
+    PIPELINES,
+    Defaults,
+    DiffusionEngine,
+    Prompt,
+    effective_steps,
+    fit_size,
+    load_diffusion,
+)
+from vitron.tools.profiles import ComponentSpec, load_profile
+from vitron.tools.registry import _LoadContext
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Tiny models on a busy 2-core machine spend most time in thread hand-offs: run on one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def quiet(_: dict) -> None:
+    pass
+
+
+def test_tiny_profile_has_every_pipeline_and_they_stay_small(tiny_models):
+    profile = load_profile("tiny")
+    kinds = {spec.options.get("pipeline") for spec in profile.components.values()}
+    assert set(PIPELINES) <= kinds
+    engine = tiny_models.get("text_to_image")
+    assert isinstance(engine, DiffusionEngine)
+    assert 1_000_000 < engine.nbytes < 50_000_000  # a few MB of float32 parameters
+    assert engine.text_width == 32 and engine.signal_projector == "diffusion_signal"
+
+
+def test_a_profile_entry_without_a_known_pipeline_is_an_error():
+    spec = ComponentSpec(
+        name="painter", loader="diffusion", checkpoint="tiny", profile="p",
+        options={"pipeline": "oil_painting"},
+    )  # fmt: skip
+    context = _LoadContext(torch.device("cpu"), torch.float32, quiet)
+    with pytest.raises(VitronToolError, match="'p'.*'painter'.*text_to_image"):
+        load_diffusion(spec, context)
+
+
+def test_defaults_sizes_and_steps():
+    defaults = Defaults.from_options({"width": "64", "guidance": 5, "pipeline": "x"})
+    assert (defaults.width, defaults.height, defaults.guidance) == (64, 512, 5.0)
+    assert defaults.long_side == 512
+    assert fit_size(512, 256, 64) == (64, 32)
+    assert fit_size(100, 30, 32) == (32, 8)  # never below one multiple of 8
+    assert effective_steps(5, 0.8) == (5, 4)
+    assert effective_steps(2, 0.3) == (4, 1)  # at least one step runs
+
+
+def test_video_to_video_keeps_length_and_size_and_is_seeded(tiny_models, workspace, clip):
+    engine = tiny_models.get("video_to_video")
+    frames = workspace.get_video(clip.handle).frames  # 6 x 48 x 64
+    events: list[dict] = []
+    out = engine.transform(
+        Prompt("in the style of a watercolour"), frames, seed=1, steps=4, guidance=7.5,
+        progress=events.append,
+    )  # fmt: skip
+    assert out.shape == frames.shape and out.dtype == np.uint8
+    # profile strength 0.5: 2 of the 4 steps run
+    assert [(e["step"], e["total"]) for e in events] == [(1, 2), (2, 2)]
+    again = engine.transform(Prompt("in the style of a watercolour"), frames, seed=1, steps=4,
+                             guidance=7.5, progress=quiet)  # fmt: skip
+    other = engine.transform(Prompt("in the style of a watercolour"), frames, seed=2, steps=4,
+                             guidance=7.5, progress=quiet)  # fmt: skip
+    assert np.array_equal(out, again) and not np.array_equal(out, other)
+
+
+def test_per_frame_inpainting_shares_noise_and_keeps_the_outside(tiny_models, workspace, clip):
+    engine = tiny_models.get("inpaint")
+    frames = workspace.get_video(clip.handle).frames[:3]
+    masks = [np.zeros((48, 64), dtype=bool) for _ in range(3)]
+    masks[0][10:30, 5:25] = True
+    masks[1][10:30, 5:25] = True  # frame 1 = frame 0 with the same mask: same noise, same result
+    frames[1] = frames[0]
+    events: list[dict] = []
+    out = list(
+        inpaint_frames(
+            engine,
+            Prompt("a blue ball"),
+            iter(frames),
+            iter(masks),
+            seed=3,
+            steps=2,
+            guidance=7.5,
+            progress=events.append,
+            margin=4,
+        )  # fmt: skip
+    )
+    assert len(out) == 3
+    assert np.array_equal(out[0], out[1])
+    assert np.array_equal(out[2], frames[2])  # empty mask: untouched, no model call
+    outside = ~grow(masks[0], 4)
+    assert np.array_equal(out[0][outside], frames[0][outside])
+    assert not np.array_equal(out[0], frames[0])
+    assert {e["frame"] for e in events} == {0, 1}
+
+
+def test_initial_noise_is_what_the_seed_draws(tiny_models):
+    engine = tiny_models.get("inpaint")
+    noise = engine.initial_noise(128, 96, seed=5)
+    assert noise.shape == (1, 4, 12, 16)  # 32 x 24 working size, VAE factor 2
+    assert torch.equal(noise, engine.initial_noise(128, 96, seed=5))
+    image = Image.new("RGB", (128, 96), (90, 90, 90))
+    mask = np.zeros((96, 128), dtype=bool)
+    mask[20:60, 30:90] = True
+    args = {"seed": 5, "steps": 2, "guidance": 7.5, "progress": quiet}
+    shared = engine.inpaint(Prompt("a cat"), image, mask, noise=noise, **args)
+    assert shared.shape == (96, 128, 3)
+    assert np.array_equal(shared, engine.inpaint(Prompt("a cat"), image, mask, noise=noise, **args))
+    with pytest.raises(ValueError, match="strength 1"):
+        engine.inpaint(Prompt("a cat"), image, mask, noise=noise, strength=0.5, **args)
+
+
+def test_gligen_inpainting_returns_the_input_size(tiny_models):
+    engine = tiny_models.get("gligen_inpaint")
+    assert engine.native_size == 64
+    image = Image.new("RGB", (100, 60), (10, 200, 10))
+    out = engine.add(
+        Prompt("a red hat"), image, ["a red hat"], [[0.1, 0.1, 0.4, 0.5]], seed=0, steps=2,
+        guidance=7.5, progress=quiet,
+    )  # fmt: skip
+    assert out.shape == (60, 100, 3) and out.dtype == np.uint8

@@ -1,0 +1,234 @@
+"""edit_image on the tiny profile: every operation, the untouched area, masks, seeds, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vitron.tools.backend import CallContext
+from vitron.tools.backends.edit_image import EditImageArgs, edit_image, read_instruction
+from vitron.tools.compositing import blend_weights, box_mask, composite, grow
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Tiny models on a busy 2-core machine spend most time in thread hand-offs: run on one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def square(workspace):
+    """A 96 x 128 image with a red square (rows 30–60, columns 40–80) on grey, and its mask."""
+    image = np.full((96, 128, 3), 90, dtype=np.uint8)
+    image[30:60, 40:80] = (220, 30, 30)
+    mask = np.zeros((96, 128), dtype=bool)
+    mask[30:60, 40:80] = True
+    return workspace.put_image(image), workspace.put_mask(mask), image, mask
+
+
+def result(workspace, message):
+    assert message.status == "success", message.content
+    edited = np.asarray(workspace.get_image(message.artifact["image"]))
+    area = workspace.get_mask(message.artifact["mask"]) if message.artifact["mask"] else None
+    return edited, area
+
+
+def assert_untouched_outside(original, edited, area):
+    assert edited.shape == original.shape
+    assert np.array_equal(edited[~area], original[~area]), "pixels outside the edit area changed"
+    assert not np.array_equal(edited[area], original[area]), "nothing inside the area changed"
+
+
+@pytest.mark.parametrize(
+    ("operation", "args"),
+    [
+        ("remove", {"instruction": "remove the square"}),
+        ("replace", {"instruction": "replace the square with a blue ball"}),
+        ("recolor", {"instruction": "make the square green"}),
+        ("restyle", {"instruction": "make it look like a watercolour"}),
+    ],
+)
+def test_local_edits_change_only_the_grown_mask(invoke, workspace, square, operation, args):
+    image, mask, original, inside = square
+    message = invoke(
+        "edit_image", image=image.handle, operation=operation, mask=mask.handle, seed=1, **args
+    )
+    edited, area = result(workspace, message)
+    assert_untouched_outside(original, edited, area)
+    assert np.array_equal(area, grow(inside, 8))  # the default margin of 8 px
+    assert message.artifact["mask"] in message.content
+
+
+def test_add_paints_into_the_region_with_gligen(invoke, workspace, square):
+    image, _, original, _ = square
+    region = [0.05, 0.1, 0.3, 0.5]
+    message = invoke(
+        "edit_image", image=image.handle, operation="add", instruction="add a yellow star",
+        regions=[region], seed=2, grow=4,
+    )  # fmt: skip
+    edited, area = result(workspace, message)
+    assert "GLIGEN" in message.content
+    assert_untouched_outside(original, edited, area)
+    assert np.array_equal(area, grow(box_mask(region, 128, 96), 4))
+
+
+def test_move_clears_the_source_and_draws_at_the_destination(invoke, workspace, square):
+    image, mask, original, inside = square
+    destination = [0.7, 0.6, 0.95, 0.95]
+    message = invoke(
+        "edit_image", image=image.handle, operation="move", instruction="move the red square",
+        mask=mask.handle, regions=[destination], seed=3, grow=0,
+    )  # fmt: skip
+    edited, area = result(workspace, message)
+    assert np.array_equal(area, inside | box_mask(destination, 128, 96))
+    assert_untouched_outside(original, edited, area)
+    assert not np.array_equal(edited[inside], original[inside])
+
+
+def test_regions_are_refined_by_sam(invoke, workspace, square):
+    image, _, original, _ = square
+    message = invoke(
+        "edit_image", image=image.handle, operation="replace", instruction="a cat",
+        regions=[[0.25, 0.25, 0.7, 0.7]], seed=4,
+    )  # fmt: skip
+    edited, area = result(workspace, message)
+    assert_untouched_outside(original, edited, area)
+
+
+def test_a_text_target_is_found_with_grounding_dino_and_sam(invoke, workspace, photo):
+    message = invoke(
+        "edit_image", image=photo.handle, operation="remove", instruction="remove the helmet",
+        box_threshold=0.0, seed=5,
+    )  # fmt: skip
+    original = np.asarray(workspace.get_image(photo.handle))
+    if message.status == "error":  # random weights: SAM may return an empty mask for the box
+        assert "empty" in message.content
+        return
+    edited, area = result(workspace, message)
+    assert "located by Grounding DINO" in message.content and "'the helmet'" in message.content
+    assert np.array_equal(edited[~area], original[~area])
+
+
+def test_global_restyle_changes_the_whole_image_at_its_size(invoke, workspace, square):
+    image, _, original, _ = square
+    message = invoke(
+        "edit_image", image=image.handle, operation="restyle", instruction="make it snowy", seed=6
+    )
+    edited, area = result(workspace, message)
+    assert area is None and message.artifact["mask"] is None
+    assert edited.shape == original.shape and not np.array_equal(edited, original)
+
+
+def test_same_seed_same_edit(invoke, square):
+    image, mask, _, _ = square
+
+    def run(seed: int) -> str:
+        return invoke(
+            "edit_image", image=image.handle, operation="replace", instruction="a cat",
+            mask=mask.handle, seed=seed,
+        ).artifact["image"]  # fmt: skip
+
+    assert run(9) == run(9) != run(10)
+
+
+def test_progress_counts_the_steps_that_run(services, workspace, square):
+    image, mask, _, _ = square
+    events: list[dict] = []
+    call = CallContext(workspace=workspace, models=services.models, progress=events.append)
+    # recolor keeps shapes with strength 0.8: of 5 steps, int(5 * 0.8) = 4 run
+    args = EditImageArgs(
+        image=image.handle, operation="recolor", instruction="make the square blue",
+        mask=mask.handle, seed=0, steps=5,
+    )  # fmt: skip
+    edit_image(args, call)
+    steps = [e for e in events if e["event"] == "step"]
+    assert [(e["step"], e["total"]) for e in steps] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+    events.clear()
+    move = EditImageArgs(
+        image=image.handle, operation="move", target="the square", mask=mask.handle,
+        regions=[[0.0, 0.0, 0.2, 0.2]], seed=0, steps=2,
+    )  # fmt: skip
+    edit_image(move, call)
+    stages = [e["stage"] for e in events if e["event"] == "step"]
+    assert stages == ["remove", "remove", "add", "add"]
+
+    events.clear()
+    restyle = EditImageArgs(
+        image=image.handle, operation="restyle", instruction="make it pink", seed=0, steps=2
+    )
+    edit_image(restyle, call)
+    steps = [e for e in events if e["event"] == "step"]
+    assert [(e["step"], e["pipeline"]) for e in steps] == [
+        (1, "instruct_pix2pix"),
+        (2, "instruct_pix2pix"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ({"operation": "explode", "instruction": "explode it"}, "operation"),
+        ({"operation": "add", "instruction": "add a hat"}, "add needs `regions`"),
+        ({"operation": "move", "instruction": "move the square"}, "destination box"),
+        ({"operation": "restyle"}, "say what to restyle"),
+        ({"operation": "remove"}, "say what to remove"),
+        (
+            {"operation": "add", "instruction": "add a hat", "regions": [[0.1, 0.2, 1.3, 0.5]]},
+            "outside the media",
+        ),
+        ({"operation": "remove", "instruction": "x", "grow": -1}, "grow"),
+    ],
+)
+def test_bad_arguments_are_error_messages(invoke, square, args, expected):
+    message = invoke("edit_image", image=square[0].handle, **args)
+    assert message.status == "error"
+    assert expected in message.content
+
+
+def test_runtime_errors_are_error_messages(invoke, workspace, square):
+    image, _, _, _ = square
+    small = workspace.put_mask(np.ones((10, 10), dtype=bool))
+    wrong_size = invoke("edit_image", image=image.handle, operation="remove", mask=small.handle)
+    assert wrong_size.status == "error" and "10x10" in wrong_size.content
+    empty = workspace.put_mask(np.zeros((96, 128), dtype=bool))
+    nothing = invoke("edit_image", image=image.handle, operation="remove", mask=empty.handle)
+    assert nothing.status == "error" and "empty" in nothing.content
+    no_colour = invoke(
+        "edit_image", image=image.handle, operation="replace", target="the square", prompt=""
+    )
+    assert no_colour.status == "error" and "say what to put there" in no_colour.content
+
+
+def test_reading_instructions():
+    assert read_instruction("remove", "Remove the dog from the picture.").target == "the dog"
+    replace = read_instruction("replace", "replace the dog with a cat")
+    assert (replace.target, replace.content) == ("the dog", "a cat")
+    recolor = read_instruction("recolor", "make the car red")
+    assert (recolor.target, recolor.content) == ("the car", "red")
+    recolor = read_instruction("recolor", "recolor the old car to dark blue")
+    assert (recolor.target, recolor.content) == ("the old car", "dark blue")
+    assert read_instruction("add", "add a hat on the man").content == "a hat"
+    assert read_instruction("move", "move the ball to the left").target == "the ball"
+    assert read_instruction("restyle", "make it look like winter").content == (
+        "make it look like winter"
+    )
+    assert read_instruction("remove", "the lamp").target == "the lamp"  # no verb: all of it
+
+
+def test_composite_is_exact_outside_the_grown_mask():
+    rng = np.random.default_rng(0)
+    original = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    edited = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    mask = np.zeros((40, 50), dtype=bool)
+    mask[10:20, 15:30] = True
+    weights = blend_weights(mask, 5)
+    out = composite(original, edited, weights)
+    grown = grow(mask, 5)
+    assert np.array_equal(out[~grown], original[~grown])
+    assert np.array_equal(out[mask], edited[mask])
+    assert (weights[grown & ~mask] > 0).all() and (weights[grown & ~mask] < 1).all()

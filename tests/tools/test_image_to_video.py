@@ -1,0 +1,74 @@
+"""image_to_video on the tiny profile: I2VGen-XL from an image (or a video frame) to MP4."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vitron.tools.backend import CallContext
+from vitron.tools.backends.image_to_video import ImageToVideoArgs, image_to_video
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Tiny models on a busy 2-core machine spend most time in thread hand-offs: run on one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_animates_a_photo_into_an_mp4(invoke, workspace, photo):
+    message = invoke(
+        "image_to_video", image=photo.handle, instruction="the astronaut waves", seed=1
+    )
+    assert message.status == "success", message.content
+    handle = message.artifact["video"]
+    info = workspace.describe(handle)
+    # the 512 x 512 photo keeps its aspect at the tiny model's 32 px; 4 frames at 4 fps by default
+    assert (info.width, info.height, info.frames, info.fps) == (32, 32, 4, 4.0)
+    assert info.source == "image_to_video" and info.inputs == [photo.handle]
+    assert workspace.get_video(handle).frames.shape == (4, 32, 32, 3)
+
+
+def test_size_follows_the_image_aspect_or_the_arguments(invoke, workspace):
+    wide = workspace.put_image(np.full((30, 60, 3), 128, dtype=np.uint8))
+    fitted = invoke("image_to_video", image=wide.handle, seed=0, frames=2).artifact["video"]
+    assert (workspace.describe(fitted).width, workspace.describe(fitted).height) == (32, 16)
+    asked = invoke(
+        "image_to_video", image=wide.handle, seed=0, frames=3, width=24, height=24, fps=6
+    ).artifact["video"]
+    info = workspace.describe(asked)
+    assert (info.width, info.height, info.frames, info.fps) == (24, 24, 3, 6.0)
+
+
+def test_a_video_frame_can_be_the_image(invoke, workspace, clip):
+    message = invoke("image_to_video", image=f"{clip.handle}#2", seed=0, frames=2)
+    assert message.status == "success", message.content
+    assert workspace.describe(message.artifact["video"]).frames == 2
+
+
+def test_same_seed_same_frames_other_seed_other_frames(invoke, photo):
+    def run(seed: int) -> str:
+        return invoke("image_to_video", image=photo.handle, seed=seed, frames=2).artifact["video"]
+
+    assert run(4) == run(4) != run(5)
+
+
+def test_each_step_reports_progress(services, workspace, photo):
+    # I2VGen-XL has no step callback: progress comes from counting UNet calls
+    events: list[dict] = []
+    call = CallContext(workspace=workspace, models=services.models, progress=events.append)
+    image_to_video(ImageToVideoArgs(image=photo.handle, seed=0, steps=3, frames=2), call)
+    steps = [e for e in events if e["event"] == "step"]
+    assert [(e["step"], e["total"]) for e in steps] == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_errors_are_messages(invoke, photo):
+    unknown = invoke("image_to_video", image="img_0123456789abcdef")
+    assert unknown.status == "error" and "not in this conversation" in unknown.content
+    half = invoke("image_to_video", image=photo.handle, width=64)
+    assert half.status == "error" and "both width and height" in half.content
+    regions = invoke("image_to_video", image=photo.handle, regions=[[0, 0, 0.5, 0.5]])
+    assert regions.status == "error" and "no regions" in regions.content

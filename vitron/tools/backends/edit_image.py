@@ -1,0 +1,402 @@
+"""``edit_image``: add / remove / replace / move / recolor / restyle, leaving the rest untouched.
+
+Local edits find their area first — a given ``mask``, SAM inside given ``regions``, or a text
+``target`` located by Grounding DINO and segmented by SAM (``segment_image``'s :func:`find_masks`)
+— then repaint it with Stable Diffusion inpainting (GLIGEN inpainting where an object is drawn into
+a box: add, and the second half of move). Restyle uses InstructPix2Pix, globally or inside an area.
+The edit may change the area grown by ``grow`` pixels; every pixel outside it is the input's,
+bit for bit. Regions are normalised ``[x1, y1, x2, y2]`` boxes of the image, top-left origin.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+from pydantic import Field, model_validator
+
+from vitron.tools.backend import CallContext, ToolOutput, backend
+from vitron.tools.backends.segment_image import SegmentImageArgs, find_masks
+from vitron.tools.compositing import blend_weights, box_mask, composite, grow
+from vitron.tools.errors import VitronToolError
+from vitron.tools.generation import (
+    DiffusionArgs,
+    Sampling,
+    get_engine,
+    make_prompt,
+    sampling,
+    stage_progress,
+)
+from vitron.tools.geometry import coverage
+from vitron.tools.models.diffusion import (
+    GligenInpaintEngine,
+    InpaintEngine,
+    InstructPix2PixEngine,
+)
+from vitron.tools.registry import ProgressCallback
+from vitron.tools.schemas import ImageHandle, MaskHandle
+
+Operation = Literal["add", "remove", "replace", "move", "recolor", "restyle"]
+
+REMOVE_PROMPT = "empty background, nothing there"
+
+
+class EditImageArgs(DiffusionArgs):
+    image: ImageHandle
+    operation: Operation = Field(
+        description="add (draw something new into `regions`), remove, replace, move (to the last "
+        "region), recolor, or restyle (the whole image, or only the target area)"
+    )
+    target: str | None = Field(
+        default=None,
+        max_length=300,
+        description="what to edit, in words ('the red car'), found with Grounding DINO and SAM; "
+        "default: read from the instruction",
+    )
+    prompt: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="what the edited area should show ('a tabby cat', 'bright red', 'in the "
+        "style of Van Gogh'); default: read from the instruction",
+    )
+    mask: MaskHandle | None = Field(default=None, description="the area to edit, as a mask")
+    grow: int = Field(
+        default=8,
+        ge=0,
+        le=256,
+        description="pixels the edit area is grown by so seams blend; nothing outside changes",
+    )
+    strength: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1.0,
+        description="how much of the area is redrawn: 1 replaces it, lower keeps its shapes "
+        "(default 1; 0.8 for recolor)",
+    )
+    image_guidance: float | None = Field(
+        default=None, ge=1.0, le=10.0, description="restyle: how closely to keep the original"
+    )
+    box_threshold: float = Field(
+        default=0.3, ge=0.0, le=1.0, description="minimum Grounding DINO score for a text target"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> EditImageArgs:
+        said = any(s and s.strip() for s in (self.instruction, self.prompt))
+        if self.operation in ("add", "restyle") and not said:
+            raise ValueError(f"say what to {self.operation} in `instruction` or `prompt`")
+        located = said or self.target or self.mask or self.regions
+        if not located:
+            raise ValueError(
+                f"say what to {self.operation}: in `instruction` or `target`, or as a `mask` "
+                "or `regions`"
+            )
+        if self.operation == "add" and not self.regions:
+            raise ValueError("add needs `regions`: the box(es) where the new object goes")
+        if self.operation == "move" and not self.regions:
+            raise ValueError("move needs `regions`: the destination box as the last region")
+        if self.operation == "move" and len(self.regions or []) > 2:
+            raise ValueError("move takes one region (the destination) or two (source, destination)")
+        return self
+
+
+# --------------------------------------------------------------------------- reading instructions
+
+_VERBS = {
+    "remove": r"(?:remove|delete|erase|get rid of|take out|take away|clear)",
+    "replace": r"(?:replace|swap|change|turn|transform|make)",
+    "recolor": r"(?:recolou?r|colou?r|paint|dye|make|turn|change)",
+    "add": r"(?:add|put|place|insert|draw|include)",
+    "move": r"(?:move|shift|drag|relocate|put)",
+}
+_PATTERNS: dict[str, list[re.Pattern[str]]] = {
+    "remove": [re.compile(rf"^{_VERBS['remove']}\s+(?P<target>.+?)(?:\s+from\s+(?:the|this)\s+\w+)?$")],
+    "replace": [
+        re.compile(rf"^{_VERBS['replace']}\s+(?P<target>.+?)\s+(?:with|for|into|to|by)\s+(?P<content>.+)$")
+    ],
+    "recolor": [
+        re.compile(rf"^{_VERBS['recolor']}\s+(?P<target>.+?)\s+(?:to|into|in)\s+(?P<content>.+)$"),
+        re.compile(rf"^{_VERBS['recolor']}\s+(?P<target>.+)\s+(?P<content>\S+)$"),
+    ],
+    "add": [re.compile(rf"^{_VERBS['add']}\s+(?P<content>.+?)(?:\s+(?:to|on|in|into|at|onto)\s+.+)?$")],
+    "move": [re.compile(rf"^{_VERBS['move']}\s+(?P<target>.+?)(?:\s+(?:to|towards|into|onto)\s+.+)?$")],
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What an instruction names: the thing to edit and what it should become."""
+
+    target: str | None
+    content: str | None
+
+
+def read_instruction(operation: str, instruction: str) -> Reading:
+    """The target and content of an instruction such as 'replace the dog with a cat'.
+
+    Unrecognised phrasing falls back to the whole instruction (as the target for remove and
+    move, as the content for add, replace, recolor and restyle).
+    """
+    text = instruction.strip().rstrip(".!").strip()
+    if not text:
+        return Reading(None, None)
+    for pattern in _PATTERNS.get(operation, []):
+        match = pattern.match(text.lower())
+        if match:
+            groups = match.groupdict()
+            return Reading(groups.get("target"), groups.get("content"))
+    if operation in ("remove", "move"):
+        return Reading(text, None)
+    return Reading(None, text)
+
+
+# --------------------------------------------------------------------------- the edit area
+
+
+@dataclass
+class EditJob:
+    """One call's inputs, resolved: image, what the instruction says, where to edit."""
+
+    args: EditImageArgs
+    call: CallContext
+    image: Image.Image
+    pixels: np.ndarray
+    target: str | None
+    content: str | None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.image.size
+
+
+@dataclass
+class Edited:
+    pixels: np.ndarray
+    """The result, H x W x 3 uint8."""
+    area: np.ndarray | None
+    """H x W bool: where pixels may differ from the input (``None`` for a global restyle)."""
+    summary: str
+    settings: Sampling
+
+
+def locate(job: EditJob, regions: list[list[float]] | None) -> tuple[np.ndarray, str] | None:
+    """The H x W bool area to edit and how it was found, or ``None`` when nothing names one.
+
+    Precedence: ``mask``, then SAM inside ``regions`` (a box whose SAM mask is empty counts as a
+    whole), then the text target.
+    """
+    args, width, height = job.args, *job.size
+    if args.mask:
+        mask = job.call.workspace.get_mask(args.mask)
+        if mask.shape != (height, width):
+            raise VitronToolError(
+                f"{args.mask} is {mask.shape[1]}x{mask.shape[0]} but {args.image} is "
+                f"{width}x{height}"
+            )
+        return _nonempty(mask, args.mask), f"the area of {args.mask}"
+    if regions:
+        query = SegmentImageArgs(image=args.image, regions=regions)
+        found, _ = find_masks(query, job.call)
+        area = np.zeros((height, width), dtype=bool)
+        for region, result in zip(regions, found, strict=True):
+            area |= result.mask if result.mask.any() else box_mask(region, width, height)
+        return area, "the object(s) in the given region(s)"
+    if job.target:
+        query = SegmentImageArgs(
+            image=args.image, instruction=job.target, box_threshold=args.box_threshold
+        )
+        found, located = find_masks(query, job.call)
+        area = np.logical_or.reduce([r.mask for r in found])
+        return _nonempty(area, repr(job.target)), f"{job.target!r}{located}"
+    return None
+
+
+def _nonempty(mask: np.ndarray, what: str) -> np.ndarray:
+    if not mask.any():
+        raise VitronToolError(f"the mask for {what} is empty, so there is nothing to edit")
+    return mask
+
+
+def _required_area(
+    job: EditJob, regions: list[list[float]] | None = None
+) -> tuple[np.ndarray, str]:
+    found = locate(job, regions if regions is not None else job.args.regions)
+    if found is None:
+        raise VitronToolError(
+            f"say what to {job.args.operation}: name it in the instruction or `target`, or give "
+            "a `mask` or `regions`"
+        )
+    return found
+
+
+def _required_content(job: EditJob, what: str) -> str:
+    content = job.content
+    if not content:
+        raise VitronToolError(f"say {what}: in the instruction or in `prompt`")
+    return content
+
+
+# --------------------------------------------------------------------------- operations
+
+
+def _inpaint(
+    job: EditJob,
+    area: np.ndarray,
+    text: str,
+    negative: str | None,
+    strength: float,
+    stage: str | None = None,
+) -> tuple[np.ndarray, Sampling]:
+    """Inpaint the input inside ``area`` grown by ``grow`` px and composite it back."""
+    engine = get_engine(job.call, "inpaint", InpaintEngine)
+    settings = sampling(job.args, engine)
+    out = engine.inpaint(
+        make_prompt(text, job.args, engine, job.call, negative), job.image,
+        grow(area, job.args.grow), seed=settings.seed, steps=settings.steps,
+        guidance=settings.guidance, strength=strength, progress=_progress(job, stage),
+    )  # fmt: skip
+    return composite(job.pixels, out, blend_weights(area, job.args.grow)), settings
+
+
+def _progress(job: EditJob, stage: str | None) -> ProgressCallback:
+    return stage_progress(job.call, stage) if stage else job.call.progress
+
+
+def _gligen_add(
+    job: EditJob,
+    base: np.ndarray,
+    phrase: str,
+    boxes: list[list[float]],
+    stage: str | None = None,
+) -> tuple[np.ndarray, np.ndarray, Sampling]:
+    """Draw ``phrase`` into each box of ``base``; returns the composite, the box area, settings."""
+    engine = get_engine(job.call, "gligen_inpaint", GligenInpaintEngine)
+    settings = sampling(job.args, engine)
+    width, height = job.size
+    area = np.logical_or.reduce([box_mask(box, width, height) for box in boxes])
+    text = job.args.prompt or phrase
+    out = engine.add(
+        make_prompt(text, job.args, engine, job.call), Image.fromarray(base),
+        [phrase] * len(boxes), boxes, seed=settings.seed, steps=settings.steps,
+        guidance=settings.guidance, progress=_progress(job, stage),
+    )  # fmt: skip
+    return composite(base, out, blend_weights(area, job.args.grow)), area, settings
+
+
+def _remove(job: EditJob) -> Edited:
+    area, how = _required_area(job)
+    text = job.args.prompt or REMOVE_PROMPT
+    negative = job.args.negative_prompt or job.target or ""
+    pixels, settings = _inpaint(job, area, text, negative, job.args.strength or 1.0)
+    return Edited(pixels, grow(area, job.args.grow), f"removed {how}", settings)
+
+
+def _replace(job: EditJob) -> Edited:
+    content = _required_content(job, "what to put there ('replace the dog with a cat')")
+    area, how = _required_area(job)
+    pixels, settings = _inpaint(job, area, content, None, job.args.strength or 1.0)
+    return Edited(pixels, grow(area, job.args.grow), f"replaced {how} with {content!r}", settings)
+
+
+def _recolor(job: EditJob) -> Edited:
+    content = _required_content(job, "the new colour ('make the car red')")
+    area, how = _required_area(job)
+    text = job.args.prompt or f"{job.target or 'it'} in {content}"
+    strength = job.args.strength or 0.8
+    pixels, settings = _inpaint(job, area, text, None, strength)
+    return Edited(pixels, grow(area, job.args.grow), f"recoloured {how} to {content!r}", settings)
+
+
+def _add(job: EditJob) -> Edited:
+    phrase = _required_content(job, "what to add ('add a hat')")
+    boxes = job.args.regions or []
+    pixels, area, settings = _gligen_add(job, job.pixels, phrase, boxes)
+    return Edited(pixels, grow(area, job.args.grow), f"added {phrase!r} (GLIGEN)", settings)
+
+
+def _move(job: EditJob) -> Edited:
+    regions = job.args.regions or []
+    destination = regions[-1]
+    source_regions = regions[:1] if len(regions) == 2 else []
+    phrase = job.args.prompt or job.target
+    if not phrase:
+        raise VitronToolError("say what is moved (`target` or `prompt`) so it can be redrawn")
+    area, how = _required_area(job, source_regions)
+    cleared, _ = _inpaint(job, area, REMOVE_PROMPT, job.target or "", 1.0, stage="remove")
+    pixels, placed, settings = _gligen_add(job, cleared, phrase, [destination], stage="add")
+    edited = grow(area, job.args.grow) | grow(placed, job.args.grow)
+    return Edited(pixels, edited, f"moved {how} to {destination}", settings)
+
+
+def _restyle(job: EditJob) -> Edited:
+    engine = get_engine(job.call, "instruct_pix2pix", InstructPix2PixEngine)
+    settings = sampling(job.args, engine)
+    text = job.args.prompt or job.args.instruction
+    named = job.args.mask or job.args.regions or job.args.target
+    local = locate(job, job.args.regions) if named else None
+    out = engine.edit(
+        make_prompt(text, job.args, engine, job.call), job.image, seed=settings.seed,
+        steps=settings.steps, guidance=settings.guidance, progress=job.call.progress,
+        image_guidance=job.args.image_guidance or engine.defaults.image_guidance,
+    )  # fmt: skip
+    if local is None:
+        return Edited(out, None, f"restyled the whole image: {text!r}", settings)
+    area, how = local
+    pixels = composite(job.pixels, out, blend_weights(area, job.args.grow))
+    return Edited(pixels, grow(area, job.args.grow), f"restyled {how}: {text!r}", settings)
+
+
+OPERATIONS: dict[str, Callable[[EditJob], Edited]] = {
+    "add": _add,
+    "remove": _remove,
+    "replace": _replace,
+    "move": _move,
+    "recolor": _recolor,
+    "restyle": _restyle,
+}
+
+
+@backend(
+    "edit_image",
+    EditImageArgs,
+    components=("inpaint", "gligen_inpaint", "instruct_pix2pix", "sam", "grounding_dino"),
+)
+def edit_image(args: EditImageArgs, call: CallContext) -> ToolOutput:
+    """Edit part of an image (or restyle it) and keep everything else as it was."""
+    image = call.workspace.get_image(args.image)
+    reading = read_instruction(args.operation, args.instruction)
+    job = EditJob(
+        args=args, call=call, image=image, pixels=np.asarray(image.convert("RGB")),
+        target=args.target or reading.target,
+        content=args.prompt if args.prompt and args.operation != "move" else reading.content,
+    )  # fmt: skip
+    edited = OPERATIONS[args.operation](job)
+    inputs = [args.image, *(h for h in (args.mask, args.signal) if h)]
+    extra = {"operation": args.operation, "seed": edited.settings.seed}
+    stored = call.workspace.put_image(
+        edited.pixels, source="edit_image", inputs=inputs, label=edited.summary[:200], extra=extra
+    )
+    created, data = [stored], {"image": stored.handle, "seed": edited.settings.seed, "mask": None}
+    where = "the whole image changed"
+    if edited.area is not None:
+        mask = call.workspace.put_mask(
+            edited.area, source="edit_image", inputs=[args.image, stored.handle],
+            label="edited area",
+        )  # fmt: skip
+        created.append(mask)
+        data["mask"] = mask.handle
+        where = (
+            f"only {mask.handle} ({coverage(edited.area):.1%} of the image, the area grown by "
+            f"{args.grow} px) changed"
+        )
+    signal = f", with signal {args.signal}" if args.signal else ""
+    return ToolOutput(
+        content=f"{stored.handle}: {edited.summary} in {args.image}; {where} "
+        f"({edited.settings.describe()}{signal})",
+        created=created,
+        data=data,
+    )
