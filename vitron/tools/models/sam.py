@@ -2,7 +2,13 @@
 
 :class:`SamEngine` is the only stateful piece: it caches the image embedding per media handle, so
 later prompts on the same image (a second click, a refined box) cost only the prompt encoder and
-mask decoder. Coordinates in and out are pixels of the original image; boxes are ``x1, y1, x2, y2``.
+mask decoder. Coordinates in and out are pixels of the original image (origin top-left); boxes are
+``x1, y1, x2, y2``.
+
+Prompts always go through SAM's prompt encoder and mask decoder directly (what
+``SamPredictor.predict`` does inside), so that a planner's signal embedding, projected to extra
+sparse prompt tokens, can join the box and point tokens; without extra tokens the result is exactly
+``SamPredictor.predict``'s. The "everything" mode wraps ``SamAutomaticMaskGenerator``.
 """
 
 from __future__ import annotations
@@ -14,12 +20,13 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 from safetensors.torch import save_file
-from segment_anything import SamPredictor, sam_model_registry
+from segment_anything import SamAutomaticMaskGenerator, SamPredictor, sam_model_registry
 from segment_anything.modeling import (
     ImageEncoderViT,
     MaskDecoder,
@@ -156,9 +163,14 @@ class SamMask:
 class SamEngine:
     """A loaded SAM plus a small LRU cache of image embeddings keyed by media handle."""
 
-    def __init__(self, model: Sam, cache_size: int = 8) -> None:
+    def __init__(
+        self, model: Sam, cache_size: int = 8, automatic: dict[str, Any] | None = None
+    ) -> None:
         self.model = model
         self.cache_size = cache_size
+        self.automatic_settings = dict(automatic or {})
+        """Keyword arguments of ``SamAutomaticMaskGenerator`` (from the profile), plus
+        ``max_side``: the longer image side the generator works at (masks are scaled back)."""
         self._embeddings: OrderedDict[
             str, tuple[torch.Tensor, tuple[int, int], tuple[int, int]]
         ] = OrderedDict()
@@ -173,6 +185,11 @@ class SamEngine:
     @property
     def device(self) -> torch.device:
         return self.model.device
+
+    @property
+    def prompt_dim(self) -> int:
+        """Width of one sparse prompt token (what a signal projector must produce)."""
+        return int(self.model.prompt_encoder.embed_dim)
 
     def predictor(self, key: str, image: Image.Image) -> SamPredictor:
         """A predictor for ``image`` whose embedding is computed once per ``key`` and reused."""
@@ -201,20 +218,126 @@ class SamEngine:
         points: np.ndarray | None = None,
         point_labels: np.ndarray | None = None,
         mask: np.ndarray | None = None,
+        extra_tokens: torch.Tensor | None = None,
     ) -> SamMask:
-        """Best mask for the given prompts (pixel coordinates of the original image)."""
+        """Best mask for the given prompts (pixel coordinates of the original image).
+
+        ``extra_tokens`` (``N x prompt_dim``) are appended to the sparse prompt embeddings: the
+        seam for a planner's projected signal embedding. ``None`` gives ``SamPredictor.predict``'s
+        result exactly.
+        """
         predictor = self.predictor(key, image)
         mask_input = self._mask_prompt(predictor, mask) if mask is not None else None
         with torch.inference_mode(), self._autocast():
-            masks, scores, _ = predictor.predict(
-                point_coords=points,
+            masks, scores = self._decode(
+                predictor,
+                boxes=box[None] if box is not None else None,
+                points=points,
                 point_labels=point_labels,
-                box=box,
                 mask_input=mask_input,
-                multimask_output=box is None and mask is None,
+                multimask=box is None and mask is None,
+                extra_tokens=extra_tokens,
             )
-        best = int(np.argmax(scores))
-        return SamMask(mask=masks[best].astype(bool), score=float(scores[best]))
+        best = int(np.argmax(scores[0]))
+        return SamMask(mask=masks[0, best], score=float(scores[0, best]))
+
+    def segment_boxes(
+        self,
+        key: str,
+        image: Image.Image,
+        boxes: np.ndarray,
+        *,
+        extra_tokens: torch.Tensor | None = None,
+        batch_size: int = 16,
+    ) -> list[SamMask]:
+        """One mask per ``N x 4`` pixel box, decoded in batches (one box each, as in
+        :meth:`segment`, whose result each equals)."""
+        predictor = self.predictor(key, image)
+        results: list[SamMask] = []
+        for start in range(0, len(boxes), batch_size):
+            with torch.inference_mode(), self._autocast():
+                masks, scores = self._decode(
+                    predictor,
+                    boxes=np.asarray(boxes[start : start + batch_size], dtype=np.float32),
+                    multimask=False,
+                    extra_tokens=extra_tokens,
+                )
+            results += [
+                SamMask(mask=m[0], score=float(s[0])) for m, s in zip(masks, scores, strict=True)
+            ]
+        return results
+
+    def automatic(self, image: Image.Image) -> list[SamMask]:
+        """Every mask SAM's automatic generator finds, largest first (``score``: predicted IoU).
+
+        The image is scaled so its longer side is at most ``max_side`` (SAM sees 1024 px at
+        most anyway) and the masks are scaled back to the original size.
+        """
+        settings = dict(self.automatic_settings)
+        max_side = int(settings.pop("max_side", 0) or 0)
+        width, height = image.size
+        work = image.convert("RGB")
+        if max_side and max(width, height) > max_side:
+            scale = max_side / max(width, height)
+            work = work.resize((max(1, round(width * scale)), max(1, round(height * scale))))
+        generator = SamAutomaticMaskGenerator(self.model, output_mode="binary_mask", **settings)
+        with torch.inference_mode(), self._autocast():
+            found = generator.generate(np.asarray(work))
+        found.sort(key=lambda m: m["area"], reverse=True)
+        results = []
+        for item in found:
+            mask = np.asarray(item["segmentation"], dtype=bool)
+            if mask.shape != (height, width):
+                scaled = Image.fromarray(mask.astype(np.uint8) * 255).resize(
+                    (width, height), Image.NEAREST
+                )
+                mask = np.asarray(scaled) > 127
+            results.append(SamMask(mask=mask, score=float(item["predicted_iou"])))
+        return results
+
+    def _decode(
+        self,
+        predictor: SamPredictor,
+        *,
+        boxes: np.ndarray | None = None,
+        points: np.ndarray | None = None,
+        point_labels: np.ndarray | None = None,
+        mask_input: np.ndarray | None = None,
+        multimask: bool,
+        extra_tokens: torch.Tensor | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Prompt encoder → (extra tokens) → mask decoder → ``B x C x H x W`` bool masks at the
+        original size and ``B x C`` scores; ``B`` is the number of boxes (or 1)."""
+        device, size = predictor.device, predictor.original_size
+        point_prompt = box_prompt = mask_prompt = None
+        if points is not None:
+            labels = point_labels if point_labels is not None else np.ones(len(points))
+            coords = predictor.transform.apply_coords(points, size)
+            point_prompt = (
+                torch.as_tensor(coords, dtype=torch.float, device=device)[None],
+                torch.as_tensor(labels, dtype=torch.int, device=device)[None],
+            )
+        if boxes is not None:
+            boxes = predictor.transform.apply_boxes(boxes, size)
+            box_prompt = torch.as_tensor(boxes, dtype=torch.float, device=device)
+        if mask_input is not None:
+            mask_prompt = torch.as_tensor(mask_input, dtype=torch.float, device=device)[None]
+        sparse, dense = self.model.prompt_encoder(
+            points=point_prompt, boxes=box_prompt, masks=mask_prompt
+        )
+        if extra_tokens is not None:
+            extra = _check_tokens(extra_tokens, self.prompt_dim).to(sparse)
+            sparse = torch.cat([sparse, extra[None].expand(sparse.shape[0], -1, -1)], dim=1)
+        low_res, scores = self.model.mask_decoder(
+            image_embeddings=predictor.features,
+            image_pe=self.model.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=multimask,
+        )
+        masks = self.model.postprocess_masks(low_res, predictor.input_size, size)
+        masks = masks > self.model.mask_threshold
+        return masks.cpu().numpy(), scores.float().cpu().numpy()
 
     def _autocast(self):  # noqa: ANN202
         """Half-precision weights take float32 inputs from the predictor, so run under autocast."""
@@ -236,9 +359,27 @@ class SamEngine:
         return np.where(small > 0.5, 8.0, -8.0).astype(np.float32)[None]
 
 
+def _check_tokens(tokens: torch.Tensor, width: int) -> torch.Tensor:
+    """Extra prompt tokens as ``N x width``, or an error naming both widths."""
+    if tokens.shape[-1] != width:
+        raise VitronToolError(
+            f"the signal projector makes tokens of width {tokens.shape[-1]}, but SAM's prompt "
+            f"tokens are {width} wide; set the projector's out_dim to {width} in the profile"
+        )
+    return tokens.reshape(-1, width)
+
+
 @component_loader("sam")
 def load_sam(spec: ComponentSpec, context: LoadContext) -> SamEngine:
     # SAM is small next to the diffusion models; "auto" keeps it in float32, where it is exact.
     dtype = torch.float32 if spec.dtype == "auto" else context.dtype
     model = load_sam_model(spec).to(device=context.device, dtype=dtype)
-    return SamEngine(model, cache_size=int(spec.options.get("embedding_cache", 8)))
+    automatic = spec.options.get("automatic", {})
+    if not isinstance(automatic, dict):
+        raise VitronToolError(
+            f"profile {spec.profile!r}: components.{spec.name}.automatic must be a table of "
+            "SamAutomaticMaskGenerator settings, e.g. {{ points_per_side = 16 }}"
+        )
+    return SamEngine(
+        model, cache_size=int(spec.options.get("embedding_cache", 8)), automatic=automatic
+    )
