@@ -27,6 +27,13 @@ Constrained decoding (``constrained``): ``InvocationGrammar(tokenizer, modules)`
 Factories (``build``, ``released``): ``build_tiny_vitron(seed)``, ``build_vitron(text_model,
 vision_model)``, ``load_vitron(path, dtype, device, lora, merge)``, ``save_vitron``,
 ``add_lora``, ``load_released_vitron(base_path, lora_path, vision_tower=...)``.
+
+Chat model (``chat_model``, ``loading``): ``ChatVitron`` (a LangChain ``BaseChatModel``: lazy
+loading through the profile's ``vitron_llm`` component, ``bind_tools(tools, tool_choice,
+unknown_tools)``, ``invoke``/``stream`` with signal handles in ``tool_calls``, ``render`` and
+``prompt_text`` to see what the model reads, ``ChatVitron.from_model(model, processor)``);
+``VitronEngine`` (model + processor + constrained-decoding tables) and ``load_vitron_llm``, the
+profile loader.
 """
 
 from __future__ import annotations
@@ -86,6 +93,8 @@ _EXPORTS: dict[str, str] = {
         for name in ("add_lora", "build_tiny_vitron", "build_vitron", "load_vitron", "save_vitron")
     },
     "load_released_vitron": "vitron.agent.released",
+    "ChatVitron": "vitron.agent.chat_model",
+    **{name: "vitron.agent.loading" for name in ("VitronEngine", "load_vitron_llm")},
 }
 
 __all__ = sorted(_EXPORTS)

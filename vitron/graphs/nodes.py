@@ -15,6 +15,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.runtime import Runtime
 
+from vitron.agent.chat_model import ChatVitron
 from vitron.graphs.context import Context
 from vitron.graphs.messages import media_listing
 from vitron.graphs.state import MediaRegistry, State, ToolCallInput
@@ -116,7 +117,7 @@ def steps_this_turn(messages: Sequence[AnyMessage]) -> int:
 
 def make_llm_node(model: BaseChatModel, tools: Sequence[BaseTool]) -> Callable[..., dict[str, Any]]:
     """The ``vitron_llm`` node: the planner with the tools bound once, not per call."""
-    bound = model.bind_tools(list(tools)) if tools else model
+    bound = bind_planner_tools(model, tools)
     system_prompt = load_prompt("system")
 
     def vitron_llm(
@@ -150,6 +151,17 @@ def make_llm_node(model: BaseChatModel, tools: Sequence[BaseTool]) -> Callable[.
         return {"messages": [response]}
 
     return vitron_llm
+
+
+def bind_planner_tools(model: BaseChatModel, tools: Sequence[BaseTool]) -> Any:
+    """Bind every tool of the graph. The Vitron LLM can invoke only the modules its grammar names,
+    so it binds with ``unknown_tools="ignore"``: a plug-in backend gets its node and stays callable
+    by other planners instead of stopping the graph from being built."""
+    if not tools:
+        return model
+    if isinstance(model, ChatVitron):
+        return model.bind_tools(list(tools), unknown_tools="ignore")
+    return model.bind_tools(list(tools))
 
 
 def planner_failure(exc: Exception) -> AIMessage:

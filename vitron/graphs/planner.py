@@ -26,10 +26,15 @@ def planner_from_spec(spec: str) -> BaseChatModel:
 
 
 def default_planner() -> BaseChatModel:
-    """The planner named by ``VITRON_PLANNER``, else the Vitron LLM of ``VITRON_PROFILE``."""
+    """The planner named by ``VITRON_PLANNER``, else the Vitron LLM of the run's profile.
+
+    ``ChatVitron()`` follows each run's ``context.profile`` (whose default is ``VITRON_PROFILE``),
+    so the planner and the backends always come from the same profile; its weights load on the
+    first message.
+    """
     spec = os.environ.get("VITRON_PLANNER")
     if spec:
         return planner_from_spec(spec)
     from vitron.agent.chat_model import ChatVitron
 
-    return ChatVitron(profile=os.environ.get("VITRON_PROFILE", "tiny"))
+    return ChatVitron()

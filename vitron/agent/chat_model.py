@@ -1,0 +1,555 @@
+"""``ChatVitron``: the Vitron LLM as a LangChain chat model, so it can be the graph's planner.
+
+It reads the conversation with its media (:mod:`vitron.agent.rendering`), generates token by token
+(:mod:`vitron.agent.decoding`), and turns its invocations into ``AIMessage.tool_calls``: each
+signal token's embedding is stored in the thread's workspace and its ``emb_`` handle becomes the
+call's ``signal`` argument. Malformed output never raises: the message keeps the text and
+``response_metadata["parse_errors"]`` says what is wrong; the next turn shows it to the model.
+
+Where things come from:
+
+- **the model**: lazily, on the first call, from the run's model registry (component
+  ``vitron_llm`` of the profile), so it shares the memory budget with the backends. Inside the
+  graph the registry is the run's (``current_services``); outside, the one for ``profile``,
+  ``workspace`` and ``device`` (defaults from ``VITRON_*``). :meth:`ChatVitron.from_model` wraps
+  an already built ``(model, processor)`` instead (tests, notebooks).
+- **the thread**: ``configurable.thread_id`` of the LangGraph run (``langgraph.config``); outside
+  a graph run, a per-call ``thread_id`` keyword, else the workspace's ``default`` namespace — the
+  same namespace the tools use then.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.language_models.base import LangSmithParams
+from langchain_core.language_models.chat_models import generate_from_stream
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolCall
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import ConfigDict, Field, PrivateAttr
+
+from vitron.agent.invocation import MODULE_CLOSE, MODULE_OPEN, MODULES, ParsedReply, parse_reply
+from vitron.agent.loading import COMPONENT, VitronEngine
+from vitron.agent.reply import FinishedText, ReplyText
+from vitron.tools.backend import (
+    DEFAULT_WORKSPACE,
+    Services,
+    ServiceSettings,
+    current_services,
+    get_services,
+)
+from vitron.tools.errors import VitronToolError
+from vitron.tools.workspace import Workspace
+
+if TYPE_CHECKING:  # transformers loads on the first call, not when the graph is built
+    from transformers import LogitsProcessor
+
+    from vitron.agent.decoding import SamplingSettings
+    from vitron.agent.rendering import RenderedConversation
+
+logger = logging.getLogger(__name__)
+
+ToolChoice = Literal["auto", "none", "any"] | str
+OVERRIDES = ("temperature", "top_p", "max_new_tokens", "max_tokens", "seed", "constrained")
+"""Generation settings a call may override (``model.invoke(messages, temperature=0.7)``)."""
+
+
+@dataclass(frozen=True)
+class _Call:
+    """The settings of one generation, after per-call overrides."""
+
+    sampling: SamplingSettings
+    constrained: bool | None
+    stop: list[str]
+    modules: list[str]
+    tool_choice: str
+    thread_id: str | None
+
+
+class ChatVitron(BaseChatModel):
+    """The Vitron LLM as a tool-calling chat model (see the module docstring).
+
+    Example::
+
+        planner = ChatVitron(profile="vitron-7b", temperature=0.2)
+        graph = build_graph(planner)               # binds the graph's tools
+        ChatVitron().bind_tools(build_tools(names=["segment_image"])).invoke("…")
+    """
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    profile: str | None = None
+    """Profile whose ``vitron_llm`` component is the model. ``None``: the graph run's profile;
+    outside a graph ``VITRON_PROFILE`` or ``tiny``."""
+    workspace: str = Field(
+        default_factory=lambda: os.environ.get("VITRON_WORKSPACE", DEFAULT_WORKSPACE)
+    )
+    """Media store used outside a graph run (inside one, the run's workspace)."""
+    device: str = Field(default_factory=lambda: os.environ.get("VITRON_DEVICE", "auto"))
+    """Device used outside a graph run (inside one, the run's device)."""
+    temperature: float = Field(default=0.0, ge=0.0)
+    """0 picks the most likely token (greedy); above 0 samples."""
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(default=256, ge=1, alias="max_tokens")
+    """Most tokens one reply may have (``max_tokens`` is accepted too)."""
+    seed: int | None = None
+    """Seed for sampling, so a sampled reply can be repeated."""
+    constrained: bool | None = None
+    """Constrained invocation decoding: invocations always parse, module names are limited to the
+    bound tools. ``None``: the profile's default (on for ``vitron-7b``, off for ``tiny``)."""
+    stop: list[str] | None = Field(default=None, alias="stop_sequences")
+    """Stop sequences: the reply ends before the first one."""
+    unknown_tools: Literal["raise", "ignore"] = "raise"
+    """What :meth:`bind_tools` does with tools the invocation grammar cannot name: ``raise`` a
+    ``ValueError``, or ``ignore`` them with a warning (the graph binds with ``ignore``, so plug-in
+    backends do not stop the Vitron planner from serving the others)."""
+    streaming: bool = False
+    """Stream tokens to callbacks even on ``invoke``."""
+
+    _engine: VitronEngine | None = PrivateAttr(default=None)
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_model(
+        cls,
+        model: Any,
+        processor: Any,
+        *,
+        constrained_default: bool = False,
+        name: str = "in-memory",
+        **settings: Any,
+    ) -> ChatVitron:
+        """A ChatVitron around an already built ``(model, processor)`` (no registry loading).
+
+        ``constrained_default`` stands in for the profile's ``constrained`` option.
+        """
+        chat = cls(**settings)
+        chat._engine = VitronEngine(model, processor, name=name, constrained=constrained_default)
+        return chat
+
+    @property
+    def _llm_type(self) -> str:
+        return "vitron"
+
+    @property
+    def model_name(self) -> str:
+        """What is loaded, or will be: the in-memory model's name or the profile's component."""
+        if self._engine is not None:
+            return self._engine.name
+        return f"{COMPONENT}@{self.profile or 'run-profile'}"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "model_name": self.model_name,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_new_tokens": self.max_new_tokens,
+            "seed": self.seed,
+            "constrained": self.constrained,
+        }
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        model = kwargs.get("model")
+        params = LangSmithParams(
+            ls_provider="vitron",
+            ls_model_name=model if isinstance(model, str) else self.model_name,
+            ls_model_type="chat",
+            ls_temperature=float(kwargs.get("temperature", self.temperature)),
+            ls_max_tokens=int(
+                kwargs.get("max_new_tokens", kwargs.get("max_tokens", self.max_new_tokens))
+            ),
+        )
+        stops = stop if stop is not None else self.stop
+        if stops:
+            params["ls_stop"] = list(stops)
+        return params
+
+    # ------------------------------------------------------------------ tools
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: dict[str, Any] | str | bool | None = None,
+        unknown_tools: Literal["raise", "ignore"] | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools the Vitron grammar can name (``segment_image``, ``ground``… see
+        :data:`~vitron.agent.invocation.MODULES`).
+
+        Args:
+            tools: LangChain tools, functions, pydantic models or OpenAI tool dicts; their
+                names pick the modules the model may invoke.
+            tool_choice: ``"auto"`` / ``None`` (the model decides), ``"none"`` (answer in
+                text), ``"any"`` / ``"required"`` / ``True`` (the reply starts with an
+                invocation), or a tool name (or ``{"function": {"name": …}}``) to invoke that one.
+            unknown_tools: overrides the ``unknown_tools`` field for this binding.
+        """
+        policy = unknown_tools or self.unknown_tools
+        specs = [convert_to_openai_tool(tool) for tool in tools]
+        names = [spec["function"]["name"] for spec in specs]
+        unknown = [name for name in names if name not in MODULES]
+        if unknown and policy == "raise":
+            raise ValueError(
+                f"ChatVitron cannot call {', '.join(repr(n) for n in unknown)}: its invocation "
+                f"grammar names only the modules {', '.join(MODULES)}. Bind only those, or pass "
+                "unknown_tools='ignore' to bind the rest and skip these"
+            )
+        if unknown:
+            logger.warning("ChatVitron ignores tools it cannot invoke: %s", ", ".join(unknown))
+        kept = [spec for spec, name in zip(specs, names, strict=True) if name in MODULES]
+        choice = _tool_choice(tool_choice, [spec["function"]["name"] for spec in kept])
+        return super().bind(tools=kept, tool_choice=choice, **kwargs)
+
+    # ------------------------------------------------------------------ what the model sees
+
+    def render(
+        self, messages: Sequence[BaseMessage], *, thread_id: str | None = None
+    ) -> RenderedConversation:
+        """The conversation as the model reads it: turns, media and the current image/video."""
+        from vitron.agent.rendering import render_messages
+
+        services = self._services()
+        engine = self._load_engine(services)
+        workspace = services.workspace.for_thread(_thread(thread_id))
+        return render_messages(messages, workspace, video_frames=engine.processor.video_num_frames)
+
+    def prompt_text(self, messages: Sequence[BaseMessage], *, thread_id: str | None = None) -> str:
+        """The prompt text (placeholders unexpanded) the model gets for ``messages``."""
+        engine = self._load_engine(self._services())
+        rendered = self.render(messages, thread_id=thread_id)
+        return engine.processor.render(rendered.turns).text
+
+    # ------------------------------------------------------------------ generation
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        """One reply: the same decoding as :meth:`_stream`, its chunks added up."""
+        return generate_from_stream(self._stream(messages, stop=stop, **kwargs))
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        """One chunk per generated token (its shown text, possibly empty while an invocation is
+        being written), then a last chunk with the rest of the content, the tool calls, usage and
+        response metadata."""
+        from vitron.agent.decoding import generate_tokens
+        from vitron.agent.rendering import render_messages
+
+        call = self._call(stop, kwargs)
+        services = self._services()
+        engine = self._load_engine(services)
+        workspace = services.workspace.for_thread(call.thread_id)
+        processor = engine.processor
+        rendered = render_messages(messages, workspace, video_frames=processor.video_num_frames)
+        batch = processor.encode_chat(rendered.turns)
+        prompt_tokens = int(batch["input_ids"].shape[1])
+        _warn_if_too_long(engine, prompt_tokens, call.sampling.max_new_tokens)
+
+        signal_ids = {i: t for t, i in processor.token_ids.signals.items()}
+        reply = ReplyText(processor.decode, call.stop, signal_ids)
+        eos = _eos_ids(engine)
+        states: list[torch.Tensor] = []
+        finish_reason = "length"
+        steps = generate_tokens(
+            engine.model, batch, call.sampling, self._processors(engine, call), eos
+        )
+        for step in steps:
+            states.append(step.hidden)
+            delta = reply.add(step.token_id)
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=delta))
+            if run_manager is not None:
+                run_manager.on_llm_new_token(delta, chunk=chunk)
+            yield chunk
+            if step.token_id in eos or reply.stopped:
+                finish_reason = "stop"
+                break
+        steps.close()
+
+        finished = reply.finish()
+        handles, signals = self._store_signals(engine, workspace, reply.ids, states, finished)
+        parsed = parse_reply(finished.text, modules=call.modules, media=rendered.media)
+        if parsed.errors:
+            logger.info("ChatVitron reply did not parse cleanly: %s", parsed.errors)
+        message = AIMessageChunk(
+            content=reply.rest(parsed.content),
+            tool_call_chunks=[
+                {
+                    "name": c["name"],
+                    "args": json.dumps(c["args"]),
+                    "id": c["id"],
+                    "index": i,
+                    "type": "tool_call_chunk",
+                }
+                for i, c in enumerate(_attach_signals(parsed, handles))
+            ],
+            usage_metadata=UsageMetadata(
+                input_tokens=prompt_tokens,
+                output_tokens=len(reply.ids),
+                total_tokens=prompt_tokens + len(reply.ids),
+            ),
+            response_metadata={
+                "model_name": engine.name,
+                "finish_reason": finish_reason,
+                "parse_errors": list(parsed.errors),
+                "signals": signals,
+            },
+            chunk_position="last",
+        )
+        chunk = ChatGenerationChunk(message=message)
+        if run_manager is not None:
+            run_manager.on_llm_new_token(message.text, chunk=chunk)
+        yield chunk
+
+    # ------------------------------------------------------------------ helpers
+
+    def _call(self, stop: list[str] | None, kwargs: dict[str, Any]) -> _Call:
+        from vitron.agent.decoding import SamplingSettings
+
+        tools = kwargs.pop("tools", None) or []
+        tool_choice = kwargs.pop("tool_choice", None) or "auto"
+        thread_id = kwargs.pop("thread_id", None)
+        for internal in [k for k in kwargs if k.startswith("ls_")]:
+            kwargs.pop(internal)
+        unknown = sorted(set(kwargs) - set(OVERRIDES))
+        if unknown:
+            raise ValueError(
+                f"ChatVitron does not take {', '.join(unknown)}; per-call settings are "
+                f"{', '.join(OVERRIDES)}, thread_id, tools and tool_choice"
+            )
+        max_new = kwargs.get("max_new_tokens", kwargs.get("max_tokens", self.max_new_tokens))
+        sampling = SamplingSettings(
+            max_new_tokens=int(max_new),
+            temperature=float(kwargs.get("temperature", self.temperature)),
+            top_p=float(kwargs.get("top_p", self.top_p)),
+            seed=kwargs.get("seed", self.seed),
+        )
+        modules = [t["function"]["name"] for t in tools if isinstance(t, dict)]
+        return _Call(
+            sampling=sampling,
+            constrained=kwargs.get("constrained", self.constrained),
+            stop=list(stop if stop is not None else self.stop or []),
+            modules=modules,
+            tool_choice=str(tool_choice),
+            thread_id=_thread(thread_id),
+        )
+
+    def _services(self) -> Services:
+        """The run's services inside a graph (unless another profile is named), else this
+        model's own settings."""
+        current = current_services.get()
+        if current is not None:
+            profile = current.models.profile
+            if self.profile is None or self.profile in (profile.name, profile.source):
+                return current
+            return get_services(
+                ServiceSettings(
+                    profile=self.profile,
+                    workspace=str(current.workspace.root),
+                    device=str(current.models.device),
+                )
+            )
+        return get_services(
+            ServiceSettings(
+                profile=self.profile or os.environ.get("VITRON_PROFILE", "tiny"),
+                workspace=self.workspace,
+                device=self.device,
+                memory_budget=os.environ.get("VITRON_MEMORY_BUDGET") or None,
+            )
+        )
+
+    def _load_engine(self, services: Services) -> VitronEngine:
+        if self._engine is not None:
+            return self._engine
+        engine = services.models.get(COMPONENT, _progress_writer())
+        if not isinstance(engine, VitronEngine):
+            raise VitronToolError(
+                f"component {COMPONENT!r} of profile {services.models.profile.name!r} loaded a "
+                f"{type(engine).__name__}, not a VitronEngine; its loader must be "
+                "vitron.agent.loading:load_vitron_llm"
+            )
+        return engine
+
+    def _processors(self, engine: VitronEngine, call: _Call) -> list[LogitsProcessor]:
+        """Placeholder suppression, then constrained decoding and forced tokens as asked."""
+        from transformers import SuppressTokensLogitsProcessor
+
+        from vitron.agent.decoding import ForcedTokens
+
+        ids = engine.processor.token_ids
+        device = engine.device
+        suppressed = [ids.image, ids.video, ids.region]
+        choice = call.tool_choice
+        invocations = bool(call.modules) and choice != "none"
+        if not invocations:  # nothing to call: no invocation may start
+            suppressed += [*ids.tags.values(), *ids.signals.values()]
+        processors: list[LogitsProcessor] = [SuppressTokensLogitsProcessor(suppressed, device)]
+        if not invocations:
+            return processors
+        constrained = engine.constrained if call.constrained is None else call.constrained
+        allowed = [choice] if choice in call.modules else call.modules
+        if constrained:
+            processors.append(
+                engine.grammar(allowed).logits_processor(call.sampling.max_new_tokens)
+            )
+        if choice == "any" or choice in call.modules:
+            forced = [ids.tags[MODULE_OPEN]]
+            if choice in call.modules and not constrained:
+                tokenizer = engine.processor.tokenizer
+                forced += tokenizer.encode(choice, add_special_tokens=False)
+                forced.append(ids.tags[MODULE_CLOSE])
+            processors.append(ForcedTokens(forced))
+        return processors
+
+    def _store_signals(
+        self,
+        engine: VitronEngine,
+        workspace: Workspace,
+        generated: list[int],
+        states: list[torch.Tensor],
+        finished: FinishedText,
+    ) -> tuple[list[str | None], list[dict[str, Any]]]:
+        """Embed every signal token of the final text, store each in the workspace; returns a
+        handle per signal token (text order; None if spelled out) and their descriptions."""
+        wanted = {s for s in finished.signal_steps if s is not None}
+        if not wanted:
+            return [None] * len(finished.signal_steps), []
+        model = engine.model
+        sequence = torch.tensor([[-1, *generated[: len(states)]]], device=states[0].device)
+        with torch.inference_mode():
+            embedded = model.signal_embeddings(torch.stack(states)[None], sequence, start=1)
+        by_step = {e.position - 1: e for e in embedded}
+        handles: list[str | None] = []
+        described: list[dict[str, Any]] = []
+        for step in finished.signal_steps:
+            signal = by_step.get(step) if step is not None else None
+            if signal is None:
+                handles.append(None)
+                continue
+            info = workspace.put_embedding(
+                signal.embedding.float(),
+                source=COMPONENT,
+                extra={"space": signal.space, "token": signal.token},
+            )
+            handles.append(info.handle)
+            described.append({"handle": info.handle, "token": signal.token, "space": signal.space})
+        return handles, described
+
+
+# ---------------------------------------------------------------------- module helpers
+
+
+def _tool_choice(choice: dict[str, Any] | str | bool | None, names: list[str]) -> str:
+    """Normalise LangChain's tool_choice forms to ``auto``, ``none``, ``any`` or a tool name."""
+    if choice is None or choice is False or choice == "auto":
+        return "auto"
+    if choice is True or choice in ("any", "required"):
+        chosen = "any"
+    elif choice == "none":
+        return "none"
+    elif isinstance(choice, dict):
+        chosen = (choice.get("function") or {}).get("name") or choice.get("name") or ""
+    else:
+        chosen = str(choice)
+    if not names:
+        logger.warning("tool_choice=%r but no tool ChatVitron can invoke is bound", choice)
+        return "auto"
+    if chosen != "any" and chosen not in names:
+        raise ValueError(f"tool_choice names {chosen!r}, which is not bound; bound: {names}")
+    return chosen
+
+
+def _attach_signals(parsed: ParsedReply, handles: list[str | None]) -> list[ToolCall]:
+    """The parsed calls with each signal handle in its call's ``signal`` argument."""
+    if len(handles) != parsed.signal_count:
+        logger.warning(
+            "%d signal token(s) parsed but %d embedded; calls keep no signal",
+            parsed.signal_count,
+            len(handles),
+        )
+        return list(parsed.calls)
+    if all(h is not None for h in handles):
+        return parsed.with_signals([h for h in handles if h is not None])
+    calls = []
+    for call, invocation in zip(parsed.calls, parsed.invocations, strict=True):
+        args = dict(call["args"])
+        index = invocation.signal_index
+        if index is not None and handles[index] is not None:
+            args["signal"] = handles[index]
+        calls.append(ToolCall(name=call["name"], args=args, id=call["id"], type="tool_call"))
+    return calls
+
+
+def _thread(explicit: str | None) -> str | None:
+    """The conversation thread: explicit, else the LangGraph run's, else None (``default``)."""
+    if explicit:
+        return str(explicit)
+    try:
+        from langgraph.config import get_config
+
+        config = get_config()
+    except (ImportError, RuntimeError):  # not inside a graph run
+        return None
+    thread = (config.get("configurable") or {}).get("thread_id")
+    return str(thread) if thread else None
+
+
+def _eos_ids(engine: VitronEngine) -> list[int]:
+    eos = engine.model.generation_config.eos_token_id
+    if eos is None:
+        eos = engine.processor.tokenizer.eos_token_id
+    return [int(e) for e in (eos if isinstance(eos, list | tuple) else [eos]) if e is not None]
+
+
+def _warn_if_too_long(engine: VitronEngine, prompt: int, new: int) -> None:
+    limit = engine.max_positions
+    if limit is not None and prompt + new > limit:
+        logger.warning(
+            "prompt of %d tokens + %d new tokens exceeds the model's %d positions",
+            prompt,
+            new,
+            limit,
+        )
+
+
+def _progress_writer() -> Callable[[dict[str, Any]], None]:
+    """Loading progress goes to LangGraph's custom stream inside a graph run."""
+    try:
+        from langgraph.config import get_stream_writer
+
+        writer = get_stream_writer()
+    except Exception:  # outside a graph run there is no stream to write to
+        writer = None
+
+    def report(event: dict[str, Any]) -> None:
+        logger.debug("%s: %s", COMPONENT, event)
+        if writer is not None:
+            writer({"node": COMPONENT, **event})
+
+    return report
+
+
+__all__ = ["ChatVitron"]

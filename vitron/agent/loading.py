@@ -1,0 +1,192 @@
+"""The Vitron LLM as a profile component, so the planner shares the model registry (and its
+memory budget, with least-recently-used eviction) with the vision backends.
+
+A profile names it like any backend model::
+
+    [components.vitron_llm]
+    loader = "vitron.agent.loading:load_vitron_llm"
+    checkpoint = "tiny"          # random weights from the tiny config, no files
+
+Other checkpoints, picked by ``format``:
+
+- ``format = "vitron"`` (default): a directory written by :func:`~vitron.agent.build.save_vitron`
+  (this project's format), or a hub repository holding one; ``lora`` names a PEFT adapter
+  directory, ``merge = true`` folds it into the weights;
+- ``format = "released"``: the public ``Vitron/vitron-base`` checkpoint (``checkpoint``) with its
+  ``Vitron/vitron-lora`` adapter (``lora``, always merged), a CLIP-compatible ``vision_tower`` and
+  optionally a ``tokenizer`` directory (default: the base checkpoint's), plus ``config``, a table
+  of :class:`~vitron.agent.configuration.VitronConfig` glue overrides (signal spaces, pooling).
+
+``constrained = true`` makes constrained invocation decoding the default for
+:class:`~vitron.agent.chat_model.ChatVitron` with this profile. Hub ids are fetched on first use;
+with the hub unreachable a missing checkpoint is a :class:`MissingCheckpointError` naming the
+component, the profile and the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from vitron.tools.checkpoints import missing
+from vitron.tools.errors import MissingCheckpointError
+from vitron.tools.profiles import ComponentSpec
+from vitron.tools.registry import LoadContext
+
+if TYPE_CHECKING:
+    from vitron.agent.configuration import VitronConfig
+    from vitron.agent.constrained import InvocationGrammar
+    from vitron.agent.processing import VitronProcessor
+
+logger = logging.getLogger(__name__)
+
+COMPONENT = "vitron_llm"
+"""The profile component that holds the planner LLM."""
+FORMATS = ("vitron", "released")
+
+
+@dataclass
+class VitronEngine:
+    """A loaded Vitron LLM: model, processor, the profile's decoding default, and the constrained
+    decoding tables built for it (one :class:`InvocationGrammar` per set of bound modules: they
+    cost a pass over the vocabulary, so they are built once and reused)."""
+
+    model: Any
+    """``VitronForCausalLM`` (or a ``PeftModel`` around one, when a LoRA adapter is not merged)."""
+    processor: VitronProcessor
+    name: str = "vitron"
+    """What was loaded (the checkpoint), for logs and ``response_metadata``."""
+    constrained: bool = False
+    """Whether constrained invocation decoding is on when ``ChatVitron.constrained`` is ``None``."""
+    _grammars: dict[frozenset[str], InvocationGrammar] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def config(self) -> VitronConfig:
+        return self.model.config
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of parameters and buffers: what the registry counts against its budget."""
+        tensors = [*self.model.parameters(), *self.model.buffers()]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    @property
+    def max_positions(self) -> int | None:
+        """The backbone's context length, if its config says."""
+        value = getattr(self.config.text_config, "max_position_embeddings", None)
+        return int(value) if value else None
+
+    def grammar(self, modules: Iterable[str]) -> InvocationGrammar:
+        """The constrained-decoding tables for ``modules`` (built on first use, then cached)."""
+        from vitron.agent.constrained import InvocationGrammar
+
+        key = frozenset(modules)
+        with self._lock:
+            if key not in self._grammars:
+                self._grammars[key] = InvocationGrammar(self.processor.tokenizer, sorted(key))
+            return self._grammars[key]
+
+
+def load_vitron_llm(spec: ComponentSpec, context: LoadContext) -> VitronEngine:
+    """Profile loader for the Vitron LLM (see the module docstring for the options)."""
+    options = dict(spec.options)
+    fmt = str(options.get("format", "vitron"))
+    if fmt not in FORMATS:
+        raise MissingCheckpointError(
+            f"component {spec.name!r} of profile {spec.profile!r} has format {fmt!r}; "
+            f"use one of {', '.join(FORMATS)}"
+        )
+    if spec.is_tiny:
+        from vitron.agent.build import build_tiny_vitron
+
+        model, processor = build_tiny_vitron(seed=int(options.get("seed", 0)))
+        model.to(device=context.device, dtype=context.dtype)
+    elif fmt == "vitron":
+        model, processor = _load_own(spec, options, context)
+    else:
+        model, processor = _load_released(spec, options, context)
+    model.eval()
+    return VitronEngine(
+        model=model,
+        processor=processor,
+        name=spec.checkpoint,
+        constrained=bool(options.get("constrained", False)),
+    )
+
+
+def _load_own(
+    spec: ComponentSpec, options: dict[str, Any], context: LoadContext
+) -> tuple[Any, VitronProcessor]:
+    from vitron.agent.build import load_vitron
+
+    path = local_directory(spec, spec.checkpoint)
+    lora = options.get("lora")
+    lora_path = local_directory(spec, str(lora)) if lora else None
+    try:
+        return load_vitron(
+            path,
+            dtype=context.dtype,
+            device=context.device,
+            lora=lora_path,
+            merge=bool(options.get("merge", False)),
+        )
+    except (OSError, ValueError) as exc:
+        raise missing(spec, str(path), exc) from exc
+
+
+def _load_released(
+    spec: ComponentSpec, options: dict[str, Any], context: LoadContext
+) -> tuple[Any, VitronProcessor]:
+    from vitron.agent.released import load_released_vitron
+
+    base = local_directory(spec, spec.checkpoint)
+    lora = options.get("lora")
+    tokenizer = options.get("tokenizer")
+    tower = options.get("vision_tower")
+    if tower is not None and Path(str(tower)).expanduser().exists():
+        tower = str(Path(str(tower)).expanduser())
+    try:
+        model, processor = load_released_vitron(
+            base,
+            local_directory(spec, str(lora)) if lora else None,
+            vision_tower=tower,
+            tokenizer_path=local_directory(spec, str(tokenizer)) if tokenizer else None,
+            dtype=context.dtype,
+            device=context.device,
+            **dict(options.get("config") or {}),
+        )
+    except (OSError, ValueError) as exc:
+        raise missing(spec, str(base), exc) from exc
+    if processor is None:
+        raise MissingCheckpointError(
+            f"component {spec.name!r} of profile {spec.profile!r}: {base} holds no tokenizer; "
+            "set `tokenizer` in the profile to a directory with the Vicuna tokenizer files"
+        )
+    return model, processor
+
+
+def local_directory(spec: ComponentSpec, source: str) -> Path:
+    """A local directory for ``source``: itself when it exists, else a hub snapshot of it."""
+    local = Path(source).expanduser()
+    if local.exists():
+        return local
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_id=source))
+    except Exception as exc:  # offline, unknown repository, no access: all mean "not here"
+        raise missing(spec, source, exc) from exc
+
+
+__all__ = ["COMPONENT", "VitronEngine", "load_vitron_llm", "local_directory"]
