@@ -13,6 +13,13 @@ from skimage import data
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the suite may reach a model hub
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# One intra-op thread, here and in the processes tests start: the tiny models' operations are too
+# small to gain from more, and on a busy 2-core machine competing threads slow them tenfold.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
 
 from vitron.tools.backend import Services, ServiceSettings, build_tools  # noqa: E402
 from vitron.tools.profiles import load_profile  # noqa: E402

@@ -10,17 +10,6 @@ from vitron.agent.build import build_tiny_vitron
 from vitron.agent.constrained import InvocationGrammar
 from vitron.agent.invocation import MODULES, parse_reply
 
-
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """One intra-op thread: the tiny model's matmuls are too small to gain from more, and on a
-    busy 2-core machine competing OpenMP threads slow it down by an order of magnitude."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 BOUND = ["segment_image", "ground", "generate_image", "edit_video"]
 MAX_NEW = 40
 

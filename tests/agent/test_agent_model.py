@@ -12,17 +12,6 @@ from vitron.agent.configuration import VitronConfig
 from vitron.agent.modeling import mask_boxes
 from vitron.agent.processing import RegionInput, Turn, VideoInput
 
-
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """One intra-op thread: the tiny model's matmuls are too small to gain from more, and on a
-    busy 2-core machine competing OpenMP threads slow it down by an order of magnitude."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 rng = np.random.default_rng(0)
 IMAGE = (rng.random((48, 80, 3)) * 255).astype(np.uint8)
 FRAMES = (rng.random((20, 40, 40, 3)) * 255).astype(np.uint8)

@@ -19,17 +19,6 @@ from vitron.agent.processing import (
     vitron_token_ids,
 )
 
-
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """One intra-op thread: the tiny model's matmuls are too small to gain from more, and on a
-    busy 2-core machine competing OpenMP threads slow it down by an order of magnitude."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 TOKENIZER = build_tiny_tokenizer()
 
 

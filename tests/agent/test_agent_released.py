@@ -18,15 +18,6 @@ from vitron.agent.released import RELEASED_REGION_FRAME, map_released_name, read
 HIDDEN, VISION = 64, TINY_VISION_CONFIG["hidden_size"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """One intra-op thread: faster for tiny models on a busy 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def write_release(root: Path) -> dict[str, torch.Tensor]:
     """A tiny vitron-base + vitron-lora pair in the released layout; returns source tensors."""
     generator = torch.Generator().manual_seed(0)

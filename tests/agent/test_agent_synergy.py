@@ -15,16 +15,6 @@ from vitron.agent.modeling import (
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """One intra-op thread: the tiny model's matmuls are too small to gain from more, and on a
-    busy 2-core machine competing OpenMP threads slow it down by an order of magnitude."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def test_gradient_reversal_flips_and_scales_the_gradient():
     x = torch.randn(3, 5, requires_grad=True)
     y = reverse_gradient(x, 0.5)

@@ -31,15 +31,6 @@ from vitron.tools.errors import MissingCheckpointError
 THREAD = "test-thread"  # conftest's workspace fixture namespace
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """One intra-op thread: faster for tiny models on a busy 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def tiny():
     return build_tiny_vitron(seed=0)

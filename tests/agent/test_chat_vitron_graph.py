@@ -27,15 +27,6 @@ INVOCATION = format_invocation("segment_image", "the astronaut", [REGION])
 ANSWER = "Done: the astronaut is segmented, see the mask."
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """One intra-op thread: faster for tiny models on a busy 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def context(tmp_path_factory) -> Context:
     workspace = tmp_path_factory.mktemp("chat-vitron-graph") / "workspace"

@@ -24,15 +24,6 @@ from vitron.tools.profiles import ComponentSpec, load_profile
 from vitron.tools.registry import _LoadContext
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny models on a busy 2-core machine spend most time in thread hand-offs: run on one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def quiet(_: dict) -> None:
     pass
 

@@ -12,16 +12,6 @@ from vitron.tools.models.diffusion import Prompt, append_tokens, encode_text
 from vitron.tools.profiles import load_profile
 from vitron.tools.registry import ModelRegistry
 
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny models on a busy 2-core machine spend most time in thread hand-offs: run on one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 TINY_SIGNAL_DIM = 32  # the tiny planner's "diffusion" space
 
 

@@ -4,20 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from vitron.tools.backend import CallContext
 from vitron.tools.backends.edit_image import EditImageArgs, edit_image, read_instruction
 from vitron.tools.compositing import blend_weights, box_mask, composite, grow
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny models on a busy 2-core machine spend most time in thread hand-offs: run on one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from langgraph.graph import START, StateGraph
 from typing_extensions import TypedDict
 
@@ -12,15 +11,6 @@ from vitron.tools.backend import CallContext, Services, build_tools
 from vitron.tools.backends.generate_image import GenerateImageArgs, generate_image
 from vitron.tools.profiles import load_profile
 from vitron.tools.registry import ModelRegistry
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny models on a busy 2-core machine spend most time in thread hand-offs: run on one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def pixels(workspace, handle: str) -> np.ndarray:

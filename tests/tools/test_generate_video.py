@@ -3,19 +3,9 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from vitron.tools.backend import CallContext
 from vitron.tools.backends.generate_video import GenerateVideoArgs, generate_video
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny models on a busy 2-core machine spend most time in thread hand-offs: run on one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_makes_an_mp4_with_the_asked_frames_size_and_rate(invoke, workspace):

@@ -3,20 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
-import torch
 
 from vitron.tools.backend import CallContext
 from vitron.tools.backends.image_to_video import ImageToVideoArgs, image_to_video
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny models on a busy 2-core machine spend most time in thread hand-offs: run on one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_animates_a_photo_into_an_mp4(invoke, workspace, photo):
