@@ -10,7 +10,6 @@ bit for bit. Regions are normalised ``[x1, y1, x2, y2]`` boxes of the image, top
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -22,6 +21,7 @@ from pydantic import Field, model_validator
 from vitron.tools.backend import CallContext, ToolOutput, backend
 from vitron.tools.backends.segment_image import SegmentImageArgs, find_masks
 from vitron.tools.compositing import blend_weights, box_mask, composite, grow
+from vitron.tools.editing import REMOVE_PROMPT, read_instruction, repaint, required_content
 from vitron.tools.errors import VitronToolError
 from vitron.tools.generation import (
     DiffusionArgs,
@@ -41,8 +41,6 @@ from vitron.tools.registry import ProgressCallback
 from vitron.tools.schemas import ImageHandle, MaskHandle
 
 Operation = Literal["add", "remove", "replace", "move", "recolor", "restyle"]
-
-REMOVE_PROMPT = "empty background, nothing there"
 
 
 class EditImageArgs(DiffusionArgs):
@@ -102,56 +100,6 @@ class EditImageArgs(DiffusionArgs):
         if self.operation == "move" and len(self.regions or []) > 2:
             raise ValueError("move takes one region (the destination) or two (source, destination)")
         return self
-
-
-# --------------------------------------------------------------------------- reading instructions
-
-_VERBS = {
-    "remove": r"(?:remove|delete|erase|get rid of|take out|take away|clear)",
-    "replace": r"(?:replace|swap|change|turn|transform|make)",
-    "recolor": r"(?:recolou?r|colou?r|paint|dye|make|turn|change)",
-    "add": r"(?:add|put|place|insert|draw|include)",
-    "move": r"(?:move|shift|drag|relocate|put)",
-}
-_PATTERNS: dict[str, list[re.Pattern[str]]] = {
-    "remove": [re.compile(rf"^{_VERBS['remove']}\s+(?P<target>.+?)(?:\s+from\s+(?:the|this)\s+\w+)?$")],
-    "replace": [
-        re.compile(rf"^{_VERBS['replace']}\s+(?P<target>.+?)\s+(?:with|for|into|to|by)\s+(?P<content>.+)$")
-    ],
-    "recolor": [
-        re.compile(rf"^{_VERBS['recolor']}\s+(?P<target>.+?)\s+(?:to|into|in)\s+(?P<content>.+)$"),
-        re.compile(rf"^{_VERBS['recolor']}\s+(?P<target>.+)\s+(?P<content>\S+)$"),
-    ],
-    "add": [re.compile(rf"^{_VERBS['add']}\s+(?P<content>.+?)(?:\s+(?:to|on|in|into|at|onto)\s+.+)?$")],
-    "move": [re.compile(rf"^{_VERBS['move']}\s+(?P<target>.+?)(?:\s+(?:to|towards|into|onto)\s+.+)?$")],
-}  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Reading:
-    """What an instruction names: the thing to edit and what it should become."""
-
-    target: str | None
-    content: str | None
-
-
-def read_instruction(operation: str, instruction: str) -> Reading:
-    """The target and content of an instruction such as 'replace the dog with a cat'.
-
-    Unrecognised phrasing falls back to the whole instruction (as the target for remove and
-    move, as the content for add, replace, recolor and restyle).
-    """
-    text = instruction.strip().rstrip(".!").strip()
-    if not text:
-        return Reading(None, None)
-    for pattern in _PATTERNS.get(operation, []):
-        match = pattern.match(text.lower())
-        if match:
-            groups = match.groupdict()
-            return Reading(groups.get("target"), groups.get("content"))
-    if operation in ("remove", "move"):
-        return Reading(text, None)
-    return Reading(None, text)
 
 
 # --------------------------------------------------------------------------- the edit area
@@ -233,13 +181,6 @@ def _required_area(
     return found
 
 
-def _required_content(job: EditJob, what: str) -> str:
-    content = job.content
-    if not content:
-        raise VitronToolError(f"say {what}: in the instruction or in `prompt`")
-    return content
-
-
 # --------------------------------------------------------------------------- operations
 
 
@@ -287,32 +228,19 @@ def _gligen_add(
     return composite(base, out, blend_weights(area, job.args.grow)), area, settings
 
 
-def _remove(job: EditJob) -> Edited:
+def _repaint(job: EditJob) -> Edited:
+    """remove / replace / recolor: inpaint the located area with the text :func:`repaint` gives."""
+    plan = repaint(
+        job.args.operation, target=job.target, content=job.content, prompt=job.args.prompt,
+        negative=job.args.negative_prompt, strength=job.args.strength,
+    )  # fmt: skip
     area, how = _required_area(job)
-    text = job.args.prompt or REMOVE_PROMPT
-    negative = job.args.negative_prompt or job.target or ""
-    pixels, settings = _inpaint(job, area, text, negative, job.args.strength or 1.0)
-    return Edited(pixels, grow(area, job.args.grow), f"removed {how}", settings)
-
-
-def _replace(job: EditJob) -> Edited:
-    content = _required_content(job, "what to put there ('replace the dog with a cat')")
-    area, how = _required_area(job)
-    pixels, settings = _inpaint(job, area, content, None, job.args.strength or 1.0)
-    return Edited(pixels, grow(area, job.args.grow), f"replaced {how} with {content!r}", settings)
-
-
-def _recolor(job: EditJob) -> Edited:
-    content = _required_content(job, "the new colour ('make the car red')")
-    area, how = _required_area(job)
-    text = job.args.prompt or f"{job.target or 'it'} in {content}"
-    strength = job.args.strength or 0.8
-    pixels, settings = _inpaint(job, area, text, None, strength)
-    return Edited(pixels, grow(area, job.args.grow), f"recoloured {how} to {content!r}", settings)
+    pixels, settings = _inpaint(job, area, plan.text, plan.negative, plan.strength)
+    return Edited(pixels, grow(area, job.args.grow), plan.summary(how), settings)
 
 
 def _add(job: EditJob) -> Edited:
-    phrase = _required_content(job, "what to add ('add a hat')")
+    phrase = required_content(job.content, "what to add ('add a hat')")
     boxes = job.args.regions or []
     pixels, area, settings = _gligen_add(job, job.pixels, phrase, boxes)
     return Edited(pixels, grow(area, job.args.grow), f"added {phrase!r} (GLIGEN)", settings)
@@ -352,10 +280,10 @@ def _restyle(job: EditJob) -> Edited:
 
 OPERATIONS: dict[str, Callable[[EditJob], Edited]] = {
     "add": _add,
-    "remove": _remove,
-    "replace": _replace,
+    "remove": _repaint,
+    "replace": _repaint,
     "move": _move,
-    "recolor": _recolor,
+    "recolor": _repaint,
     "restyle": _restyle,
 }
 
