@@ -48,6 +48,15 @@ def photo_handle(messages: Sequence[BaseMessage]) -> str:
     raise LookupError("no image was attached")
 
 
+def first_artifact(messages: Sequence[BaseMessage], key: str):
+    """``artifact[key]`` of the earliest tool result that has it (e.g. the first mask)."""
+    for message in messages:
+        artifact = getattr(message, "artifact", None)
+        if message.type == "tool" and isinstance(artifact, dict) and artifact.get(key):
+            return artifact[key]
+    raise LookupError(f"no tool result has {key!r}")
+
+
 def answer(template: str) -> Callable[[Sequence[BaseMessage]], AIMessage]:
     """A scripted final answer filled from the latest tool result's artifact."""
 
@@ -96,6 +105,36 @@ def script() -> list[ScriptedTurn]:
                 answer("The mask of your box is {masks[0]}; overlay {overlay}."),
             ],
             region=[0.55, 0.05, 0.95, 0.45],
+        ),
+        ScriptedTurn(
+            "Recolour her suit blue.",
+            [
+                lambda m: tool_call(
+                    "edit_image",
+                    image=photo_handle(m),
+                    operation="recolor",
+                    instruction="make the suit blue",
+                    mask=first_artifact(m, "masks")[0],
+                    seed=0,
+                ),
+                answer("Recoloured: {image}; only {mask} changed."),
+            ],
+        ),
+        ScriptedTurn(
+            "Animate the recoloured photo.",
+            [
+                lambda m: tool_call("image_to_video", image=last_artifact(m, "image"), seed=0),
+                answer("The animation is {video}."),
+            ],
+        ),
+        ScriptedTurn(
+            "Track her through that video.",
+            [
+                lambda m: tool_call(
+                    "track_video", video=last_artifact(m, "video"), regions=[[0.15, 0.2, 0.75, 1.0]]
+                ),
+                answer("Her masks over time are {masks}; the overlay video is {overlay}."),
+            ],
         ),
     ]
 
