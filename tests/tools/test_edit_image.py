@@ -53,6 +53,24 @@ def test_local_edits_change_only_the_grown_mask(invoke, workspace, square, opera
     assert message.artifact["mask"] in message.content
 
 
+@pytest.mark.parametrize(
+    ("instruction", "operation"),
+    [("remove the square", "remove"), ("make the square green", "recolor"),
+     ("replace the square with a ball", "replace")],
+)  # fmt: skip
+def test_the_operation_is_read_from_the_instruction_when_not_given(
+    invoke, workspace, square, instruction, operation
+):
+    """Vitron's grammar sends only an instruction; the wording picks the operation."""
+    image, mask, original, _ = square
+    message = invoke(
+        "edit_image", image=image.handle, mask=mask.handle, instruction=instruction, seed=1
+    )
+    edited, area = result(workspace, message)
+    assert_untouched_outside(original, edited, area)
+    assert workspace.describe(message.artifact["image"]).extra["operation"] == operation
+
+
 def test_add_paints_into_the_region_with_gligen(invoke, workspace, square):
     image, _, original, _ = square
     region = [0.05, 0.1, 0.3, 0.5]
@@ -172,6 +190,7 @@ def test_progress_counts_the_steps_that_run(services, workspace, square):
             "outside the media",
         ),
         ({"operation": "remove", "instruction": "x", "grow": -1}, "grow"),
+        ({}, "say what to do: an `operation` or an `instruction`"),
     ],
 )
 def test_bad_arguments_are_error_messages(invoke, square, args, expected):

@@ -53,6 +53,14 @@ def test_video_round_trip_streams_frames_and_addresses_single_frames(workspace, 
         workspace.get_frame(f"{clip.handle}#6")
 
 
+def test_lossy_and_lossless_copies_of_the_same_frames_are_different_handles(workspace):
+    frames = [np.full((8, 8, 3), 100, dtype=np.uint8)] * 2
+    assert (
+        workspace.put_video(frames, fps=4).handle
+        != workspace.put_video(frames, fps=4, lossless=True).handle
+    )
+
+
 def test_lossless_mask_video_survives_exactly_with_odd_sizes(workspace):
     rng = np.random.default_rng(0)
     frames = [(rng.random((17, 23)) > 0.5).astype(np.uint8) * 255 for _ in range(3)]
@@ -131,8 +139,9 @@ def test_frame_cap_and_empty_and_corrupt_media_give_clear_errors(tmp_path, clip,
         workspace.import_file(corrupt)
     broken_video = tmp_path / "broken.mp4"
     broken_video.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)
-    with pytest.raises(MediaError, match="cannot read|no frames|no video"):
+    with pytest.raises(MediaError, match="cannot read|no frames|no video") as caught:
         workspace.import_file(broken_video)
+    assert str(tmp_path) not in str(caught.value)  # no directory names reach the planner
 
 
 def test_writes_are_atomic_no_temporary_files_remain(workspace, photo, clip):

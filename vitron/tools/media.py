@@ -118,7 +118,9 @@ def probe_video(path: str | Path) -> VideoProbe:
     except MediaError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise MediaError(f"cannot read {Path(path).name} as a video: {exc}") from exc
+        raise MediaError(
+            f"cannot read {Path(path).name} as a video: {_without_path(exc, path)}"
+        ) from exc
 
 
 def iter_video_frames(path: str | Path, limits: MediaLimits) -> Iterator[np.ndarray]:
@@ -141,7 +143,7 @@ def iter_video_frames(path: str | Path, limits: MediaLimits) -> Iterator[np.ndar
     except av.error.DecoderNotFoundError as exc:
         raise MediaError(f"{name} uses a video codec this build of FFmpeg cannot decode") from exc
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise MediaError(f"cannot read {name} as a video: {exc}") from exc
+        raise MediaError(f"cannot read {name} as a video: {_without_path(exc, path)}") from exc
     if count == 0:
         raise MediaError(f"{name} is a video with no frames")
 
@@ -181,6 +183,12 @@ def write_video(
     finally:
         container.close()
     return count, width, height
+
+
+def _without_path(exc: Exception, path: str | Path) -> str:
+    """The library's message without the file's full path: the workspace layout is not the
+    planner's business, and a user's directory names are not either."""
+    return str(exc).replace(f"'{path}'", "").replace(str(path), Path(path).name).strip(" :")
 
 
 def _import_av():  # noqa: ANN202 - module type

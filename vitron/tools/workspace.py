@@ -186,7 +186,8 @@ class Workspace:
         """
         if fps <= 0:
             raise MediaError(f"fps must be positive, got {fps}")
-        hasher = hashlib.sha256(b"vid")
+        # Lossy and lossless encodings of the same frames are different files, so different handles.
+        hasher = hashlib.sha256(b"vid-lossless" if lossless else b"vid")
 
         def hashed() -> Iterator[np.ndarray]:
             for index, frame in enumerate(frames):

@@ -21,7 +21,13 @@ from pydantic import Field, model_validator
 from vitron.tools.backend import CallContext, ToolOutput, backend
 from vitron.tools.backends.segment_image import SegmentImageArgs, find_masks
 from vitron.tools.compositing import blend_weights, box_mask, composite, grow
-from vitron.tools.editing import REMOVE_PROMPT, read_instruction, repaint, required_content
+from vitron.tools.editing import (
+    REMOVE_PROMPT,
+    infer_operation,
+    read_instruction,
+    repaint,
+    required_content,
+)
 from vitron.tools.errors import VitronToolError
 from vitron.tools.generation import (
     DiffusionArgs,
@@ -45,9 +51,11 @@ Operation = Literal["add", "remove", "replace", "move", "recolor", "restyle"]
 
 class EditImageArgs(DiffusionArgs):
     image: ImageHandle
-    operation: Operation = Field(
+    operation: Operation | None = Field(
+        default=None,
         description="add (draw something new into `regions`), remove, replace, move (to the last "
-        "region), recolor, or restyle (the whole image, or only the target area)"
+        "region), recolor, or restyle (the whole image, or only the target area); default: read "
+        "from the instruction's wording (remove, replace, recolor or restyle)",
     )
     target: str | None = Field(
         default=None,
@@ -85,6 +93,10 @@ class EditImageArgs(DiffusionArgs):
     @model_validator(mode="after")
     def _check(self) -> EditImageArgs:
         said = any(s and s.strip() for s in (self.instruction, self.prompt))
+        if self.operation is None:  # planners like Vitron's grammar send only the instruction
+            if not self.instruction.strip():
+                raise ValueError("say what to do: an `operation` or an `instruction`")
+            self.operation = infer_operation(self.instruction)
         if self.operation in ("add", "restyle") and not said:
             raise ValueError(f"say what to {self.operation} in `instruction` or `prompt`")
         located = said or self.target or self.mask or self.regions
