@@ -46,11 +46,12 @@ def test_demo_is_labelled_and_writes_its_outputs(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "FIXED BY A SCRIPT" in result.stdout and "random weights" in result.stdout
-    assert result.stdout.count("vitron: ") == 3
+    assert result.stdout.count("vitron: ") == 6  # six turns, each answered
     written = sorted(p.name for p in out.iterdir())
     assert "transcript.md" in written and "astronaut.png" in written
-    assert sum(name.endswith(".png") and "_mask_" in name for name in written) == 2
+    assert sum(name.endswith(".png") and "_mask_" in name for name in written) == 3
     assert any(name.endswith(".json") and "_box_" in name for name in written)
+    assert sum(name.endswith(".mp4") for name in written) == 3  # animation, masks, overlay
     assert "--thread" in result.stdout
 
 

@@ -20,8 +20,6 @@ argument of the model's tool calls.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import os
 import tempfile
@@ -44,7 +42,13 @@ from vitron.agent.invocation import MODULES, format_reply, format_tool_call, san
 from vitron.agent.processing import PLACEHOLDER_TOKENS, RegionInput, Turn, VideoInput
 from vitron.tools.errors import VitronToolError
 from vitron.tools.handles import find_handles, parse_handle
-from vitron.tools.media import decode_image, iter_video_frames, looks_like_video, probe_video
+from vitron.tools.media import (
+    decode_image,
+    inline_bytes,
+    iter_video_frames,
+    looks_like_video,
+    probe_video,
+)
 from vitron.tools.workspace import Workspace
 
 logger = logging.getLogger(__name__)
@@ -234,7 +238,7 @@ class _Renderer:
     def _inline_block(self, block: dict[str, Any], notes: list[str]) -> Any | None:
         """An inline base64 image or video block, decoded; a note for what cannot be used."""
         try:
-            data = block_bytes(block)
+            data = inline_bytes(block)
             limits = self.workspace.limits
             if looks_like_video(data[:16]):
                 video = decode_video_bytes(data, self.video_frames, limits)
@@ -299,22 +303,6 @@ def box_mask(box: Sequence[float], width: int, height: int) -> np.ndarray:
     return mask
 
 
-def block_bytes(block: Mapping[str, Any]) -> bytes:
-    """The bytes of an inline (base64) image/video block in the LangChain or OpenAI layout."""
-    data = block.get("base64") or block.get("data")
-    url = block.get("url") or (block.get("image_url") or {}).get("url")
-    if data is None and isinstance(url, str) and url.startswith("data:"):
-        data = url.split(",", 1)[1] if "," in url else ""
-    if data is None:
-        raise VitronToolError(
-            "only inline (base64) media can be read; media behind a URL are not fetched"
-        )
-    try:
-        return base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise VitronToolError(f"attachment is not valid base64: {exc}") from exc
-
-
 def decode_video_bytes(data: bytes, frames: int, limits: Any) -> VideoInput:
     """An MP4 (or other container) in memory -> ``frames`` frames sampled at segment centres."""
     fd, path = tempfile.mkstemp(suffix=".video")
@@ -338,7 +326,6 @@ __all__ = [
     "PARSE_ERROR_NOTE",
     "PLACEHOLDER_ESCAPES",
     "RenderedConversation",
-    "block_bytes",
     "box_mask",
     "escape_placeholders",
     "render_messages",

@@ -3,8 +3,6 @@ node per tool, and ``invalid_call`` (tool calls that cannot run, answered with a
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -23,6 +21,7 @@ from vitron.prompts import load_prompt
 from vitron.tools.backend import Services, current_services
 from vitron.tools.errors import VitronToolError
 from vitron.tools.handles import find_handles
+from vitron.tools.media import inline_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +67,7 @@ def ingest(state: State, config: RunnableConfig, runtime: Runtime[Context]) -> d
                 blocks.append(block)
                 continue
             try:
-                info = workspace.import_bytes(_block_bytes(block), source="user")
+                info = workspace.import_bytes(inline_bytes(block), source="user")
             except VitronToolError as exc:
                 blocks.append({"type": "text", "text": f"[attachment not usable: {exc}]"})
                 continue
@@ -83,23 +82,6 @@ def ingest(state: State, config: RunnableConfig, runtime: Runtime[Context]) -> d
     if media:
         update["media"] = media
     return update
-
-
-def _block_bytes(block: dict[str, Any]) -> bytes:
-    """The bytes of a base64 image/video block in any LangChain or OpenAI layout."""
-    data = block.get("base64") or block.get("data")
-    url = block.get("url") or (block.get("image_url") or {}).get("url")
-    if data is None and isinstance(url, str) and url.startswith("data:"):
-        data = url.split(",", 1)[1] if "," in url else ""
-    if data is None:
-        raise VitronToolError(
-            "only inline (base64) media can be attached; store the file with the CLI or "
-            "Workspace.import_file and mention its handle"
-        )
-    try:
-        return base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise VitronToolError(f"attachment is not valid base64: {exc}") from exc
 
 
 # --------------------------------------------------------------------------- the planner

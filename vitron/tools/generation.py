@@ -26,6 +26,7 @@ from vitron.tools.errors import VitronToolError
 from vitron.tools.models.diffusion import DiffusionEngine, InpaintEngine, Prompt, snap
 from vitron.tools.registry import ProgressCallback
 from vitron.tools.schemas import ToolArgs
+from vitron.tools.signals import project_signal
 
 MAX_SEED = 2**32 - 1
 E = TypeVar("E", bound=DiffusionEngine)
@@ -94,29 +95,12 @@ def output_size(width: int | None, height: int | None, engine: DiffusionEngine) 
 def signal_tokens(
     signal: str | None, engine: DiffusionEngine, call: CallContext
 ) -> torch.Tensor | None:
-    """The signal embedding as ``k x D`` tokens for ``engine`` (``None`` without a signal).
-
-    ``D`` is the engine's text width; the projector is the profile component the engine names.
-    """
-    if signal is None:
-        return None
-    embedding = call.workspace.get_embedding(signal)
-    if embedding.ndim not in (1, 2):
-        raise VitronToolError(
-            f"{signal} has shape {list(embedding.shape)}; a signal is one embedding (D,) or a few "
-            "stacked (n, D)"
-        )
-    projector = call.models.get(engine.signal_projector, call.progress)
-    out_dim = projector.config.out_dim
-    if out_dim != engine.text_width:
-        raise VitronToolError(
-            f"the signal projector {engine.signal_projector!r} makes tokens of width {out_dim}, "
-            f"but the {engine.kind} text encoder's width is {engine.text_width}; fix the profile"
-        )
-    device = next(projector.parameters()).device
-    with torch.inference_mode():
-        tokens = projector(embedding.reshape(-1, embedding.shape[-1]).to(device))
-    return tokens.reshape(-1, out_dim)
+    """The signal embedding as ``k x D`` tokens for ``engine`` (``None`` without a signal); ``D``
+    is the engine's text width, the projector the profile component the engine names."""
+    return project_signal(
+        signal, engine.signal_projector, call, width=engine.text_width,
+        consumer=f"the {engine.kind} text encoder",
+    )  # fmt: skip
 
 
 def make_prompt(

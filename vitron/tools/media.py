@@ -7,13 +7,15 @@ traceback.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -63,6 +65,24 @@ def looks_like_video(head: bytes) -> bool:
     is_matroska = head[:4] == b"\x1aE\xdf\xa3"
     is_avi = head[:4] == b"RIFF" and head[8:11] == b"AVI"
     return is_mp4 or is_matroska or is_avi
+
+
+def inline_bytes(block: Mapping[str, Any]) -> bytes:
+    """The bytes of an inline (base64) image/video content block, in the LangChain layout
+    (``base64``/``data``) or the OpenAI one (a ``data:`` URL); media behind URLs are not fetched."""
+    data = block.get("base64") or block.get("data")
+    url = block.get("url") or (block.get("image_url") or {}).get("url")
+    if data is None and isinstance(url, str) and url.startswith("data:"):
+        data = url.split(",", 1)[1] if "," in url else ""
+    if data is None:
+        raise MediaError(
+            "only inline (base64) media can be read; media behind a URL are not fetched (store "
+            "the file in the workspace and mention its handle)"
+        )
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise MediaError(f"attachment is not valid base64: {exc}") from exc
 
 
 def decode_image(source: bytes | str | Path | BinaryIO, limits: MediaLimits) -> Image.Image:

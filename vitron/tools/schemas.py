@@ -41,6 +41,16 @@ def check_point(point: list[float]) -> list[float]:
     return [float(v) for v in point]
 
 
+def check_point_labels(points: list[list[float]] | None, labels: list[int] | None) -> None:
+    """Point labels, when given, are one per point and each 1 (on the target) or 0 (background)."""
+    if labels is None:
+        return
+    if points is None or len(labels) != len(points):
+        raise ValueError("point_labels needs exactly one label per point")
+    if any(label not in (0, 1) for label in labels):
+        raise ValueError("point_labels are 1 (on the target) or 0 (background)")
+
+
 ImageHandle = Annotated[
     str,
     _handle_of("img", "vid"),

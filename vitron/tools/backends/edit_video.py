@@ -42,7 +42,7 @@ from vitron.tools.generation import (
 )
 from vitron.tools.handles import parse_handle
 from vitron.tools.models.diffusion import InpaintEngine, VideoToVideoEngine
-from vitron.tools.schemas import MaskHandle, Point, VideoHandle
+from vitron.tools.schemas import MaskHandle, Point, VideoHandle, check_point_labels
 from vitron.tools.workspace import MediaInfo
 
 logger = logging.getLogger(__name__)
@@ -153,11 +153,7 @@ class EditVideoArgs(DiffusionArgs):
             raise ValueError("a mask prompt cannot be combined with a region or points")
         if self.mask_video and (self.regions or self.points or self.mask):
             raise ValueError("a mask_video already says where to edit; drop regions, points, mask")
-        if self.point_labels is not None:
-            if self.points is None or len(self.point_labels) != len(self.points):
-                raise ValueError("point_labels needs exactly one label per point")
-            if any(label not in (0, 1) for label in self.point_labels):
-                raise ValueError("point_labels are 1 (on the target) or 0 (background)")
+        check_point_labels(self.points, self.point_labels)
         return self
 
     @property

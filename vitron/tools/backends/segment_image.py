@@ -45,7 +45,8 @@ from vitron.tools.geometry import (
 from vitron.tools.models.grounding_dino import Detection
 from vitron.tools.models.sam import SamMask
 from vitron.tools.overlay import box_overlay, color, mask_overlay
-from vitron.tools.schemas import ImageHandle, MaskHandle, Point, ToolArgs
+from vitron.tools.schemas import ImageHandle, MaskHandle, Point, ToolArgs, check_point_labels
+from vitron.tools.signals import project_signal
 
 logger = logging.getLogger(__name__)
 
@@ -131,11 +132,7 @@ class SegmentImageArgs(ToolArgs):
                     f"mode {self.mode!r} needs class names: a vocabulary such as ['person', "
                     "'dog'], or phrases in the instruction ('person. dog.')"
                 )
-        if self.point_labels is not None:
-            if self.points is None or len(self.point_labels) != len(self.points):
-                raise ValueError("point_labels needs exactly one label per point")
-            if any(label not in (0, 1) for label in self.point_labels):
-                raise ValueError("point_labels are 1 (on the target) or 0 (background)")
+        check_point_labels(self.points, self.point_labels)
         return self
 
     def classes(self) -> list[str]:
@@ -159,22 +156,8 @@ class Segment:
 
 
 def signal_tokens(signal: str | None, component: str, call: CallContext) -> torch.Tensor | None:
-    """A signal embedding (``emb_`` handle: one ``(D,)`` or a few stacked ``(n, D)``) projected by
-    the profile component ``component`` to ``N x dim`` prompt tokens (shared with
-    ``track_video``); ``None`` without a signal, and then the projector is never loaded."""
-    if signal is None:
-        return None
-    embedding = call.workspace.get_embedding(signal)
-    if embedding.ndim not in (1, 2):
-        raise VitronToolError(
-            f"{signal} has shape {list(embedding.shape)}; a signal is one embedding (D,) or a few "
-            "stacked (n, D)"
-        )
-    projector = call.models.get(component, call.progress)
-    device = next(projector.parameters()).device
-    with torch.inference_mode():
-        tokens = projector(embedding.reshape(-1, embedding.shape[-1]).float().to(device))
-    return tokens.reshape(-1, tokens.shape[-1])
+    """SAM-space signal tokens for ``component`` (shared with ``track_video``)."""
+    return project_signal(signal, component, call)
 
 
 def find_masks(args: SegmentImageArgs, call: CallContext) -> tuple[list[SamMask], str]:

@@ -31,7 +31,7 @@ from vitron.tools.geometry import coverage, fmt_box, mask_box
 from vitron.tools.handles import parse_handle
 from vitron.tools.models.sam2_video import Sam2VideoEngine, VideoPrompt
 from vitron.tools.overlay import mask_overlay
-from vitron.tools.schemas import MaskHandle, Point, ToolArgs, VideoHandle
+from vitron.tools.schemas import MaskHandle, Point, ToolArgs, VideoHandle, check_point_labels
 from vitron.tools.workspace import MediaInfo, Workspace
 
 logger = logging.getLogger(__name__)
@@ -75,11 +75,7 @@ class TrackVideoArgs(ToolArgs):
             raise ValueError("track_video follows one target; give one region")
         if self.mask and (self.regions or self.points):
             raise ValueError("a mask prompt cannot be combined with a region or points")
-        if self.point_labels is not None:
-            if self.points is None or len(self.point_labels) != len(self.points):
-                raise ValueError("point_labels needs exactly one label per point")
-            if any(label not in (0, 1) for label in self.point_labels):
-                raise ValueError("point_labels are 1 (on the target) or 0 (background)")
+        check_point_labels(self.points, self.point_labels)
         return self
 
 
