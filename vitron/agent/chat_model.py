@@ -49,6 +49,7 @@ from vitron.tools.backend import (
     ServiceSettings,
     current_services,
     get_services,
+    stream_progress,
 )
 from vitron.tools.errors import VitronToolError
 from vitron.tools.workspace import Workspace
@@ -384,7 +385,7 @@ class ChatVitron(BaseChatModel):
     def _load_engine(self, services: Services) -> VitronEngine:
         if self._engine is not None:
             return self._engine
-        engine = services.models.get(COMPONENT, _progress_writer())
+        engine = services.models.get(COMPONENT, stream_progress(COMPONENT, key="node"))
         if not isinstance(engine, VitronEngine):
             raise VitronToolError(
                 f"component {COMPONENT!r} of profile {services.models.profile.name!r} loaded a "
@@ -533,23 +534,6 @@ def _warn_if_too_long(engine: VitronEngine, prompt: int, new: int) -> None:
             new,
             limit,
         )
-
-
-def _progress_writer() -> Callable[[dict[str, Any]], None]:
-    """Loading progress goes to LangGraph's custom stream inside a graph run."""
-    try:
-        from langgraph.config import get_stream_writer
-
-        writer = get_stream_writer()
-    except Exception:  # outside a graph run there is no stream to write to
-        writer = None
-
-    def report(event: dict[str, Any]) -> None:
-        logger.debug("%s: %s", COMPONENT, event)
-        if writer is not None:
-            writer({"node": COMPONENT, **event})
-
-    return report
 
 
 __all__ = ["ChatVitron"]

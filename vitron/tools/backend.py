@@ -193,7 +193,7 @@ class VitronTool(BaseTool):
         call = CallContext(
             workspace=services.workspace.for_thread(str(thread_id) if thread_id else None),
             models=services.models,
-            progress=_stream_progress(self.name),
+            progress=stream_progress(self.name),
         )
         args = self.backend.args_schema.model_validate(kwargs)
         output = self._run_with_retry(args, call)
@@ -247,8 +247,9 @@ def format_validation_error(error: ValidationError | Exception) -> str:
     return f"invalid arguments for {error.title}: " + "; ".join(lines)
 
 
-def _stream_progress(tool: str) -> ProgressCallback:
-    """Progress events go to LangGraph's custom stream when running inside a graph."""
+def stream_progress(source: str, key: str = "tool") -> ProgressCallback:
+    """Progress events of ``source`` (a tool, or ``node`` for the planner), sent to LangGraph's
+    custom stream when running inside a graph, and logged at debug level either way."""
     try:
         from langgraph.config import get_stream_writer
 
@@ -257,8 +258,8 @@ def _stream_progress(tool: str) -> ProgressCallback:
         writer = None
 
     def report(event: dict[str, Any]) -> None:
-        logger.debug("%s: %s", tool, event)
+        logger.debug("%s: %s", source, event)
         if writer is not None:
-            writer({"tool": tool, **event})
+            writer({key: source, **event})
 
     return report
