@@ -120,6 +120,7 @@ def test_chat_commands_and_errors_do_not_end_the_session(tmp_path, picture, monk
     assert "regions=[[0.0781, 0.2083, 0.3906, 0.625]]" in printed
     assert "/region X1 Y1 X2 Y2" in printed  # help
     assert "resume with: vitron chat --thread" in printed
+    assert f"--workspace {tmp_path / 'ws'}" in printed.split("resume with:")[1]  # not the default
 
 
 @pytest.mark.parametrize(

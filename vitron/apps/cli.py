@@ -159,8 +159,19 @@ def run_chat(args: argparse.Namespace) -> int:
         finally:
             renderer.close()
         print_files(session, turn)
-    print(f"conversation saved; resume with: vitron chat --thread {session.thread_id}")
+    print(f"conversation saved; resume with: {resume_command(args, session.thread_id)}")
     return 0
+
+
+def resume_command(args: argparse.Namespace, thread_id: str) -> str:
+    """The command that reopens this thread, naming the settings that differ from the defaults."""
+    defaults = Context()
+    parts = ["vitron chat", f"--thread {thread_id}"]
+    for flag, value, default in (("--profile", args.profile, defaults.profile),
+                                 ("--workspace", args.workspace, defaults.workspace)):  # fmt: skip
+        if value != default:
+            parts.append(f"{flag} {shlex.quote(str(value))}")
+    return " ".join(parts)
 
 
 def chat_command(session: Session, line: str) -> bool:
