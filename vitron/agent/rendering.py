@@ -40,6 +40,7 @@ from PIL import Image
 
 from vitron.agent.invocation import MODULES, format_reply, format_tool_call, sanitize_text
 from vitron.agent.processing import PLACEHOLDER_TOKENS, RegionInput, Turn, VideoInput
+from vitron.tools.compositing import box_mask
 from vitron.tools.errors import VitronToolError
 from vitron.tools.handles import find_handles, parse_handle
 from vitron.tools.media import (
@@ -49,6 +50,7 @@ from vitron.tools.media import (
     looks_like_video,
     probe_video,
 )
+from vitron.tools.schemas import check_region
 from vitron.tools.workspace import Workspace
 
 logger = logging.getLogger(__name__)
@@ -228,7 +230,8 @@ class _Renderer:
                 mask = self.workspace.get_mask(region["mask"])
             else:
                 info = self.workspace.describe(parsed.base)
-                mask = box_mask(region["box"], info.width or 1, info.height or 1)
+                box = check_region([float(v) for v in region["box"]])
+                mask = box_mask(box, info.width or 1, info.height or 1)
         except (VitronToolError, KeyError, TypeError, ValueError) as exc:
             logger.warning("region %r is not shown to the model: %s", dict(region), exc)
             return None, None
@@ -288,19 +291,6 @@ def reply_text(message: AIMessage) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in (call.get("args") or {}).items())
         pieces.append(sanitize_text(f"(called {call['name']}({args}))"))
     return " ".join(p for p in pieces if p)
-
-
-def box_mask(box: Sequence[float], width: int, height: int) -> np.ndarray:
-    """A normalised ``[x1, y1, x2, y2]`` box as an (height, width) bool mask (at least 1 px)."""
-    x1, y1, x2, y2 = (float(v) for v in box)
-    if not (0.0 <= x1 < x2 <= 1.0 and 0.0 <= y1 < y2 <= 1.0):
-        raise ValueError(f"region box {list(box)} is not [x1, y1, x2, y2] inside [0, 1]")
-    left, top = min(int(x1 * width), width - 1), min(int(y1 * height), height - 1)
-    right = max(left + 1, int(np.ceil(x2 * width)))
-    bottom = max(top + 1, int(np.ceil(y2 * height)))
-    mask = np.zeros((height, width), dtype=bool)
-    mask[top:bottom, left:right] = True
-    return mask
 
 
 def decode_video_bytes(data: bytes, frames: int, limits: Any) -> VideoInput:
