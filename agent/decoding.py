@@ -21,6 +21,8 @@ from transformers import (
     TopPLogitsWarper,
 )
 
+from vitron.agent.modeling.cache_compat import cache_of
+
 
 @dataclass(frozen=True)
 class SamplingSettings:
@@ -112,7 +114,7 @@ def generate_tokens(
             output = model(
                 input_ids=step,
                 attention_mask=attention,
-                past_key_values=output.past_key_values,
+                past_key_values=cache_of(output),
                 use_cache=True,
                 logits_to_keep=1,
             )

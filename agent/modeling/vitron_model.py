@@ -20,9 +20,10 @@ import torch
 from torch import nn
 from transformers import AutoModel, AutoModelForCausalLM, GenerationMixin, PreTrainedModel
 from transformers.cache_utils import Cache
-from transformers.modeling_outputs import ModelOutput
+from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from vitron.agent.configuration import VitronConfig
+from vitron.agent.modeling.cache_compat import CACHE_KEY, cache_kwargs, cache_of, pop_cache
 from vitron.agent.modeling.image_encoder import ImageEncoder, PatchFeatures
 from vitron.agent.modeling.projector import MultimodalProjector
 from vitron.agent.modeling.region_encoder import RegionEncoder
@@ -41,19 +42,16 @@ VideoPixels = torch.Tensor | Sequence[torch.Tensor]
 
 
 @dataclass
-class VitronCausalLMOutput(ModelOutput):
-    """Forward output.
+class VitronCausalLMOutput(CausalLMOutputWithPast):
+    """Forward output: transformers' causal-LM output plus the final hidden state.
 
     ``logits`` (B, L, vocab); ``last_hidden_state`` (B, L, H) is the final-norm state the LM
     head reads (signal embeddings are read from it); ``hidden_states`` is the per-layer tuple
-    when requested, its last element equal to ``last_hidden_state``.
+    when requested, its last element equal to ``last_hidden_state``. The cache field is the
+    installed transformers' own (``cache`` from 5.24, ``past_key_values`` before); read it with
+    :func:`~vitron.agent.modeling.cache_compat.cache_of`.
     """
 
-    loss: torch.Tensor | None = None
-    logits: torch.Tensor | None = None
-    past_key_values: Cache | None = None
-    hidden_states: tuple[torch.Tensor, ...] | None = None
-    attentions: tuple[torch.Tensor, ...] | None = None
     last_hidden_state: torch.Tensor | None = None
 
 
@@ -93,7 +91,7 @@ class VitronPreTrainedModel(PreTrainedModel):
     base_model_prefix = "vitron"
     input_modalities = ("image", "video", "text")
     supports_gradient_checkpointing = True
-    _skip_keys_device_placement = ["past_key_values"]
+    _skip_keys_device_placement = [CACHE_KEY]
     _supports_flash_attn = True
     _supports_sdpa = True
     _supports_flex_attn = True
@@ -350,6 +348,7 @@ class VitronForCausalLM(VitronPreTrainedModel, GenerationMixin):
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids and inputs_embeds")
         kwargs.pop("return_dict", None)
+        past_key_values = pop_cache(kwargs, past_key_values)
         if inputs_embeds is None:
             inputs_embeds = self.embed_inputs(
                 input_ids,
@@ -367,10 +366,10 @@ class VitronForCausalLM(VitronPreTrainedModel, GenerationMixin):
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
             use_cache=use_cache,
             output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
+            **cache_kwargs(past_key_values),
             **kwargs,
         )
         last = outputs.last_hidden_state
@@ -388,7 +387,7 @@ class VitronForCausalLM(VitronPreTrainedModel, GenerationMixin):
         return VitronCausalLMOutput(
             loss=loss,
             logits=logits,
-            past_key_values=outputs.past_key_values,
+            **cache_kwargs(cache_of(outputs)),
             hidden_states=hidden_states,
             attentions=outputs.attentions,
             last_hidden_state=last,
@@ -397,19 +396,20 @@ class VitronForCausalLM(VitronPreTrainedModel, GenerationMixin):
     def prepare_inputs_for_generation(
         self,
         input_ids: torch.LongTensor,
-        next_sequence_length: int | None = None,
-        past_key_values: Cache | None = None,
-        attention_mask: torch.Tensor | None = None,
+        *args: Any,
         inputs_embeds: torch.Tensor | None = None,
         is_first_iteration: bool | None = False,
         **kwargs: Any,
     ) -> dict:
-        """Media go in at prefill only; decode steps feed one token through the cache."""
+        """Media go in at prefill only; decode steps feed one token through the cache.
+
+        Every other argument passes through unchanged, so the parent's signature (which changes
+        across transformers 5.x: ``cache_position``, ``next_sequence_length``, ``cache``) is
+        never restated here (``inputs_embeds`` is named because ``generate`` looks for it).
+        """
         inputs = super().prepare_inputs_for_generation(
             input_ids,
-            next_sequence_length=next_sequence_length,
-            past_key_values=past_key_values,
-            attention_mask=attention_mask,
+            *args,
             inputs_embeds=inputs_embeds,
             is_first_iteration=is_first_iteration,
             **kwargs,
