@@ -25,13 +25,17 @@ import numpy as np
 import torch
 from transformers import (
     Sam2HieraDetConfig,
-    Sam2ImageProcessor,
     Sam2VideoConfig,
     Sam2VideoModel,
     Sam2VideoProcessor,
     Sam2VideoVideoProcessor,
     Sam2VisionConfig,
 )
+
+try:
+    from transformers import Sam2ImageProcessor
+except ImportError:  # transformers < 5.2x names only the fast processor
+    from transformers import Sam2ImageProcessorFast as Sam2ImageProcessor
 
 from vitron.tools.checkpoints import load_pretrained
 from vitron.tools.errors import MediaError, VitronToolError
