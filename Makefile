@@ -1,12 +1,18 @@
-# Two entry points (see README): `make demo` runs the offline walk-through, `make test` the suite.
-# Both create .venv on first use. Override PYTHON or TORCH to taste, e.g. TORCH="torch torchvision".
+# Two entry points (see README): `make demo` runs the offline demo session, `make test` the suite.
+# Both create .venv on first use from requirements.lock, so a fresh install gets exactly the
+# versions the suite passed with. `make lock` rewrites the lock from a venv you tested;
+# `make test-latest` tries the newest versions pyproject.toml admits in a throw-away venv.
 
 PYTHON ?= python3
 VENV   ?= .venv
-TORCH  ?= torch==2.14.1 torchvision==0.29.1
+LOCK   ?= requirements.lock
 BIN     = $(VENV)/bin
+# torch and torchvision are pinned in pyproject's set-up and in the lock: on this machine kind pip
+# takes them from the local wheel store instead of a multi-GB download.
+TORCH  ?= torch==2.14.1 torchvision==0.29.1
+LATEST ?= .venv-latest
 
-.PHONY: demo test lint setup clean
+.PHONY: demo test test-fast lint setup lock test-latest clean
 
 demo: $(VENV)/.installed
 	$(BIN)/vitron demo
@@ -20,12 +26,29 @@ lint: $(VENV)/.installed
 
 setup: $(VENV)/.installed
 
-# torch first and pinned, so pip takes the local wheel where there is one instead of a fresh download.
-$(VENV)/.installed: pyproject.toml
+# Every package, direct and transitive, at the locked version; then the project itself, editable,
+# without letting pip resolve anything else; then a consistency check.
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --requirement $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/pip check
 	touch $@
 
+# Freeze a venv in which the suite passed (default .venv; `make lock VENV=.venv-latest` after a
+# green `make test-latest` moves the lock forward).
+lock:
+	$(BIN)/python .ci/lockfile.py write --output $(LOCK)
+
+# The newest versions the ranges in pyproject.toml admit, in a throw-away venv: run it before a
+# release and whenever a dependency publishes a new version, to learn of a break before users do.
+test-latest:
+	rm -rf $(LATEST)
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/pip install --quiet $(TORCH)
+	$(LATEST)/bin/pip install --quiet --upgrade --upgrade-strategy eager -e ".[dev]"
+	$(LATEST)/bin/python .ci/lockfile.py diff --lock $(LOCK)
+	$(LATEST)/bin/python -m pytest -p no:cacheprovider
+
 clean:
-	rm -rf $(VENV) vitron-demo vitron-outputs .pytest_cache
+	rm -rf $(VENV) $(LATEST) vitron-demo vitron-outputs .pytest_cache
