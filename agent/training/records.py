@@ -30,8 +30,8 @@ Conventions (checked by :meth:`Record.check`, which readers and the collator cal
   assistant tokens carry labels.
 - **Signal supervision.** ``signals`` is empty (no signal supervision) or holds exactly one entry
   per signal token of the assistant messages, in text order. An entry names its ``token`` and
-  supervises it with a target ``mask`` (``[SEG]``: on ``media[entry.media]``; ``[TRK]``: on the
-  first frame of that video) and/or a target ``caption`` (``[GEN]``/``[VID]``/``[EDIT]``: the text
+  supervises it with a target ``mask`` PNG or ``mask_polygons`` (``[SEG]``: on
+  ``media[entry.media]``; ``[TRK]``: on the first frame of that video) and/or a target ``caption`` (``[GEN]``/``[VID]``/``[EDIT]``: the text
   whose diffusion text-encoder states the signal should reproduce). ``target_media`` optionally
   names the wanted output (an edited image, a generated clip) for losses that need pixels.
 - **Task.** ``task`` is the module (tool name of :data:`vitron.agent.invocation.MODULES`) the
@@ -132,6 +132,9 @@ class SignalTarget(_Strict):
     media: int | None = Field(default=None, ge=0)
     """Index into ``media`` of the image (or video, first frame) the target ``mask`` is on."""
     mask: str | None = None
+    mask_polygons: list[list[float]] | None = None
+    """The target mask as polygons (flat ``[x1, y1, x2, y2, …]`` normalised to [0, 1]), for
+    sources that store outlines (COCO, RefCOCO); used when ``mask`` is absent."""
     caption: str | None = None
     target_media: str | None = None
 
@@ -141,11 +144,21 @@ class SignalTarget(_Strict):
             raise RecordError(f"signal token {self.token!r} is not one of {list(SIGNAL_TOKENS)}")
         if self.mask is not None:
             check_relative_path(self.mask)
-            if self.media is None:
-                raise RecordError(f"the target mask {self.mask!r} needs `media` (which image)")
+        if self.mask_polygons is not None:
+            for polygon in self.mask_polygons:
+                if len(polygon) < 6 or len(polygon) % 2 or not all(0 <= v <= 1 for v in polygon):
+                    raise RecordError(
+                        "a mask polygon is at least 3 normalised (x, y) points in [0, 1]"
+                    )
+        if self.has_mask and self.media is None:
+            raise RecordError("a target mask needs `media` (which image or video it is on)")
         if self.target_media is not None:
             check_relative_path(self.target_media)
         return self
+
+    @property
+    def has_mask(self) -> bool:
+        return self.mask is not None or bool(self.mask_polygons)
 
 
 class Record(_Strict):
@@ -214,7 +227,7 @@ class Record(_Strict):
             for k, target in enumerate(self.signals):
                 if target.media is not None and target.media >= len(self.media):
                     raise RecordError(f"record {self.id!r}: signal {k} names media {target.media}")
-                if target.mask is not None and target.token not in MASK_SIGNALS:
+                if target.has_mask and target.token not in MASK_SIGNALS:
                     raise RecordError(
                         f"record {self.id!r}: {target.token} is supervised by a caption, not a mask"
                     )

@@ -49,6 +49,7 @@ def test_round_trip_through_a_line():
         ({"signals": [{"token": "[GEN]", "caption": "a cat"}]}, "do not match"),
         ({"signals": [{"token": "[SEG]", "caption": "a cat"}]}, "not a caption"),
         ({"signals": [{"token": "[SEG]", "mask": "m.png"}]}, "needs `media`"),
+        ({"signals": [{"token": "[SEG]", "media": 0, "mask_polygons": [[0.1, 0.2]]}]}, "3 norm"),
         ({"task": "paint"}, "is not a module"),
         ({"messages": [{"role": "user", "text": "<image> <region> [SEG]"}]}, "no assistant"),
         ({"colour": "red"}, "Extra inputs"),
