@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vitron.apps.convert import add_convert_command, run_convert
 from vitron.graphs.context import Context
 from vitron.tools.errors import VitronToolError
 
@@ -109,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--out", default="vitron-demo", help="folder for the outputs (default: %(default)s)"
     )
+    add_convert_command(commands)
     return parser  # fmt: skip
 
 
@@ -248,6 +250,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "chat": run_chat,
     "run": run_once,
     "demo": run_demo,
+    "convert": run_convert,
 }
 
 

@@ -1,8 +1,9 @@
 """Grounding DINO through transformers (``GroundingDinoForObjectDetection``).
 
-``groundingdino-py`` cannot build its model with transformers 5 (it calls a removed BERT method), so
-the transformers port is the one implementation here. :class:`GroundingEngine` turns phrases into
-boxes normalised to [0, 1] (``x1, y1, x2, y2``, top-left origin) with a label and score each.
+This is the default ``format = "transformers"``; ``format = "idea"`` runs the original IDEA-Research
+model through groundingdino-py instead (:mod:`vitron.tools.models.grounding_dino_idea`), with the
+same ``detect`` and results. :class:`GroundingEngine` turns phrases into boxes normalised to [0, 1]
+(``x1, y1, x2, y2``, top-left origin) with a label and score each.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import string
 import threading
 from dataclasses import dataclass
 from difflib import SequenceMatcher
+from typing import Any
 
 import torch
 from PIL import Image
@@ -26,6 +28,7 @@ from transformers import (
 )
 
 from vitron.tools.checkpoints import load_pretrained
+from vitron.tools.errors import VitronToolError
 from vitron.tools.profiles import ComponentSpec
 from vitron.tools.registry import LoadContext, component_loader
 
@@ -139,8 +142,23 @@ def closest_phrase(label: str, phrases: list[str]) -> str:
     return best.strip(" .")
 
 
+FORMATS = ("transformers", "idea")
+"""Checkpoint formats of the ``grounding_dino`` component (the profile's ``format``)."""
+
+
 @component_loader("grounding_dino")
-def load_grounding_dino(spec: ComponentSpec, context: LoadContext) -> GroundingEngine:
+def load_grounding_dino(spec: ComponentSpec, context: LoadContext) -> Any:
+    """A ``GroundingEngine`` (transformers) or ``IdeaGroundingEngine`` (``format = "idea"``)."""
+    fmt = spec.options.get("format", "transformers")
+    if fmt == "idea":  # imports groundingdino-py (5-7 s) only for profiles that ask for it
+        from vitron.tools.models.grounding_dino_idea import load_idea_grounding_dino
+
+        return load_idea_grounding_dino(spec, context)
+    if fmt != "transformers":
+        raise VitronToolError(
+            f"component {spec.name!r} of profile {spec.profile!r} has format = {fmt!r}; "
+            f"grounding_dino reads {' or '.join(repr(f) for f in FORMATS)}"
+        )
     if spec.is_tiny:
         model, processor = build_tiny_grounding_dino(int(spec.options.get("seed", 0)))
     else:
