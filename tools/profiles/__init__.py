@@ -1,7 +1,8 @@
 """Profiles: which checkpoint, dtype and device every component uses, as TOML data.
 
 A profile is a TOML file with a ``[components.<name>]`` table per component. Built-in profiles live
-beside this module (``tiny``, ``vitron-7b``); any other ``.toml`` path works too, and
+beside this module (``tiny``, ``vitron-7b``); any other ``.toml`` path works too (or a directory
+holding a ``profile.toml``, such as a training run; ``./`` paths in it are relative to it), and
 ``extends = "<profile>"`` inherits every component of another profile, so a user's profile holds only
 what it changes or adds.
 """
@@ -30,6 +31,10 @@ _UNITS = {
     "GIB": 2**30,
     "TIB": 2**40,
 }
+
+
+PROFILE_FILE = "profile.toml"
+"""The profile file of a directory profile (``--profile RUN_DIR`` of a training run)."""
 
 
 class ProfileError(VitronToolError):
@@ -91,6 +96,8 @@ def load_profile(name_or_path: str | Path) -> Profile:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"profile {source} is not valid TOML: {exc}") from exc
+    if not source.endswith("(built-in)"):
+        data = _relative_to(Path(source).parent, data)
     name = data.get("name") or Path(source).stem
     base = load_profile(data["extends"]) if data.get("extends") else None
     components: dict[str, ComponentSpec] = {}
@@ -133,8 +140,30 @@ def parse_size(value: int | str) -> int:
     return int(float(number) * _UNITS[(unit or "").upper()])
 
 
+def _relative_to(folder: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """Strings starting ``./`` or ``../`` in ``extends`` and component tables made relative to the
+    profile file's folder, so a profile written beside its weights (a training run's directory)
+    loads from any working directory."""
+
+    def fix(value: Any) -> Any:
+        if isinstance(value, str) and value.startswith(("./", "../")):
+            return str((folder / value).resolve())
+        return value
+
+    out = dict(data)
+    if "extends" in out:
+        out["extends"] = fix(out["extends"])
+    out["components"] = {
+        name: {key: fix(value) for key, value in dict(table).items()}
+        for name, table in (data.get("components") or {}).items()
+    }
+    return out
+
+
 def _read(name_or_path: str) -> tuple[str, str]:
     path = Path(name_or_path).expanduser()
+    if path.is_dir() and (path / PROFILE_FILE).is_file():  # a directory holding its profile
+        path = path / PROFILE_FILE
     if path.suffix == ".toml" or path.exists():
         if not path.is_file():
             raise ProfileError(f"no profile file at {path}")

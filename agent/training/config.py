@@ -1,0 +1,208 @@
+"""Training configs: data files (TOML or JSON), validated, saved beside every checkpoint.
+
+A minimal stage-2 config::
+
+    stage = "invoke"
+    model = "tiny"              # "tiny", a saved Vitron directory, or an earlier run's directory
+    profile = "tiny"            # where the frozen decoders (SAM, diffusion) and projectors come from
+    output_dir = "runs/invoke"
+
+    [[data]]
+    format = "records"          # a reader of vitron.agent.training.readers
+    root = "data/shapes"
+    options = { files = ["train.jsonl"] }
+
+    [synergy]
+    enabled = true
+    weight = 0.1
+    schedule = "dann"
+
+Unknown keys are errors (a typo must not silently fall back to a default). Relative paths in a
+config file are relative to that file's directory.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+STAGES = ("align", "invoke", "ground")
+CONFIG_FILE = "train_config.json"
+
+
+class ConfigError(ValueError):
+    """A config that does not parse or validate; the message names the file and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataSource(_Strict):
+    """One data set: a reader ``format``, its ``root`` and the reader's keyword ``options``."""
+
+    format: str = "records"
+    root: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    limit: int | None = Field(default=None, gt=0)
+    """Keep only the first ``limit`` records (quick runs)."""
+
+
+class LoraSettings(_Strict):
+    r: int = Field(default=8, gt=0)
+    alpha: int = Field(default=16, gt=0)
+    dropout: float = Field(default=0.0, ge=0, lt=1)
+    targets: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    merge: bool = True
+    """Export the LLM with LoRA merged into its weights (``False``: a separate adapter)."""
+
+
+class SynergySettings(_Strict):
+    enabled: bool = True
+    """Off for the ablation: no synergy term is computed at all."""
+    weight: float = Field(default=0.1, ge=0)
+    schedule: Literal["constant", "linear", "dann"] = "dann"
+    warmup_steps: int = Field(default=0, ge=0)
+    """Steps of the ``linear`` ramp."""
+    discriminator_lr_scale: float = Field(default=1.0, gt=0)
+
+
+class SignalRoute(_Strict):
+    """Which frozen decoder a signal token is aligned against, through which projector."""
+
+    decoder: str
+    """Profile component: ``sam`` (mask loss) or a diffusion pipeline (caption regression)."""
+    projector: str
+    """Profile component of the backend's signal projector (one file per backend on export)."""
+
+
+def default_routes() -> dict[str, SignalRoute]:
+    """The backends' own pairing (``segment_image``: sam + sam_signal; the diffusion tools:
+    their pipeline + its ``signal_projector``). ``[TRK]`` has no route by default: SAM 2 video
+    alignment is not implemented, so ``[TRK]`` learns from the language loss only."""
+    return {
+        "[SEG]": SignalRoute(decoder="sam", projector="sam_signal"),
+        "[GEN]": SignalRoute(decoder="text_to_image", projector="diffusion_signal"),
+        "[VID]": SignalRoute(decoder="text_to_video", projector="diffusion_signal"),
+        "[EDIT]": SignalRoute(decoder="inpaint", projector="diffusion_signal"),
+    }
+
+
+class TrainConfig(_Strict):
+    """Everything one ``vitron train`` run needs; see the module docstring."""
+
+    stage: Literal["align", "invoke", "ground"]
+    model: str = "tiny"
+    profile: str = "tiny"
+    output_dir: str
+    data: list[DataSource] = Field(min_length=1)
+    eval_data: list[DataSource] = Field(default_factory=list)
+
+    seed: int = 0
+    epochs: int = Field(default=1, gt=0)
+    max_steps: int | None = Field(default=None, gt=0)
+    """Optimizer steps to stop after (default: all epochs)."""
+    batch_size: int = Field(default=2, gt=0)
+    grad_accum: int = Field(default=1, gt=0)
+    lr: float = Field(default=2e-4, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    warmup_steps: int = Field(default=0, ge=0)
+    min_lr_ratio: float = Field(default=0.0, ge=0, le=1)
+    max_grad_norm: float | None = Field(default=1.0, gt=0)
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    max_length: int | None = Field(default=None, gt=0)
+    max_frames: int = Field(default=16, gt=0)
+
+    checkpoint_every: int = Field(default=50, gt=0)
+    """Optimizer steps between checkpoints (one is always written at the end)."""
+    keep_checkpoints: int = Field(default=2, gt=0)
+    log_every: int = Field(default=1, gt=0)
+    progress: bool = True
+
+    lora: LoraSettings = Field(default_factory=LoraSettings)
+    synergy: SynergySettings = Field(default_factory=SynergySettings)
+    loss_weights: dict[str, float] = Field(default_factory=dict)
+    """Weight per loss term name (``lm``, ``mask_bce``, ``mask_dice``, ``caption_mse``,
+    ``caption_cos``, ``synergy_*``); a term not named weighs 1 (synergy terms: the schedule)."""
+    signal_routes: dict[str, SignalRoute] = Field(default_factory=default_routes)
+    signal_alignment: bool = True
+    """Stage 2 only: train signal heads and projectors through the frozen decoders."""
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        from vitron.agent.invocation import SIGNAL_TOKENS
+
+        unknown = [t for t in self.signal_routes if t not in SIGNAL_TOKENS]
+        if unknown:
+            raise ValueError(f"signal_routes name unknown tokens {unknown}")
+        return self
+
+    # ---- files ----
+
+    @classmethod
+    def load(cls, path: str | Path, **overrides: Any) -> TrainConfig:
+        """Read a ``.toml`` or ``.json`` config; ``overrides`` (command-line flags) win."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+            data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        except (OSError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from exc
+        data = _merge(data, {k: v for k, v in overrides.items() if v is not None})
+        config = cls.from_dict(data, source=str(path))
+        return config.resolved(path.parent)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> TrainConfig:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}"
+                for e in exc.errors()[:5]
+            )
+            raise ConfigError(f"{source}: {problems}") from None
+
+    def resolved(self, base: Path) -> TrainConfig:
+        """Relative data roots, output and model paths made relative to ``base``."""
+
+        def fix(value: str) -> str:
+            path = Path(value).expanduser()
+            return value if path.is_absolute() else str((base / path).resolve())
+
+        data = [d.model_copy(update={"root": fix(d.root)}) for d in self.data]
+        evals = [d.model_copy(update={"root": fix(d.root)}) for d in self.eval_data]
+        update: dict[str, Any] = {
+            "data": data,
+            "eval_data": evals,
+            "output_dir": fix(self.output_dir),
+        }
+        if self.model != "tiny":
+            update["model"] = fix(self.model)
+        if self.profile.endswith(".toml") or (base / self.profile).exists():
+            update["profile"] = fix(self.profile)
+        return self.model_copy(update=update)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``train_config.json`` into ``directory`` (beside a checkpoint)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / CONFIG_FILE
+        path.write_text(self.model_dump_json(indent=2))
+        return path
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``overrides`` on top of ``base``; dotted keys (``synergy.enabled``) reach into tables."""
+    out = json.loads(json.dumps(base))
+    for key, value in overrides.items():
+        target = out
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = value
+    return out

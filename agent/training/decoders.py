@@ -1,0 +1,107 @@
+"""Embedding-oriented decoder alignment: the frozen backend decoders as differentiable targets.
+
+Stage 2 trains each signal head and its backend's signal projector against that backend's own
+conditioning space, never against a proxy:
+
+- ``[SEG]``: the projected tokens join SAM's sparse prompt exactly as
+  :meth:`vitron.tools.models.sam.SamEngine.segment` appends them (after the box prompt of the
+  invocation's first ``<Region>``, if any), SAM's frozen mask decoder predicts the mask, and the
+  mask is upsampled to the image as the backend does; :class:`SamAlignment` returns those logits
+  with gradients flowing back into the tokens;
+- ``[GEN]``/``[VID]``/``[EDIT]``: the projected tokens (appended to the text-encoder states at
+  inference, :func:`~vitron.tools.models.diffusion.append_tokens`) are regressed onto the frozen
+  text encoder's states of the target caption, :func:`caption_targets`.
+
+Every frozen module here runs with ``requires_grad`` off; only the tokens carry gradients.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from vitron.tools.geometry import region_to_pixels
+
+
+class SamAlignment:
+    """Differentiable mask logits from a frozen segment-anything ``Sam`` and extra prompt tokens."""
+
+    def __init__(self, sam: Any, cache_size: int = 64) -> None:
+        from segment_anything import SamPredictor
+
+        self.sam = sam.requires_grad_(False).eval()
+        self._predictor = SamPredictor(self.sam)
+        self._cache: dict[int, tuple[torch.Tensor, tuple[int, int], tuple[int, int]]] = {}
+        self.cache_size = cache_size
+
+    @property
+    def prompt_dim(self) -> int:
+        return int(self.sam.prompt_encoder.embed_dim)
+
+    def _features(
+        self, image: Image.Image
+    ) -> tuple[torch.Tensor, tuple[int, int], tuple[int, int]]:
+        """The frozen image embedding (as ``SamPredictor.set_image`` makes it), cached per image
+        object: a batch often holds the same picture for several signals."""
+        key = id(image)
+        if key not in self._cache:
+            if len(self._cache) >= self.cache_size:
+                self._cache.clear()
+            with torch.no_grad():
+                self._predictor.set_image(np.asarray(image.convert("RGB")))
+            p = self._predictor
+            self._cache[key] = (p.features, p.original_size, p.input_size)
+        return self._cache[key]
+
+    def mask_logits(
+        self,
+        image: Image.Image,
+        tokens: torch.Tensor,
+        box: tuple[float, float, float, float] | None = None,
+    ) -> torch.Tensor:
+        """(C, H, W) mask logits at the image's size for ``tokens`` (k, prompt_dim) appended to
+        the prompt; C = 1 with a ``box`` (normalised), 3 without (SAM's multimask output, as the
+        backend asks for when only a signal prompts it)."""
+        features, original, input_size = self._features(image)
+        device = features.device
+        box_prompt = None
+        if box is not None:
+            width, height = image.size
+            pixels = np.asarray(region_to_pixels(list(box), width, height), dtype=np.float32)
+            box_prompt = torch.as_tensor(
+                self._predictor.transform.apply_boxes(pixels[None], original), device=device
+            )
+        sparse, dense = self.sam.prompt_encoder(points=None, boxes=box_prompt, masks=None)
+        sparse = torch.cat([sparse, tokens.reshape(1, -1, sparse.shape[-1]).to(sparse)], dim=1)
+        low_res, _ = self.sam.mask_decoder(
+            image_embeddings=features,
+            image_pe=self.sam.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=box is None,
+        )
+        return self.sam.postprocess_masks(low_res, input_size, original)[0]
+
+
+def caption_targets(
+    tokenizer: Any, text_encoder: torch.nn.Module, caption: str, tokens: int
+) -> torch.Tensor:
+    """(tokens, D) regression target for one caption: the frozen text encoder's states (the same
+    :func:`~vitron.tools.models.diffusion.encode_text` the pipelines use) over the caption's real
+    tokens, split into ``tokens`` consecutive chunks and averaged per chunk — so each extra
+    token the projector makes summarises one part of the caption."""
+    from vitron.tools.models.diffusion import encode_text
+
+    device = next(text_encoder.parameters()).device
+    with torch.no_grad():
+        states = encode_text(tokenizer, text_encoder, [caption], device)[0].float()  # (L, D)
+    length = len(
+        tokenizer(caption, truncation=True, max_length=tokenizer.model_max_length)["input_ids"]
+    )
+    chunks = torch.tensor_split(torch.arange(min(length, states.shape[0])), tokens)
+    return torch.stack(
+        [states[c].mean(0) if len(c) else states[: max(1, length)].mean(0) for c in chunks]
+    )
