@@ -40,7 +40,14 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from vitron.agent.invocation import MODULE_CLOSE, MODULE_OPEN, MODULES, ParsedReply, parse_reply
+from vitron.agent.invocation import (
+    MODULE_CLOSE,
+    MODULE_OPEN,
+    MODULES,
+    RELEASED_OPEN,
+    ParsedReply,
+    parse_reply,
+)
 from vitron.agent.loading import COMPONENT, VitronEngine
 from vitron.agent.reply import FinishedText, ReplyText
 from vitron.tools.backend import (
@@ -411,18 +418,15 @@ class ChatVitron(BaseChatModel):
         if not invocations:
             return processors
         constrained = engine.constrained if call.constrained is None else call.constrained
-        allowed = [choice] if choice in call.modules else call.modules
+        allowed = engine.invocable([choice] if choice in call.modules else call.modules)
+        if not allowed:  # e.g. the released format names none of the bound tools
+            return processors
         if constrained:
             processors.append(
                 engine.grammar(allowed).logits_processor(call.sampling.max_new_tokens)
             )
         if choice == "any" or choice in call.modules:
-            forced = [ids.tags[MODULE_OPEN]]
-            if choice in call.modules and not constrained:
-                tokenizer = engine.processor.tokenizer
-                forced += tokenizer.encode(choice, add_special_tokens=False)
-                forced.append(ids.tags[MODULE_CLOSE])
-            processors.append(ForcedTokens(forced))
+            processors.append(ForcedTokens(_forced_opening(engine, choice, constrained)))
         return processors
 
     def _store_signals(
@@ -461,6 +465,23 @@ class ChatVitron(BaseChatModel):
 
 
 # ---------------------------------------------------------------------- module helpers
+
+
+def _forced_opening(engine: VitronEngine, choice: str, constrained: bool) -> list[int]:
+    """The tokens a forced invocation starts with: the opening tag, and the module's name (and
+    closing tag) when one tool is chosen and no grammar will steer the name."""
+    tokenizer = engine.processor.tokenizer
+    if engine.format == "released":
+        opening = RELEASED_OPEN
+        if choice != "any" and not constrained:
+            opening += MODULES[choice].released_letter or ""
+        return tokenizer.encode(opening, add_special_tokens=False)
+    ids = engine.processor.token_ids
+    forced = [ids.tags[MODULE_OPEN]]
+    if choice != "any" and not constrained:
+        forced += tokenizer.encode(choice, add_special_tokens=False)
+        forced.append(ids.tags[MODULE_CLOSE])
+    return forced
 
 
 def _tool_choice(choice: dict[str, Any] | str | bool | None, names: list[str]) -> str:

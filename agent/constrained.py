@@ -5,7 +5,14 @@ A token-level state machine over the tokenizer's vocabulary:
 ``<Module>`` name (one of the bound modules, spelled with any tokens) ``</Module><Instruction>``
 text (at least one visible character; no grammar tag or signal token spelled out)
 ``</Instruction>`` then up to ``max_regions`` ``<Region>(x1, y1, x2, y2)</Region>`` with integers
-0–999, then the module's signal token (modules without one may go straight back to free text).
+0–999, then optionally the module's signal token (the paper's invocation is text first, the signal
+an addition: a backend without a trained signal projector runs on the text alone).
+
+``style="released"`` follows the released Vitron weights' own format instead, spelled with ordinary
+tokens: ``<module>B</module> <instruction>text</instruction>`` with lower-case tags and the letters
+of :data:`~vitron.agent.invocation.RELEASED_LETTERS` (only bound modules that have a letter), then
+optionally the module's signal token. The new ``<Module>``… tag tokens are never used there: the
+released model never learned them. :func:`~vitron.agent.invocation.parse_reply` reads both.
 
 Outside invocations the processor only keeps grammar tags, signal tokens and placeholders from
 appearing (as tokens or spelled out in text), so free text cannot form a stray tag. It is
@@ -23,6 +30,7 @@ import logging
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import torch
 from transformers import LogitsProcessor, PreTrainedTokenizerBase
@@ -36,11 +44,17 @@ from vitron.agent.invocation import (
     MODULES,
     REGION_CLOSE,
     REGION_OPEN,
+    RELEASED_AFTER_NAME,
+    RELEASED_CLOSE,
+    RELEASED_LETTERS,
+    RELEASED_OPEN,
     SIGNAL_TOKENS,
 )
 from vitron.agent.processing import PLACEHOLDER_TOKENS
 
 logger = logging.getLogger(__name__)
+
+Style = Literal["vitron", "released"]
 
 FREE, NAME, NAME_DONE, INSTRUCTION, POST, REGION = range(6)
 _INF = math.inf
@@ -102,8 +116,11 @@ class InvocationGrammar:
         tokenizer: with the Vitron tokens added (grammar tags, signal tokens, placeholders).
         modules: the bound modules (tool names); default all of :data:`MODULES`.
         module_signal_tokens: module -> signal token (default from :data:`MODULES`).
-        max_regions: most ``<Region>`` boxes per invocation.
+        max_regions: most ``<Region>`` boxes per invocation (``vitron`` style).
         max_instruction_tokens: an instruction is closed after this many tokens.
+        style: ``vitron`` (this project's tag tokens) or ``released`` (the released weights'
+            lower-case tags spelled in text, modules by letter; bound modules without a letter
+            cannot be invoked in that style).
     """
 
     def __init__(
@@ -114,7 +131,11 @@ class InvocationGrammar:
         module_signal_tokens: Mapping[str, str | None] | None = None,
         max_regions: int = 4,
         max_instruction_tokens: int = 48,
+        style: Style = "vitron",
     ) -> None:
+        if style not in ("vitron", "released"):
+            raise ValueError(f"unknown grammar style {style!r}; use 'vitron' or 'released'")
+        self.style: Style = style
         signal_map = {name: spec.signal_token for name, spec in MODULES.items()}
         signal_map.update(module_signal_tokens or {})
         self.modules = sorted(set(modules) if modules is not None else set(MODULES))
@@ -123,6 +144,13 @@ class InvocationGrammar:
             raise ValueError(
                 f"cannot constrain to modules {unknown or self.modules}; known: {sorted(signal_map)}"
             )
+        if style == "released":
+            self.modules = released_modules(self.modules)
+            if not self.modules:
+                raise ValueError(
+                    f"none of the modules {sorted(set(modules or ()))} has a letter in the released "
+                    f"format ({', '.join(f'{k}={v}' for k, v in sorted(RELEASED_LETTERS.items()))})"
+                )
         self.max_regions = max_regions
         self.max_instruction_tokens = max_instruction_tokens
         self.vocab_size = len(tokenizer)
@@ -159,6 +187,12 @@ class InvocationGrammar:
         self._prefixes = {f[:k] for f in self.forbidden for k in range(1, len(f))}
         self._plain_set = set(self.plain)
         self._blank = {i for i in self.plain if not self.strings[i].strip()}
+        self._lower = [text.lower() for text in self.strings]
+        self._mask_cache: dict[tuple[_State, int | None], torch.Tensor] = {}
+        self._free_cache: dict[tuple[str, bool], list[int]] = {}
+        if style == "released":
+            self._init_released()
+            return
 
         self._name_cost = {m: self._spell_costs(m) for m in self.modules}
         self._region_tokens = [
@@ -174,8 +208,23 @@ class InvocationGrammar:
         unreachable = [m for m in self.modules if self._name_cost[m][0] == _INF]
         if unreachable:
             logger.warning("modules %s cannot be spelled with this vocabulary", unreachable)
-        self._mask_cache: dict[tuple[_State, int | None], torch.Tensor] = {}
-        self._free_cache: dict[tuple[str, bool], list[int]] = {}
+
+    def _init_released(self) -> None:
+        """Tables for the released style: every piece of markup is spelled with plain tokens."""
+        letters = {spec.name: spec.released_letter for spec in MODULES.values()}
+        self._targets = {f"{letters[m]}{RELEASED_AFTER_NAME}": m for m in self.modules}
+        """What follows ``<module>`` up to the instruction text, per module."""
+        self._target_cost = {t: self._spell_costs(t) for t in self._targets}
+        self._close_cost = self._spell_costs(RELEASED_CLOSE)
+        self._options_cache: dict[tuple, list[tuple[list[int], float]]] = {}
+        self.open_cost = min(
+            (c[0] + 1 + self._close_cost[0] for c in self._target_cost.values()), default=_INF
+        )
+        if self.open_cost == _INF:
+            raise ValueError(
+                "the released invocation markup cannot be spelled with this vocabulary"
+            )
+        self.budget_horizon = 2 + int(self.open_cost)
 
     # ---- precomputation ----
 
@@ -218,12 +267,9 @@ class InvocationGrammar:
             logger.warning("region text cannot be spelled with this vocabulary: regions disabled")
         return cost
 
-    def _signal_cost(self, module: str) -> int:
-        return 1 if self.module_signal.get(module) is not None else 0
-
     def _after_name_cost(self, module: str) -> float:
-        # </Module> <Instruction> one visible token </Instruction> [signal]
-        return 4 + self._signal_cost(module)
+        # </Module> <Instruction> one visible token </Instruction> (the signal is optional)
+        return 4
 
     def _free_ids(self, tail: str, instruction: bool) -> list[int]:
         """Plain tokens that, written after ``tail``, spell no forbidden string (+EOS outside)."""
@@ -249,6 +295,8 @@ class InvocationGrammar:
 
     def cost(self, state: _State) -> float:
         """Fewest tokens from ``state`` back to free text (end of the invocation)."""
+        if self.style == "released":
+            return self._released_cost(state)
         if state.phase == FREE:
             return 0
         if state.phase == NAME:
@@ -258,17 +306,18 @@ class InvocationGrammar:
                 if m.startswith(state.name)
             ]
             return min(options, default=_INF)
-        signal = self._signal_cost(state.name)
         if state.phase == NAME_DONE:
-            return 3 + signal
+            return 3
         if state.phase == INSTRUCTION:
-            return (1 if state.content else 2) + signal
+            return 1 if state.content else 2
         if state.phase == POST:
-            return signal
-        return self._dfa_cost.get(state.dfa, _INF) + 1 + signal  # REGION
+            return 0
+        return self._dfa_cost.get(state.dfa, _INF) + 1  # REGION
 
     def advance(self, state: _State, token: int) -> _State:
         """The state after ``token``; anything off-grammar falls back to free text."""
+        if self.style == "released":
+            return self._released_step(state, token) or _State()
         text = self.strings[token] if 0 <= token < len(self.strings) else ""
         tag = self.tag
         if state.phase == FREE:
@@ -305,9 +354,7 @@ class InvocationGrammar:
                 return _State(REGION, name=state.name, regions=state.regions, dfa=_DFA_START)
             if token == self.module_signal.get(state.name):
                 return _State()
-            if self.module_signal.get(state.name) is None:
-                return self.advance(_State(), token)
-            return _State()
+            return self.advance(_State(), token)  # the signal is optional
         # REGION
         if token == tag[REGION_CLOSE] and state.dfa == _DFA_ACCEPT:
             return _State(POST, name=state.name, regions=state.regions + 1)
@@ -316,21 +363,23 @@ class InvocationGrammar:
 
     def _options(self, state: _State) -> list[tuple[list[int], float]]:
         """(token ids, cost after emitting one of them) groups allowed in ``state``."""
+        if self.style == "released":
+            return self._released_options(state)
         tag = self.tag
         if state.phase == FREE:
             return [(self._free_ids(state.tail, False), 0), ([tag[MODULE_OPEN]], self.open_cost)]
         if state.phase == NAME:
             groups: list[tuple[list[int], float]] = []
             if state.name in self.modules:
-                groups.append(([tag[MODULE_CLOSE]], 3 + self._signal_cost(state.name)))
+                groups.append(([tag[MODULE_CLOSE]], 3))
             for i in self.plain:
                 prefix = state.name + self.strings[i]
                 if self.strings[i] and any(m.startswith(prefix) for m in self.modules):
                     groups.append(([i], self.cost(_State(NAME, name=prefix))))
             return groups
-        signal = self._signal_cost(state.name)
+        signal = 0  # the signal token is optional: finishing never needs it
         if state.phase == NAME_DONE:
-            return [([tag[INSTRUCTION_OPEN]], 2 + signal)]
+            return [([tag[INSTRUCTION_OPEN]], 2)]
         if state.phase == INSTRUCTION:
             close = [([tag[INSTRUCTION_CLOSE]], signal)] if state.content else []
             if state.count >= self.max_instruction_tokens and state.content:
@@ -350,15 +399,103 @@ class InvocationGrammar:
             signal_id = self.module_signal.get(state.name)
             if signal_id is not None:
                 groups.append(([signal_id], 0))
-            else:
-                groups += self._options(_State())
-            return groups
+            return groups + self._options(_State())
         if state.dfa == _DFA_ACCEPT:
             return [([tag[REGION_CLOSE]], signal)]
         return [
             (ids, self._dfa_cost[target] + 1 + signal)
             for target, ids in self._dfa_moves[state.dfa].items()
         ]
+
+    # ---- the released style ----
+
+    def _close_progress(self, tail: str) -> int:
+        """Characters of ``</instruction>`` already written at the end of ``tail``."""
+        for start in range(len(tail)):
+            if RELEASED_CLOSE.startswith(tail[start:]):
+                return len(tail) - start
+        return 0
+
+    def _opens(self, joined: str) -> bool:
+        return joined.endswith(RELEASED_OPEN) and not self._spells_forbidden(joined[:-1])
+
+    def _released_cost(self, state: _State) -> float:
+        if state.phase == NAME:
+            return min(
+                (
+                    cost[len(state.name)] + 1 + self._close_cost[0]
+                    for target, cost in self._target_cost.items()
+                    if target.startswith(state.name)
+                ),
+                default=_INF,
+            )
+        if state.phase == INSTRUCTION:
+            if not state.content:
+                return 1 + self._close_cost[0]
+            return min(self._close_cost[self._close_progress(state.tail)], self._close_cost[0])
+        return 0  # FREE, POST
+
+    def _released_step(self, state: _State, token: int) -> _State | None:
+        """The state after ``token`` in the released style, ``None`` when it is off-grammar."""
+        plain = token in self._plain_set
+        text = self._lower[token] if plain else ""
+        if state.phase == POST:
+            if token == self.module_signal.get(state.name):
+                return _State()
+            return self._released_step(_State(), token)
+        if state.phase == FREE:
+            if not plain:
+                return _State() if token in self.eos_ids else None
+            joined = state.tail + text
+            if self._opens(joined):
+                return _State(NAME)
+            if self._spells_forbidden(joined):
+                return None
+            return _State(FREE, tail=self._new_tail(state.tail, text))
+        if not plain:
+            return None
+        if state.phase == NAME:
+            prefix = state.name + self.strings[token]
+            if prefix in self._targets:
+                return _State(INSTRUCTION, name=self._targets[prefix])
+            if self.strings[token] and any(t.startswith(prefix) for t in self._targets):
+                return _State(NAME, name=prefix)
+            return None
+        # INSTRUCTION: text, then </instruction> spelled out; a visible character must come first
+        joined = state.tail + text
+        if joined.endswith(RELEASED_CLOSE) and not self._spells_forbidden(joined[:-1]):
+            if state.content or joined[: -len(RELEASED_CLOSE)].strip():
+                return _State(POST, name=state.name)
+            return None
+        if self._spells_forbidden(joined):
+            return None
+        tail = self._new_tail(state.tail, text)
+        written = joined[: len(joined) - len(tail)]
+        return replace(
+            state, count=state.count + 1, content=state.content or bool(written.strip()), tail=tail
+        )
+
+    def _released_options(self, state: _State) -> list[tuple[list[int], float]]:
+        """Every token's next state and its cost, grouped by cost (cached per kind of state)."""
+        closing = state.phase == INSTRUCTION and state.count >= self.max_instruction_tokens
+        key = (state.phase, state.name, state.tail, state.content, closing)
+        if key not in self._options_cache:
+            now = self._released_cost(state)
+            candidates = [*self.plain, *self.signal_ids.values(), *self.eos_ids]
+            by_cost: dict[float, list[int]] = {}
+            for token in candidates:
+                after = self._released_step(state, token)
+                if after is None:
+                    continue
+                cost = self._released_cost(after)
+                if closing and after.phase != POST and cost >= now:
+                    continue  # past the instruction's length: only tokens that close it
+                by_cost.setdefault(cost, []).append(token)
+            if len(self._options_cache) > 20000:
+                self._options_cache.clear()
+            self._options_cache[key] = sorted(by_cost.items(), key=lambda item: item[0])
+            self._options_cache[key] = [(ids, cost) for cost, ids in self._options_cache[key]]
+        return self._options_cache[key]
 
     def allowed(self, state: _State, remaining: int | None = None) -> torch.Tensor:
         """(vocab,) bool mask of tokens allowed in ``state`` with ``remaining`` tokens left
@@ -430,6 +567,12 @@ class InvocationLogitsProcessor(LogitsProcessor):
         if vocab > allowed.shape[1]:
             allowed = torch.nn.functional.pad(allowed, (0, vocab - allowed.shape[1]), value=False)
         return scores.masked_fill(~allowed[:, :vocab], float("-inf"))
+
+
+def released_modules(modules: Iterable[str]) -> list[str]:
+    """The modules, of ``modules``, the released format can invoke (those with a letter)."""
+    lettered = set(RELEASED_LETTERS.values())
+    return sorted(m for m in modules if m in lettered)
 
 
 def _token_strings(tokenizer: PreTrainedTokenizerBase) -> list[str]:

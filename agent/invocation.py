@@ -92,6 +92,11 @@ RELEASED_LETTERS: dict[str, str] = {
     spec.released_letter: name for name, spec in MODULES.items() if spec.released_letter
 }
 """Letter of the released Vitron format -> tool name."""
+RELEASED_OPEN = "<module>"
+RELEASED_AFTER_NAME = "</module> <instruction>"
+RELEASED_CLOSE = "</instruction>"
+"""The released format's markup as the released data writes it (lower case, one space); the
+parser reads any case and spacing, constrained decoding writes exactly this."""
 
 # Tags match in any case (the released data writes them in lower case); signal tokens are
 # tokens, so they match exactly, as the model's tokenizer does.

@@ -64,6 +64,9 @@ class VitronEngine:
     """What was loaded (the checkpoint), for logs and ``response_metadata``."""
     constrained: bool = False
     """Whether constrained invocation decoding is on when ``ChatVitron.constrained`` is ``None``."""
+    format: str = "vitron"
+    """The checkpoint's invocation format: ``vitron`` (this project's tag tokens) or ``released``
+    (the released weights' ``<module>B</module>`` markup); constrained decoding follows it."""
     _grammars: dict[frozenset[str], InvocationGrammar] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -92,10 +95,21 @@ class VitronEngine:
         from vitron.agent.constrained import InvocationGrammar
 
         key = frozenset(modules)
+        style = "released" if self.format == "released" else "vitron"
         with self._lock:
             if key not in self._grammars:
-                self._grammars[key] = InvocationGrammar(self.processor.tokenizer, sorted(key))
+                self._grammars[key] = InvocationGrammar(
+                    self.processor.tokenizer, sorted(key), style=style
+                )
             return self._grammars[key]
+
+    def invocable(self, modules: Iterable[str]) -> list[str]:
+        """The modules, of ``modules``, this checkpoint's format can invoke (the released format
+        names only the modules with a letter)."""
+        from vitron.agent.constrained import released_modules
+
+        modules = list(modules)
+        return released_modules(modules) if self.format == "released" else modules
 
 
 def load_vitron_llm(spec: ComponentSpec, context: LoadContext) -> VitronEngine:
@@ -122,6 +136,7 @@ def load_vitron_llm(spec: ComponentSpec, context: LoadContext) -> VitronEngine:
         processor=processor,
         name=spec.checkpoint,
         constrained=bool(options.get("constrained", False)),
+        format=fmt,
     )
 
 

@@ -15,7 +15,8 @@ The release follows the Video-LLaVA layout (read from the public SkyworkAI/Vitro
 Weights are renamed into :class:`VitronForCausalLM` through :data:`RENAMES`, LoRA deltas are
 merged (``W += alpha / r * B @ A``), and ``.bin`` files load with ``weights_only=True``.
 
-Known differences, reported in the log rather than hidden: the LanguageBind towers are separate
+Known differences, reported once at WARNING (what is random or replaced, and what it means for
+quality) rather than hidden: the LanguageBind towers are separate
 downloads (pass a CLIP-compatible ``vision_tower``; LanguageBind's video tower has temporal layers
 this model does not have, so videos go through the image tower); the reference location encoder
 takes boxes in pixels of a 224 x 224 frame, ours normalised boxes, so its first layer is scaled
@@ -269,8 +270,18 @@ def load_released_vitron(
     if result.unexpected_keys:
         raise ValueError(f"mapped weights that do not fit the model: {result.unexpected_keys[:10]}")
     fresh = sorted({k.split(".")[0] for k in result.missing_keys})
-    logger.info(
-        "released checkpoint loaded; freshly initialised: %s", ", ".join(fresh) or "nothing"
+    warn_once(
+        f"released:{base_dir}",
+        "The released Vitron checkpoint %s does not hold everything this model uses. Freshly "
+        "initialised (random until trained): %s. Replaced: the LanguageBind image and video towers "
+        "by the CLIP tower %s. What it means: module choice, instructions and regions come from the "
+        "released weights, but signal embeddings are noise (leave the signal projectors untrained "
+        "and the backends run on the text alone), videos are read frame by frame through the image "
+        "tower without temporal modelling, and the LLM sees image features it was not trained on, "
+        "so answers about media are less reliable than the paper's.",
+        base_dir,
+        ", ".join(fresh) or "nothing",
+        _tower_name(vision_tower, raw),
     )
 
     processor = None
@@ -291,6 +302,26 @@ def load_released_vitron(
     if device is not None:
         model.to(device)
     return model.eval(), processor
+
+
+_WARNED: set[str] = set()
+
+
+def warn_once(key: str, message: str, *args: Any) -> None:
+    """Log ``message`` at WARNING the first time ``key`` is seen in this process."""
+    if key not in _WARNED:
+        _WARNED.add(key)
+        logger.warning(message, *args)
+
+
+def _tower_name(
+    vision_tower: str | Path | PreTrainedModel | CLIPVisionConfig | None, raw: dict[str, Any]
+) -> str:
+    if isinstance(vision_tower, str | Path):
+        return str(vision_tower)
+    if isinstance(vision_tower, PreTrainedModel):
+        return str(getattr(vision_tower.config, "_name_or_path", "") or type(vision_tower).__name__)
+    return "(random, none given)"
 
 
 def _vision_tower(

@@ -242,6 +242,12 @@ def run_once(args: argparse.Namespace) -> int:
 def run_demo(args: argparse.Namespace) -> int:
     from vitron.apps.demo import run_walkthrough
 
+    if args.planner:
+        print("vitron demo: --planner does not apply: the walk-through's tool calls are fixed by "
+              "its script; use `vitron chat --planner …` or `vitron run --planner …` to plan with "
+              "another model", file=sys.stderr)  # fmt: skip
+        return 2
+
     return run_walkthrough(context_from(args), Path(args.out), thread_id=args.thread,
                            progress=not args.no_progress)  # fmt: skip
 

@@ -1,7 +1,8 @@
 """``vitron demo``: a multi-turn session on a real photo, offline, written to a folder.
 
-This is a WALK-THROUGH: the tool calls are fixed by the script below, not planned by a model, and the
-``tiny`` profile's models have random weights, so masks and boxes show the plumbing, not quality.
+This is a WALK-THROUGH: the tool calls are fixed by the script below, not planned by a model (so
+``--planner`` does not apply), and the banner says what the profile's models are: with ``tiny``
+they have random weights, so masks and boxes show the plumbing, not quality.
 It exercises the real graph, tools, workspace and SQLite persistence end to end. Once the ``nano``
 profile ships a trained planner, the demo runs that planner instead.
 """
@@ -23,10 +24,33 @@ from vitron.tools.handles import find_handles
 
 BANNER = """\
 === Vitron walk-through (offline) ===
-The tool calls in this session are FIXED BY A SCRIPT, not planned by a model, and the {profile!r}
-profile's models have random weights: outputs show the plumbing (handles, masks, boxes, files,
-persistence), not quality. Photo: scikit-image's 'astronaut' (Eileen Collins, NASA, public domain).
+The tool calls in this session are FIXED BY A SCRIPT, not planned by a model. {models}
+Photo: scikit-image's 'astronaut' (Eileen Collins, NASA, public domain).
 """
+
+
+def describe_models(profile_name: str) -> str:
+    """What the banner says about the profile's models: random, real, or which are which."""
+    from vitron.tools.profiles import load_profile
+
+    profile = load_profile(profile_name)
+    specs = [profile.component(name) for name in profile.components]
+    random = sorted(spec.name for spec in specs if spec.is_tiny)
+    real = sorted(spec.name for spec in specs if not spec.is_tiny)
+    if not real:
+        return (
+            f"The {profile.name!r} profile's models have random weights: outputs show the plumbing "
+            "(handles, masks, boxes, files, persistence), not quality."
+        )
+    if not random:
+        return (
+            f"The {profile.name!r} profile loads real checkpoints ({profile.description}): outputs "
+            "show what those models do with the scripted calls."
+        )
+    return (
+        f"The {profile.name!r} profile mixes real checkpoints ({', '.join(real)}) with random "
+        f"weights ({', '.join(random)}): outputs of the random ones show plumbing, not quality."
+    )
 
 
 @dataclass(frozen=True)
@@ -146,7 +170,8 @@ def run_walkthrough(
     turns = script()
     planner = ScriptedChatModel(steps=[step for turn in turns for step in turn.steps])
     session = Session(planner, context, thread_id=thread_id)
-    print(BANNER.format(profile=context.profile))
+    banner = BANNER.format(models=describe_models(context.profile))
+    print(banner)
     photo = out / "astronaut.png"
     out.mkdir(parents=True, exist_ok=True)
     from PIL import Image
@@ -156,7 +181,7 @@ def run_walkthrough(
     renderer = TerminalRenderer(bars=progress)
     transcript = [
         f"# Vitron walk-through, thread {session.thread_id}\n",
-        BANNER.format(profile=context.profile),
+        banner,
     ]
     for turn in turns:
         if turn.region:

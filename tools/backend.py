@@ -58,6 +58,18 @@ class CallContext:
     workspace: Workspace
     models: ModelRegistry
     progress: ProgressCallback
+    notices: set[str] = field(default_factory=set)
+    """Notes already given in this session (shared by its calls), so each is said once."""
+    notes: list[str] = field(default_factory=list)
+    """Notes for this call's result (the tool wrapper appends them to its content)."""
+    signals_used: set[str] = field(default_factory=set)
+    """Signal handles this call projected (absent projectors leave a signal unused)."""
+
+    def note_once(self, key: str, text: str) -> None:
+        """Add ``text`` to this call's result unless the session was told ``key`` already."""
+        if key not in self.notices:
+            self.notices.add(key)
+            self.notes.append(text)
 
 
 @dataclass(frozen=True)
@@ -135,6 +147,12 @@ class Services:
 
     workspace: Workspace
     models: ModelRegistry
+    notices: dict[str, set[str]] = field(default_factory=dict)
+    """Per thread (session): the keys of the notes its tool results already gave."""
+
+    def notices_for(self, thread_id: str | None) -> set[str]:
+        """The note keys already given on ``thread_id`` (``None``: the default namespace)."""
+        return self.notices.setdefault(thread_id or "", set())
 
 
 _services_cache: dict[ServiceSettings, Services] = {}
@@ -190,13 +208,18 @@ class VitronTool(BaseTool):
     ) -> tuple[str, dict[str, Any]]:
         services = self.services or current_services.get() or get_services()
         thread_id = (config.get("configurable") or {}).get("thread_id")
+        thread = str(thread_id) if thread_id else None
         call = CallContext(
-            workspace=services.workspace.for_thread(str(thread_id) if thread_id else None),
+            workspace=services.workspace.for_thread(thread),
             models=services.models,
             progress=stream_progress(self.name),
+            notices=services.notices_for(thread),
         )
         args = self.backend.args_schema.model_validate(kwargs)
         output = self._run_with_retry(args, call)
+        if call.notes:
+            output.content = f"{output.content} Note: {' '.join(call.notes)}"
+            output.data.setdefault("notes", list(call.notes))
         return output.content, output.artifact()
 
     def _run_with_retry(self, args: BaseModel, call: CallContext) -> ToolOutput:

@@ -1,4 +1,5 @@
-"""Constrained decoding: even the random tiny model emits only well-formed invocations."""
+"""Constrained decoding: even the random tiny model emits only well-formed invocations, in this
+project's grammar and in the released weights' own (``<module>B</module>`` spelled in text)."""
 
 from __future__ import annotations
 
@@ -25,8 +26,10 @@ class Nudge(LogitsProcessor):
     """Makes the random model open invocations, close instructions and add regions often, so
     the grammar is exercised in most samples (the grammar processor still has the last word)."""
 
-    def __init__(self, ids: dict[str, int]) -> None:
-        self.boost = {ids["<Module>"]: 5.0, ids["</Instruction>"]: 4.0, ids["<Region>"]: 2.0}
+    def __init__(self, grammar: InvocationGrammar) -> None:
+        ids = grammar.tag
+        self.boost = {ids["<Module>"]: 5.0, ids["</Instruction>"]: 4.0, ids["<Region>"]: 6.0}
+        self.boost.update({i: 5.0 for i in grammar.signal_ids.values()})
 
     def __call__(self, input_ids, scores):
         scores = scores.clone()
@@ -56,7 +59,7 @@ def test_200_random_generations_only_emit_well_formed_invocations(setup):
     texts: list[str] = []
     for seed in range(4):
         texts += sample(
-            model, processor, [Nudge(grammar.tag), grammar.logits_processor(MAX_NEW)], seed, 50
+            model, processor, [Nudge(grammar), grammar.logits_processor(MAX_NEW)], seed, 50
         )
     assert len(texts) == 200
     opened = [t for t in texts if "<Module>" in t]
@@ -69,17 +72,87 @@ def test_200_random_generations_only_emit_well_formed_invocations(setup):
         for invocation in parsed.invocations:
             assert invocation.module in BOUND
             assert invocation.instruction
-            assert invocation.signal_token == MODULES[invocation.module].signal_token
+            # the signal is optional (text first, signal as an addition)
+            assert invocation.signal_token in (None, MODULES[invocation.module].signal_token)
             for box in invocation.regions:
                 assert all(0.0 <= v <= 1.0 for v in box)
         calls += len(parsed.calls)
     assert calls >= len(opened)
     assert sum("<Region>" in t for t in opened) >= 20  # regions were exercised too
+    with_signal = sum(any(t in text for t in ("[SEG]", "[GEN]", "[EDIT]")) for text in opened)
+    assert 0 < with_signal < len(opened)  # both with and without a signal token
+
+
+class Spell(LogitsProcessor):
+    """Makes the random model spell the released markup often: tokens that continue ``<module>``
+    or ``</instruction>`` from what the row ends with get a large boost (the grammar decides)."""
+
+    def __init__(self, grammar: InvocationGrammar, start: int) -> None:
+        self.grammar = grammar
+        self.start = start
+
+    def __call__(self, input_ids, scores):
+        scores = scores.clone()
+        strings = self.grammar.strings
+        for row, ids in enumerate(input_ids[:, self.start :].tolist()):
+            text = "".join(strings[i] for i in ids).lower()
+            for target in ("<module>", "</instruction>"):
+                done = max(n for n in range(len(target)) if text.endswith(target[:n]))
+                for i in self.grammar.plain:
+                    if strings[i] and target[done:].startswith(strings[i]):
+                        scores[row, i] += 10.0 if done else 3.0
+            for i in self.grammar.signal_ids.values():
+                scores[row, i] += 2.0
+        return scores
+
+
+def test_200_random_generations_in_the_released_format_parse(setup):
+    model, processor, _ = setup
+    grammar = InvocationGrammar(processor.tokenizer, BOUND, style="released")
+    assert grammar.modules == ["edit_video", "generate_image", "segment_image"]  # lettered only
+    prompt = processor("USER: segment the zebra ASSISTANT:")
+    start = prompt["input_ids"].shape[1]
+    texts: list[str] = []
+    for seed in range(4):
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            out = model.generate(
+                **{k: v.repeat(50, 1) for k, v in prompt.items()},
+                max_new_tokens=64,
+                do_sample=True,
+                top_k=0,
+                logits_processor=LogitsProcessorList(
+                    [Spell(grammar, start), grammar.logits_processor(64)]
+                ),
+            )
+        texts += [processor.decode(row[start:]) for row in out]
+    assert len(texts) == 200
+    assert all("<Module>" not in t for t in texts)  # never the new tag tokens
+    opened = [t for t in texts if "<module>" in t]
+    assert len(opened) >= 100
+    for text in texts:
+        parsed = parse_reply(text, modules=BOUND)
+        assert parsed.errors == [], (text, parsed.errors)
+    for text in opened:
+        parsed = parse_reply(text, modules=BOUND)
+        assert parsed.invocations, text
+        for invocation in parsed.invocations:
+            assert invocation.style == "released"
+            assert invocation.module in grammar.modules
+            assert invocation.signal_token in (None, MODULES[invocation.module].signal_token)
+    letters = {inv.module for t in opened for inv in parse_reply(t).invocations}
+    assert len(letters) >= 2
+
+
+def test_the_released_grammar_needs_a_lettered_module(setup):
+    _, processor, _ = setup
+    with pytest.raises(ValueError, match="letter in the released format"):
+        InvocationGrammar(processor.tokenizer, ["ground", "retrieve"], style="released")
 
 
 def test_without_the_processor_the_same_sampling_is_malformed(setup):
     model, processor, grammar = setup
-    texts = sample(model, processor, [Nudge(grammar.tag)], seed=0, rows=30)
+    texts = sample(model, processor, [Nudge(grammar)], seed=0, rows=30)
     opened = [t for t in texts if "<Module>" in t]
     assert opened
     malformed = [t for t in opened if parse_reply(t, modules=BOUND).errors]
@@ -95,7 +168,7 @@ def test_budget_is_respected_and_names_are_restricted(setup):
             **{k: v.repeat(20, 1) for k, v in prompt.items()},
             max_new_tokens=4,
             do_sample=True,
-            logits_processor=LogitsProcessorList([Nudge(grammar.tag), grammar.logits_processor(4)]),
+            logits_processor=LogitsProcessorList([Nudge(grammar), grammar.logits_processor(4)]),
         )
     texts = [processor.decode(r[prompt["input_ids"].shape[1] :]) for r in out]
     assert all("<Module>" not in t for t in texts)

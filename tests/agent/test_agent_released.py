@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import pickle
 from pathlib import Path
 
@@ -127,9 +128,10 @@ def test_released_names_map_into_vitron():
     )
 
 
-def test_tiny_release_loads_with_lora_merged(tmp_path):
+def test_tiny_release_loads_with_lora_merged(tmp_path, caplog):
     source = write_release(tmp_path)
     vision = CLIPVisionConfig(**TINY_VISION_CONFIG)
+    caplog.set_level(logging.WARNING, logger="vitron.agent.released")
     model, processor = load_released_vitron(
         tmp_path / "vitron-base",
         tmp_path / "vitron-lora",
@@ -171,6 +173,23 @@ def test_tiny_release_loads_with_lora_merged(tmp_path):
     assert embed.shape[0] == old.shape[0] + 14
     assert torch.equal(embed[: old.shape[0]], old)
     assert model.config.vision_feature_layer == -2 and model.config.projector_type == "mlp2x_gelu"
+    # What is not real is said once, at WARNING, with what it means for quality.
+    said = [r for r in caplog.records if "does not hold everything" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.WARNING
+    text = said[0].getMessage()
+    assert "signal_heads" in text and "synergy" in text and "LanguageBind" in text
+    assert "signal embeddings are noise" in text and "temporal" in text
+    caplog.clear()
+    load_released_vitron(
+        tmp_path / "vitron-base",
+        tmp_path / "vitron-lora",
+        vision_tower=vision,
+        signal_spaces={"sam": 16, "diffusion": 8},
+        video_tokens_per_frame=4,
+        synergy_specific_dim=8,
+        synergy_invariant_dim=8,
+    )
+    assert not [r for r in caplog.records if "does not hold everything" in r.getMessage()]
     # And it runs on an image with a region sketch.
     assert processor is not None
     mask = np.zeros((20, 20), dtype=bool)

@@ -135,3 +135,24 @@ def test_cli_errors_are_one_clear_line(tmp_path, argv, message, capsys):
     base = ["--workspace", str(tmp_path / "ws"), "--planner", f"{PLANNERS}:answer_only"]
     assert main([*argv[:2], *base, *argv[2:]]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_demo_banner_describes_the_profile_actually_used(tmp_path):
+    from vitron.apps.demo import describe_models
+
+    assert "random weights" in describe_models("tiny")
+    real = describe_models("vitron-7b")
+    assert "random weights" not in real and "real checkpoints" in real
+    mixed = tmp_path / "mixed.toml"
+    mixed.write_text(
+        'name = "mixed"\n[components.sam]\nloader = "sam"\ncheckpoint = "tiny"\n'
+        '[components.clip]\nloader = "clip"\ncheckpoint = "openai/clip-vit-large-patch14"\n'
+    )
+    text = describe_models(str(mixed))
+    assert "real checkpoints (clip)" in text and "random weights (sam)" in text
+
+
+def test_demo_rejects_planner_instead_of_ignoring_it(tmp_path, capsys):
+    assert main(["demo", "--planner", f"{PLANNERS}:answer_only", *common(tmp_path)]) == 2
+    assert "--planner does not apply" in capsys.readouterr().err
+    assert not (tmp_path / "ws").exists()

@@ -45,6 +45,7 @@ from vitron.tools.models.diffusion import (
 )
 from vitron.tools.registry import ProgressCallback
 from vitron.tools.schemas import ImageHandle, MaskHandle
+from vitron.tools.signals import signal_phrase, used_signal
 
 Operation = Literal["add", "remove", "replace", "move", "recolor", "restyle"]
 
@@ -315,7 +316,7 @@ def edit_image(args: EditImageArgs, call: CallContext) -> ToolOutput:
         content=args.prompt if args.prompt and args.operation != "move" else reading.content,
     )  # fmt: skip
     edited = OPERATIONS[args.operation](job)
-    inputs = [args.image, *(h for h in (args.mask, args.signal) if h)]
+    inputs = [args.image, *([args.mask] if args.mask else []), *used_signal(args.signal, call)]
     extra = {"operation": args.operation, "seed": edited.settings.seed}
     stored = call.workspace.put_image(
         edited.pixels, source="edit_image", inputs=inputs, label=edited.summary[:200], extra=extra
@@ -333,7 +334,7 @@ def edit_image(args: EditImageArgs, call: CallContext) -> ToolOutput:
             f"only {mask.handle} ({coverage(edited.area):.1%} of the image, the area grown by "
             f"{args.grow} px) changed"
         )
-    signal = f", with signal {args.signal}" if args.signal else ""
+    signal = signal_phrase(args.signal, call)
     return ToolOutput(
         content=f"{stored.handle}: {edited.summary} in {args.image}; {where} "
         f"({edited.settings.describe()}{signal})",

@@ -43,6 +43,7 @@ from vitron.tools.generation import (
 from vitron.tools.handles import parse_handle
 from vitron.tools.models.diffusion import InpaintEngine, VideoToVideoEngine
 from vitron.tools.schemas import MaskHandle, Point, VideoHandle, check_point_labels
+from vitron.tools.signals import signal_phrase, used_signal
 from vitron.tools.workspace import MediaInfo
 
 logger = logging.getLogger(__name__)
@@ -382,7 +383,7 @@ def edit_video(args: EditVideoArgs, call: CallContext) -> ToolOutput:
         content=args.prompt or reading.content,
     )  # fmt: skip
     edited = local_edit(job) if job.local else global_restyle(job)
-    used = [h for h in (args.mask, args.mask_video, args.signal) if h]
+    used = [h for h in (args.mask, args.mask_video) if h] + used_signal(args.signal, call)
     if edited.masks is not None and edited.masks.handle not in used:
         used.insert(0, edited.masks.handle)
     stored = call.workspace.put_video(
@@ -398,7 +399,7 @@ def edit_video(args: EditVideoArgs, call: CallContext) -> ToolOutput:
     if edited.masks is not None and not args.mask_video:
         created.append(edited.masks)
     masks = edited.masks.handle if edited.masks is not None else None
-    signal = f", with signal {args.signal}" if args.signal else ""
+    signal = signal_phrase(args.signal, call)
     return ToolOutput(
         content=f"{stored.handle}: {edited.summary} in {video.handle} ({stored.frames} frames, "
         f"{stored.width}x{stored.height} at {stored.fps:g} fps); {edited.note} "

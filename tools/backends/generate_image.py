@@ -19,6 +19,7 @@ from vitron.tools.generation import (
 )
 from vitron.tools.geometry import fmt_box
 from vitron.tools.models.diffusion import DiffusionEngine, GligenEngine, TextToImageEngine
+from vitron.tools.signals import signal_phrase, used_signal
 
 
 class GenerateImageArgs(DiffusionArgs):
@@ -83,11 +84,11 @@ def generate_image(args: GenerateImageArgs, call: CallContext) -> ToolOutput:
         )  # fmt: skip
         method, layout = "Stable Diffusion", ""
     stored = call.workspace.put_image(
-        result.pixels, source="generate_image", inputs=[args.signal] if args.signal else [],
+        result.pixels, source="generate_image", inputs=used_signal(args.signal, call),
         label=args.instruction[:200],
         extra={"seed": settings.seed, "steps": settings.steps, "guidance": settings.guidance},
     )  # fmt: skip
-    signal = f", with signal {args.signal}" if args.signal else ""
+    signal = signal_phrase(args.signal, call)
     note = " The safety checker blanked it; try another prompt." if result.flagged else ""
     return ToolOutput(
         content=f"{stored.handle}: {width}x{height} image of {args.instruction!r} ({method}, "

@@ -7,6 +7,7 @@ from pydantic import Field, model_validator
 from vitron.tools.backend import CallContext, ToolOutput, backend
 from vitron.tools.generation import DiffusionArgs, get_engine, make_prompt, output_size, sampling
 from vitron.tools.models.diffusion import TextToVideoEngine
+from vitron.tools.signals import signal_phrase, used_signal
 
 
 class GenerateVideoArgs(DiffusionArgs):
@@ -46,11 +47,11 @@ def generate_video(args: GenerateVideoArgs, call: CallContext) -> ToolOutput:
         progress=call.progress,
     )  # fmt: skip
     stored = call.workspace.put_video(
-        video, fps, source="generate_video", inputs=[args.signal] if args.signal else [],
+        video, fps, source="generate_video", inputs=used_signal(args.signal, call),
         label=args.instruction[:200],
         extra={"seed": settings.seed, "steps": settings.steps, "guidance": settings.guidance},
     )  # fmt: skip
-    signal = f", with signal {args.signal}" if args.signal else ""
+    signal = signal_phrase(args.signal, call)
     return ToolOutput(
         content=f"{stored.handle}: {width}x{height} video of {args.instruction!r}, "
         f"{stored.frames} frames at {fps:g} fps ({settings.describe()}{signal})",

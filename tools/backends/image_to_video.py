@@ -8,6 +8,7 @@ from vitron.tools.backend import CallContext, ToolOutput, backend
 from vitron.tools.generation import DiffusionArgs, get_engine, make_prompt, sampling
 from vitron.tools.models.diffusion import ImageToVideoEngine, fit_size, snap
 from vitron.tools.schemas import ImageHandle
+from vitron.tools.signals import signal_phrase, used_signal
 
 
 class ImageToVideoArgs(DiffusionArgs):
@@ -51,14 +52,14 @@ def image_to_video(args: ImageToVideoArgs, call: CallContext) -> ToolOutput:
         height=height, fps=fps, seed=settings.seed, steps=settings.steps,
         guidance=settings.guidance, progress=call.progress,
     )  # fmt: skip
-    inputs = [args.image] + ([args.signal] if args.signal else [])
+    inputs = [args.image, *used_signal(args.signal, call)]
     stored = call.workspace.put_video(
         video, fps, source="image_to_video", inputs=inputs,
         label=(args.instruction or "animated image")[:200],
         extra={"seed": settings.seed, "steps": settings.steps, "guidance": settings.guidance},
     )  # fmt: skip
     said = f" as {args.instruction!r}" if args.instruction.strip() else ""
-    signal = f", with signal {args.signal}" if args.signal else ""
+    signal = signal_phrase(args.signal, call)
     return ToolOutput(
         content=f"{stored.handle}: {args.image} animated{said}, {width}x{height}, "
         f"{stored.frames} frames at {fps:g} fps ({settings.describe()}{signal})",
