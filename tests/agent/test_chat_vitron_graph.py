@@ -125,6 +125,7 @@ def planner(fitted) -> ChatVitron:
     return ChatVitron.from_model(model, processor, max_new_tokens=64)
 
 
+@pytest.mark.heavy
 def test_the_graph_runs_with_chat_vitron_signals_reach_the_backend_and_the_result_comes_back(
     context, planner, monkeypatch
 ):
@@ -176,6 +177,7 @@ def test_the_graph_runs_with_chat_vitron_signals_reach_the_backend_and_the_resul
     assert isinstance(answer, AIMessage) and answer.content == ANSWER and not answer.tool_calls
 
 
+@pytest.mark.heavy
 def test_graph_stream_messages_yields_vitron_llm_tokens_one_by_one(context, planner):
     inputs, config = ask(context, "streamed")
     graph = build_graph(planner)

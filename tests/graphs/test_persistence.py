@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -19,6 +21,7 @@ def run_turn(turn: int, workspace: Path) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.heavy
 def test_second_turn_in_a_new_process_uses_the_mask_from_the_first(tmp_path):
     first = run_turn(1, tmp_path)
     types = [m["type"] for m in first["messages"]]

@@ -67,6 +67,7 @@ def server(tmp_path):
         log.close()
 
 
+@pytest.mark.heavy
 def test_a_thread_runs_through_the_dev_server_with_a_tool_call(server):
     client = get_sync_client(url=server, api_key=None)
     assert [a["graph_id"] for a in client.assistants.search()] == ["vitron"]
