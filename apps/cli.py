@@ -176,27 +176,33 @@ def resume_command(args: argparse.Namespace, thread_id: str) -> str:
     return " ".join(parts)
 
 
+def attach_media(session: Session, path: str) -> None:
+    info = session.attach(path)
+    print(f"  attached {info.summary()}")
+
+
+def add_box(session: Session, *values: str) -> None:
+    region = session.add_region([float(v) for v in values])
+    print(f"  region {region['box']} on {region['media']}")
+
+
+def list_media(session: Session) -> None:
+    for handle, info in session.media().items():
+        where = session.workspace.path(handle)
+        print(f"  {handle} {info.get('kind')} from {info.get('source')}: {where}")
+
+
 def chat_command(session: Session, line: str) -> bool:
     """Handle one ``/command``; returns False to leave the chat. Errors are printed, not fatal."""
     name, *rest = shlex.split(line)
+    if name in ("/quit", "/exit"):
+        return False
+    arity, handler = CHAT_COMMANDS.get(name, (None, None))
+    if handler is None or len(rest) != arity:
+        print(CHAT_HELP.format(thread=session.thread_id))
+        return True
     try:
-        if name in ("/quit", "/exit"):
-            return False
-        if name in ("/image", "/video") and len(rest) == 1:
-            info = session.attach(rest[0])
-            print(f"  attached {info.summary()}")
-        elif name == "/region" and len(rest) == 4:
-            region = session.add_region([float(v) for v in rest])
-            print(f"  region {region['box']} on {region['media']}")
-        elif name == "/sketch" and len(rest) == 1:
-            add_sketch(session, rest[0])
-        elif name == "/media":
-            for handle, info in session.media().items():
-                print(
-                    f"  {handle} {info.get('kind')} from {info.get('source')}: {session.workspace.path(handle)}"
-                )
-        else:
-            print(CHAT_HELP.format(thread=session.thread_id))
+        handler(session, *rest)
     except (VitronToolError, ValueError, OSError) as exc:
         print(f"  error: {exc}")
     return True
@@ -218,6 +224,16 @@ def add_sketch(session: Session, path: str) -> None:
     stored = session.workspace.put_mask(mask, source="user", label="sketch")
     region = session.add_region(box, mask=stored.handle)
     print(f"  sketch {stored.handle} (box {region['box']}) on {region['media']}")
+
+
+CHAT_COMMANDS: dict[str, tuple[int, Callable[..., None]]] = {
+    "/image": (1, attach_media),
+    "/video": (1, attach_media),
+    "/region": (4, add_box),
+    "/sketch": (1, add_sketch),
+    "/media": (0, list_media),
+}
+"""Chat ``/command`` -> (number of arguments, handler(session, *arguments))."""
 
 
 def run_once(args: argparse.Namespace) -> int:
