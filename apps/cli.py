@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vitron.apps.convert import add_convert_command, run_convert
+from vitron.apps.train import add_train_command, run_train
 from vitron.graphs.context import Context
 from vitron.tools.errors import VitronToolError
 
@@ -111,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default="vitron-demo", help="folder for the outputs (default: %(default)s)"
     )
     add_convert_command(commands)
+    add_train_command(commands)
     return parser  # fmt: skip
 
 
@@ -273,6 +275,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": run_once,
     "demo": run_demo,
     "convert": run_convert,
+    "train": run_train,
 }
 
 

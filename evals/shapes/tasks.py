@@ -1,0 +1,484 @@
+"""Samples of every task the shapes world teaches and tests, built from one random generator.
+
+Each builder takes ``(rng, compositional, size)`` and returns a :class:`~vitron.evals.sample.Sample`
+(without id and split: :mod:`vitron.evals.shapes.dataset` sets them) or ``None`` when the drawn
+scene allows no valid example (e.g. no unique reference); the caller then draws again. Phrasing
+varies over templates; the tool-call ``instruction`` is the part a backend needs (a referring
+expression, a query, an edit), written the same way every time so an invocation can be checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+
+from vitron.evals.sample import Media, RegionInput, Sample, TargetCall
+from vitron.evals.shapes.language import (
+    RELATIONS,
+    attribute_descriptions,
+    caption,
+    fits,
+    holds,
+    horizontal_position,
+    refer,
+)
+from vitron.evals.shapes.scene import Obj, Scene, random_object, render, sample_scene
+from vitron.evals.shapes.video import (
+    DIRECTIONS,
+    inside,
+    render_video,
+    sample_video,
+    visible_frames,
+)
+from vitron.evals.shapes.vocab import BACKGROUNDS, COLOURS, SHAPES, is_held_out, plural
+
+GENERATION_SIZE = 32
+"""Side of the reference images of generation samples (the ``nano`` generators' size)."""
+
+Builder = Callable[[np.random.Generator, bool, int], Sample | None]
+
+
+def _pick(rng: np.random.Generator, options: list[str] | tuple[str, ...]) -> str:
+    return options[int(rng.integers(len(options)))]
+
+
+def _image(scene: Scene, size: int, label: str = "scene") -> tuple[Media, object]:
+    rendered = render(scene, size)
+    return Media("image", rendered.image, label=label), rendered
+
+
+def _target(rng: np.random.Generator, scene: Scene, compositional: bool) -> int:
+    """The object a sample is about: in the compositional split, a held-out combination."""
+    if compositional:
+        held = [i for i, o in enumerate(scene.objects) if is_held_out(o.colour, o.shape)]
+        return held[int(rng.integers(len(held)))]
+    return int(rng.integers(len(scene.objects)))
+
+
+def _new_colour(rng: np.random.Generator, target: Obj, compositional: bool) -> str:
+    """A colour to repaint ``target`` with; outside the compositional split never one that would
+    make a held-out combination (a recoloured object is shown, or named, in that colour)."""
+    return _pick(rng, [c for c in COLOURS if c != target.colour
+                       and (compositional or not is_held_out(c, target.shape))])  # fmt: skip
+
+
+# ------------------------------------------------------------------------------- perception
+
+SEGMENT = ("Segment {re}.", "Please segment {re}.", "Can you give me a mask of {re}?",
+           "Cut out {re}.", "Show me exactly which pixels belong to {re}.",
+           "I need a segmentation mask for {re}.")  # fmt: skip
+GROUND = ("Find {re}.", "Where is {re}? Give me a box.", "Draw a box around {re}.",
+          "Locate {re} in the picture.", "Put a bounding box on {re}.")  # fmt: skip
+
+
+def referring_segmentation(
+    rng: np.random.Generator, compositional: bool, size: int
+) -> Sample | None:
+    scene = sample_scene(rng, compositional=compositional, size=size)
+    index = _target(rng, scene, compositional)
+    expression = refer(scene, index, rng)
+    if expression is None:
+        return None
+    media, rendered = _image(scene, size)
+    return Sample(
+        id="", task="referring_segmentation",
+        instruction=_pick(rng, SEGMENT).format(re=expression), media=[media],
+        calls=[TargetCall("segment_image", {"image": "<media:0>", "instruction": expression})],
+        answer=f"Here is the mask of {expression}.",
+        gold={"mask": rendered.masks[index], "box": rendered.boxes[index], "expression": expression},
+    )  # fmt: skip
+
+
+def grounding(rng: np.random.Generator, compositional: bool, size: int) -> Sample | None:
+    scene = sample_scene(rng, compositional=compositional, size=size)
+    index = _target(rng, scene, compositional)
+    expression = refer(scene, index, rng)
+    if expression is None:
+        return None
+    media, rendered = _image(scene, size)
+    return Sample(
+        id="", task="grounding", instruction=_pick(rng, GROUND).format(re=expression),
+        media=[media],
+        calls=[TargetCall("ground", {"image": "<media:0>", "instruction": expression})],
+        answer=f"{expression[0].upper()}{expression[1:]} is in the box shown.",
+        gold={"box": rendered.boxes[index], "mask": rendered.masks[index], "expression": expression},
+    )  # fmt: skip
+
+
+TRACK = ("Track {re} through the video.", "Follow {re} in this clip.",
+         "Segment {re} in every frame.", "Where does {re} go? Track it.")  # fmt: skip
+
+
+def _video_reference(rng, video, compositional) -> tuple[int, str] | None:
+    index = _target(rng, video.scene, compositional)
+    options = attribute_descriptions(video.scene, index)
+    if not options:
+        return None
+    return index, "the " + options[int(rng.integers(min(2, len(options))))]
+
+
+def tracking(rng: np.random.Generator, compositional: bool, size: int) -> Sample | None:
+    video = sample_video(rng, compositional=compositional, size=size)
+    found = _video_reference(rng, video, compositional)
+    if found is None:
+        return None
+    index, expression = found
+    rendered = render_video(video, size)
+    return Sample(
+        id="", task="tracking", instruction=_pick(rng, TRACK).format(re=expression),
+        media=[Media("video", rendered.frames, fps=4.0, label="clip")],
+        calls=[TargetCall("track_video", {"video": "<media:0>", "instruction": expression})],
+        answer=f"I tracked {expression} through the video.",
+        gold={"masks": rendered.masks[index], "expression": expression},
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------- retrieval
+
+RETRIEVE = ("Which picture shows {q}?", "Find the image with {q}.",
+            "Among these images, which one has {q}?", "Retrieve the picture of {q}.")  # fmt: skip
+CANDIDATES = 10
+
+
+def retrieval(rng: np.random.Generator, compositional: bool, size: int) -> Sample | None:
+    scenes = [sample_scene(rng, compositional=compositional, objects=(1, 2), size=size)]
+    target_obj = scenes[0].objects[_target(rng, scenes[0], compositional)]
+    keys = ("colour", "shape") if rng.random() < 0.6 else ("size", "colour", "shape")
+    query = "a " + " ".join(getattr(target_obj, k) for k in keys)
+    while len(scenes) < CANDIDATES:
+        other = sample_scene(rng, objects=(1, 2), size=size)
+        if not any(fits(o, target_obj, keys) for o in other.objects):
+            scenes.append(other)
+    order = [int(i) for i in rng.permutation(CANDIDATES)]
+    media = [Media("image", render(scenes[i], size).image, label=f"candidate {n}")
+             for n, i in enumerate(order)]  # fmt: skip
+    target = order.index(0)
+    return Sample(
+        id="", task="retrieval", instruction=_pick(rng, RETRIEVE).format(q=query), media=media,
+        calls=[TargetCall("retrieve", {"instruction": query})],
+        answer=f"Picture {target + 1} shows {query}.",
+        gold={"target": target, "query": query},
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------- editing
+
+
+def _moved(obj: Obj, direction: str, distance: float = 0.25) -> Obj:
+    dx, dy = DIRECTIONS[direction]
+    return replace(obj, x=round(min(0.85, max(0.15, obj.x + dx * distance)), 3),
+                   y=round(min(0.85, max(0.15, obj.y + dy * distance)), 3))  # fmt: skip
+
+
+def editing(rng: np.random.Generator, compositional: bool, size: int) -> Sample | None:
+    """Remove, recolour, move or add an object, or restyle the background; the gold ``after``
+    image is the scene rendered with the edit made, ``region`` the pixels the edit may change."""
+    scene = sample_scene(rng, compositional=compositional, size=size)
+    operation = _pick(rng, ("remove", "recolor", "move", "add", "restyle"))
+    objects = list(scene.objects)
+    index = _target(rng, scene, compositional)
+    expression = refer(scene, index, rng)
+    if expression is None:
+        return None
+    target = objects[index]
+    expected: dict[str, str] | None = None
+    if operation == "remove":
+        if len(objects) < 2:
+            return None
+        after = scene.with_objects(tuple(o for i, o in enumerate(objects) if i != index))
+        edit = f"remove {expression}"
+    elif operation == "recolor":
+        colour = _new_colour(rng, target, compositional)
+        objects[index] = replace(target, colour=colour)
+        after = scene.with_objects(tuple(objects))
+        edit = f"make {expression} {colour}"
+        expected = {"colour": colour, "shape": target.shape}
+    elif operation == "move":
+        direction = _pick(rng, tuple(DIRECTIONS))
+        objects[index] = _moved(target, direction)
+        if objects[index] == target:
+            return None
+        after = scene.with_objects(tuple(objects))
+        edit = f"move {expression} {direction}"
+        expected = {"colour": target.colour, "shape": target.shape}
+    elif operation == "add":
+        allow = (lambda c, s: True) if compositional else (lambda c, s: not is_held_out(c, s))
+        new = random_object(rng, allow)
+        after = scene.with_objects((*objects, new))
+        edit = f"add a {new.name} at the {horizontal_position(new.x)}"
+        expected = {"colour": new.colour, "shape": new.shape}
+        target = new
+    else:
+        background = _pick(rng, [b for b in BACKGROUNDS if b != scene.background])
+        after = replace(scene, background=background)
+        edit = f"make the background {background}"
+    before_r, after_r = render(scene, size), render(after, size)
+    if operation == "restyle":
+        region = ~np.logical_or.reduce(before_r.masks)
+        changed_box = None
+    else:
+        changed = before_r.image.astype(int) != after_r.image.astype(int)
+        region = changed.any(axis=2)
+        moved_index = len(after.objects) - 1 if operation == "add" else index
+        changed_box = after_r.boxes[moved_index] if operation != "remove" else None
+    instruction = _pick(
+        rng, ("{e}.", "Please {e}.", "Can you {e}?", "Edit the picture: {e}.")
+    ).format(e=edit)
+    return Sample(
+        id="", task="editing", instruction=instruction,
+        media=[Media("image", before_r.image, label="before")],
+        calls=[TargetCall("edit_image", {"image": "<media:0>", "instruction": edit})],
+        answer=f"Done: I {edit.replace('make', 'made', 1) if edit.startswith('make') else edit}.",
+        gold={"after": after_r.image, "region": region, "operation": operation,
+              "expected": expected, "box": changed_box, "edit": edit},
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------- generation
+
+GENERATE = ("Draw {d}.", "Generate an image of {d}.", "Make a picture of {d}.",
+            "Create {d}.", "Paint {d}.")  # fmt: skip
+
+
+def generation(rng: np.random.Generator, compositional: bool, size: int) -> Sample | None:
+    allow = is_held_out if compositional else (lambda c, s: not is_held_out(c, s))
+    obj = random_object(rng, allow)
+    x = float(_pick(rng, ("0.2", "0.5", "0.8")))
+    obj = replace(obj, x=x)
+    background = _pick(rng, tuple(BACKGROUNDS))
+    position = horizontal_position(obj.x)
+    where = "in the centre" if position == "centre" else f"on the {position}"
+    description = f"a {obj.name} {where} on a {background} background"
+    reference = render(Scene((obj,), background), GENERATION_SIZE).image
+    return Sample(
+        id="", task="generation", instruction=_pick(rng, GENERATE).format(d=description),
+        calls=[TargetCall("generate_image", {"instruction": description})],
+        answer=f"Here is {description}.",
+        gold={"expected": {"shape": obj.shape, "colour": obj.colour, "position": position},
+              "reference": reference},
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------- answers in text
+
+
+def vqa(rng: np.random.Generator, compositional: bool, size: int) -> Sample | None:
+    """Count, colour, shape, existence or relation questions; the answer is one word."""
+    scene = sample_scene(rng, compositional=compositional, size=size)
+    objects = scene.objects
+    kind = _pick(rng, ("count", "colour", "shape", "exist", "relation"))
+    index = _target(rng, scene, compositional)
+    target = objects[index]
+    if kind == "count":
+        if rng.random() < 0.5:
+            n = sum(o.shape == target.shape for o in objects)
+            question = f"How many {plural(target.shape)} are there?"
+        else:
+            n = sum(o.colour == target.colour for o in objects)
+            question = f"How many {target.colour} shapes are there?"
+        answer, options = str(n), [str(i) for i in range(5)]
+    elif kind == "colour":
+        names = [d for d in attribute_descriptions(scene, index) if target.colour not in d.split()]
+        if not names:
+            return None
+        question, answer, options = f"What colour is the {names[0]}?", target.colour, list(COLOURS)
+    elif kind == "shape":
+        unique = [o for o in objects if o.colour == target.colour and o.size == target.size]
+        if len(unique) != 1:
+            return None
+        question = f"What shape is the {target.size} {target.colour} object?"
+        answer, options = target.shape, list(SHAPES)
+    elif kind == "exist":
+        colour, shape = _pick(rng, tuple(COLOURS)), _pick(rng, SHAPES)
+        if rng.random() < 0.5 or (not compositional and is_held_out(colour, shape)):
+            colour, shape = target.colour, target.shape
+        present = any(o.colour == colour and o.shape == shape for o in objects)
+        question = f"Is there a {colour} {shape}?"
+        answer, options = ("yes" if present else "no"), ["yes", "no"]
+    else:
+        others = [j for j in range(len(objects)) if j != index]
+        if not others:
+            return None
+        j = others[int(rng.integers(len(others)))]
+        a, b = attribute_descriptions(scene, index), attribute_descriptions(scene, j)
+        if not a or not b:
+            return None
+        relation = _pick(rng, tuple(RELATIONS))
+        question = f"Is the {a[0]} {relation} the {b[0]}?"
+        answer, options = ("yes" if holds(target, objects[j], relation) else "no"), ["yes", "no"]
+    media, _ = _image(scene, size)
+    return Sample(
+        id="", task="vqa", instruction=question, media=[media], answer=answer,
+        gold={"answer": answer, "options": options, "kind": kind},
+    )  # fmt: skip
+
+
+REGION_CAPTION = ("What is in this region?", "Describe the object I marked.",
+                  "What did I draw around?", "Tell me what this region shows.")  # fmt: skip
+
+
+def region_caption(rng: np.random.Generator, compositional: bool, size: int) -> Sample | None:
+    """A free-form sketch over one object (its visible mask, grown and roughened) → its name."""
+    from vitron.tools.compositing import grow
+    from vitron.tools.geometry import mask_box
+
+    scene = sample_scene(rng, compositional=compositional, size=size)
+    index = _target(rng, scene, compositional)
+    media, rendered = _image(scene, size)
+    sketch = grow(rendered.masks[index], 1 + int(rng.integers(2)))
+    sketch &= rng.random(sketch.shape) > 0.15  # a hand-drawn scribble misses some pixels
+    sketch |= rendered.masks[index] & (rng.random(sketch.shape) > 0.5)
+    box = mask_box(sketch)
+    if box is None:
+        return None
+    target = scene.objects[index]
+    return Sample(
+        id="", task="region_caption", instruction=_pick(rng, REGION_CAPTION), media=[media],
+        regions=[RegionInput(0, box, sketch)], answer=f"a {target.name}",
+        gold={"colour": target.colour, "shape": target.shape, "name": target.name},
+    )  # fmt: skip
+
+
+def temporal_grounding(rng: np.random.Generator, compositional: bool, size: int) -> Sample | None:
+    """ "When is X in view?" or "When does X leave?" → an inclusive frame span."""
+    video = sample_video(rng, compositional=compositional, size=size)
+    found = _video_reference(rng, video, compositional)
+    if found is None:
+        return None
+    index, expression = found
+    rendered = render_video(video, size)
+    seen = visible_frames(rendered, index)
+    if not seen:
+        return None
+    leaving = [t for t in seen if not inside(video, index, t)]
+    if leaving and seen[-1] < video.frames - 1 and rng.random() < 0.6:
+        inside_frames = [t for t in seen if inside(video, index, t)]
+        start = (inside_frames[-1] + 1) if inside_frames else seen[0]
+        span, question = [start, seen[-1]], f"When does {expression} leave the frame?"
+    else:
+        span, question = [seen[0], seen[-1]], f"When is {expression} in view?"
+    return Sample(
+        id="", task="temporal_grounding", instruction=question,
+        media=[Media("video", rendered.frames, fps=4.0, label="clip")],
+        answer=f"frames {span[0]} to {span[1]}", gold={"span": span, "frames": video.frames},
+    )  # fmt: skip
+
+
+def captioning(rng: np.random.Generator, compositional: bool, size: int) -> Sample | None:
+    scene = sample_scene(rng, compositional=compositional, size=size)
+    media, _ = _image(scene, size)
+    text = caption(scene)
+    return Sample(id="", task="caption", instruction=_pick(rng, ("Describe this image.",
+                  "What do you see?", "Caption this picture.")), media=[media],
+                  answer=text[0].upper() + text[1:] + ".", gold={"caption": text})  # fmt: skip
+
+
+# ------------------------------------------------------------------------------- other modules
+
+
+def video_tools(rng: np.random.Generator, compositional: bool, size: int) -> Sample | None:
+    """Instruction → invocation for generate_video, image_to_video and edit_video."""
+    module = _pick(rng, ("generate_video", "image_to_video", "edit_video"))
+    direction = _pick(rng, tuple(DIRECTIONS))
+    if module == "generate_video":
+        allow = is_held_out if compositional else (lambda c, s: not is_held_out(c, s))
+        obj = random_object(rng, allow)
+        text = f"a {obj.name} moving {direction} on a {_pick(rng, tuple(BACKGROUNDS))} background"
+        return Sample(
+            id="",
+            task="video_tools",
+            instruction=_pick(
+                rng,
+                ("Make a short video of {t}.", "Generate a clip of {t}.", "I want a video: {t}."),
+            ).format(t=text),  # fmt: skip
+            calls=[TargetCall("generate_video", {"instruction": text})],
+            answer=f"Here is a video of {text}.",
+            gold={"module": module},
+        )
+    if module == "image_to_video":
+        scene = sample_scene(rng, compositional=compositional, size=size)
+        index = _target(rng, scene, compositional)
+        expression = refer(scene, index, rng)
+        if expression is None:
+            return None
+        media, _ = _image(scene, size)
+        text = f"{expression} moves {direction}"
+        return Sample(
+            id="", task="video_tools",
+            instruction=_pick(rng, ("Animate this picture so that {t}.", "Bring this image to "
+                                    "life: {t}.", "Turn this into a video where {t}.")).format(t=text),
+            media=[media], calls=[TargetCall("image_to_video", {"image": "<media:0>", "instruction": text})],
+            answer="Here is the animation.", gold={"module": module},
+        )  # fmt: skip
+    video = sample_video(rng, compositional=compositional, size=size)
+    found = _video_reference(rng, video, compositional)
+    if found is None:
+        return None
+    index, expression = found
+    target = video.scene.objects[index]
+    colour = _new_colour(rng, target, compositional)
+    edit = _pick(rng, (f"make {expression} {colour}", f"remove {expression}"))
+    return Sample(
+        id="", task="video_tools",
+        instruction=_pick(rng, ("In this video, {e}.", "Edit the clip: {e}.", "Please {e} in the video.")).format(e=edit),
+        media=[Media("video", render_video(video, size).frames, fps=4.0, label="clip")],
+        calls=[TargetCall("edit_video", {"video": "<media:0>", "instruction": edit})],
+        answer="Here is the edited video.", gold={"module": module},
+    )  # fmt: skip
+
+
+def multi_step(rng: np.random.Generator, compositional: bool, size: int) -> Sample | None:
+    """Requests that need two tools in turn: find then edit, or generate then segment."""
+    kind = _pick(rng, ("segment_then_edit", "generate_then_segment"))
+    if kind == "segment_then_edit":
+        scene = sample_scene(rng, compositional=compositional, size=size)
+        index = _target(rng, scene, compositional)
+        expression = refer(scene, index, rng)
+        if expression is None:
+            return None
+        target = scene.objects[index]
+        colour = _new_colour(rng, target, compositional)
+        media, rendered = _image(scene, size)
+        edit = f"make {expression} {colour}"
+        return Sample(
+            id="", task="multi_step",
+            instruction=_pick(rng, ("First segment {re}, then make it {c}.",
+                                    "Find the mask of {re} and recolour it {c}.")).format(re=expression, c=colour),
+            media=[media],
+            calls=[TargetCall("segment_image", {"image": "<media:0>", "instruction": expression}),
+                   TargetCall("edit_image", {"image": "<media:0>", "instruction": edit,
+                                             "mask": "<result:0:masks.0>"})],
+            answer=f"I segmented {expression} and made it {colour}.",
+            gold={"modules": ["segment_image", "edit_image"], "mask": rendered.masks[index]},
+        )  # fmt: skip
+    allow = is_held_out if compositional else (lambda c, s: not is_held_out(c, s))
+    obj = random_object(rng, allow)
+    text = f"a {obj.name} on a {_pick(rng, tuple(BACKGROUNDS))} background"
+    return Sample(
+        id="", task="multi_step",
+        instruction=f"Generate {text}, then segment the {obj.shape} in it.",
+        calls=[TargetCall("generate_image", {"instruction": text}),
+               TargetCall("segment_image", {"image": "<result:0:image>",
+                                            "instruction": f"the {obj.shape}"})],
+        answer=f"I generated {text} and segmented the {obj.shape}.",
+        gold={"modules": ["generate_image", "segment_image"]},
+    )  # fmt: skip
+
+
+BUILDERS: dict[str, Builder] = {
+    "referring_segmentation": referring_segmentation,
+    "grounding": grounding,
+    "tracking": tracking,
+    "retrieval": retrieval,
+    "editing": editing,
+    "generation": generation,
+    "vqa": vqa,
+    "region_caption": region_caption,
+    "temporal_grounding": temporal_grounding,
+    "video_tools": video_tools,
+    "multi_step": multi_step,
+    "caption": captioning,
+}
+"""Every task of the world, in the order the evaluation suite interleaves them."""

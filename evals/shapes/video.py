@@ -1,0 +1,100 @@
+"""Short videos of the shapes world: objects moving in straight lines, passing over one another and
+leaving the frame, with every object's visible mask in every frame.
+
+Velocities are fractions of the image side per frame; frame ``t`` shows each object at
+``(x + vx * t, y + vy * t)``. An object is *visible* in a frame when any of its pixels shows, and
+*inside* when its whole extent lies within the image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from vitron.evals.shapes.scene import DEFAULT_SIZE, Scene, render, sample_scene
+from vitron.evals.shapes.vocab import SIZES
+
+DIRECTIONS: dict[str, tuple[float, float]] = {
+    "left": (-1.0, 0.0),
+    "right": (1.0, 0.0),
+    "up": (0.0, -1.0),
+    "down": (0.0, 1.0),
+}
+
+
+@dataclass(frozen=True)
+class VideoScene:
+    """A first-frame scene, one velocity per object, and the number of frames."""
+
+    scene: Scene
+    velocities: tuple[tuple[float, float], ...]
+    frames: int
+
+    def at(self, t: int) -> Scene:
+        """The scene of frame ``t``."""
+        moved = tuple(
+            replace(o, x=round(o.x + vx * t, 4), y=round(o.y + vy * t, 4))
+            for o, (vx, vy) in zip(self.scene.objects, self.velocities, strict=True)
+        )
+        return self.scene.with_objects(moved)
+
+
+@dataclass
+class RenderedVideo:
+    """``frames`` T x S x S x 3 uint8; ``masks[i]`` T x S x S bool, object ``i``'s visible mask."""
+
+    frames: np.ndarray
+    masks: list[np.ndarray]
+
+
+def render_video(video: VideoScene, size: int = DEFAULT_SIZE) -> RenderedVideo:
+    frames, masks = [], []
+    for t in range(video.frames):
+        rendered = render(video.at(t), size)
+        frames.append(rendered.image)
+        masks.append(rendered.masks)
+    per_object = [np.stack([m[i] for m in masks]) for i in range(len(video.scene.objects))]
+    return RenderedVideo(frames=np.stack(frames), masks=per_object)
+
+
+def inside(video: VideoScene, index: int, t: int) -> bool:
+    """Whether object ``index`` lies wholly within the image in frame ``t``."""
+    obj = video.at(t).objects[index]
+    half = SIZES[obj.size]
+    return half <= obj.x <= 1 - half and half <= obj.y <= 1 - half
+
+
+def visible_frames(rendered: RenderedVideo, index: int) -> list[int]:
+    return [t for t, m in enumerate(rendered.masks[index]) if m.any()]
+
+
+def sample_video(
+    rng: np.random.Generator,
+    *,
+    compositional: bool = False,
+    frames: tuple[int, int] = (8, 16),
+    size: int = DEFAULT_SIZE,
+) -> VideoScene:
+    """1–3 objects; each moves in one of four directions at 0–0.06 of the side per frame, the
+    first one fast enough (half of the time) to leave the frame before the end."""
+    scene = sample_scene(rng, compositional=compositional, objects=(1, 3), size=size)
+    count = int(rng.integers(frames[0], frames[1] + 1))
+    velocities = []
+    for i in range(len(scene.objects)):
+        dx, dy = list(DIRECTIONS.values())[int(rng.integers(len(DIRECTIONS)))]
+        speed = float(rng.uniform(0.0, 0.06))
+        if i == 0 and rng.random() < 0.5:
+            speed = float(rng.uniform(0.09, 0.14))
+        velocities.append((round(dx * speed, 4), round(dy * speed, 4)))
+    return VideoScene(scene=scene, velocities=tuple(velocities), frames=count)
+
+
+def direction_of(velocity: tuple[float, float]) -> str | None:
+    """The direction word of a velocity, or ``None`` when the object barely moves."""
+    vx, vy = velocity
+    if max(abs(vx), abs(vy)) < 0.01:
+        return None
+    if abs(vx) >= abs(vy):
+        return "right" if vx > 0 else "left"
+    return "down" if vy > 0 else "up"
