@@ -59,7 +59,7 @@ def photo(workspace) -> MediaInfo:
 
 
 @pytest.fixture
-def clip(workspace) -> MediaInfo:
+def square_video(workspace) -> MediaInfo:
     """A short synthetic video: a bright square moving right over 6 frames (64 x 48, 4 fps)."""
     frames = []
     for t in range(6):

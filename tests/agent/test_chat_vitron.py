@@ -96,7 +96,7 @@ def test_per_call_settings_are_checked(chat):
 
 
 def test_rendering_loads_handles_regions_blocks_and_escapes_placeholders(
-    chat, workspace, photo, clip
+    chat, workspace, photo, square_video
 ):
     sketch = np.zeros((512, 512), dtype=bool)
     sketch[100:300, 150:200] = True
@@ -116,12 +116,15 @@ def test_rendering_loads_handles_regions_blocks_and_escapes_placeholders(
             ],
         ),
         HumanMessage(
-            content=[{"type": "text", "text": f"and {clip.handle}#2, {clip.handle}"}, inline]
+            content=[
+                {"type": "text", "text": f"and {square_video.handle}#2, {square_video.handle}"},
+                inline,
+            ]
         ),
     ]
     rendered = chat.render(messages, thread_id=THREAD)
     assert (rendered.images, rendered.videos, rendered.regions) == (3, 1, 2)
-    assert rendered.media == {"image": f"{clip.handle}#2", "video": clip.handle}
+    assert rendered.media == {"image": f"{square_video.handle}#2", "video": square_video.handle}
     system, first, second = rendered.turns
     assert system.role == "system" and system.content == "be brief"
 
@@ -217,11 +220,11 @@ def test_invoke_fills_usage_and_stream_adds_up_to_invoke_token_by_token(chat, wo
 
 
 def test_constrained_decoding_through_chat_vitron_only_gives_calls_that_parse(
-    chat, workspace, photo, clip
+    chat, workspace, photo, square_video
 ):
     bound_names = ["segment_image", "ground", "generate_image", "track_video"]
     bound = chat.bind_tools(build_tools(names=bound_names), tool_choice="any")
-    messages = [user_message("do something", media=[photo, clip])]
+    messages = [user_message("do something", media=[photo, square_video])]
     calls = 0
     for seed in range(24):
         message = bound.invoke(messages, temperature=1.0, seed=seed, constrained=True,
@@ -235,7 +238,8 @@ def test_constrained_decoding_through_chat_vitron_only_gives_calls_that_parse(
             assert all(0.0 <= v <= 1.0 for box in args.get("regions", []) for v in box)
             media = MODULES[name].media
             assert (
-                media is None or args[media] == {"image": photo.handle, "video": clip.handle}[media]
+                media is None
+                or args[media] == {"image": photo.handle, "video": square_video.handle}[media]
             )
             if MODULES[name].signal_token is None:
                 assert "signal" not in args

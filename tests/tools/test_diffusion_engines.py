@@ -58,9 +58,9 @@ def test_defaults_sizes_and_steps():
     assert effective_steps(2, 0.3) == (4, 1)  # at least one step runs
 
 
-def test_video_to_video_keeps_length_and_size_and_is_seeded(tiny_models, workspace, clip):
+def test_video_to_video_keeps_length_and_size_and_is_seeded(tiny_models, workspace, square_video):
     engine = tiny_models.get("video_to_video")
-    frames = workspace.get_video(clip.handle).frames  # 6 x 48 x 64
+    frames = workspace.get_video(square_video.handle).frames  # 6 x 48 x 64
     events: list[dict] = []
     out = engine.transform(
         Prompt("in the style of a watercolour"), frames, seed=1, steps=4, guidance=7.5,
@@ -76,9 +76,11 @@ def test_video_to_video_keeps_length_and_size_and_is_seeded(tiny_models, workspa
     assert np.array_equal(out, again) and not np.array_equal(out, other)
 
 
-def test_per_frame_inpainting_shares_noise_and_keeps_the_outside(tiny_models, workspace, clip):
+def test_per_frame_inpainting_shares_noise_and_keeps_the_outside(
+    tiny_models, workspace, square_video
+):
     engine = tiny_models.get("inpaint")
-    frames = workspace.get_video(clip.handle).frames[:3]
+    frames = workspace.get_video(square_video.handle).frames[:3]
     masks = [np.zeros((48, 64), dtype=bool) for _ in range(3)]
     masks[0][10:30, 5:25] = True
     masks[1][10:30, 5:25] = True  # frame 1 = frame 0 with the same mask: same noise, same result

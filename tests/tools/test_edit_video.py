@@ -1,4 +1,4 @@
-"""edit_video on the tiny profile: tracked local edits and whole-video restyle on the `clip` fixture
+"""edit_video on the tiny profile: tracked local edits and whole-video restyle on the `square_video` fixture
 (6 frames, 64 x 48, 4 fps): outputs, the untouched area, streaming, seeds, signals, errors."""
 
 from __future__ import annotations
@@ -16,19 +16,19 @@ from vitron.tools.generation import inpaint_frames
 from vitron.tools.models.diffusion import Prompt
 from vitron.tools.workspace import Workspace
 
-BOX = [0.05, 0.25, 0.4, 0.75]  # around the square on frame 0 of the `clip` fixture
+BOX = [0.05, 0.25, 0.4, 0.75]  # around the square on frame 0 of the `square_video` fixture
 SIGNAL_DIM = 32  # the tiny planner's "diffusion" signal space (diffusion_signal's in_dim)
 
 
 @pytest.fixture
-def frames(workspace, clip) -> np.ndarray:
-    """The clip as decoded: T x H x W x 3 uint8, what the tool reads."""
-    return workspace.get_video(clip.handle).frames
+def frames(workspace, square_video) -> np.ndarray:
+    """The square_video as decoded: T x H x W x 3 uint8, what the tool reads."""
+    return workspace.get_video(square_video.handle).frames
 
 
 @pytest.fixture
 def square_masks(frames) -> np.ndarray:
-    """T x H x W bool: the moving square of every frame (the clip's red pixels)."""
+    """T x H x W bool: the moving square of every frame (the square_video's red pixels)."""
     return (frames[..., 0] > 150) & (frames[..., 1] < 100)
 
 
@@ -78,16 +78,16 @@ def quiet(_: dict) -> None:
 
 
 def test_a_tracked_local_edit_gives_a_video_and_its_mask_video(
-    invoke, workspace, clip, frames, written
+    invoke, workspace, square_video, frames, written
 ):
     # random-weight SAM 2 masks are speckled over half the frame: any margin would cover it all
-    message = ok(invoke("edit_video", video=clip.handle, operation="remove",
+    message = ok(invoke("edit_video", video=square_video.handle, operation="remove",
                         instruction="remove the square", regions=[BOX], grow=0, seed=1))  # fmt: skip
     out, masks = message.artifact["video"], message.artifact["masks"]
     assert set(message.artifact["media"]) == {out, masks}
     edited = workspace.describe(out)
     assert (edited.frames, edited.width, edited.height, edited.fps) == (6, 64, 48, 4.0)
-    assert edited.source == "edit_video" and edited.inputs == [clip.handle, masks]
+    assert edited.source == "edit_video" and edited.inputs == [square_video.handle, masks]
     assert edited.extra == {"operation": "remove", "seed": 1}
     tracked = workspace.describe(masks)
     assert (tracked.frames, tracked.width, tracked.height, tracked.fps) == (6, 64, 48, 4.0)
@@ -112,9 +112,9 @@ def test_a_tracked_local_edit_gives_a_video_and_its_mask_video(
     ],
 )
 def test_only_the_grown_mask_changes_in_every_frame(
-    invoke, clip, frames, mask_video, square_masks, written, operation, args
+    invoke, square_video, frames, mask_video, square_masks, written, operation, args
 ):
-    message = ok(invoke("edit_video", video=clip.handle, operation=operation, grow=4, seed=2,
+    message = ok(invoke("edit_video", video=square_video.handle, operation=operation, grow=4, seed=2,
                         mask_video=mask_video.handle, **args))  # fmt: skip
     edited = written[message.artifact["video"]]
     assert edited.shape == frames.shape
@@ -125,9 +125,9 @@ def test_only_the_grown_mask_changes_in_every_frame(
 
 
 def test_a_lossless_result_keeps_the_outside_through_the_encoding(
-    invoke, workspace, clip, frames, mask_video, square_masks, written
+    invoke, workspace, square_video, frames, mask_video, square_masks, written
 ):
-    message = ok(invoke("edit_video", video=clip.handle, operation="replace", prompt="a cat",
+    message = ok(invoke("edit_video", video=square_video.handle, operation="replace", prompt="a cat",
                         mask_video=mask_video.handle, grow=4, lossless=True, seed=3))  # fmt: skip
     outside = ~np.stack([grow(m, 4) for m in square_masks])
     margin = ~outside & ~square_masks
@@ -139,31 +139,33 @@ def test_a_lossless_result_keeps_the_outside_through_the_encoding(
     assert difference[~outside].mean() > 10
 
 
-def test_a_text_target_is_located_on_the_frame_then_tracked(invoke, clip):
-    message = ok(invoke("edit_video", video=clip.handle, operation="replace",
+def test_a_text_target_is_located_on_the_frame_then_tracked(invoke, square_video):
+    message = ok(invoke("edit_video", video=square_video.handle, operation="replace",
                         instruction="replace the red square with a ball", frame=2,
                         box_threshold=0.0, seed=4))  # fmt: skip
     assert "located on frame 2 by Grounding DINO" in message.content
     assert "'the red square'" in message.content
 
 
-def test_a_mask_on_a_frame_seeds_the_tracking(invoke, workspace, clip, square_masks):
+def test_a_mask_on_a_frame_seeds_the_tracking(invoke, workspace, square_video, square_masks):
     mask = workspace.put_mask(square_masks[3])
-    message = ok(invoke("edit_video", video=f"{clip.handle}#3", operation="remove",
+    message = ok(invoke("edit_video", video=f"{square_video.handle}#3", operation="remove",
                         mask=mask.handle, seed=5))  # fmt: skip
     assert "given on frame 3" in message.content
     tracked = masks_of(workspace, message.artifact["masks"])[3]
     given = square_masks[3]
     assert (given & tracked).sum() / (given | tracked).sum() > 0.8  # SAM 2 keeps a mask prompt
     assert workspace.describe(message.artifact["video"]).inputs[:3] == [
-        clip.handle, message.artifact["masks"], mask.handle,
+        square_video.handle, message.artifact["masks"], mask.handle,
     ]  # fmt: skip
 
 
-def test_a_mask_video_from_track_video_is_used_as_it_is(invoke, workspace, clip, frames, written):
-    tracked = ok(invoke("track_video", video=clip.handle, regions=[BOX]))
+def test_a_mask_video_from_track_video_is_used_as_it_is(
+    invoke, workspace, square_video, frames, written
+):
+    tracked = ok(invoke("track_video", video=square_video.handle, regions=[BOX]))
     masks = tracked.artifact["masks"]
-    message = ok(invoke("edit_video", video=clip.handle, operation="recolor",
+    message = ok(invoke("edit_video", video=square_video.handle, operation="recolor",
                         instruction="make it blue", mask_video=masks, grow=0, seed=6))  # fmt: skip
     assert message.artifact["masks"] == masks
     assert list(message.artifact["media"]) == [message.artifact["video"]]  # nothing else new
@@ -172,15 +174,15 @@ def test_a_mask_video_from_track_video_is_used_as_it_is(invoke, workspace, clip,
     assert np.array_equal(edited[~inside], frames[~inside])
 
 
-def test_whole_video_restyle_keeps_length_size_and_fps(invoke, workspace, clip, frames):
-    message = ok(invoke("edit_video", video=clip.handle, operation="restyle",
+def test_whole_video_restyle_keeps_length_size_and_fps(invoke, workspace, square_video, frames):
+    message = ok(invoke("edit_video", video=square_video.handle, operation="restyle",
                         instruction="make it look like a watercolour", seed=7))  # fmt: skip
     assert message.artifact["masks"] is None
     assert list(message.artifact["media"]) == [message.artifact["video"]]
     edited = workspace.describe(message.artifact["video"])
     assert (edited.frames, edited.width, edited.height, edited.fps) == (6, 64, 48, 4.0)
     assert "1 chunk(s) of up to 16 frames" in message.content
-    chunked = ok(invoke("edit_video", video=clip.handle, operation="restyle",
+    chunked = ok(invoke("edit_video", video=square_video.handle, operation="restyle",
                         instruction="make it look like a watercolour", seed=7, chunk=4))  # fmt: skip
     assert "2 chunk(s) of up to 4 frames" in chunked.content
     assert workspace.describe(chunked.artifact["video"]).frames == 6  # a chunk of 4, one of 2
@@ -204,10 +206,12 @@ def test_without_an_operation_the_wording_decides(instruction, operation):
     assert infer_operation(instruction) == operation
 
 
-def test_a_planner_may_send_only_words(invoke, workspace, clip, mask_video):
-    message = ok(invoke("edit_video", video=clip.handle, instruction="make it snowy", seed=0))
+def test_a_planner_may_send_only_words(invoke, workspace, square_video, mask_video):
+    message = ok(
+        invoke("edit_video", video=square_video.handle, instruction="make it snowy", seed=0)
+    )
     assert workspace.describe(message.artifact["video"]).extra["operation"] == "restyle"
-    message = ok(invoke("edit_video", video=clip.handle, instruction="remove the square",
+    message = ok(invoke("edit_video", video=square_video.handle, instruction="remove the square",
                         mask_video=mask_video.handle, seed=0))  # fmt: skip
     assert workspace.describe(message.artifact["video"]).extra["operation"] == "remove"
 
@@ -215,18 +219,18 @@ def test_a_planner_may_send_only_words(invoke, workspace, clip, mask_video):
 # --------------------------------------------------------------------------- seeds and signals
 
 
-def test_same_seed_same_video(invoke, clip, mask_video):
+def test_same_seed_same_video(invoke, square_video, mask_video):
     def run(seed: int) -> str:
-        return ok(invoke("edit_video", video=clip.handle, operation="recolor", prompt="green",
+        return ok(invoke("edit_video", video=square_video.handle, operation="recolor", prompt="green",
                          mask_video=mask_video.handle, seed=seed)).artifact["video"]  # fmt: skip
 
     assert run(8) == run(8) != run(9)
 
 
 def test_no_signal_is_the_text_only_path_and_a_signal_changes_it(
-    invoke, workspace, tiny_models, clip, frames, mask_video, square_masks
+    invoke, workspace, tiny_models, square_video, frames, mask_video, square_masks
 ):
-    args = {"video": clip.handle, "operation": "replace", "prompt": "a blue ball",
+    args = {"video": square_video.handle, "operation": "replace", "prompt": "a blue ball",
             "mask_video": mask_video.handle, "seed": 3}  # fmt: skip
     text_only = ok(invoke("edit_video", **args)).artifact["video"]
     engine = tiny_models.get("inpaint")
@@ -244,9 +248,9 @@ def test_no_signal_is_the_text_only_path_and_a_signal_changes_it(
 
 
 def test_restyle_without_signal_is_video_to_video_and_a_signal_changes_it(
-    invoke, workspace, tiny_models, clip, frames
+    invoke, workspace, tiny_models, square_video, frames
 ):
-    args = {"video": clip.handle, "operation": "restyle", "instruction": "snowy", "seed": 4}
+    args = {"video": square_video.handle, "operation": "restyle", "instruction": "snowy", "seed": 4}
     text_only = ok(invoke("edit_video", **args)).artifact["video"]
     engine = tiny_models.get("video_to_video")
     expected = engine.transform(Prompt("snowy"), frames, seed=4, steps=engine.defaults.steps,
@@ -261,10 +265,10 @@ def test_restyle_without_signal_is_video_to_video_and_a_signal_changes_it(
 # --------------------------------------------------------------------------- progress, streaming
 
 
-def test_progress_reports_tracking_steps_and_frames_done(services, workspace, clip):
+def test_progress_reports_tracking_steps_and_frames_done(services, workspace, square_video):
     events: list[dict] = []
     call = CallContext(workspace=workspace, models=services.models, progress=events.append)
-    args = EditVideoArgs(video=clip.handle, operation="remove", instruction="remove the square",
+    args = EditVideoArgs(video=square_video.handle, operation="remove", instruction="remove the square",
                          regions=[BOX], seed=0, steps=2)  # fmt: skip
     edit_video(args, call)
     tracked = [e["frames_done"] for e in events if e["event"] == "track"]
@@ -276,7 +280,7 @@ def test_progress_reports_tracking_steps_and_frames_done(services, workspace, cl
     assert done == [(k, 6) for k in range(1, 7)]
 
     events.clear()
-    restyle = EditVideoArgs(video=clip.handle, operation="restyle", instruction="snowy", seed=0,
+    restyle = EditVideoArgs(video=square_video.handle, operation="restyle", instruction="snowy", seed=0,
                             steps=2, chunk=4)  # fmt: skip
     edit_video(restyle, call)
     steps = [(e["chunk"], e["step"]) for e in events if e["event"] == "step"]
@@ -286,7 +290,7 @@ def test_progress_reports_tracking_steps_and_frames_done(services, workspace, cl
 
 
 def test_the_edit_pass_reads_and_writes_one_frame_at_a_time(
-    services, workspace, clip, mask_video, monkeypatch
+    services, workspace, square_video, mask_video, monkeypatch
 ):
     log: list[str] = []
     iter_frames, put_video = Workspace.iter_frames, Workspace.put_video
@@ -307,7 +311,7 @@ def test_the_edit_pass_reads_and_writes_one_frame_at_a_time(
     monkeypatch.setattr(Workspace, "iter_frames", reading)
     monkeypatch.setattr(Workspace, "put_video", writing)
     call = CallContext(workspace=workspace, models=services.models, progress=quiet)
-    args = EditVideoArgs(video=clip.handle, operation="remove", mask_video=mask_video.handle,
+    args = EditVideoArgs(video=square_video.handle, operation="remove", mask_video=mask_video.handle,
                          seed=0)  # fmt: skip
     edit_video(args, call)
     edit_pass = log[log.index("frame") :]  # after the mask video was checked
@@ -363,42 +367,48 @@ def test_an_unreadable_or_empty_video_is_an_error(invoke, workspace, damage, ope
         ({"operation": "replace", "target": "the square", "regions": [BOX]}, "say what to put there"),
     ],
 )  # fmt: skip
-def test_bad_requests_are_errors_that_say_why(invoke, clip, args, expected):
-    message = invoke("edit_video", **{"video": clip.handle, **args})
+def test_bad_requests_are_errors_that_say_why(invoke, square_video, args, expected):
+    message = invoke("edit_video", **{"video": square_video.handle, **args})
     assert message.status == "error"
     assert expected in message.content
 
 
-def test_frame_beyond_the_video_names_the_range(invoke, clip):
-    message = invoke("edit_video", video=clip.handle, operation="remove", regions=[BOX], frame=9)
+def test_frame_beyond_the_video_names_the_range(invoke, square_video):
+    message = invoke(
+        "edit_video", video=square_video.handle, operation="remove", regions=[BOX], frame=9
+    )
     assert "has 6 frames (0–5); frame 9 does not exist" in message.content
 
 
-def test_masks_of_the_wrong_size_are_errors(invoke, workspace, clip):
+def test_masks_of_the_wrong_size_are_errors(invoke, workspace, square_video):
     small = workspace.put_mask(np.ones((10, 10), dtype=bool))
-    message = invoke("edit_video", video=clip.handle, operation="remove", mask=small.handle)
+    message = invoke("edit_video", video=square_video.handle, operation="remove", mask=small.handle)
     assert message.status == "error"
     assert "is 10x10 but" in message.content and "frames are 64x48" in message.content
     short = workspace.put_video([np.full((48, 64), 255, np.uint8)] * 3, fps=4, lossless=True)
-    message = invoke("edit_video", video=clip.handle, operation="remove", mask_video=short.handle)
+    message = invoke(
+        "edit_video", video=square_video.handle, operation="remove", mask_video=short.handle
+    )
     assert message.status == "error"
     assert "with 3 frames" in message.content and "with 6" in message.content
 
 
-def test_a_target_seen_nowhere_is_an_error_not_a_copy(invoke, workspace, clip):
+def test_a_target_seen_nowhere_is_an_error_not_a_copy(invoke, workspace, square_video):
     empty = workspace.put_video([np.zeros((48, 64), np.uint8)] * 6, fps=4, lossless=True)
-    message = invoke("edit_video", video=clip.handle, operation="remove", mask_video=empty.handle)
+    message = invoke(
+        "edit_video", video=square_video.handle, operation="remove", mask_video=empty.handle
+    )
     assert message.status == "error" and "not visible in any frame" in message.content
 
 
-def test_too_many_frames_for_tracking_is_an_error(invoke, clip, tiny_models, monkeypatch):
+def test_too_many_frames_for_tracking_is_an_error(invoke, square_video, tiny_models, monkeypatch):
     monkeypatch.setattr(tiny_models.get("sam2_video"), "max_frames", 4)
-    message = invoke("edit_video", video=clip.handle, operation="remove", regions=[BOX])
+    message = invoke("edit_video", video=square_video.handle, operation="remove", regions=[BOX])
     assert message.status == "error" and "tracks at most 4" in message.content
 
 
-def test_a_signal_of_the_wrong_size_is_an_error(invoke, workspace, clip, mask_video):
+def test_a_signal_of_the_wrong_size_is_an_error(invoke, workspace, square_video, mask_video):
     wrong = workspace.put_embedding(torch.randn(SIGNAL_DIM + 1))
-    message = invoke("edit_video", video=clip.handle, operation="remove",
+    message = invoke("edit_video", video=square_video.handle, operation="remove",
                      mask_video=mask_video.handle, signal=wrong.handle)  # fmt: skip
     assert message.status == "error" and "dimension 33" in message.content

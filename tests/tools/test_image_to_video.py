@@ -32,8 +32,8 @@ def test_size_follows_the_image_aspect_or_the_arguments(invoke, workspace):
     assert (info.width, info.height, info.frames, info.fps) == (24, 24, 3, 6.0)
 
 
-def test_a_video_frame_can_be_the_image(invoke, workspace, clip):
-    message = invoke("image_to_video", image=f"{clip.handle}#2", seed=0, frames=2)
+def test_a_video_frame_can_be_the_image(invoke, workspace, square_video):
+    message = invoke("image_to_video", image=f"{square_video.handle}#2", seed=0, frames=2)
     assert message.status == "success", message.content
     assert workspace.describe(message.artifact["video"]).frames == 2
 

@@ -22,21 +22,21 @@ def coffee(workspace):
     return workspace.put_image(data.coffee())
 
 
-def test_ranks_every_image_and_video_of_the_session(invoke, photo, coffee, clip):
+def test_ranks_every_image_and_video_of_the_session(invoke, photo, coffee, square_video):
     result = invoke("retrieve", instruction="a cup of coffee on a table")
     assert result.status == "success", result.content
     ranking = result.artifact["ranking"]
-    assert {r["handle"] for r in ranking} == {photo.handle, coffee.handle, clip.handle}
+    assert {r["handle"] for r in ranking} == {photo.handle, coffee.handle, square_video.handle}
     kinds = {r["handle"]: r["kind"] for r in ranking}
-    assert kinds[clip.handle] == "video" and kinds[photo.handle] == "image"
+    assert kinds[square_video.handle] == "video" and kinds[photo.handle] == "image"
     scores = [r["score"] for r in ranking]
     assert scores == sorted(scores, reverse=True) and all(-1 <= s <= 1 for s in scores)
     assert sum(r["probability"] for r in ranking) == pytest.approx(1.0, abs=1e-3)
     assert ranking[0]["handle"] in result.content and "best first" in result.content
 
 
-def test_given_handles_frames_and_top_k(invoke, photo, coffee, clip):
-    frame = f"{clip.handle}#2"
+def test_given_handles_frames_and_top_k(invoke, photo, coffee, square_video):
+    frame = f"{square_video.handle}#2"
     result = invoke("retrieve", instruction="red", media=[photo.handle, frame, coffee.handle],
                     top_k=2)  # fmt: skip
     assert result.status == "success", result.content
@@ -49,11 +49,13 @@ def test_given_handles_frames_and_top_k(invoke, photo, coffee, clip):
 
 
 def test_scores_are_cosine_similarities_and_videos_pool_sampled_frames(
-    invoke, clip, workspace, clip_engine
+    invoke, square_video, workspace, clip_engine
 ):
-    result = invoke("retrieve", instruction="a square", media=[clip.handle], frames_per_video=3)
+    result = invoke(
+        "retrieve", instruction="a square", media=[square_video.handle], frames_per_video=3
+    )
     assert result.status == "success", result.content
-    frames = workspace.get_video(clip.handle).frames
+    frames = workspace.get_video(square_video.handle).frames
     sampled = [Image.fromarray(frames[i]) for i in (0, 2, 5)]  # evenly from first to last
     expected = pooled_video_feature(clip_engine.image_features(sampled))
     text = clip_engine.text_features("a square")
@@ -61,7 +63,7 @@ def test_scores_are_cosine_similarities_and_videos_pool_sampled_frames(
     assert float(expected.norm()) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_features_are_cached_per_handle(invoke, photo, clip, clip_engine):
+def test_features_are_cached_per_handle(invoke, photo, square_video, clip_engine):
     assert invoke("retrieve", instruction="a person").status == "success"
     encoded = clip_engine.images_encoded
     again = invoke("retrieve", instruction="a video of a moving square")

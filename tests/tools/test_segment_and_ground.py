@@ -50,8 +50,10 @@ def test_image_embedding_is_computed_once_per_image(invoke, workspace, tiny_mode
     assert sam.embeddings_computed == before + 1
 
 
-def test_video_frames_can_be_segmented(invoke, clip):
-    result = invoke("segment_image", image=f"{clip.handle}#2", regions=[[0.1, 0.2, 0.6, 0.8]])
+def test_video_frames_can_be_segmented(invoke, square_video):
+    result = invoke(
+        "segment_image", image=f"{square_video.handle}#2", regions=[[0.1, 0.2, 0.6, 0.8]]
+    )
     assert result.status == "success", result.content
 
 

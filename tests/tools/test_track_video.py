@@ -12,7 +12,7 @@ import torch
 from vitron.tools.errors import VitronToolError
 from vitron.tools.models.sam2_video import Sam2VideoEngine, VideoPrompt, build_tiny_sam2_video
 
-BOX = [0.05, 0.25, 0.4, 0.75]  # around the square on frame 0 of the `clip` fixture
+BOX = [0.05, 0.25, 0.4, 0.75]  # around the square on frame 0 of the `square_video` fixture
 
 
 @pytest.fixture
@@ -21,8 +21,8 @@ def engine(tiny_models) -> Sam2VideoEngine:
 
 
 @pytest.fixture
-def frames(workspace, clip) -> list[np.ndarray]:
-    return list(workspace.get_video(clip.handle).frames)
+def frames(workspace, square_video) -> list[np.ndarray]:
+    return list(workspace.get_video(square_video.handle).frames)
 
 
 def _mask_frames(workspace, handle: str) -> np.ndarray:
@@ -32,12 +32,12 @@ def _mask_frames(workspace, handle: str) -> np.ndarray:
 # --------------------------------------------------------------------------- the tool
 
 
-def test_box_prompt_gives_mask_video_boxes_and_overlay(invoke, clip, workspace):
-    result = invoke("track_video", video=clip.handle, regions=[BOX])
+def test_box_prompt_gives_mask_video_boxes_and_overlay(invoke, square_video, workspace):
+    result = invoke("track_video", video=square_video.handle, regions=[BOX])
     assert result.status == "success", result.content
     masks = workspace.describe(result.artifact["masks"])
     assert (masks.frames, masks.width, masks.height, masks.fps) == (6, 64, 48, 4.0)
-    assert masks.source == "track_video" and masks.inputs == [clip.handle]
+    assert masks.source == "track_video" and masks.inputs == [square_video.handle]
     grey = _mask_frames(workspace, masks.handle)
     assert set(np.unique(grey)) <= {0, 255}  # stored losslessly: exact 0/255 frames
     boxes = result.artifact["boxes"]
@@ -49,33 +49,35 @@ def test_box_prompt_gives_mask_video_boxes_and_overlay(invoke, clip, workspace):
             assert all(0 <= v <= 1 for v in box) and box[0] < box[2] and box[1] < box[3]
     overlay = workspace.describe(result.artifact["overlay"])
     assert (overlay.frames, overlay.width, overlay.height) == (6, 64, 48)
-    assert overlay.inputs == [clip.handle, masks.handle]
+    assert overlay.inputs == [square_video.handle, masks.handle]
     assert result.artifact["frames"] == {"start": 0, "stride": 1, "count": 6}
 
 
-def test_text_target_is_grounded_on_the_prompt_frame(invoke, clip):
-    result = invoke("track_video", video=clip.handle, instruction="the red square", frame=2)
+def test_text_target_is_grounded_on_the_prompt_frame(invoke, square_video):
+    result = invoke("track_video", video=square_video.handle, instruction="the red square", frame=2)
     assert result.status == "success", result.content
     assert "located on frame 2 by Grounding DINO" in result.content
     assert len(result.artifact["boxes"]) == 6
 
 
-def test_a_mask_from_segment_image_can_seed_tracking(invoke, clip, workspace):
-    seeded = invoke("segment_image", image=f"{clip.handle}#3", regions=[[0.3, 0.25, 0.8, 0.75]])
+def test_a_mask_from_segment_image_can_seed_tracking(invoke, square_video, workspace):
+    seeded = invoke(
+        "segment_image", image=f"{square_video.handle}#3", regions=[[0.3, 0.25, 0.8, 0.75]]
+    )
     assert seeded.status == "success", seeded.content
     mask = seeded.artifact["masks"][0]
-    result = invoke("track_video", video=f"{clip.handle}#3", mask=mask)
+    result = invoke("track_video", video=f"{square_video.handle}#3", mask=mask)
     assert result.status == "success", result.content
     assert "prompt frame 3" in result.content
     grey = _mask_frames(workspace, result.artifact["masks"])
     # SAM 2 takes a mask prompt as the prompt frame's output (resampled through its 256 px grid)
     given, tracked = workspace.get_mask(mask), grey[3] > 127
     assert (given & tracked).sum() / (given | tracked).sum() > 0.8
-    assert workspace.describe(result.artifact["masks"]).inputs == [clip.handle, mask]
+    assert workspace.describe(result.artifact["masks"]).inputs == [square_video.handle, mask]
 
 
-def test_points_and_stride(invoke, clip, workspace):
-    result = invoke("track_video", video=clip.handle, points=[[0.2, 0.5], [0.9, 0.1]],
+def test_points_and_stride(invoke, square_video, workspace):
+    result = invoke("track_video", video=square_video.handle, points=[[0.2, 0.5], [0.9, 0.1]],
                     point_labels=[1, 0], frame=3, stride=2)  # fmt: skip
     assert result.status == "success", result.content
     masks = workspace.describe(result.artifact["masks"])
@@ -154,20 +156,20 @@ def test_only_frames_up_to_the_prompt_are_held(engine, frames):
 # --------------------------------------------------------------------------- signal conditioning
 
 
-def test_a_signal_changes_the_tracking_and_none_leaves_it(invoke, clip, workspace):
-    plain = invoke("track_video", video=clip.handle, regions=[BOX])
+def test_a_signal_changes_the_tracking_and_none_leaves_it(invoke, square_video, workspace):
+    plain = invoke("track_video", video=square_video.handle, regions=[BOX])
     signal = workspace.put_embedding(torch.randn(64, generator=torch.Generator().manual_seed(3)))
-    hybrid = invoke("track_video", video=clip.handle, regions=[BOX], signal=signal.handle)
+    hybrid = invoke("track_video", video=square_video.handle, regions=[BOX], signal=signal.handle)
     assert plain.status == hybrid.status == "success", hybrid.content
     assert plain.artifact["masks"] != hybrid.artifact["masks"]
-    again = invoke("track_video", video=clip.handle, regions=[BOX])
+    again = invoke("track_video", video=square_video.handle, regions=[BOX])
     assert again.artifact["masks"] == plain.artifact["masks"]  # reproducible; the hook left nothing
     assert again.artifact["boxes"] == plain.artifact["boxes"]
 
 
-def test_a_signal_of_the_wrong_size_is_refused(invoke, clip, workspace):
+def test_a_signal_of_the_wrong_size_is_refused(invoke, square_video, workspace):
     signal = workspace.put_embedding(torch.randn(16))
-    result = invoke("track_video", video=clip.handle, regions=[BOX], signal=signal.handle)
+    result = invoke("track_video", video=square_video.handle, regions=[BOX], signal=signal.handle)
     assert result.status == "error" and "dimension 16" in result.content
 
 
@@ -182,25 +184,28 @@ def test_tokens_of_the_wrong_width_name_both_widths(engine, frames):
 # --------------------------------------------------------------------------- errors
 
 
-def test_frame_beyond_the_video(invoke, clip):
-    result = invoke("track_video", video=clip.handle, regions=[BOX], frame=9)
+def test_frame_beyond_the_video(invoke, square_video):
+    result = invoke("track_video", video=square_video.handle, regions=[BOX], frame=9)
     assert result.status == "error"
     assert "has 6 frames (0–5); frame 9 does not exist" in result.content
 
 
-def test_mask_of_the_wrong_size(invoke, clip, workspace):
+def test_mask_of_the_wrong_size(invoke, square_video, workspace):
     small = workspace.put_mask(np.ones((10, 10), dtype=bool))
-    result = invoke("track_video", video=clip.handle, mask=small.handle)
+    result = invoke("track_video", video=square_video.handle, mask=small.handle)
     assert result.status == "error"
     assert "is 10x10 but" in result.content and "frames are 64x48" in result.content
 
 
-def test_too_many_frames_for_the_cap_suggests_a_stride(invoke, clip, engine, monkeypatch):
+def test_too_many_frames_for_the_cap_suggests_a_stride(invoke, square_video, engine, monkeypatch):
     monkeypatch.setattr(engine, "max_frames", 4)
-    result = invoke("track_video", video=clip.handle, regions=[BOX])
+    result = invoke("track_video", video=square_video.handle, regions=[BOX])
     assert result.status == "error"
     assert "at most 4" in result.content and "stride=2" in result.content
-    assert invoke("track_video", video=clip.handle, regions=[BOX], stride=2).status == "success"
+    assert (
+        invoke("track_video", video=square_video.handle, regions=[BOX], stride=2).status
+        == "success"
+    )
 
 
 def _empty_mp4(path) -> None:
@@ -240,7 +245,7 @@ def test_unreadable_or_empty_video_is_an_error(invoke, workspace, damage):
         ({"regions": [BOX], "video": "img_0123456789abcdef"}, "takes vid_"),
     ],
 )
-def test_bad_requests_are_errors_that_say_why(invoke, clip, args, expected):
-    result = invoke("track_video", **{"video": clip.handle, **args})
+def test_bad_requests_are_errors_that_say_why(invoke, square_video, args, expected):
+    result = invoke("track_video", **{"video": square_video.handle, **args})
     assert result.status == "error"
     assert expected in result.content

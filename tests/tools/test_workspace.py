@@ -40,17 +40,17 @@ def test_each_kind_round_trips(workspace):
     assert workspace.get_boxes(boxes.handle)["labels"] == ["cat"]
 
 
-def test_video_round_trip_streams_frames_and_addresses_single_frames(workspace, clip):
-    info = workspace.describe(clip.handle)
+def test_video_round_trip_streams_frames_and_addresses_single_frames(workspace, square_video):
+    info = workspace.describe(square_video.handle)
     assert (info.frames, info.width, info.height, info.fps) == (6, 64, 48, 4.0)
-    frames = list(workspace.iter_frames(clip.handle))
+    frames = list(workspace.iter_frames(square_video.handle))
     assert len(frames) == 6 and frames[0].shape == (48, 64, 3)
     # the red square moves right: its centre of mass in frame 5 is right of frame 0's
     red = [np.nonzero(f[..., 0] > 150)[1].mean() for f in (frames[0], frames[5])]
     assert red[1] > red[0] + 30
-    assert workspace.get_frame(f"{clip.handle}#5").shape == (48, 64, 3)
+    assert workspace.get_frame(f"{square_video.handle}#5").shape == (48, 64, 3)
     with pytest.raises(MediaError, match="has 6 frames"):
-        workspace.get_frame(f"{clip.handle}#6")
+        workspace.get_frame(f"{square_video.handle}#6")
 
 
 def test_lossy_and_lossless_copies_of_the_same_frames_are_different_handles(workspace):
@@ -123,12 +123,12 @@ def test_pixel_cap_refuses_large_images_before_decoding(tmp_path):
         small_cap.put_image(np.zeros((100, 200, 3), dtype=np.uint8))
 
 
-def test_frame_cap_and_empty_and_corrupt_media_give_clear_errors(tmp_path, clip, workspace):
+def test_frame_cap_and_empty_and_corrupt_media_give_clear_errors(tmp_path, square_video, workspace):
     capped = Workspace(tmp_path / "workspace", limits=MediaLimits(max_video_frames=3)).for_thread(
         workspace.namespace
     )
     with pytest.raises(MediaError, match="more than 3 frames"):
-        list(capped.iter_frames(clip.handle))
+        list(capped.iter_frames(square_video.handle))
     with pytest.raises(MediaError, match="no frames"):
         workspace.put_video(iter([]), fps=4)
     corrupt = tmp_path / "corrupt.png"
@@ -144,7 +144,7 @@ def test_frame_cap_and_empty_and_corrupt_media_give_clear_errors(tmp_path, clip,
     assert str(tmp_path) not in str(caught.value)  # no directory names reach the planner
 
 
-def test_writes_are_atomic_no_temporary_files_remain(workspace, photo, clip):
+def test_writes_are_atomic_no_temporary_files_remain(workspace, photo, square_video):
     leftovers = [p for p in workspace.dir.rglob("*") if p.is_file() and ".tmp" in p.name]
     assert leftovers == []
-    assert set(workspace.handles()) == {photo.handle, clip.handle}
+    assert set(workspace.handles()) == {photo.handle, square_video.handle}

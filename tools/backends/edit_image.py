@@ -135,7 +135,7 @@ class EditJob:
 
 
 @dataclass
-class Edited:
+class EditedImage:
     pixels: np.ndarray
     """The result, H x W x 3 uint8."""
     area: np.ndarray | None
@@ -241,7 +241,7 @@ def _gligen_add(
     return composite(base, out, blend_weights(area, job.args.grow)), area, settings
 
 
-def _repaint(job: EditJob) -> Edited:
+def _repaint(job: EditJob) -> EditedImage:
     """remove / replace / recolor: inpaint the located area with the text :func:`repaint` gives."""
     plan = repaint(
         job.args.operation, target=job.target, content=job.content, prompt=job.args.prompt,
@@ -249,17 +249,17 @@ def _repaint(job: EditJob) -> Edited:
     )  # fmt: skip
     area, how = _required_area(job)
     pixels, settings = _inpaint(job, area, plan.text, plan.negative, plan.strength)
-    return Edited(pixels, grow(area, job.args.grow), plan.summary(how), settings)
+    return EditedImage(pixels, grow(area, job.args.grow), plan.summary(how), settings)
 
 
-def _add(job: EditJob) -> Edited:
+def _add(job: EditJob) -> EditedImage:
     phrase = required_content(job.content, "what to add ('add a hat')")
     boxes = job.args.regions or []
     pixels, area, settings = _gligen_add(job, job.pixels, phrase, boxes)
-    return Edited(pixels, grow(area, job.args.grow), f"added {phrase!r} (GLIGEN)", settings)
+    return EditedImage(pixels, grow(area, job.args.grow), f"added {phrase!r} (GLIGEN)", settings)
 
 
-def _move(job: EditJob) -> Edited:
+def _move(job: EditJob) -> EditedImage:
     regions = job.args.regions or []
     destination = regions[-1]
     source_regions = regions[:1] if len(regions) == 2 else []
@@ -270,10 +270,10 @@ def _move(job: EditJob) -> Edited:
     cleared, _ = _inpaint(job, area, REMOVE_PROMPT, job.target or "", 1.0, stage="remove")
     pixels, placed, settings = _gligen_add(job, cleared, phrase, [destination], stage="add")
     edited = grow(area, job.args.grow) | grow(placed, job.args.grow)
-    return Edited(pixels, edited, f"moved {how} to {destination}", settings)
+    return EditedImage(pixels, edited, f"moved {how} to {destination}", settings)
 
 
-def _restyle(job: EditJob) -> Edited:
+def _restyle(job: EditJob) -> EditedImage:
     engine = get_engine(job.call, "instruct_pix2pix", InstructPix2PixEngine)
     settings = sampling(job.args, engine)
     text = job.args.prompt or job.args.instruction
@@ -285,13 +285,13 @@ def _restyle(job: EditJob) -> Edited:
         image_guidance=job.args.image_guidance or engine.defaults.image_guidance,
     )  # fmt: skip
     if local is None:
-        return Edited(out, None, f"restyled the whole image: {text!r}", settings)
+        return EditedImage(out, None, f"restyled the whole image: {text!r}", settings)
     area, how = local
     pixels = composite(job.pixels, out, blend_weights(area, job.args.grow))
-    return Edited(pixels, grow(area, job.args.grow), f"restyled {how}: {text!r}", settings)
+    return EditedImage(pixels, grow(area, job.args.grow), f"restyled {how}: {text!r}", settings)
 
 
-OPERATIONS: dict[str, Callable[[EditJob], Edited]] = {
+OPERATIONS: dict[str, Callable[[EditJob], EditedImage]] = {
     "add": _add,
     "remove": _repaint,
     "replace": _repaint,

@@ -184,7 +184,7 @@ class VideoJob:
 
 
 @dataclass
-class Edited:
+class EditedVideo:
     frames: Iterator[np.ndarray]
     """The edited frames, ``H x W x 3`` uint8, produced as they are read."""
     masks: MediaInfo | None
@@ -289,7 +289,7 @@ def _read_masks(call: CallContext, handle: str) -> Iterator[np.ndarray]:
 # --------------------------------------------------------------------------- the two edits
 
 
-def local_edit(job: VideoJob) -> Edited:
+def local_edit(job: VideoJob) -> EditedVideo:
     """Track the target, then inpaint it in every frame from one seed (shared noise)."""
     args, call = job.args, job.call
     plan = repaint(
@@ -309,10 +309,10 @@ def local_edit(job: VideoJob) -> Edited:
         f"only the area of {found.masks.handle} (the target, seen in {found.seen} of {job.total} "
         f"frames) grown by {args.grow} px changed"
     )
-    return Edited(frames, found.masks, plan.summary(found.how), settings, note)
+    return EditedVideo(frames, found.masks, plan.summary(found.how), settings, note)
 
 
-def global_restyle(job: VideoJob) -> Edited:
+def global_restyle(job: VideoJob) -> EditedVideo:
     """Restyle every frame with video-to-video, a chunk of frames at a time, all from one seed."""
     args, call = job.args, job.call
     text = required_content(job.content, "the style ('make it look like a watercolour')")
@@ -337,7 +337,7 @@ def global_restyle(job: VideoJob) -> Edited:
 
     count = -(-job.total // size)
     note = f"the whole video changed ({count} chunk(s) of up to {size} frames)"
-    return Edited(restyled(), None, f"restyled the whole video: {text!r}", settings, note)
+    return EditedVideo(restyled(), None, f"restyled the whole video: {text!r}", settings, note)
 
 
 def chunks(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
