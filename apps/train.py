@@ -1,0 +1,85 @@
+"""``vitron train``: one stage of Vitron's training recipe from a config file.
+
+``vitron train --stage invoke --config invoke.toml`` trains, writes checkpoints and metrics under
+the config's ``output_dir``, and exports a profile directory there that ``--profile OUTPUT_DIR``
+loads. ``--resume`` continues from the latest checkpoint (or the one given) with the same weights
+an uninterrupted run would reach; Ctrl-C saves a checkpoint first. Several GPUs: start it with
+``accelerate launch --config_file configs/accelerate/<zero2|zero3|fsdp>.yaml -m vitron.apps.cli
+train …``. The training libraries are imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+STAGES_HELP = (
+    "align: projector + region encoder on captions (LLM and vision tower frozen); "
+    "invoke: LoRA invocation tuning + signal heads and per-backend signal projectors aligned "
+    "through the frozen SAM / diffusion decoders; "
+    "ground: LoRA + projector + region encoder on boxes as text, regions, temporal grounding"
+)
+
+
+def add_train_command(commands: Any) -> None:
+    """Register ``train`` on the CLI's sub-command parser."""
+    train = commands.add_parser(
+        "train",
+        help="train one stage (align, invoke, ground) from a config file",
+        description="Train one stage of Vitron's recipe. " + STAGES_HELP + ". A finished run "
+        "writes a profile directory in output_dir; load it with --profile OUTPUT_DIR.",
+    )
+    train.add_argument(
+        "--stage", choices=("align", "invoke", "ground"), help="the stage (overrides the config's)"
+    )
+    train.add_argument("--config", required=True, help="the run's config (.toml or .json)")
+    train.add_argument("--output-dir", help="where checkpoints, metrics and the profile go")
+    train.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="CHECKPOINT",
+        help="continue from the latest checkpoint of output_dir, or from CHECKPOINT",
+    )
+    train.add_argument(
+        "--synergy",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="cross-task synergy learning on (default in stages invoke and ground) or off "
+        "(--no-synergy, the ablation: no synergy term is computed)",
+    )
+    train.add_argument("--synergy-weight", type=float, help="weight of the synergy terms")
+    train.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
+    train.add_argument("--seed", type=int, help="random seed (data order, LoRA init)")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from vitron.agent.training.config import TrainConfig
+
+    overrides = {
+        "stage": args.stage,
+        "output_dir": args.output_dir,
+        "synergy.enabled": args.synergy,
+        "synergy.weight": args.synergy_weight,
+        "max_steps": args.max_steps,
+        "seed": args.seed,
+        "progress": False if args.no_progress else None,
+    }
+    config = TrainConfig.load(args.config, **overrides)
+    from vitron.agent.training.trainer import Interrupted, Trainer
+
+    try:
+        result = Trainer(config).run(resume=args.resume)
+    except Interrupted as exc:
+        print(f"\nvitron train: {exc}; continue with --resume", file=sys.stderr)
+        return 130
+    last = result.history[-1] if result.history else {}
+    loss = f", last loss {last['loss']:.4f}" if "loss" in last else ""
+    print(f"trained {result.steps} steps{loss}; {result.skipped} samples skipped")
+    if result.profile is not None:
+        print(f"profile: {result.profile.parent} (use --profile {result.profile.parent})")
+    return 0
