@@ -27,6 +27,10 @@ class MediaError(VitronToolError, ValueError):
     """Media that cannot be read or is outside the configured caps."""
 
 
+class MediaTooLargeError(MediaError):
+    """Media above a pixel or frame cap (readable, but refused before decoding)."""
+
+
 class RegionError(VitronToolError, ValueError):
     """A region or point outside the referenced media, or inverted."""
 

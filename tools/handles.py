@@ -20,8 +20,9 @@ MEDIA_KINDS: tuple[str, ...] = get_args(MediaKind)
 HASH_CHARS = 16
 """Hex characters of the content hash kept in a new handle (the pattern accepts 12 to 64)."""
 
-HANDLE_PATTERN = re.compile(r"^(img|vid|mask|emb|box)_([0-9a-f]{12,64})(?:#(\d{1,6}))?$")
-"""Anchored: a handle with anything else in it (``/``, ``..``, spaces, upper case) is rejected."""
+HANDLE_PATTERN = re.compile(r"(img|vid|mask|emb|box)_([0-9a-f]{12,64})(?:#([0-9]{1,6}))?")
+"""Matched whole (``fullmatch``): a handle with anything else in it (``/``, ``..``, spaces, upper
+case, a trailing new line, non-ASCII digits such as ``#٣``) is rejected."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def parse_handle(text: object, *, kinds: tuple[str, ...] | None = None) -> Handl
     """Validate ``text`` as a handle, optionally of the given kinds, before anything touches disk."""
     if not isinstance(text, str):
         raise InvalidHandleError(f"a media handle must be a string, got {type(text).__name__}")
-    match = HANDLE_PATTERN.match(text.strip())
+    match = HANDLE_PATTERN.fullmatch(text.strip())
     if match is None:
         shown = text if len(text) <= 80 else text[:77] + "..."
         raise InvalidHandleError(
@@ -63,7 +64,7 @@ def parse_handle(text: object, *, kinds: tuple[str, ...] | None = None) -> Handl
 
 def is_handle(text: object) -> bool:
     """True when ``text`` is a well-formed handle of any kind."""
-    return isinstance(text, str) and HANDLE_PATTERN.match(text) is not None
+    return isinstance(text, str) and HANDLE_PATTERN.fullmatch(text) is not None
 
 
 def handle_for(kind: MediaKind, hasher: hashlib._Hash) -> str:
@@ -75,5 +76,7 @@ def handle_for(kind: MediaKind, hasher: hashlib._Hash) -> str:
 
 def find_handles(text: str) -> list[str]:
     """All handles mentioned in free text, in order, without duplicates."""
-    found = re.findall(r"\b(?:img|vid|mask|emb|box)_[0-9a-f]{12,64}(?:#\d{1,6})?\b", text)
+    found = re.findall(
+        r"\b(?:img|vid|mask|emb|box)_[0-9a-f]{12,64}(?:#[0-9]{1,6})?\b", text, re.ASCII
+    )
     return list(dict.fromkeys(found))

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
+import re
+import struct
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -18,9 +21,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-from vitron.tools.errors import MediaError
+from vitron.tools.errors import MediaError, MediaTooLargeError
 
 DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
 DEFAULT_MAX_VIDEO_FRAMES = 600
@@ -39,21 +42,21 @@ class MediaLimits:
         if width <= 0 or height <= 0:
             raise MediaError(f"{what} has no pixels ({width}x{height})")
         if width * height > self.max_image_pixels:
-            raise MediaError(
+            raise MediaTooLargeError(
                 f"{what} is {width}x{height} = {width * height / 1e6:.1f} MP, above the cap of "
                 f"{self.max_image_pixels / 1e6:.1f} MP; downscale it or raise max_image_pixels"
             )
 
     def check_frame_size(self, width: int, height: int) -> None:
         if width * height > self.max_frame_pixels:
-            raise MediaError(
+            raise MediaTooLargeError(
                 f"video frames are {width}x{height}, above the cap of "
                 f"{self.max_frame_pixels / 1e6:.1f} MP per frame; raise max_frame_pixels to allow it"
             )
 
     def check_frame_count(self, frames: int) -> None:
         if frames > self.max_video_frames:
-            raise MediaError(
+            raise MediaTooLargeError(
                 f"video has more than {self.max_video_frames} frames (the cap); trim it or raise "
                 "max_video_frames"
             )
@@ -85,25 +88,74 @@ def inline_bytes(block: Mapping[str, Any]) -> bytes:
         raise MediaError(f"attachment is not valid base64: {exc}") from exc
 
 
-def decode_image(source: bytes | str | Path | BinaryIO, limits: MediaLimits) -> Image.Image:
-    """Read an image as RGB, refusing it before decoding when it is above the pixel cap."""
-    name = str(source) if isinstance(source, str | Path) else "image"
+def decode_image(
+    source: bytes | str | Path | BinaryIO, limits: MediaLimits, *, name: str | None = None
+) -> Image.Image:
+    """Read an image as RGB, refusing it before decoding when it is above the pixel cap.
+
+    ``name`` is how errors call the image (default: the file's name, never its directory, or
+    "the attachment" for bytes). The EXIF orientation is applied, so pixels are upright as a viewer
+    shows them and regions drawn on the image land where they were drawn; 16-bit and float grey
+    images are scaled into 0-255 (not clipped), CMYK and palette images converted to RGB.
+    """
+    if name is None:
+        name = Path(source).name if isinstance(source, str | Path) else "the attachment"
     try:
         fp = io.BytesIO(source) if isinstance(source, bytes) else source
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", UserWarning)  # palette transparency notes
             image = Image.open(fp)
-            limits.check_image_size(*image.size, what=f"image {Path(name).name}")
+            limits.check_image_size(*image.size, what=f"image {name}")
             image.load()
+            return to_rgb(image)
     except MediaError:
         raise
     except FileNotFoundError as exc:
         raise MediaError(f"no such file: {name}") from exc
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise MediaError(f"cannot read {name} as an image: {exc}") from exc
-    except Image.DecompressionBombWarning as exc:
-        raise MediaError(f"cannot read {name} as an image: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise MediaError(
+            f"cannot read {name} as an image: not a format Pillow recognises (PNG, JPEG, WebP, "
+            "GIF, BMP, TIFF…)"
+        ) from exc
+    except (
+        OSError,
+        ValueError,
+        SyntaxError,
+        TypeError,
+        struct.error,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as exc:
+        raise MediaError(f"cannot read {name} as an image: {_clean(exc, source)}") from exc
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """An upright 8-bit RGB copy of a loaded image of any mode (see :func:`decode_image`)."""
+    with contextlib.suppress(Exception):  # a garbled EXIF block must not make pixels unreadable
+        image = ImageOps.exif_transpose(image)
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+        grey = _scale_to_byte(np.asarray(image), image.mode)
+        return Image.fromarray(np.repeat(grey[..., None], 3, axis=2))
+    if image.mode in ("P", "PA", "LA", "La", "RGBa"):
+        image = image.convert("RGBA")  # keeps palette transparency right before it is dropped
     return image.convert("RGB")
+
+
+def _scale_to_byte(array: np.ndarray, mode: str) -> np.ndarray:
+    """High-depth grey pixels to uint8 by their format's range (16-bit: / 257), or by the data's
+    own range when the format does not say (32-bit integers, floats outside 0-1)."""
+    values = np.nan_to_num(array.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if mode.startswith("I;16") or (mode == "I" and low >= 0 and 255 < high <= 65535):
+        scaled = values / 257.0
+    elif mode == "F" and low >= 0 and high <= 1:
+        scaled = values * 255.0
+    elif low >= 0 and high <= 255:
+        scaled = values
+    else:
+        scaled = (values - low) * (255.0 / (high - low)) if high > low else values * 0
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
 def encode_png(array: np.ndarray) -> bytes:
@@ -123,13 +175,15 @@ class VideoProbe:
     frames: int | None
 
 
-def probe_video(path: str | Path) -> VideoProbe:
-    """Read a video's size, rate and (when the container knows it) frame count."""
+def probe_video(path: str | Path, *, name: str | None = None) -> VideoProbe:
+    """Read a video's size, rate and (when the container knows it) frame count; ``name`` is how
+    errors call it (default: the file's name)."""
     av = _import_av()
+    name = name or Path(path).name
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
-                raise MediaError(f"{Path(path).name} has no video stream")
+                raise MediaError(f"{name} has no video stream")
             stream = container.streams.video[0]
             ctx = stream.codec_context
             fps = float(stream.average_rate or stream.guessed_rate or 0) or 0.0
@@ -138,15 +192,16 @@ def probe_video(path: str | Path) -> VideoProbe:
     except MediaError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise MediaError(
-            f"cannot read {Path(path).name} as a video: {_without_path(exc, path)}"
-        ) from exc
+        raise MediaError(f"cannot read {name} as a video: {_clean(exc, path)}") from exc
 
 
-def iter_video_frames(path: str | Path, limits: MediaLimits) -> Iterator[np.ndarray]:
-    """Yield HxWx3 uint8 RGB frames one by one, so long videos never sit in memory whole."""
+def iter_video_frames(
+    path: str | Path, limits: MediaLimits, *, name: str | None = None
+) -> Iterator[np.ndarray]:
+    """Yield HxWx3 uint8 RGB frames one by one, so long videos never sit in memory whole;
+    ``name`` is how errors call the video (default: the file's name)."""
     av = _import_av()
-    name = Path(path).name
+    name = name or Path(path).name
     count = 0
     try:
         with av.open(str(path)) as container:
@@ -163,7 +218,7 @@ def iter_video_frames(path: str | Path, limits: MediaLimits) -> Iterator[np.ndar
     except av.error.DecoderNotFoundError as exc:
         raise MediaError(f"{name} uses a video codec this build of FFmpeg cannot decode") from exc
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise MediaError(f"cannot read {name} as a video: {_without_path(exc, path)}") from exc
+        raise MediaError(f"cannot read {name} as a video: {_clean(exc, path)}") from exc
     if count == 0:
         raise MediaError(f"{name} is a video with no frames")
 
@@ -205,10 +260,16 @@ def write_video(
     return count, width, height
 
 
-def _without_path(exc: Exception, path: str | Path) -> str:
-    """The library's message without the file's full path: the workspace layout is not the
-    planner's business, and a user's directory names are not either."""
-    return str(exc).replace(f"'{path}'", "").replace(str(path), Path(path).name).strip(" :")
+_OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
+
+
+def _clean(exc: BaseException, source: object) -> str:
+    """The library's message without internals: no object reprs (``<_io.BytesIO object at 0x…>``)
+    and no directories (the workspace layout and a user's folders are not the planner's business)."""
+    text = _OBJECT_REPR.sub("the data", str(exc))
+    if isinstance(source, str | Path):
+        text = text.replace(f"'{source}'", "").replace(str(source), Path(source).name)
+    return text.strip(" :") or type(exc).__name__
 
 
 def _import_av():  # noqa: ANN202 - module type
