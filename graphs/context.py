@@ -1,14 +1,17 @@
 """Run settings of a Vitron graph, passed per run through LangGraph's ``context_schema``.
 
 Every field has a default read from the environment (``VITRON_<FIELD>``), so Studio and the CLI need
-no code to switch profile or workspace.
+no code to switch profile or workspace. The JSON schema (Studio's settings form) shows each field's
+effective default — the environment's value when set — computed when the schema is asked for.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ConfigDict
 
 from vitron.tools.defaults import DEFAULT_PROFILE, DEFAULT_WORKSPACE
 
@@ -20,29 +23,57 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"VITRON_{name.upper()}", default)
 
 
+def _effective_defaults(schema: dict[str, Any]) -> None:
+    """Fill each property's ``default`` with the value a run without it gets (pydantic leaves
+    ``default_factory`` fields without one, so Studio showed them as null)."""
+    for item in fields(Context):
+        prop = schema.get("properties", {}).get(item.name)
+        if prop is None or not callable(item.default_factory):
+            continue
+        try:
+            prop["default"] = item.default_factory()
+        except ValueError:  # e.g. VITRON_STEP_LIMIT is not a number; the run will say so
+            continue
+
+
 @dataclass(kw_only=True)
 class Context:
-    """Settings of one run of the graph."""
+    """Settings of one run of the graph (each default comes from a VITRON_* variable)."""
+
+    __pydantic_config__ = ConfigDict(json_schema_extra=_effective_defaults)  # type: ignore[misc]
 
     profile: str = field(
         default_factory=lambda: _env("profile", DEFAULT_PROFILE),
-        metadata={"description": "model profile: tiny, nano, vitron-7b or a .toml path"},
+        metadata={
+            "description": "model profile: tiny, nano, vitron-7b or a .toml path; default from VITRON_PROFILE"
+        },
     )
     workspace: str = field(
         default_factory=lambda: _env("workspace", DEFAULT_WORKSPACE),
-        metadata={"description": "directory that stores media behind handles"},
+        metadata={
+            "description": "directory that stores media behind handles (and the CLI's conversations); default "
+            "from VITRON_WORKSPACE"
+        },
     )
     device: str = field(
         default_factory=lambda: _env("device", "auto"),
-        metadata={"description": "torch device for the models: auto, cpu, cuda, cuda:1, mps"},
+        metadata={
+            "description": "torch device for the models: auto, cpu, cuda, cuda:1, mps; default from "
+            "VITRON_DEVICE"
+        },
     )
     memory_budget: str | None = field(
         default_factory=lambda: os.environ.get("VITRON_MEMORY_BUDGET") or None,
-        metadata={"description": "bytes the loaded models may take (e.g. 12GB); profile default"},
+        metadata={
+            "description": "bytes the loaded models may take (e.g. 12GB); default from VITRON_MEMORY_BUDGET, "
+            "else the profile's"
+        },
     )
     step_limit: int = field(
         default_factory=lambda: int(_env("step_limit", "8")),
-        metadata={"description": "model steps per user turn before the run stops"},
+        metadata={
+            "description": "model steps per user turn before the run stops; default from VITRON_STEP_LIMIT"
+        },
     )
 
     def __post_init__(self) -> None:

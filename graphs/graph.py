@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
 from langgraph.graph import END, START, StateGraph
-from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Checkpointer
 
 from vitron.graphs.context import Context
-from vitron.graphs.nodes import ingest, invalid_call, make_llm_node, make_tool_node
+from vitron.graphs.ingest import VitronGraph, as_vitron_graph, ingest
+from vitron.graphs.nodes import invalid_call, make_llm_node, make_tool_node
 from vitron.graphs.routing import INVALID_CALL, make_router
 from vitron.graphs.state import InputState, State, ToolCallInput
 from vitron.tools.backend import build_tools
@@ -51,6 +51,10 @@ def build_graph(
     model: BaseChatModel,
     tools: Sequence[BaseTool] | None = None,
     checkpointer: Checkpointer | None = None,
-) -> CompiledStateGraph:
-    """The compiled Vitron graph; pass a checkpointer (e.g. SQLite) for multi-turn persistence."""
-    return graph_builder(model, tools).compile(checkpointer=checkpointer, name="vitron")
+) -> VitronGraph:
+    """The compiled Vitron graph; pass a checkpointer (e.g. SQLite) for multi-turn persistence.
+
+    It is a :class:`~vitron.graphs.ingest.VitronGraph`: inline media of the input are stored in the
+    workspace before the first checkpoint, so the history never holds their bytes."""
+    compiled = graph_builder(model, tools).compile(checkpointer=checkpointer, name="vitron")
+    return as_vitron_graph(compiled)

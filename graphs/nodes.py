@@ -1,5 +1,6 @@
-"""The graph's nodes: ``ingest`` (media in messages → handles), ``vitron_llm`` (the planner), one
-node per tool, and ``invalid_call`` (tool calls that cannot run, answered with an error)."""
+"""The graph's nodes: ``vitron_llm`` (the planner), one node per tool, and ``invalid_call`` (tool
+calls that cannot run, answered with an error). ``ingest``, the first node, is in
+:mod:`vitron.graphs.ingest`."""
 
 from __future__ import annotations
 
@@ -16,12 +17,10 @@ from langgraph.runtime import Runtime
 from vitron.agent.chat_model import ChatVitron
 from vitron.graphs.context import Context
 from vitron.graphs.messages import media_listing
-from vitron.graphs.state import MediaRegistry, State, ToolCallInput
+from vitron.graphs.state import State, ToolCallInput
 from vitron.prompts import load_prompt
 from vitron.tools.backend import Services, current_services
 from vitron.tools.errors import VitronToolError
-from vitron.tools.handles import find_handles
-from vitron.tools.media import inline_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -36,52 +35,6 @@ def services_of(runtime: Runtime[Context] | None) -> Services:
 def thread_of(config: RunnableConfig) -> str | None:
     thread = (config.get("configurable") or {}).get("thread_id")
     return str(thread) if thread else None
-
-
-# --------------------------------------------------------------------------- ingest
-
-
-def ingest(state: State, config: RunnableConfig, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Move media sent inline (base64 content blocks) into the workspace and register handles.
-
-    Pixels must not stay in the state, so each inline image or video block of the newest user
-    message is stored and replaced by a text block naming its handle (same message id, so the
-    message is replaced, not duplicated). Handles the user mentions that exist in this thread's
-    workspace are registered too.
-    """
-    messages = state.get("messages") or []
-    if not messages or not isinstance(messages[-1], HumanMessage):
-        return {}
-    message = messages[-1]
-    workspace = services_of(runtime).workspace.for_thread(thread_of(config))
-    known = state.get("media") or {}
-    media: MediaRegistry = {}
-    update: dict[str, Any] = {}
-
-    if isinstance(message.content, list) and any(
-        isinstance(b, dict) and b.get("type") in MEDIA_BLOCK_TYPES for b in message.content
-    ):
-        blocks = []
-        for block in message.content:
-            if not (isinstance(block, dict) and block.get("type") in MEDIA_BLOCK_TYPES):
-                blocks.append(block)
-                continue
-            try:
-                info = workspace.import_bytes(inline_bytes(block), source="user")
-            except VitronToolError as exc:
-                blocks.append({"type": "text", "text": f"[attachment not usable: {exc}]"})
-                continue
-            media[info.handle] = info.to_state()
-            blocks.append({"type": "text", "text": f"[attached {info.summary()}]"})
-        update["messages"] = [message.model_copy(update={"content": blocks})]
-
-    for handle in find_handles(message.text):
-        base = handle.split("#")[0]
-        if base not in known and base not in media and workspace.exists(base):
-            media[base] = workspace.describe(base).to_state()
-    if media:
-        update["media"] = media
-    return update
 
 
 # --------------------------------------------------------------------------- the planner

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any
 
 from langchain_core.messages import AnyMessage, ToolCall
 from langgraph.graph.message import add_messages
+from typing_extensions import TypedDict  # pydantic (Studio's forms) needs it on Python < 3.12
 
 MediaRegistry = dict[str, dict[str, Any]]
 """handle → kind, size, frames, source (``user`` or the tool), inputs, label."""
 
 
+PROVENANCE = ("source", "inputs")
+"""Registry fields the first entry of a handle fixes: who made it, from what."""
+
+
 def merge_media(left: MediaRegistry | None, right: MediaRegistry | None) -> MediaRegistry:
-    """Reducer: later entries for a handle update earlier ones; nothing is dropped."""
+    """Reducer: later entries for a handle update earlier ones, except its provenance; nothing is
+    dropped. A handle names content, so a tool output equal to the user's photo is that photo and
+    stays registered as the user's (as in the workspace, the first record stands)."""
     merged = dict(left or {})
     for handle, info in (right or {}).items():
-        merged[handle] = {**merged.get(handle, {}), **info}
+        earlier = merged.get(handle, {})
+        kept = {k: earlier[k] for k in PROVENANCE if k in earlier}
+        merged[handle] = {**earlier, **info, **kept}
     return merged
 
 
