@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vitron.apps.convert import add_convert_command, run_convert
+from vitron.apps.evaluate import add_eval_command, run_eval
 from vitron.apps.train import add_train_command, run_train
 from vitron.graphs.context import Context
 from vitron.tools.errors import VitronToolError
@@ -113,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_convert_command(commands)
     add_train_command(commands)
+    add_eval_command(commands, common)
     return parser  # fmt: skip
 
 
@@ -274,6 +276,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "chat": run_chat,
     "run": run_once,
     "demo": run_demo,
+    "eval": run_eval,
     "convert": run_convert,
     "train": run_train,
 }

@@ -1,0 +1,71 @@
+"""``vitron eval``: score the graph end to end on the shapes world or a local benchmark copy.
+
+Kept apart from :mod:`vitron.apps.cli` so that the command table only names it; nothing heavy is
+imported until the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+SUITES = ("shapes", "refcoco", "refcoco+", "refcocog", "davis", "ref-youtube-vos", "magicbrush")
+
+
+def add_eval_command(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser(
+        "eval",
+        parents=[common],
+        help="run a suite through the graph (planner plans, tools execute) and print the "
+        "task x metric table",
+        description="Run every sample of a suite through the graph end to end and score the final "
+        "outputs. Prints a markdown table and writes it, with a JSON copy and per-sample records, "
+        "under --out.",
+    )
+    parser.add_argument("--suite", default="shapes", choices=SUITES, help="(default: %(default)s)")
+    parser.add_argument(
+        "--split",
+        help="shapes: train, validation, test (default) or compositional; benchmarks: their "
+        "split name (refcoco val/testA/testB, davis val, ref-youtube-vos train)",
+    )
+    parser.add_argument("--limit", type=int, help="at most N samples (shapes default: 10 per task)")
+    parser.add_argument("--seed", type=int, default=0, help="world and sampling seed (default: 0)")
+    parser.add_argument("--data", help="folder of a real benchmark's local copy")
+    parser.add_argument(
+        "--ablate",
+        action="append",
+        default=[],
+        choices=("synergy", "signals"),
+        help="also run an ablation (repeatable): signals = text-only invocation; synergy = the "
+        "profile's planner trained without synergy (only where the profile provides one)",
+    )
+    parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=64,
+        help="planner reply budget per step (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--out", default="vitron-eval", help="folder for the table (default: %(default)s)"
+    )
+    parser.set_defaults(step_limit=4)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from vitron.evals.report import markdown
+    from vitron.evals.runner import EvalSettings, evaluate, write_report
+
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be at least 1, got {args.limit}")
+    settings = EvalSettings(
+        suite=args.suite, split=args.split, limit=args.limit, seed=args.seed, data=args.data,
+        profile=args.profile, workspace=args.workspace, device=args.device,
+        step_limit=args.step_limit, planner_spec=args.planner,
+        max_new_tokens=args.max_new_tokens, ablate=list(dict.fromkeys(args.ablate)),
+        out=args.out, progress=not args.no_progress,
+    )  # fmt: skip
+    report = evaluate(settings)
+    print(markdown(report))
+    md, js = write_report(report, args.out)
+    print(f"wrote {md} and {js}", file=sys.stderr)
+    return 0

@@ -1,0 +1,66 @@
+"""The results table: task × metric, per run (the full system and each ablation), as markdown for
+people and JSON for programs."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from vitron.evals.scoring import METRIC_LABELS
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return "inf" if math.isinf(value) else f"{value:.3f}"
+    return str(value)
+
+
+def markdown(report: Mapping[str, Any]) -> str:
+    """The report as a markdown document: header facts, one table, notes."""
+    head = [f"# vitron eval — suite {report['suite']}, split {report['split']}", "",
+            f"- profile: `{report['profile']}`; planner: {report['planner']}",
+            f"- seed: {report['seed']}; samples: {report['samples']}; created {report['created']}",
+            ""]  # fmt: skip
+    runs: Sequence[Mapping[str, Any]] = report["runs"]
+    used = [
+        m for m in METRIC_LABELS if any(m in row for run in runs for row in run["tasks"].values())
+    ]
+    columns = ["run", "task", "n", *[METRIC_LABELS[m] for m in used], "s/turn"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for run in runs:
+        for task, row in run["tasks"].items():
+            cells = [run["name"], task, str(row["n"]), *[_cell(row.get(m)) if m in row else "–" for m in used],
+                     _cell(row.get("latency"))]  # fmt: skip
+            lines.append("| " + " | ".join(cells) + " |")
+    notes = ["", "exec: execution success rate (every call succeeded; for text tasks, an answer "
+             "without calls). module / args: invocation exact match of tool names / of arguments "
+             "too. s/turn: mean seconds per user turn. n/a: not computable here; –: not a metric "
+             "of that task."]  # fmt: skip
+    chances = []
+    for task, row in runs[0]["tasks"].items() if runs else []:
+        for metric, value in (row.get("chance") or {}).items():
+            if value is not None:
+                chances.append(f"{task} {METRIC_LABELS.get(metric, metric)} {value:.3f}")
+    if chances:
+        notes.append("Chance (tracking: the score of an empty mask, objects leave the frame): "
+                     + "; ".join(chances) + ".")  # fmt: skip
+    for note in report.get("notes", []):
+        notes.append(f"- {note}")
+    return "\n".join(head + lines + notes) + "\n"
+
+
+def to_json(report: Mapping[str, Any]) -> str:
+    def clean(value: Any) -> Any:
+        if isinstance(value, float) and (math.isinf(value) or math.isnan(value)):
+            return None
+        if isinstance(value, Mapping):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [clean(v) for v in value]
+        return value
+
+    return json.dumps(clean(report), indent=2)

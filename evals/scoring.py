@@ -1,0 +1,293 @@
+"""From a turn's final outputs to the numbers of the results table.
+
+:func:`score` turns one :class:`~vitron.evals.harness.Outcome` into per-sample values (the raw
+material: an IoU, intersection and union counts, a hit, a PSNR); :func:`aggregate` turns a task's
+per-sample values into the table's metrics. Every task with ground-truth tool calls also gets the
+invocation metrics (module exact match, argument match, execution success); every task gets the
+execution success rate. A value is ``None`` where a metric does not apply or cannot be computed
+(e.g. attribute accuracy without a trained classifier).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vitron.evals import metrics
+from vitron.evals.harness import Outcome
+from vitron.evals.sample import resolve
+from vitron.evals.shapes.vocab import COLOURS, SHAPES
+
+PSNR_CAP = 100.0
+"""PSNR of identical pixels (infinite) counts as this many dB in means."""
+EDIT_BAND = 2
+"""Pixels the ground-truth edit region is grown by before PSNR outside it is taken (an inpainter
+may blend a band around the area it changed)."""
+WORDS = {"colour": tuple(COLOURS), "shape": SHAPES}
+
+METRIC_LABELS: dict[str, str] = {
+    "execution": "exec",
+    "module": "module",
+    "arguments": "args",
+    "cIoU": "cIoU",
+    "gIoU": "gIoU",
+    "Acc@0.5": "Acc@0.5",
+    "J&F": "J&F",
+    "R@1": "R@1",
+    "accuracy": "acc",
+    "span_iou": "span IoU",
+    "psnr_outside": "PSNR out",
+    "l1": "L1",
+    "attribute_accuracy": "attr acc",
+}
+"""Metric key -> column heading, in column order."""
+
+
+@dataclass
+class Options:
+    """What scoring may use besides the outcome."""
+
+    classifier: metrics.AttributeClassifier | None = None
+    """Judge of generated and edited images; ``None``: attribute accuracy is not computed."""
+
+
+def _resize_mask(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    if mask.shape == shape:
+        return mask
+    from PIL import Image
+
+    image = Image.fromarray(mask.astype(np.uint8) * 255).resize(
+        (shape[1], shape[0]), Image.Resampling.NEAREST
+    )
+    return np.asarray(image) > 127
+
+
+def _resize_image(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    if image.shape == shape:
+        return image
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(image).resize((shape[1], shape[0]), Image.Resampling.BICUBIC))
+
+
+# ------------------------------------------------------------------------------- final outputs
+
+
+def predicted_mask(outcome: Outcome, shape: tuple[int, ...]) -> np.ndarray:
+    """The final mask: the first mask of the latest successful ``segment_image`` (empty if none)."""
+    result = outcome.last_result("segment_image")
+    masks = (result or {}).get("artifact", {}).get("masks") or []
+    if not masks or outcome.workspace is None:
+        return np.zeros(shape, dtype=bool)
+    return _resize_mask(outcome.workspace.get_mask(masks[0]), shape)
+
+
+def predicted_box(outcome: Outcome) -> list[float] | None:
+    """The final box: the best box of the latest successful ``ground``, else the box of the final
+    ``segment_image`` mask."""
+    result = outcome.last_result("ground")
+    boxes = (result or {}).get("artifact", {}).get("boxes") or []
+    if boxes:
+        return list(boxes[0])
+    segments = ((outcome.last_result("segment_image") or {}).get("artifact", {})
+                .get("segments") or [])  # fmt: skip
+    return segments[0].get("box") if segments else None
+
+
+def predicted_track(outcome: Outcome, shape: tuple[int, ...]) -> np.ndarray:
+    """The final mask video of ``track_video`` as T x H x W bool (empty frames where missing)."""
+    empty = np.zeros(shape, dtype=bool)
+    result = outcome.last_result("track_video")
+    handle = (result or {}).get("artifact", {}).get("masks")
+    if not handle or outcome.workspace is None:
+        return empty
+    frames = [
+        _resize_mask(f[..., 0] > 127, shape[1:]) for f in outcome.workspace.iter_frames(handle)
+    ]
+    start = int(((result or {}).get("artifact", {}).get("frames") or {}).get("start", 0))
+    for t, frame in enumerate(frames[: shape[0] - start]):
+        empty[start + t] = frame
+    return empty
+
+
+def predicted_image(outcome: Outcome, tool: str) -> np.ndarray | None:
+    result = outcome.last_result(tool)
+    handle = (result or {}).get("artifact", {}).get("image")
+    if not handle or outcome.workspace is None:
+        return None
+    return np.asarray(outcome.workspace.get_image(handle).convert("RGB"))
+
+
+# ------------------------------------------------------------------------------- per sample
+
+
+def _invocation(outcome: Outcome) -> dict[str, float]:
+    sample = outcome.sample
+    gold = []
+    results = [r["artifact"] for r in outcome.results]
+    for call in sample.calls:
+        try:
+            args = resolve(call.args, outcome.media, results, outcome.regions)
+        except (LookupError, KeyError, IndexError, TypeError):
+            args = {k: v for k, v in call.args.items() if not str(v).startswith("<result:")}
+        gold.append({"name": call.name, "args": args})
+    statuses = [r["status"] for r in outcome.results]
+    scores = metrics.invocation_scores(outcome.calls, gold, statuses)
+    if not sample.calls:  # a text answer: executed when the turn ended with one, untroubled
+        scores = {"execution": float(bool(outcome.answer.strip()) and not outcome.calls)}
+    if outcome.error:
+        scores["execution"] = 0.0
+    return scores
+
+
+def _segmentation(outcome: Outcome) -> dict[str, Any]:
+    gold = outcome.sample.gold["mask"]
+    pred = predicted_mask(outcome, gold.shape)
+    inter = int(np.logical_and(pred, gold).sum())
+    union = int(np.logical_or(pred, gold).sum())
+    box = metrics.mask_box_of(pred)
+    return {"inter": inter, "union": union, "iou": metrics.mask_iou(pred, gold),
+            "box_hit": float(metrics.box_iou(box, outcome.sample.gold.get("box")) >= 0.5)}  # fmt: skip
+
+
+def _grounding(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "box_hit": float(metrics.box_iou(predicted_box(outcome), outcome.sample.gold["box"]) >= 0.5)
+    }
+
+
+def _tracking(outcome: Outcome) -> dict[str, Any]:
+    gold = outcome.sample.gold["masks"]
+    pred = predicted_track(outcome, gold.shape)
+    drop = outcome.sample.gold.get("drop_ends", True)
+    empty = metrics.j_and_f(np.zeros_like(gold), gold, drop_ends=drop)["J&F"]
+    return {**metrics.j_and_f(pred, gold, drop_ends=drop), "floor": empty}
+
+
+def _retrieval(outcome: Outcome) -> dict[str, Any]:
+    ranking = (outcome.last_result("retrieve") or {}).get("artifact", {}).get("ranking") or []
+    target = outcome.media[outcome.sample.gold["target"]]
+    return {"r1": metrics.retrieval_at_1([r["handle"] for r in ranking], target),
+            "chance": 1.0 / len(outcome.media)}  # fmt: skip
+
+
+def _editing(outcome: Outcome, options: Options) -> dict[str, Any]:
+    gold = outcome.sample.gold
+    pred = predicted_image(outcome, "edit_image")
+    values: dict[str, Any] = {"psnr": None, "l1": None, "attr": None}
+    if pred is None:
+        return values
+    pred = _resize_image(pred, gold["after"].shape)
+    if gold.get("region") is not None:
+        from vitron.tools.compositing import grow
+
+        region = grow(np.asarray(gold["region"], dtype=bool), EDIT_BAND)
+        if not region.all():
+            values["psnr"] = min(PSNR_CAP, metrics.psnr_outside(pred, gold["after"], region))
+    values["l1"] = float(np.abs(pred.astype(np.float64) - gold["after"]).mean() / 255.0)
+    if options.classifier is not None and gold.get("expected"):
+        seen = options.classifier.predict(pred, gold.get("box"))
+        values["attr"] = float(all(seen.get(k) == v for k, v in gold["expected"].items()))
+    return values
+
+
+def _generation(outcome: Outcome, options: Options) -> dict[str, Any]:
+    pred = predicted_image(outcome, "generate_image")
+    if pred is None or options.classifier is None:
+        return {"attr": None if options.classifier is None else 0.0}
+    seen = options.classifier.predict(pred, None)
+    expected = outcome.sample.gold["expected"]
+    return {"attr": float(all(seen.get(k) == v for k, v in expected.items()))}
+
+
+def _vqa(outcome: Outcome) -> dict[str, Any]:
+    gold = outcome.sample.gold
+    return {"hit": float(metrics.vqa_correct(outcome.answer, gold["answer"], gold["options"])),
+            "chance": 1.0 / len(gold["options"])}  # fmt: skip
+
+
+def _region_caption(outcome: Outcome) -> dict[str, Any]:
+    gold = outcome.sample.gold
+    expected = {"colour": gold["colour"], "shape": gold["shape"]}
+    return {"hit": float(metrics.mentions_exactly(outcome.answer, expected, WORDS)),
+            "chance": 1.0 / (len(COLOURS) * len(SHAPES))}  # fmt: skip
+
+
+def _temporal(outcome: Outcome) -> dict[str, Any]:
+    iou = metrics.span_iou(metrics.parse_span(outcome.answer), outcome.sample.gold["span"])
+    return {"span_iou": iou, "hit": float(iou >= 0.5)}
+
+
+TASK_SCORERS: dict[str, Callable[[Outcome, Options], dict[str, Any]]] = {
+    "referring_segmentation": lambda o, _: _segmentation(o),
+    "grounding": lambda o, _: _grounding(o),
+    "tracking": lambda o, _: _tracking(o),
+    "retrieval": lambda o, _: _retrieval(o),
+    "editing": _editing,
+    "generation": _generation,
+    "vqa": lambda o, _: _vqa(o),
+    "region_caption": lambda o, _: _region_caption(o),
+    "temporal_grounding": lambda o, _: _temporal(o),
+    "video_tools": lambda o, _: {},
+    "multi_step": lambda o, _: {},
+    "caption": lambda o, _: {},
+}
+
+
+def score(outcome: Outcome, options: Options | None = None) -> dict[str, Any]:
+    """Per-sample values of ``outcome``: the invocation metrics plus the task's own."""
+    options = options or Options()
+    values = _invocation(outcome)
+    values.update(TASK_SCORERS[outcome.sample.task](outcome, options))
+    return values
+
+
+# ------------------------------------------------------------------------------- per task
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    kept = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return float(np.mean(kept)) if kept else None
+
+
+def aggregate(task: str, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The table row of ``task`` from its per-sample records: metric -> value (``None``: n/a),
+    plus ``n``, ``latency`` (mean seconds per turn) and ``chance`` where one is known."""
+    values = [r["scores"] for r in records]
+    row: dict[str, Any] = {"n": len(records), "latency": _mean([r["latency"] for r in records])}
+    row["execution"] = _mean([v.get("execution") for v in values])
+    if any("module" in v for v in values):
+        row["module"] = _mean([v.get("module") for v in values])
+        row["arguments"] = _mean([v.get("arguments") for v in values])
+    if task == "referring_segmentation":
+        union = sum(v["union"] for v in values)
+        row["cIoU"] = sum(v["inter"] for v in values) / union if union else 0.0
+        row["gIoU"] = _mean([v["iou"] for v in values])
+        row["Acc@0.5"] = _mean([v["box_hit"] for v in values])
+    elif task == "grounding":
+        row["Acc@0.5"] = _mean([v["box_hit"] for v in values])
+    elif task == "tracking":
+        row.update({k: v for k, v in metrics.davis_summary(values).items() if k == "J&F"})
+        row["J"] = _mean([v["J"] for v in values])
+        row["F"] = _mean([v["F"] for v in values])
+        row["chance"] = {"J&F": _mean([v["floor"] for v in values])}  # an empty mask's score
+    elif task == "retrieval":
+        row["R@1"] = _mean([v["r1"] for v in values])
+        row["chance"] = {"R@1": _mean([v["chance"] for v in values])}
+    elif task == "editing":
+        row["psnr_outside"] = _mean([v["psnr"] for v in values])
+        row["l1"] = _mean([v["l1"] for v in values])
+        row["attribute_accuracy"] = _mean([v["attr"] for v in values])
+    elif task == "generation":
+        row["attribute_accuracy"] = _mean([v["attr"] for v in values])
+    elif task in ("vqa", "region_caption"):
+        row["accuracy"] = _mean([v["hit"] for v in values])
+        row["chance"] = {"accuracy": _mean([v["chance"] for v in values])}
+    elif task == "temporal_grounding":
+        row["accuracy"] = _mean([v["hit"] for v in values])
+        row["span_iou"] = _mean([v["span_iou"] for v in values])
+    return row

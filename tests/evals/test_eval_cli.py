@@ -1,0 +1,37 @@
+"""``vitron eval`` from the command line: the table is printed and written, ablations say what the
+profile lacks, bad input is a clear error."""
+
+from __future__ import annotations
+
+import json
+
+from vitron.apps.cli import main
+
+LIMIT = 11  # one sample of each shapes task
+
+
+def test_vitron_eval_tiny_shapes_prints_and_writes_the_table(tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["eval", "--profile", "tiny", "--suite", "shapes", "--limit", str(LIMIT),
+                 "--workspace", str(tmp_path / "ws"), "--device", "cpu", "--no-progress",
+                 "--max-new-tokens", "16", "--ablate", "synergy", "--out", str(out)])  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr()
+    assert "| run | task | n | exec |" in printed.out
+    assert "| full | referring_segmentation | 1 |" in printed.out
+    assert "profile tiny provides no synergy ablation" in printed.out
+    assert "profile: `tiny`" in printed.out and "seed: 0" in printed.out
+    written = json.loads((out / "eval-shapes-test.json").read_text())
+    assert written["profile"] == "tiny" and written["samples"] == LIMIT
+    assert len(written["records"]) == LIMIT and written["runs"][0]["name"] == "full"
+    assert (out / "eval-shapes-test.md").read_text().startswith("# vitron eval — suite shapes")
+    assert not list((tmp_path / "ws").rglob("*.png"))  # each sample's media removed after scoring
+
+
+def test_vitron_eval_bad_input_is_a_clear_error(tmp_path, capsys):
+    base = ["eval", "--workspace", str(tmp_path / "ws"), "--no-progress", "--out", str(tmp_path)]
+    assert main([*base, "--suite", "davis"]) == 2
+    assert "give --data FOLDER" in capsys.readouterr().err
+    assert main([*base, "--split", "holdout"]) == 2
+    assert "unknown split 'holdout'" in capsys.readouterr().err
+    assert main([*base, "--limit", "0"]) == 2

@@ -1,0 +1,110 @@
+"""The evaluation harness runs the real graph: an oracle (ground-truth calls on ground-truth tools)
+scores 1.0, the random-weight ``tiny`` planner scores near chance, and the table tells them apart."""
+
+from __future__ import annotations
+
+import pytest
+from langchain_core.messages import AIMessage
+
+from tests.evals.oracle import oracle_planner, oracle_tools
+from vitron.apps.scripted import ScriptedChatModel
+from vitron.evals import ablations
+from vitron.evals.report import markdown, to_json
+from vitron.evals.runner import EvalSettings, evaluate, load_suite
+from vitron.evals.shapes.dataset import EVAL_TASKS
+from vitron.tools.profiles import load_profile
+
+PER_TASK = 2
+
+
+@pytest.fixture(scope="module")
+def samples():
+    return load_suite(EvalSettings(limit=PER_TASK * len(EVAL_TASKS)))
+
+
+def settings(tmp_path, **kwargs) -> EvalSettings:
+    return EvalSettings(workspace=str(tmp_path / "ws"), device="cpu", progress=False, **kwargs)
+
+
+def full(report) -> dict:
+    (run,) = [r for r in report["runs"] if r["name"] == "full"]
+    return run["tasks"]
+
+
+def test_the_oracle_scores_one_wherever_it_should(tmp_path, samples):
+    report = evaluate(settings(tmp_path), samples, planner=oracle_planner, tools=oracle_tools())
+    tasks = full(report)
+    assert set(tasks) == set(EVAL_TASKS)
+    for task, row in tasks.items():
+        assert row["n"] == PER_TASK
+        assert row["execution"] == 1.0, task
+        if task not in ("vqa", "region_caption", "temporal_grounding"):
+            assert row["module"] == row["arguments"] == 1.0, task
+    expected = {"cIoU": 1.0, "gIoU": 1.0, "Acc@0.5": 1.0, "J&F": 1.0, "R@1": 1.0, "accuracy": 1.0,
+                "span_iou": 1.0, "l1": 0.0}  # fmt: skip
+    for task, row in tasks.items():
+        for metric, value in expected.items():
+            if metric in row:
+                assert row[metric] == pytest.approx(value), (task, metric)
+    assert tasks["editing"]["psnr_outside"] == pytest.approx(100.0)  # identical outside: capped
+    assert tasks["generation"]["attribute_accuracy"] is None  # no classifier given: n/a, not 0
+    table = markdown(report)
+    assert "| full | referring_segmentation | 2 | 1.000 |" in table and "n/a" in table
+    assert '"suite": "shapes"' in to_json(report)
+
+
+def test_tiny_scores_near_chance_and_the_table_tells_it_from_the_oracle(tmp_path, samples):
+    tiny = full(evaluate(settings(tmp_path, max_new_tokens=24), samples))
+    oracle = full(
+        evaluate(settings(tmp_path), samples, planner=oracle_planner, tools=oracle_tools())
+    )
+    for task in EVAL_TASKS:
+        if "module" in tiny[task]:
+            assert tiny[task]["module"] <= 0.5 < oracle[task]["module"]
+    primary = {"referring_segmentation": "cIoU", "grounding": "Acc@0.5", "retrieval": "R@1",
+               "vqa": "accuracy", "region_caption": "accuracy", "temporal_grounding": "accuracy"}  # fmt: skip
+    for task, metric in primary.items():
+        chance = (tiny[task].get("chance") or {}).get(metric, 0.0)
+        assert tiny[task][metric] <= chance + 0.5, (task, tiny[task][metric])
+        assert oracle[task][metric] - tiny[task][metric] >= 0.5
+    # tracking's floor is an empty mask's score (objects leave the frame); the oracle is above it
+    assert oracle["tracking"]["J&F"] > tiny["tracking"]["chance"]["J&F"] - 1e-9
+    assert tiny["tracking"]["J&F"] <= oracle["tracking"]["J&F"]
+
+
+def test_a_crashing_planner_is_a_failed_sample_not_a_failed_run(tmp_path, samples):
+    class Exploding(ScriptedChatModel):
+        def _generate(self, *args, **kwargs):
+            raise RuntimeError("planner fell over")
+
+    report = evaluate(settings(tmp_path), samples[:3], planner=Exploding(steps=[]),
+                      tools=oracle_tools())  # fmt: skip
+    assert all(r["error"] and "planner fell over" in r["error"] for r in report["records"])
+    assert all(row["execution"] == 0.0 for row in full(report).values())
+
+
+def test_signals_ablation_strips_signals_and_synergy_needs_a_checkpoint(tmp_path, samples):
+    tiny = load_profile("tiny")
+    assert ablations.provides(tiny, "signals")[0]
+    ok, why = ablations.provides(tiny, "synergy")
+    assert not ok and "provides no synergy ablation" in why
+    call = AIMessage(content="", tool_calls=[{"name": "segment_image", "id": "a",
+                                              "args": {"image": "img_1", "signal": "emb_2"}}])  # fmt: skip
+    assert ablations.strip_signals(call).tool_calls[0]["args"] == {"image": "img_1"}
+    report = evaluate(settings(tmp_path, ablate=["signals", "synergy"]), samples[:2],
+                      planner=oracle_planner, tools=oracle_tools())  # fmt: skip
+    assert [r["name"] for r in report["runs"]] == ["full", "no signals"]
+    assert any("no synergy ablation" in n and "no row" in n for n in report["notes"])
+    assert "| no signals | referring_segmentation |" in markdown(report)
+
+
+def test_a_profile_with_a_no_synergy_planner_gets_a_derived_profile(tmp_path):
+    profile = tmp_path / "mine.toml"
+    profile.write_text('extends = "tiny"\nname = "mine"\n[components.vitron_llm_no_synergy]\n'
+                       'loader = "vitron.agent.loading:load_vitron_llm"\ncheckpoint = "tiny"\n'
+                       'constrained = false\n')  # fmt: skip
+    assert ablations.provides(load_profile(str(profile)), "synergy")[0]
+    derived = load_profile(ablations.no_synergy_profile(str(profile), tmp_path))
+    llm = derived.component("vitron_llm")
+    assert derived.name == "mine-no-synergy" and llm.checkpoint == "tiny"
+    assert llm.options == {"constrained": False} and "sam" in derived.components
