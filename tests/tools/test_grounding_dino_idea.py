@@ -227,6 +227,12 @@ def test_a_checkpoint_that_does_not_fit_its_config_is_a_clear_error(tmp_path, id
     )
     with pytest.raises(VitronToolError, match=r"1 weight\(s\) missing \(transformer.level_embed\)"):
         ModelRegistry(profile, device="cpu").get("grounding_dino")
+    (tmp_path / "half.toml").write_text(
+        'extends = "tiny-idea"\n[components.grounding_dino]\nloader = "grounding_dino"\n'
+        'format = "idea"\ncheckpoint = "tiny"\ndtype = "float16"\n'
+    )
+    with pytest.raises(VitronToolError, match="groundingdino-py runs in float32 only"):
+        ModelRegistry(load_profile(tmp_path / "half.toml"), device="cpu").get("grounding_dino")
     (tmp_path / "bad.toml").write_text(
         '[components.grounding_dino]\nloader = "grounding_dino"\nformat = "onnx"\ncheckpoint = "x"\n'
     )

@@ -332,7 +332,10 @@ def build_idea_model(settings: dict[str, Any], text_encoder: str | Path) -> nn.M
 
     ``text_encoder`` is a local BERT folder (tokenizer + weights), passed as ``text_encoder_type``.
     """
-    args = SimpleNamespace(**{**settings, "text_encoder_type": str(text_encoder)})
+    # activation checkpointing only saves memory in training; at inference it re-runs nothing
+    # useful and warns on every call, so it is off whatever the config says (weights unaffected)
+    inference = {"use_checkpoint": False, "use_transformer_ckpt": False}
+    args = SimpleNamespace(**{**settings, **inference, "text_encoder_type": str(text_encoder)})
     args.modelname = settings.get("modelname", "groundingdino")
     with _adapted_groundingdino(settings) as build_model, contextlib.redirect_stdout(io.StringIO()):
         return build_model(args).eval()  # stdout: it prints the text encoder's name
@@ -487,7 +490,19 @@ class IdeaGroundingEngine:
 
 
 def load_idea_grounding_dino(spec: ComponentSpec, context: LoadContext) -> IdeaGroundingEngine:
-    """The ``format = "idea"`` loader (the ``grounding_dino`` loader dispatches here)."""
+    """The ``format = "idea"`` loader (the ``grounding_dino`` loader dispatches here).
+
+    The model runs in float32 whatever the device: groundingdino-py adds float32 position
+    embeddings to its features, so half-precision weights fail inside it. ``dtype = "auto"`` (fp16
+    on a GPU for the other components) therefore means float32 here; an explicit half dtype is an
+    error that points to the transformers format, which does run in half precision.
+    """
+    if context.dtype != torch.float32 and spec.dtype != "auto":
+        raise VitronToolError(
+            f"component {spec.name!r} of profile {spec.profile!r} asks for dtype = "
+            f"{spec.dtype!r}, but groundingdino-py runs in float32 only; drop `dtype`, or convert "
+            "the checkpoint (vitron convert grounding-dino) and use the transformers format"
+        )
     size = ImageSize(
         short=int(spec.options.get("image_size", 224 if spec.is_tiny else 800)),
         max_long=int(spec.options.get("max_size", 320 if spec.is_tiny else 1333)),
@@ -511,4 +526,4 @@ def load_idea_grounding_dino(spec: ComponentSpec, context: LoadContext) -> IdeaG
         state = read_idea_checkpoint(path)
         model = build_idea_model(settings, resolve_text_encoder(spec, settings))
         load_idea_weights(model, state, str(path))
-    return IdeaGroundingEngine(model.to(device=context.device, dtype=context.dtype).eval(), size)
+    return IdeaGroundingEngine(model.to(device=context.device, dtype=torch.float32).eval(), size)
