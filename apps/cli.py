@@ -18,6 +18,7 @@ from vitron.apps.evaluate import add_eval_command, run_eval
 from vitron.apps.train import add_train_command, run_train
 from vitron.graphs.context import Context
 from vitron.tools.errors import VitronToolError
+from vitron.tools.pretraining.command import add_pretrain_command, run_pretrain
 
 if TYPE_CHECKING:  # the commands import the models' libraries only when they run
     from vitron.apps.session import Session, Turn
@@ -114,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_convert_command(commands)
     add_train_command(commands)
+    add_pretrain_command(commands)
     add_eval_command(commands, common)
     return parser  # fmt: skip
 
@@ -279,6 +281,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "eval": run_eval,
     "convert": run_convert,
     "train": run_train,
+    "pretrain": run_pretrain,
 }
 
 

@@ -1,0 +1,105 @@
+"""``vitron pretrain``: each backend trains a couple of steps and saves what its loader reads; a run
+is fixed by its seed and resumes from its checkpoint to the same weights."""
+
+from __future__ import annotations
+
+import json
+import types
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from vitron.apps.cli import main
+from vitron.tools.pretraining import make_pretrainer
+from vitron.tools.pretraining.clip import WORDS, shapes_tokenizer
+from vitron.tools.pretraining.loop import RESUME_NAME, RunSettings, train
+from vitron.tools.profiles import ComponentSpec
+
+
+def _spec(name: str, path) -> ComponentSpec:  # noqa: ANN001
+    return ComponentSpec(name=name, loader=name, checkpoint=str(path), profile="test")
+
+
+def test_pretrain_sam_command_saves_a_checkpoint_the_sam_loader_reads(tmp_path, capsys):
+    from vitron.tools.models.sam import load_sam_model
+
+    out = tmp_path / "sam"
+    assert main(["pretrain", "sam", "--seed", "3", "--out", str(out), "--steps", "2",
+                 "--eval-count", "2"]) == 0  # fmt: skip
+    report = json.loads((out / "pretrain.json").read_text())
+    assert report["steps"] == 2 and report["finished"] and report["seed"] == 3
+    assert report["command"].startswith("vitron pretrain sam --seed 3")
+    assert set(report["metrics"]) == {"box_ciou", "point_ciou"}
+    assert not (out / RESUME_NAME).exists()
+    model = load_sam_model(_spec("sam", out))
+    assert model.image_encoder.img_size == 64
+    assert "sam: " in capsys.readouterr().out
+
+
+def test_pretrain_clip_command_saves_a_folder_the_clip_loader_reads(tmp_path):
+    from vitron.tools.models.clip import load_clip
+
+    out = tmp_path / "clip"
+    assert main(["pretrain", "clip", "--seed", "1", "--out", str(out), "--steps", "2",
+                 "--eval-count", "2"]) == 0  # fmt: skip
+    report = json.loads((out / "pretrain.json").read_text())
+    assert report["steps"] == 2 and "r_at_1_of_10" in report["metrics"]
+    context = types.SimpleNamespace(device=torch.device("cpu"), dtype=torch.float32)
+    engine = load_clip(_spec("clip", out), context)
+    assert engine.processor.tokenizer.tokenize("a striped red circle") == [
+        "a</w>", "striped</w>", "red</w>", "circle</w>"
+    ]  # fmt: skip
+    assert engine.text_features("a red circle").shape == (64,)
+
+
+def test_unknown_backend_and_bad_steps_are_clear_errors(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["pretrain", "vae", "--out", str(tmp_path)])
+    assert "invalid choice" in capsys.readouterr().err
+    assert main(["pretrain", "sam", "--out", str(tmp_path), "--steps", "0"]) == 2
+    assert "--steps must be at least 1" in capsys.readouterr().err
+
+
+def test_every_shapes_word_is_one_token_and_any_text_still_encodes():
+    tokenizer = shapes_tokenizer()
+    assert all(len(tokenizer(w, add_special_tokens=False)["input_ids"]) == 1 for w in WORDS)
+    ids = tokenizer("a zebra: 42 ü")["input_ids"]
+    assert ids[0] == tokenizer.bos_token_id and ids[-1] == tokenizer.eos_token_id
+    assert tokenizer.unk_token_id not in ids[1:-1] and len(ids) > 6
+
+
+class _Interrupting:
+    """A trainer that stops the process (as Ctrl-C would) once, before step ``at``."""
+
+    def __init__(self, inner, at: int) -> None:  # noqa: ANN001
+        self.inner, self.at = inner, at
+
+    def __getattr__(self, name: str):  # noqa: ANN204
+        return getattr(self.inner, name)
+
+    def loss(self, step: int):  # noqa: ANN201
+        if step == self.at:
+            self.at = -1
+            raise KeyboardInterrupt
+        return self.inner.loss(step)
+
+
+def test_a_run_is_fixed_by_its_seed_and_resumes_to_the_same_weights(tmp_path):
+    def settings(out) -> RunSettings:  # noqa: ANN001
+        return RunSettings(seed=5, out=out, steps=3, eval_count=1, checkpoint_every=1,
+                           warmup=1, log=lambda line: None)  # fmt: skip
+
+    train(make_pretrainer("sam", 5), settings(tmp_path / "straight"))
+    interrupted = _Interrupting(make_pretrainer("sam", 5), at=2)
+    with pytest.raises(KeyboardInterrupt):
+        train(interrupted, settings(tmp_path / "resumed"))
+    assert (tmp_path / "resumed" / RESUME_NAME).is_file()
+    report = train(make_pretrainer("sam", 5), settings(tmp_path / "resumed"))
+    assert report.steps == 3
+    straight = load_file(str(tmp_path / "straight" / "model.safetensors"))
+    resumed = load_file(str(tmp_path / "resumed" / "model.safetensors"))
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    other = make_pretrainer("sam", 6).model.state_dict()
+    assert not torch.equal(other["mask_decoder.iou_token.weight"],
+                           straight["mask_decoder.iou_token.weight"])  # fmt: skip

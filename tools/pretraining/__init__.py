@@ -1,0 +1,32 @@
+"""Backend pre-training for the ``nano`` profile: the architectures the tools load, at nano size,
+trained from nothing on the shapes world (:mod:`vitron.evals.shapes`).
+
+This plays the part the upstream projects play for the real checkpoints (SAM, CLIP …) and is kept
+apart from Vitron's own training stages (:mod:`vitron.agent.training`). Each backend has one module
+with a ``Pretrainer`` (model, batch loss, held-out evaluation, saving in its loader's format);
+:mod:`vitron.tools.pretraining.loop` runs any of them with a seed, a step count, an optional time
+cap and resumable checkpoints. ``vitron pretrain BACKEND --seed N --out DIR`` is the command.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vitron.tools.pretraining.loop import Pretrainer
+
+BACKENDS: dict[str, str] = {
+    "sam": "vitron.tools.pretraining.sam",
+    "clip": "vitron.tools.pretraining.clip",
+}
+"""Backend name -> the module whose ``make_pretrainer(seed)`` builds its trainer."""
+
+
+def make_pretrainer(backend: str, seed: int) -> Pretrainer:
+    """The trainer of ``backend`` (a key of :data:`BACKENDS`), its model initialised from ``seed``."""
+    if backend not in BACKENDS:
+        raise ValueError(
+            f"unknown backend {backend!r}; pre-training exists for {', '.join(BACKENDS)}"
+        )
+    return import_module(BACKENDS[backend]).make_pretrainer(seed)
