@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import textwrap
+from dataclasses import replace
 
 import pytest
 import torch
@@ -221,9 +222,8 @@ def test_a_checkpoint_that_does_not_fit_its_config_is_a_clear_error(tmp_path, id
     del state["transformer.level_embed"]
     torch.save({"model": state}, tmp_path / "short.pth")
     profile = idea_profile(tmp_path, idea)
-    spec = profile.components["grounding_dino"]
-    profile.components["grounding_dino"] = type(spec)(
-        **{**spec.__dict__, "checkpoint": str(tmp_path / "short.pth")}
+    profile.components["grounding_dino"] = replace(
+        profile.components["grounding_dino"], checkpoint=str(tmp_path / "short.pth")
     )
     with pytest.raises(VitronToolError, match=r"1 weight\(s\) missing \(transformer.level_embed\)"):
         ModelRegistry(profile, device="cpu").get("grounding_dino")
