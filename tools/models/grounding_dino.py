@@ -67,6 +67,69 @@ def build_tiny_grounding_dino(
     return model.eval(), processor
 
 
+def prompt_text(phrases: list[str]) -> str:
+    """The text prompt Grounding DINO reads: lower-case phrases, each ending in a period."""
+    return " ".join(p.strip().rstrip(".").lower() + "." for p in phrases if p.strip())
+
+
+def fit_phrases(
+    tokenizer: Any, phrases: list[str], max_tokens: int
+) -> tuple[list[str], str | None]:
+    """The phrases that fit a text encoder of ``max_tokens`` positions, and a note saying what was
+    left out (``None`` when everything fits).
+
+    Whole phrases are kept in order while the prompt (with its special tokens) fits; when even the
+    first phrase does not, it is cut at a token boundary. Every Grounding DINO text target (``ground``,
+    ``segment_image``, ``track_video``, the edit tools) goes through here, because a longer prompt
+    does not fit the model's position table and crashes it.
+    """
+
+    def length(text: str) -> int:
+        return len(tokenizer(text)["input_ids"])
+
+    phrases = [p for p in phrases if p.strip()]
+    if not phrases or length(prompt_text(phrases)) <= max_tokens:
+        return phrases, None
+    kept: list[str] = []
+    for phrase in phrases:
+        if length(prompt_text([*kept, phrase])) > max_tokens:
+            break
+        kept.append(phrase)
+    if not kept:
+        kept = [_cut_to_tokens(tokenizer, phrases[0], max_tokens)]
+        what = f"only its first {len(kept[0])} characters ({kept[0]!r}) were used"
+    else:
+        what = f"only its first {len(kept)} of {len(phrases)} phrases were used"
+    note = (
+        f"the text target is longer than Grounding DINO reads ({max_tokens} tokens); {what}. "
+        "Name the target in fewer words for a better result."
+    )
+    return kept, note
+
+
+def _cut_to_tokens(tokenizer: Any, phrase: str, max_tokens: int) -> str:
+    """The longest start of ``phrase`` whose prompt fits ``max_tokens`` (found by bisection over
+    characters, which works for every tokenizer, fast or not)."""
+    low, high = 0, len(phrase)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(tokenizer(prompt_text([phrase[:middle]]) or ".")["input_ids"]) <= max_tokens:
+            low = middle
+        else:
+            high = middle - 1
+    return phrase[:low].strip() or phrase[:1]
+
+
+def limit_phrases(engine: Any, phrases: list[str]) -> tuple[list[str], str | None]:
+    """:func:`fit_phrases` with an engine's own tokenizer and text length (``tokenizer`` and
+    ``max_text_tokens`` attributes); engines without them get the phrases unchanged."""
+    tokenizer = getattr(engine, "tokenizer", None)
+    max_tokens = getattr(engine, "max_text_tokens", None)
+    if tokenizer is None or not max_tokens:
+        return phrases, None
+    return fit_phrases(tokenizer, phrases, max_tokens)
+
+
 @dataclass(frozen=True)
 class Detection:
     box: list[float]
@@ -87,6 +150,16 @@ class GroundingEngine:
     def nbytes(self) -> int:
         return sum(p.numel() * p.element_size() for p in self.model.parameters())
 
+    @property
+    def tokenizer(self) -> Any:
+        return self.processor.tokenizer
+
+    @property
+    def max_text_tokens(self) -> int:
+        """Text positions the model has (``max_text_len``, 256 for the released checkpoints)."""
+        limits = [self.model.config.max_text_len, getattr(self.tokenizer, "model_max_length", 0)]
+        return min(n for n in limits if isinstance(n, int) and 0 < n < 1_000_000)
+
     def detect(
         self,
         image: Image.Image,
@@ -96,8 +169,12 @@ class GroundingEngine:
         text_threshold: float = 0.25,
         max_boxes: int = 10,
     ) -> list[Detection]:
-        """Boxes for ``phrases`` in ``image``, best first, at most ``max_boxes``."""
-        text = " ".join(p.strip().rstrip(".").lower() + "." for p in phrases if p.strip())
+        """Boxes for ``phrases`` in ``image``, best first, at most ``max_boxes``.
+
+        Phrases beyond the model's text length are left out (:func:`limit_phrases`; callers that
+        want to tell the user call it first)."""
+        phrases = limit_phrases(self, phrases)[0]
+        text = prompt_text(phrases)
         inputs = self.processor(images=image, text=text, return_tensors="pt")
         param = next(self.model.parameters())
         inputs = {
