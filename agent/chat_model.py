@@ -54,8 +54,8 @@ from vitron.tools.backend import (
     DEFAULT_WORKSPACE,
     Services,
     ServiceSettings,
-    current_services,
-    get_services,
+    resolve_services,
+    resolve_thread,
     stream_progress,
 )
 from vitron.tools.errors import VitronToolError
@@ -233,7 +233,7 @@ class ChatVitron(BaseChatModel):
 
         services = self._services()
         engine = self._load_engine(services)
-        workspace = services.workspace.for_thread(_thread(thread_id))
+        workspace = services.workspace.for_thread(resolve_thread(explicit=thread_id))
         return render_messages(messages, workspace, video_frames=engine.processor.video_num_frames)
 
     def prompt_text(self, messages: Sequence[BaseMessage], *, thread_id: str | None = None) -> str:
@@ -362,31 +362,20 @@ class ChatVitron(BaseChatModel):
             stop=list(stop if stop is not None else self.stop or []),
             modules=modules,
             tool_choice=str(tool_choice),
-            thread_id=_thread(thread_id),
+            thread_id=resolve_thread(explicit=thread_id),
         )
 
     def _services(self) -> Services:
         """The run's services inside a graph (unless another profile is named), else this
-        model's own settings."""
-        current = current_services.get()
-        if current is not None:
-            profile = current.models.profile
-            if self.profile is None or self.profile in (profile.name, profile.source):
-                return current
-            return get_services(
-                ServiceSettings(
-                    profile=self.profile,
-                    workspace=str(current.workspace.root),
-                    device=str(current.models.device),
-                )
-            )
-        return get_services(
-            ServiceSettings(
+        model's own settings (see :func:`~vitron.tools.backend.resolve_services`)."""
+        return resolve_services(
+            profile=self.profile,
+            outside=ServiceSettings(
                 profile=self.profile or os.environ.get("VITRON_PROFILE", "tiny"),
                 workspace=self.workspace,
                 device=self.device,
                 memory_budget=os.environ.get("VITRON_MEMORY_BUDGET") or None,
-            )
+            ),
         )
 
     def _load_engine(self, services: Services) -> VitronEngine:
@@ -523,20 +512,6 @@ def _attach_signals(parsed: ParsedReply, handles: list[str | None]) -> list[Tool
             args["signal"] = handles[index]
         calls.append(ToolCall(name=call["name"], args=args, id=call["id"], type="tool_call"))
     return calls
-
-
-def _thread(explicit: str | None) -> str | None:
-    """The conversation thread: explicit, else the LangGraph run's, else None (``default``)."""
-    if explicit:
-        return str(explicit)
-    try:
-        from langgraph.config import get_config
-
-        config = get_config()
-    except (ImportError, RuntimeError):  # not inside a graph run
-        return None
-    thread = (config.get("configurable") or {}).get("thread_id")
-    return str(thread) if thread else None
 
 
 def _eos_ids(engine: VitronEngine) -> list[int]:

@@ -19,7 +19,7 @@ from vitron.graphs.context import Context
 from vitron.graphs.messages import media_listing
 from vitron.graphs.state import State, ToolCallInput
 from vitron.prompts import load_prompt
-from vitron.tools.backend import Services, current_services
+from vitron.tools.backend import Services, current_services, resolve_thread
 from vitron.tools.errors import VitronToolError
 
 logger = logging.getLogger(__name__)
@@ -33,8 +33,8 @@ def services_of(runtime: Runtime[Context] | None) -> Services:
 
 
 def thread_of(config: RunnableConfig) -> str | None:
-    thread = (config.get("configurable") or {}).get("thread_id")
-    return str(thread) if thread else None
+    """The run's thread (resolved in one place: :func:`vitron.tools.backend.resolve_thread`)."""
+    return resolve_thread(config)
 
 
 # --------------------------------------------------------------------------- the planner

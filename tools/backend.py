@@ -174,7 +174,52 @@ def get_services(settings: ServiceSettings | None = None) -> Services:
 current_services: contextvars.ContextVar[Services | None] = contextvars.ContextVar(
     "vitron_services", default=None
 )
-"""Set by the graph's tool nodes so tools use the run's services; unset means env defaults."""
+"""Set by the graph's nodes so tools and planner use the run's services; unset means env defaults."""
+
+
+def resolve_services(
+    *,
+    fixed: Services | None = None,
+    profile: str | None = None,
+    outside: ServiceSettings | None = None,
+) -> Services:
+    """The services a tool call or planner step uses — decided here, and only here.
+
+    ``fixed`` services win; inside a graph run, the run's (:data:`current_services`), unless
+    ``profile`` names another profile, which then loads with the run's workspace and device;
+    outside a run, those of ``outside`` (default: the ``VITRON_*`` environment).
+    """
+    if fixed is not None:
+        return fixed
+    current = current_services.get()
+    if current is None:
+        return get_services(outside or ServiceSettings.from_env())
+    named = current.models.profile
+    if profile is None or profile in (named.name, named.source):
+        return current
+    return get_services(
+        ServiceSettings(
+            profile=profile,
+            workspace=str(current.workspace.root),
+            device=str(current.models.device),
+        )
+    )
+
+
+def resolve_thread(config: RunnableConfig | None = None, explicit: str | None = None) -> str | None:
+    """The conversation thread: ``explicit``, else ``configurable.thread_id`` of ``config`` (or of
+    the LangGraph run this is called in), else ``None`` (the workspace's default namespace)."""
+    if explicit:
+        return str(explicit)
+    if config is None:
+        try:
+            from langgraph.config import get_config
+
+            config = get_config()
+        except (ImportError, RuntimeError):  # not inside a graph run
+            return None
+    thread = (config.get("configurable") or {}).get("thread_id")
+    return str(thread) if thread else None
 
 
 # --------------------------------------------------------------------------- the tool wrapper
@@ -206,9 +251,8 @@ class VitronTool(BaseTool):
         run_manager: CallbackManagerForToolRun | None = None,
         **kwargs: Any,
     ) -> tuple[str, dict[str, Any]]:
-        services = self.services or current_services.get() or get_services()
-        thread_id = (config.get("configurable") or {}).get("thread_id")
-        thread = str(thread_id) if thread_id else None
+        services = resolve_services(fixed=self.services)
+        thread = resolve_thread(config)
         call = CallContext(
             workspace=services.workspace.for_thread(thread),
             models=services.models,
