@@ -23,12 +23,14 @@ from vitron.graphs import Context, build_graph, user_message
 from vitron.tools.errors import VitronToolError
 from vitron.tools.models.grounding_dino import GroundingEngine
 from vitron.tools.models.grounding_dino_idea import (
-    TINY_IDEA_CONFIG,
-    IdeaConfigError,
     IdeaGroundingEngine,
     ImageSize,
     additive_attention_mask,
     build_idea_model,
+)
+from vitron.tools.models.grounding_dino_idea_files import (
+    TINY_IDEA_CONFIG,
+    IdeaConfigError,
     read_idea_checkpoint,
     read_idea_config,
     save_tiny_text_encoder,

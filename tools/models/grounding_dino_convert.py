@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from vitron.tools.errors import VitronToolError
-from vitron.tools.models.grounding_dino_idea import (
+from vitron.tools.models.grounding_dino_idea_files import (
     read_idea_checkpoint,
     read_idea_config,
 )
