@@ -114,10 +114,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default="vitron-demo", help="folder for the outputs (default: %(default)s)"
     )
     add_convert_command(commands)
+    add_doctor_parser(commands, defaults)
     add_train_command(commands)
     add_pretrain_command(commands)
     add_eval_command(commands, common)
     return parser  # fmt: skip
+
+
+def add_doctor_parser(commands: argparse._SubParsersAction, defaults: Context) -> None:
+    doctor = commands.add_parser(
+        "doctor",
+        help="check a workspace (files match their handles, records readable, no stale temporary "
+        "files, thread folders well-formed); exit code 1 while problems remain",
+    )
+    doctor.add_argument(
+        "--workspace", default=defaults.workspace, help="the workspace (default: %(default)s)"
+    )
+    doctor.add_argument(
+        "--repair",
+        action="store_true",
+        help="fix what is safe: delete stale temporary files and orphan records, rebuild records "
+        "from their files, move damaged files to .damaged/",
+    )
+    doctor.add_argument("-v", "--verbose", action="store_true", help="log what happens")
 
 
 def context_from(args: argparse.Namespace) -> Context:
@@ -261,6 +280,14 @@ def run_once(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_doctor(args: argparse.Namespace) -> int:
+    from vitron.tools.doctor import check_workspace
+
+    report = check_workspace(args.workspace, repair=args.repair)
+    print(report.text())
+    return 1 if report.remaining else 0
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from vitron.apps.demo import run_walkthrough
 
@@ -278,6 +305,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "chat": run_chat,
     "run": run_once,
     "demo": run_demo,
+    "doctor": run_doctor,
     "eval": run_eval,
     "convert": run_convert,
     "train": run_train,
