@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
-import torch
 from PIL import Image
 from pydantic import Field
 
@@ -92,17 +91,6 @@ def output_size(width: int | None, height: int | None, engine: DiffusionEngine) 
     return snap(width or engine.defaults.width), snap(height or engine.defaults.height)
 
 
-def signal_tokens(
-    signal: str | None, engine: DiffusionEngine, call: CallContext
-) -> torch.Tensor | None:
-    """The signal embedding as ``k x D`` tokens for ``engine`` (``None`` without a signal); ``D``
-    is the engine's text width, the projector the profile component the engine names."""
-    return project_signal(
-        signal, engine.signal_projector, call, width=engine.text_width,
-        consumer=f"the {engine.kind} text encoder",
-    )  # fmt: skip
-
-
 def make_prompt(
     text: str,
     args: DiffusionArgs,
@@ -110,11 +98,12 @@ def make_prompt(
     call: CallContext,
     negative: str | None = None,
 ) -> Prompt:
-    """The text (and negative text) plus the call's signal tokens, for ``engine``."""
+    """The text (and negative text) plus the call's signal tokens, for ``engine``: ``k x D``
+    with ``D`` the engine's text width, from the projector component the engine names."""
     negative = args.negative_prompt if negative is None else negative
-    return Prompt(
-        text=text, negative=negative, extra_tokens=signal_tokens(args.signal, engine, call)
-    )
+    tokens = project_signal(args.signal, engine.signal_projector, call, width=engine.text_width,
+                            consumer=f"the {engine.kind} text encoder")  # fmt: skip
+    return Prompt(text=text, negative=negative, extra_tokens=tokens)
 
 
 def stage_progress(call: CallContext, stage: str) -> ProgressCallback:

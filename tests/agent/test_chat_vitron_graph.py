@@ -14,7 +14,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, ToolMessage
 from skimage import data
 
 import vitron.agent.rendering as rendering
-import vitron.tools.backends.segment_image as segment_backend
+import vitron.tools.steps.masks as mask_step
 from vitron.agent.build import build_tiny_vitron
 from vitron.agent.chat_model import ChatVitron
 from vitron.agent.invocation import format_invocation
@@ -138,14 +138,14 @@ def test_the_graph_runs_with_chat_vitron_signals_reach_the_backend_and_the_resul
         return rendered
 
     received: list[str | None] = []
-    project = segment_backend.signal_tokens
+    project = mask_step.project_signal
 
-    def spy_signal(signal, component, call):
+    def spy_signal(signal, component, call, **kwargs):
         received.append(signal)
-        return project(signal, component, call)
+        return project(signal, component, call, **kwargs)
 
     monkeypatch.setattr(rendering, "render_messages", spy_render)
-    monkeypatch.setattr(segment_backend, "signal_tokens", spy_signal)
+    monkeypatch.setattr(mask_step, "project_signal", spy_signal)
 
     inputs, config = ask(context, "fitted")
     result = build_graph(planner).invoke(inputs, config, context=context)

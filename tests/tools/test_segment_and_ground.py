@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from skimage import data
 
-from vitron.tools.backends.ground import phrases
 from vitron.tools.registry import ModelRegistry
+from vitron.tools.steps.detection import phrases
 
 
 def test_segment_by_text_goes_through_grounding_dino_and_returns_a_mask(invoke, photo, workspace):

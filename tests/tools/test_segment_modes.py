@@ -10,8 +10,10 @@ from PIL import Image
 from segment_anything import SamPredictor
 from skimage import data
 
-from vitron.tools.errors import VitronToolError
+from vitron.tools.backend import Services, build_tools
 from vitron.tools.models.sam import SamEngine
+from vitron.tools.profiles import load_profile
+from vitron.tools.registry import ModelRegistry
 
 
 @pytest.fixture
@@ -229,10 +231,24 @@ def test_a_signal_of_the_wrong_size_is_refused(invoke, photo, workspace):
     assert "dimension 32" in result.content and "takes 64" in result.content
 
 
-def test_tokens_of_the_wrong_width_name_both_widths(sam):
-    with pytest.raises(VitronToolError, match="width 32, but SAM's prompt tokens are 64 wide"):
-        sam.segment("engine-test", Image.fromarray(data.astronaut()),
-                    box=np.array([0.0, 0.0, 9.0, 9.0]), extra_tokens=torch.zeros(1, 32))  # fmt: skip
+def test_a_projector_of_the_wrong_width_names_both_widths(tmp_path, services, photo, workspace):
+    profile = tmp_path / "narrow.toml"
+    profile.write_text(
+        'name = "narrow"\n[components.sam]\nloader = "sam"\ncheckpoint = "tiny"\n'
+        '[components.sam_signal]\nloader = "signal_projector"\ncheckpoint = "tiny"\n'
+        "in_dim = 64\nout_dim = 32\n"
+    )
+    narrow = Services(services.workspace, ModelRegistry(load_profile(profile), device="cpu"))
+    tool = {t.name: t for t in build_tools(narrow)}["segment_image"]
+    signal = workspace.put_embedding(torch.randn(64))
+    result = tool.invoke(
+        {"type": "tool_call", "id": "c1", "name": "segment_image",
+         "args": {"image": photo.handle, "regions": [[0.1, 0.1, 0.5, 0.5]],
+                  "signal": signal.handle}},
+        {"configurable": {"thread_id": "test-thread"}},
+    )  # fmt: skip
+    assert result.status == "error"
+    assert "'sam_signal' makes tokens of width 32, but SAM's width is 64" in result.content
 
 
 # --------------------------------------------------------------------------- bad requests

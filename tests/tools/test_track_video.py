@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from vitron.tools.errors import VitronToolError
+from vitron.tools.backend import Services, build_tools
 from vitron.tools.models.sam2_video import Sam2VideoEngine, VideoPrompt, build_tiny_sam2_video
+from vitron.tools.profiles import load_profile
+from vitron.tools.registry import ModelRegistry
 
 BOX = [0.05, 0.25, 0.4, 0.75]  # around the square on frame 0 of the `square_video` fixture
 
@@ -173,12 +175,24 @@ def test_a_signal_of_the_wrong_size_is_refused(invoke, square_video, workspace):
     assert result.status == "error" and "dimension 16" in result.content
 
 
-def test_tokens_of_the_wrong_width_name_both_widths(engine, frames):
-    masks = engine.track(
-        frames, 0, VideoPrompt(box=[4, 12, 26, 36]), extra_tokens=torch.zeros(1, 64)
+def test_a_projector_of_the_wrong_width_names_both_widths(tmp_path, services, square_video,
+                                                           workspace):  # fmt: skip
+    profile = tmp_path / "narrow.toml"
+    profile.write_text(
+        'name = "narrow"\n[components.sam2_video]\nloader = "sam2_video"\ncheckpoint = "tiny"\n'
+        '[components.sam2_signal]\nloader = "signal_projector"\ncheckpoint = "tiny"\n'
+        "in_dim = 64\nout_dim = 64\n"
     )
-    with pytest.raises(VitronToolError, match="width 64, but SAM 2's prompt tokens are 256 wide"):
-        next(masks)
+    narrow = Services(services.workspace, ModelRegistry(load_profile(profile), device="cpu"))
+    tool = {t.name: t for t in build_tools(narrow)}["track_video"]
+    signal = workspace.put_embedding(torch.randn(64))
+    result = tool.invoke(
+        {"type": "tool_call", "id": "c1", "name": "track_video",
+         "args": {"video": square_video.handle, "regions": [BOX], "signal": signal.handle}},
+        {"configurable": {"thread_id": "test-thread"}},
+    )  # fmt: skip
+    assert result.status == "error"
+    assert "'sam2_signal' makes tokens of width 64, but SAM 2's width is 256" in result.content
 
 
 # --------------------------------------------------------------------------- errors

@@ -1,7 +1,7 @@
 """``edit_image``: add / remove / replace / move / recolor / restyle, leaving the rest untouched.
 
 Local edits find their area first — a given ``mask``, SAM inside given ``regions``, or a text
-``target`` located by Grounding DINO and segmented by SAM (``segment_image``'s :func:`find_masks`)
+``target`` located by Grounding DINO and segmented by SAM (:func:`vitron.tools.steps.masks.find_masks`)
 — then repaint it with Stable Diffusion inpainting (GLIGEN inpainting where an object is drawn into
 a box: add, and the second half of move). Restyle uses InstructPix2Pix, globally or inside an area.
 The edit may change the area grown by ``grow`` pixels; every pixel outside it is the input's,
@@ -19,7 +19,6 @@ from PIL import Image
 from pydantic import Field, model_validator
 
 from vitron.tools.backend import CallContext, ToolOutput, backend
-from vitron.tools.backends.segment_image import SegmentImageArgs, find_masks
 from vitron.tools.compositing import blend_weights, box_mask, composite, grow
 from vitron.tools.editing import (
     REMOVE_PROMPT,
@@ -46,6 +45,7 @@ from vitron.tools.models.diffusion import (
 from vitron.tools.registry import ProgressCallback
 from vitron.tools.schemas import ImageHandle, MaskHandle
 from vitron.tools.signals import signal_phrase, used_signal
+from vitron.tools.steps.masks import MaskTarget, find_masks
 
 Operation = Literal["add", "remove", "replace", "move", "recolor", "restyle"]
 
@@ -160,14 +160,14 @@ def locate(job: EditJob, regions: list[list[float]] | None) -> tuple[np.ndarray,
             )
         return _nonempty(mask, args.mask), f"the area of {args.mask}"
     if regions:
-        query = SegmentImageArgs(image=args.image, regions=regions)
+        query = MaskTarget(image=args.image, regions=regions)
         found, _ = find_masks(query, job.call)
         area = np.zeros((height, width), dtype=bool)
         for region, result in zip(regions, found, strict=True):
             area |= result.mask if result.mask.any() else box_mask(region, width, height)
         return area, "the object(s) in the given region(s)"
     if job.target:
-        query = SegmentImageArgs(
+        query = MaskTarget(
             image=args.image, instruction=job.target, box_threshold=args.box_threshold
         )
         found, located = find_masks(query, job.call)

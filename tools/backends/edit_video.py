@@ -1,7 +1,7 @@
 """``edit_video``: remove / replace / recolor / restyle an object through a whole video, or restyle
 the whole video, on any upload (no per-video atlas or preprocessing).
 
-Local edits follow the target with SAM 2 (``track_video``'s :func:`track_masks`; the target is a
+Local edits follow the target with SAM 2 (:func:`vitron.tools.steps.tracking.track_masks`; the target is a
 region, points or a mask on one ``frame``, or words located on that frame) or take a mask video
 (e.g. ``track_video``'s), then repaint every frame with Stable Diffusion inpainting from the same
 seed, so all frames start from the same noise and the new content stays put over time
@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from vitron.tools.backend import CallContext, ToolOutput, backend, format_validation_error
-from vitron.tools.backends.track_video import TrackVideoArgs, track_masks
 from vitron.tools.editing import infer_operation, read_instruction, repaint, required_content
 from vitron.tools.errors import VitronToolError
 from vitron.tools.generation import (
@@ -44,6 +43,7 @@ from vitron.tools.handles import parse_handle
 from vitron.tools.models.diffusion import InpaintEngine, VideoToVideoEngine
 from vitron.tools.schemas import MaskHandle, Point, VideoHandle, check_point_labels
 from vitron.tools.signals import signal_phrase, used_signal
+from vitron.tools.steps.tracking import TrackTarget, track_masks
 from vitron.tools.workspace import MediaInfo
 
 logger = logging.getLogger(__name__)
@@ -253,14 +253,14 @@ def _tracked_masks(job: VideoJob) -> TargetMasks:
             "`regions`, `points`, a `mask` or a `mask_video`"
         )
     try:
-        query = TrackVideoArgs(
+        query = TrackTarget(
             video=video.handle, frame=args.frame, instruction=words or "", regions=args.regions,
             points=args.points, point_labels=args.point_labels, mask=args.mask,
             box_threshold=args.box_threshold,
         )  # fmt: skip
     except ValidationError as exc:
         raise VitronToolError(format_validation_error(exc)) from exc
-    tracking_call = CallContext(call.workspace, call.models, stage_progress(call, "track"))
+    tracking_call = replace(call, progress=stage_progress(call, "track"))  # same notes
     tracking = track_masks(query, tracking_call)
     seen = 0
 

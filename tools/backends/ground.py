@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import re
-
 from pydantic import Field, model_validator
 
 from vitron.tools.backend import CallContext, ToolOutput, backend
-from vitron.tools.errors import VitronToolError
-from vitron.tools.geometry import box_gap, box_iou, fmt_box, mask_box
-from vitron.tools.models.grounding_dino import Detection
+from vitron.tools.geometry import fmt_box
 from vitron.tools.overlay import box_overlay
 from vitron.tools.schemas import ImageHandle, MaskHandle, ToolArgs
+from vitron.tools.steps.detection import detect, phrases
 
 
 class GroundArgs(ToolArgs):
@@ -32,42 +29,12 @@ class GroundArgs(ToolArgs):
         return self
 
 
-def phrases(instruction: str) -> list[str]:
-    """Phrases separated by periods, semicolons or new lines."""
-    return [p.strip() for p in re.split(r"[.;\n]+", instruction) if p.strip()]
-
-
-def detect(args: GroundArgs, call: CallContext) -> list[Detection]:
-    """Detections for ``args`` (shared with ``segment_image``'s text path)."""
-    image = call.workspace.get_image(args.image)
-    engine = call.models.get("grounding_dino", call.progress)
-    found = engine.detect(
-        image,
-        phrases(args.instruction),
-        box_threshold=args.box_threshold,
-        text_threshold=args.text_threshold,
-        max_boxes=100 if args.near else args.max_boxes,
-    )
-    if args.regions:  # keep detections centred inside one of the given regions
-        found = [d for d in found if any(_centre_in(d.box, r) for r in args.regions)]
-    if args.near:
-        anchor = mask_box(call.workspace.get_mask(args.near))
-        if anchor is None:
-            raise VitronToolError(f"{args.near} is empty, so nothing can be next to it")
-        found = [d for d in found if box_iou(d.box, anchor) < 0.5]
-        found.sort(key=lambda d: (box_gap(d.box, anchor), -d.score))
-    return found[: args.max_boxes]
-
-
-def _centre_in(box: list[float], region: list[float]) -> bool:
-    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    return region[0] <= cx <= region[2] and region[1] <= cy <= region[3]
-
-
 @backend("ground", GroundArgs, components=("grounding_dino",))
 def ground(args: GroundArgs, call: CallContext) -> ToolOutput:
     """Phrase grounding: boxes with labels and scores."""
-    found = detect(args, call)
+    found = detect(call, args.image, args.instruction, regions=args.regions, near=args.near,
+                   box_threshold=args.box_threshold, text_threshold=args.text_threshold,
+                   max_boxes=args.max_boxes)  # fmt: skip
     if not found:
         return ToolOutput(
             content=f"no boxes for {args.instruction!r} in {args.image} above box_threshold "

@@ -6,7 +6,8 @@ Modes (``mode``), chosen by name from :data:`MODES`:
   box), ``points``, an earlier ``mask`` to refine; with none of these the ``instruction`` is located
   by Grounding DINO and its best box prompts SAM.
 - ``instance``: every object of each class in ``vocabulary`` (default: the phrases of
-  ``instruction``): Grounding DINO boxes per class name, one SAM mask per box.
+  ``instruction``): Grounding DINO boxes for all class names from one caption (``a . b .``, split
+  back by phrase), one SAM mask per box.
 - ``semantic``: the instance masks merged into one mask per class.
 - ``panoptic``: the instance masks made disjoint ("things", labelled with their class), plus SAM's
   automatic masks over the pixels left, labelled ``stuff 1``, ``stuff 2``… (regions of no
@@ -27,32 +28,28 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-import torch
 from PIL import Image
 from pydantic import Field, field_validator, model_validator
 
 from vitron.tools.backend import CallContext, ToolOutput, backend
-from vitron.tools.backends.ground import GroundArgs, detect, phrases
-from vitron.tools.errors import VitronToolError
 from vitron.tools.geometry import (
     box_iou,
     coverage,
     fmt_box,
     mask_box,
-    points_to_pixels,
     region_to_pixels,
 )
 from vitron.tools.models.grounding_dino import Detection
-from vitron.tools.models.sam import SamMask
 from vitron.tools.overlay import box_overlay, color, mask_overlay
 from vitron.tools.schemas import ImageHandle, MaskHandle, Point, ToolArgs, check_point_labels
 from vitron.tools.signals import project_signal
+from vitron.tools.steps.detection import detect_classes, phrases
+from vitron.tools.steps.masks import SIGNAL_COMPONENT, find_masks
 
 logger = logging.getLogger(__name__)
 
 Mode = Literal["referring", "instance", "semantic", "panoptic", "everything"]
 VOCABULARY_MODES = ("instance", "semantic", "panoptic")
-SIGNAL_COMPONENT = "sam_signal"
 SAME_OBJECT_IOU = 0.7
 """Detections of one class whose boxes overlap more than this are one object (the best is kept)."""
 MIN_STUFF_FRACTION = 0.002
@@ -152,61 +149,7 @@ class Segment:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-# --------------------------------------------------------------------------- shared helpers
-
-
-def signal_tokens(signal: str | None, component: str, call: CallContext) -> torch.Tensor | None:
-    """SAM-space signal tokens for ``component`` (shared with ``track_video``)."""
-    return project_signal(signal, component, call)
-
-
-def find_masks(args: SegmentImageArgs, call: CallContext) -> tuple[list[SamMask], str]:
-    """SAM masks for the target ``args`` names in referring mode (shared by the editing backends),
-    and a note on how a text target was located (empty for box, point and mask prompts).
-
-    ``args.mode`` and ``args.vocabulary`` are not read here; ``args.signal`` (a SAM-space
-    embedding) adds its projected prompt tokens to every prompt.
-    """
-    image = call.workspace.get_image(args.image)
-    width, height = image.size
-    sam = call.models.get("sam", call.progress)
-    prior = call.workspace.get_mask(args.mask) if args.mask else None
-    if prior is not None and prior.shape != (height, width):
-        raise VitronToolError(
-            f"{args.mask} is {prior.shape[1]}x{prior.shape[0]} but {args.image} is {width}x{height}"
-        )
-    tokens = signal_tokens(args.signal, SIGNAL_COMPONENT, call)
-
-    located = ""
-    prompts: list[dict[str, np.ndarray | None]] = []
-    if args.regions:
-        prompts = [{"box": region_to_pixels(r, width, height)} for r in args.regions]
-    elif args.points:
-        labels = args.point_labels or [1] * len(args.points)
-        prompts = [
-            {
-                "points": points_to_pixels(args.points, width, height),
-                "point_labels": np.array(labels),
-            }
-        ]
-    elif prior is not None:
-        box = mask_box(prior)
-        prompts = [{"box": region_to_pixels(box, width, height) if box else None, "mask": prior}]
-    else:
-        query = GroundArgs(image=args.image, instruction=args.instruction,
-                           box_threshold=args.box_threshold, max_boxes=1)  # fmt: skip
-        found = detect(query, call)
-        if not found:
-            raise VitronToolError(
-                f"could not find {args.instruction!r} in {args.image} (no Grounding DINO box "
-                f"above {args.box_threshold}); give a region or points, or lower box_threshold"
-            )
-        best = found[0]
-        located = f" (located by Grounding DINO as {best.label!r}, score {best.score:.2f})"
-        prompts = [{"box": region_to_pixels(best.box, width, height)}]
-    return [
-        sam.segment(args.image, image, extra_tokens=tokens, **prompt) for prompt in prompts
-    ], located
+# --------------------------------------------------------------------------- helpers
 
 
 def _distinct(found: list[Detection]) -> list[Detection]:
@@ -219,14 +162,12 @@ def _distinct(found: list[Detection]) -> list[Detection]:
 
 
 def _detections(args: SegmentImageArgs, call: CallContext) -> list[Detection]:
-    """Grounding DINO boxes for each class name separately, labelled with that name."""
-    found: list[Detection] = []
-    for name in args.classes():
-        query = GroundArgs(image=args.image, instruction=name, regions=args.regions,
-                           box_threshold=args.box_threshold,
-                           max_boxes=min(args.max_segments, MAX_BOXES_PER_CLASS))  # fmt: skip
-        found += [Detection(d.box, name, d.score) for d in _distinct(detect(query, call))]
-    return found
+    """Grounding DINO boxes for every class name, each labelled with its name: one pass over a
+    caption of all the names (split back by phrase), near-duplicates of one class merged."""
+    per_class = detect_classes(call, args.image, args.classes(), regions=args.regions,
+                               box_threshold=args.box_threshold,
+                               max_per_class=min(args.max_segments, MAX_BOXES_PER_CLASS))  # fmt: skip
+    return [d for found in per_class.values() for d in _distinct(found)]
 
 
 # --------------------------------------------------------------------------- modes
@@ -242,7 +183,8 @@ def _instance(args: SegmentImageArgs, call: CallContext) -> tuple[list[Segment],
     image = call.workspace.get_image(args.image)
     width, height = image.size
     sam = call.models.get("sam", call.progress)
-    tokens = signal_tokens(args.signal, SIGNAL_COMPONENT, call)
+    tokens = project_signal(args.signal, SIGNAL_COMPONENT, call, width=sam.prompt_dim,
+                            consumer="SAM")  # fmt: skip
     found = sorted(_detections(args, call), key=lambda d: d.score, reverse=True)
     found = found[: args.max_segments]
     if not found:
@@ -284,7 +226,7 @@ def _panoptic(args: SegmentImageArgs, call: CallContext) -> tuple[list[Segment],
                                     {**item.extra, "kind": "thing"}))  # fmt: skip
     sam = call.models.get("sam", call.progress)
     stuff = 0
-    for region in sam.automatic(image):
+    for region in sam.automatic(image, key=args.image):
         own = region.mask & ~claimed
         if own.mean() < MIN_STUFF_FRACTION:
             continue
@@ -299,7 +241,7 @@ def _panoptic(args: SegmentImageArgs, call: CallContext) -> tuple[list[Segment],
 def _everything(args: SegmentImageArgs, call: CallContext) -> tuple[list[Segment], str]:
     image = call.workspace.get_image(args.image)
     sam = call.models.get("sam", call.progress)
-    regions = sam.automatic(image)[: args.max_segments]
+    regions = sam.automatic(image, key=args.image)[: args.max_segments]
     note = " (the signal embedding is not used in mode 'everything')" if args.signal else ""
     return [Segment(r.mask, "segment", r.score) for r in regions], note
 

@@ -154,11 +154,6 @@ def append_tokens(
     branches of classifier-free guidance keep one length while the unconditional one still says
     nothing.
     """
-    if extra.ndim != 2 or extra.shape[-1] != cond.shape[-1]:
-        raise VitronToolError(
-            f"signal tokens of shape {tuple(extra.shape)} do not fit text states of width "
-            f"{cond.shape[-1]}; the signal projector and the pipeline's text encoder disagree"
-        )
     extra = extra.to(device=cond.device, dtype=cond.dtype)[None].expand(cond.shape[0], -1, -1)
     padding = uncond[:, -1:].expand(-1, extra.shape[1], -1)
     return torch.cat([cond, extra], dim=1), torch.cat([uncond, padding], dim=1)

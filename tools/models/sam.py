@@ -267,11 +267,13 @@ class SamEngine:
             ]
         return results
 
-    def automatic(self, image: Image.Image) -> list[SamMask]:
+    def automatic(self, image: Image.Image, key: str | None = None) -> list[SamMask]:
         """Every mask SAM's automatic generator finds, largest first (``score``: predicted IoU).
 
         The image is scaled so its longer side is at most ``max_side`` (SAM sees 1024 px at
-        most anyway) and the masks are scaled back to the original size.
+        most anyway) and the masks are scaled back to the original size. With ``key`` (the
+        image's handle) the generator uses the engine's cached embedding of the full image
+        (computing it once if needed) instead of embedding the image again.
         """
         settings = dict(self.automatic_settings)
         max_side = int(settings.pop("max_side", 0) or 0)
@@ -281,6 +283,8 @@ class SamEngine:
             scale = max_side / max(width, height)
             work = work.resize((max(1, round(width * scale)), max(1, round(height * scale))))
         generator = SamAutomaticMaskGenerator(self.model, output_mode="binary_mask", **settings)
+        if key is not None and not generator.crop_n_layers:  # one crop: the whole image
+            self._reuse_embedding(generator.predictor, self.predictor(key, image))
         with torch.inference_mode(), self._autocast():
             found = generator.generate(np.asarray(work))
         found.sort(key=lambda m: m["area"], reverse=True)
@@ -294,6 +298,24 @@ class SamEngine:
                 mask = np.asarray(scaled) > 127
             results.append(SamMask(mask=mask, score=float(item["predicted_iou"])))
         return results
+
+    @staticmethod
+    def _reuse_embedding(target: SamPredictor, cached: SamPredictor) -> None:
+        """Make ``target.set_image`` take ``cached``'s embedding instead of computing one.
+
+        The generator calls ``set_image`` with the (possibly downscaled) image it works on: its
+        size becomes ``original_size`` (masks come back at that size), while ``input_size`` stays
+        the embedded image's, which has the same aspect ratio (both are resized to SAM's 1024 px).
+        """
+
+        def set_image(array: np.ndarray, image_format: str = "RGB") -> None:
+            target.reset_image()
+            target.features = cached.features
+            target.input_size = cached.input_size
+            target.original_size = tuple(array.shape[:2])
+            target.is_image_set = True
+
+        target.set_image = set_image  # type: ignore[method-assign]
 
     def _decode(
         self,
@@ -326,7 +348,9 @@ class SamEngine:
             points=point_prompt, boxes=box_prompt, masks=mask_prompt
         )
         if extra_tokens is not None:
-            extra = _check_tokens(extra_tokens, self.prompt_dim).to(sparse)
+            extra = extra_tokens.reshape(-1, self.prompt_dim).to(
+                sparse
+            )  # checked by project_signal
             sparse = torch.cat([sparse, extra[None].expand(sparse.shape[0], -1, -1)], dim=1)
         low_res, scores = self.model.mask_decoder(
             image_embeddings=predictor.features,
@@ -357,16 +381,6 @@ class SamEngine:
         low_res = self.model.prompt_encoder.mask_input_size
         small = np.asarray(Image.fromarray(padded).resize(low_res[::-1], Image.BILINEAR))
         return np.where(small > 0.5, 8.0, -8.0).astype(np.float32)[None]
-
-
-def _check_tokens(tokens: torch.Tensor, width: int) -> torch.Tensor:
-    """Extra prompt tokens as ``N x width``, or an error naming both widths."""
-    if tokens.shape[-1] != width:
-        raise VitronToolError(
-            f"the signal projector makes tokens of width {tokens.shape[-1]}, but SAM's prompt "
-            f"tokens are {width} wide; set the projector's out_dim to {width} in the profile"
-        )
-    return tokens.reshape(-1, width)
 
 
 @component_loader("sam")

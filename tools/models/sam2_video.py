@@ -148,12 +148,6 @@ class Sam2VideoEngine:
         frames further back than this are forgotten (``"auto"``: what the model can read;
         ``None``: keep everything). ``progress`` gets the number of frames done after each one.
         """
-        if extra_tokens is not None and extra_tokens.shape[-1] != self.prompt_dim:
-            raise VitronToolError(
-                f"the signal projector makes tokens of width {extra_tokens.shape[-1]}, but SAM 2's "
-                f"prompt tokens are {self.prompt_dim} wide; set the projector's out_dim to "
-                f"{self.prompt_dim} in the profile"
-            )
         window = self.memory_window if memory_window == "auto" else memory_window
         stream = iter(frames)
         held: list[np.ndarray | None] = [
