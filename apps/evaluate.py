@@ -46,6 +46,17 @@ def add_eval_command(commands: argparse._SubParsersAction, common: argparse.Argu
         help="planner reply budget per step (default: %(default)s)",
     )
     parser.add_argument(
+        "--classifier",
+        help="package.module:attribute of an attribute classifier (an object, or a factory "
+        "returning one, with predict(image, box) -> {'shape', 'colour', 'position'}) that judges "
+        "generated and edited images; without it attribute accuracy is n/a",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch CPU threads (default: torch's choice); 1 is fastest on a shared machine",
+    )
+    parser.add_argument(
         "--out", default="vitron-eval", help="folder for the table (default: %(default)s)"
     )
     parser.set_defaults(step_limit=4)
@@ -64,8 +75,28 @@ def run_eval(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens, ablate=list(dict.fromkeys(args.ablate)),
         out=args.out, progress=not args.no_progress,
     )  # fmt: skip
-    report = evaluate(settings)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be at least 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
+    classifier = load_object(args.classifier) if args.classifier else None
+    report = evaluate(settings, classifier=classifier)
     print(markdown(report))
     md, js = write_report(report, args.out)
     print(f"wrote {md} and {js}", file=sys.stderr)
     return 0
+
+
+def load_object(spec: str) -> object:
+    """Import ``package.module:attribute``; call it when it is a class or factory."""
+    import importlib
+
+    module_name, _, attribute = spec.partition(":")
+    if not attribute:
+        raise ValueError(f"{spec!r} must be written package.module:attribute")
+    target = getattr(importlib.import_module(module_name), attribute)
+    if isinstance(target, type) or (callable(target) and not hasattr(target, "predict")):
+        return target()
+    return target

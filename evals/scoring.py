@@ -178,8 +178,9 @@ def _retrieval(outcome: Outcome) -> dict[str, Any]:
 def _editing(outcome: Outcome, options: Options) -> dict[str, Any]:
     gold = outcome.sample.gold
     pred = predicted_image(outcome, "edit_image")
-    values: dict[str, Any] = {"psnr": None, "l1": None, "attr": None}
-    if pred is None:
+    judged = options.classifier is not None and bool(gold.get("expected"))
+    values: dict[str, Any] = {"psnr": None, "l1": None, "attr": 0.0 if judged else None}
+    if pred is None:  # no edited image: nothing to compare, and no attribute right
         return values
     pred = _resize_image(pred, gold["after"].shape)
     if gold.get("region") is not None:
@@ -189,7 +190,7 @@ def _editing(outcome: Outcome, options: Options) -> dict[str, Any]:
         if not region.all():
             values["psnr"] = min(PSNR_CAP, metrics.psnr_outside(pred, gold["after"], region))
     values["l1"] = float(np.abs(pred.astype(np.float64) - gold["after"]).mean() / 255.0)
-    if options.classifier is not None and gold.get("expected"):
+    if judged:
         seen = options.classifier.predict(pred, gold.get("box"))
         values["attr"] = float(all(seen.get(k) == v for k, v in gold["expected"].items()))
     return values

@@ -115,3 +115,20 @@ def oracle_tools() -> list[VitronTool]:
     real = registered_backends()
     return [VitronTool(Backend(name, real[name].args_schema, run, f"oracle {name}"))
             for name, run in RUNS.items()]  # fmt: skip
+
+
+class CentreColourJudge:
+    """A stand-in attribute classifier for tests: the palette colour nearest the pixel at the
+    centre of ``box`` (or of the image); it knows no shapes."""
+
+    def predict(self, image: np.ndarray, box=None) -> dict[str, str]:
+        from vitron.evals.shapes.vocab import COLOURS
+
+        h, w = image.shape[:2]
+        x1, y1, x2, y2 = box or (0.0, 0.0, 1.0, 1.0)
+        pixel = image[min(h - 1, int((y1 + y2) / 2 * h)), min(w - 1, int((x1 + x2) / 2 * w))]
+        nearest = min(
+            COLOURS,
+            key=lambda c: sum((int(a) - b) ** 2 for a, b in zip(pixel, COLOURS[c], strict=True)),
+        )
+        return {"colour": nearest, "shape": "unknown", "position": "unknown"}

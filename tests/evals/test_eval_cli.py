@@ -14,7 +14,7 @@ def test_vitron_eval_tiny_shapes_prints_and_writes_the_table(tmp_path, capsys):
     out = tmp_path / "out"
     code = main(["eval", "--profile", "tiny", "--suite", "shapes", "--limit", str(LIMIT),
                  "--workspace", str(tmp_path / "ws"), "--device", "cpu", "--no-progress",
-                 "--max-new-tokens", "16", "--ablate", "synergy", "--out", str(out)])  # fmt: skip
+                 "--max-new-tokens", "16", "--ablate", "synergy", "--threads", "1", "--out", str(out)])  # fmt: skip
     assert code == 0
     printed = capsys.readouterr()
     assert "| run | task | n | exec |" in printed.out
@@ -35,3 +35,15 @@ def test_vitron_eval_bad_input_is_a_clear_error(tmp_path, capsys):
     assert main([*base, "--split", "holdout"]) == 2
     assert "unknown split 'holdout'" in capsys.readouterr().err
     assert main([*base, "--limit", "0"]) == 2
+    assert main([*base, "--threads", "0"]) == 2
+
+
+def test_an_attribute_classifier_given_by_name_fills_the_attribute_column(tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["eval", "--limit", "6", "--workspace", str(tmp_path / "ws"), "--device", "cpu",
+                 "--no-progress", "--max-new-tokens", "8", "--out", str(out),
+                 "--classifier", "tests.evals.oracle:CentreColourJudge"])  # fmt: skip
+    assert code == 0
+    written = json.loads((out / "eval-shapes-test.json").read_text())
+    assert written["runs"][0]["tasks"]["generation"]["attribute_accuracy"] == 0.0  # no image made
+    assert not any("no attribute classifier" in n for n in written["notes"])
