@@ -45,6 +45,16 @@ def project_signal(
             f"{signal} has shape {list(embedding.shape)}; a signal is one embedding (D,) or a few "
             "stacked (n, D)"
         )
+    if embedding.numel() == 0:
+        raise VitronToolError(
+            f"{signal} is empty (shape {list(embedding.shape)}); a signal needs values — call "
+            "without `signal` for a text-only invocation"
+        )
+    if not torch.isfinite(embedding.float()).all():
+        raise VitronToolError(
+            f"{signal} contains NaN or infinite values, so it cannot condition {consumer}; call "
+            "without `signal` for a text-only invocation"
+        )
     try:
         projector = call.models.get(component, call.progress)
     except MissingCheckpointError as exc:
