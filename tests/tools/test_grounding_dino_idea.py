@@ -20,7 +20,7 @@ from skimage import data
 from vitron.apps.cli import main
 from vitron.apps.scripted import ScriptedChatModel
 from vitron.graphs import Context, build_graph, user_message
-from vitron.tools.errors import VitronToolError
+from vitron.tools.errors import MissingCheckpointError, VitronToolError
 from vitron.tools.models.grounding_dino import GroundingEngine
 from vitron.tools.models.grounding_dino_idea import (
     IdeaGroundingEngine,
@@ -201,6 +201,8 @@ def test_checkpoints_are_read_without_running_code(tmp_path, idea):
     # DistributedDataParallel prefixes are dropped
     torch.save({"model": {f"module.{k}": v for k, v in state.items()}}, tmp_path / "ddp.pth")
     assert read_idea_checkpoint(tmp_path / "ddp.pth").keys() == state.keys()
+    with pytest.raises(MissingCheckpointError, match="no IDEA Grounding DINO checkpoint at"):
+        read_idea_checkpoint(tmp_path / "nowhere.pth")
     # any other object is refused, not unpickled
     torch.save({"model": state, "extra": Image.new("RGB", (1, 1))}, tmp_path / "pickled.pth")
     with pytest.raises(VitronToolError, match="weights_only=True"):

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from vitron.tools.errors import VitronToolError
+from vitron.tools.errors import MissingCheckpointError, VitronToolError
 
 SPECIAL_TOKEN_IDS = {"[CLS]": 101, "[SEP]": 102, ".": 1012, "?": 1029}
 """Where BERT's uncased vocabulary has Grounding DINO's phrase separators; transformers' port
@@ -215,12 +215,12 @@ def read_idea_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     to plain data). Any other object in the file is refused. ``module.`` prefixes (from
     DistributedDataParallel) are removed.
     """
-    path = Path(path)
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise MissingCheckpointError(f"no IDEA Grounding DINO checkpoint at {path}")
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
     except Exception as exc:  # UnpicklingError and friends: name the file and the reason
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise VitronToolError(
