@@ -49,6 +49,13 @@ class TargetCall:
 
     name: str
     args: dict[str, Any]
+    match: tuple[str, ...] | None = None
+    """The arguments invocation accuracy compares (default: all of ``args``). Arguments the
+    invocation grammar cannot carry (a mask handle from the user or an earlier result) are
+    left out, so a planner is not marked wrong for what it cannot write."""
+
+    def matched_args(self) -> dict[str, Any]:
+        return {k: v for k, v in self.args.items() if self.match is None or k in self.match}
 
 
 @dataclass

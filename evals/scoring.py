@@ -131,9 +131,9 @@ def _invocation(outcome: Outcome) -> dict[str, float]:
     results = [r["artifact"] for r in outcome.results]
     for call in sample.calls:
         try:
-            args = resolve(call.args, outcome.media, results, outcome.regions)
-        except (LookupError, KeyError, IndexError, TypeError):
-            args = {k: v for k, v in call.args.items() if not str(v).startswith("<result:")}
+            args = resolve(call.matched_args(), outcome.media, results, outcome.regions)
+        except (LookupError, KeyError, IndexError, TypeError):  # the result it names is missing
+            args = {k: v for k, v in call.matched_args().items() if not str(v).startswith("<")}
         gold.append({"name": call.name, "args": args})
     statuses = [r["status"] for r in outcome.results]
     scores = metrics.invocation_scores(outcome.calls, gold, statuses)

@@ -75,7 +75,8 @@ def load_davis(
                 instruction="Track the object I marked on the first frame through the video.",
                 media=[Media("video", frames, fps=fps, label=seq)],
                 regions=[RegionInput(0, box, first)],
-                calls=[TargetCall("track_video", {"video": "<media:0>", "mask": "<region:0>"})],
+                calls=[TargetCall("track_video", {"video": "<media:0>", "mask": "<region:0>"},
+                                  match=("video",))],
                 gold={"masks": ids == k, "drop_ends": True, "object": f"{seq}_{k}"},
                 split=subset, source="davis",
             )  # fmt: skip

@@ -115,3 +115,25 @@ def write_split(root: str | Path, split: str, count: int, *, seed: int = 0,
     path = root / f"{split}.jsonl"
     write_jsonl(path, (to_record(s, root) for s in samples))
     return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m vitron.evals.shapes.records OUT --split train --count 1000 [--seed 0]``."""
+    import argparse
+
+    from vitron.evals.shapes.dataset import SPLITS
+
+    parser = argparse.ArgumentParser(description="Write shapes-world samples as training records.")
+    parser.add_argument("out", help="data set root (created)")
+    parser.add_argument("--split", default="train", choices=list(SPLITS))
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--size", type=int, default=64, help="render size in pixels")
+    args = parser.parse_args(argv)
+    path = write_split(args.out, args.split, args.count, seed=args.seed, size=args.size)
+    print(f"wrote {args.count} records to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -449,7 +449,8 @@ def multi_step(rng: np.random.Generator, compositional: bool, size: int) -> Samp
             media=[media],
             calls=[TargetCall("segment_image", {"image": "<media:0>", "instruction": expression}),
                    TargetCall("edit_image", {"image": "<media:0>", "instruction": edit,
-                                             "mask": "<result:0:masks.0>"})],
+                                             "mask": "<result:0:masks.0>"},
+                              match=("image", "instruction"))],
             answer=f"I segmented {expression} and made it {colour}.",
             gold={"modules": ["segment_image", "edit_image"], "mask": rendered.masks[index]},
         )  # fmt: skip

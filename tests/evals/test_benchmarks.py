@@ -16,7 +16,9 @@ from vitron.evals.benchmarks.davis import load_davis
 from vitron.evals.benchmarks.magicbrush import load_magicbrush
 from vitron.evals.benchmarks.refcoco import load_refcoco
 from vitron.evals.benchmarks.ytvos import load_ref_youtube_vos
+from vitron.evals.harness import Outcome
 from vitron.evals.runner import EvalSettings, evaluate, load_suite
+from vitron.evals.scoring import score
 
 DAVIS = Path(__file__).parent / "fixtures" / "davis"
 PALETTE = [0, 0, 0, 200, 0, 0, 0, 200, 0] + [0] * (253 * 3)
@@ -166,6 +168,17 @@ def test_benchmarks_run_through_the_graph(tmp_path, suite, refcoco, ytvos, magic
         suite
     ]
     assert row[metric] == pytest.approx(0.0 if metric == "l1" else 1.0)
+
+
+def test_invocation_accuracy_ignores_arguments_the_grammar_cannot_write():
+    sample = next(iter(load_davis(DAVIS)))  # its gold call passes the first-frame sketch as mask
+    outcome = Outcome(sample=sample, media=["vid_0123456789ab"], regions=["mask_0123456789ab"],
+                      calls=[{"name": "track_video", "args": {"video": "vid_0123456789ab",
+                                                              "regions": [[0.1, 0.1, 0.5, 0.5]]}}],
+                      results=[{"name": "track_video", "status": "success", "artifact": {}}])  # fmt: skip
+    scores = score(outcome)
+    assert scores["module"] == scores["arguments"] == scores["execution"] == 1.0
+    assert scores["J&F"] < 1.0  # no mask video came back: the output, not the call, scores low
 
 
 def test_a_benchmark_suite_without_data_is_a_clear_error():

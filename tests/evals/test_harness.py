@@ -98,7 +98,7 @@ def test_signals_ablation_strips_signals_and_synergy_needs_a_checkpoint(tmp_path
     assert "| no signals | referring_segmentation |" in markdown(report)
 
 
-def test_a_profile_with_a_no_synergy_planner_gets_a_derived_profile(tmp_path):
+def test_a_profile_with_a_no_synergy_planner_gets_a_derived_profile(tmp_path, samples):
     profile = tmp_path / "mine.toml"
     profile.write_text('extends = "tiny"\nname = "mine"\n[components.vitron_llm_no_synergy]\n'
                        'loader = "vitron.agent.loading:load_vitron_llm"\ncheckpoint = "tiny"\n'
@@ -108,3 +108,7 @@ def test_a_profile_with_a_no_synergy_planner_gets_a_derived_profile(tmp_path):
     llm = derived.component("vitron_llm")
     assert derived.name == "mine-no-synergy" and llm.checkpoint == "tiny"
     assert llm.options == {"constrained": False} and "sam" in derived.components
+    report = evaluate(settings(tmp_path, profile=str(profile), ablate=["synergy"]), samples[:1],
+                      planner=oracle_planner, tools=oracle_tools())  # fmt: skip
+    assert [r["name"] for r in report["runs"]] == ["full", "no synergy"]
+    assert report["runs"][1]["profile"].endswith("mine-no-synergy.toml")

@@ -10,7 +10,7 @@ from vitron.agent.training.dataset import load_sample
 from vitron.agent.training.records import read_jsonl
 from vitron.evals.shapes.dataset import EVAL_TASKS, fingerprint, generate, make_sample
 from vitron.evals.shapes.language import ATTRIBUTE_ORDER, attribute_descriptions, fits, refer
-from vitron.evals.shapes.records import write_split
+from vitron.evals.shapes.records import main as records_main
 from vitron.evals.shapes.scene import DEFAULT_SIZE, Obj, Scene, render, sample_scene
 from vitron.evals.shapes.tasks import BUILDERS
 from vitron.evals.shapes.video import render_video, sample_video
@@ -120,8 +120,10 @@ def test_videos_move_objects_and_let_them_leave():
     assert left > 0
 
 
-def test_samples_are_written_in_the_training_record_format(tmp_path):
-    path = write_split(tmp_path, "train", len(BUILDERS))
+def test_samples_are_written_in_the_training_record_format(tmp_path, capsys):
+    assert records_main([str(tmp_path), "--split", "train", "--count", str(len(BUILDERS))]) == 0
+    path = tmp_path / "train.jsonl"
+    assert str(path) in capsys.readouterr().out
     records, skipped = read_jsonl(path)
     assert not skipped and len(records) == len(BUILDERS)
     by_task = {r.meta["task"]: r for r in records}
