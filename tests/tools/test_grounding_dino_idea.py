@@ -21,7 +21,7 @@ from vitron.apps.cli import main
 from vitron.apps.scripted import ScriptedChatModel
 from vitron.graphs import Context, build_graph, user_message
 from vitron.tools.errors import MissingCheckpointError, VitronToolError
-from vitron.tools.models.grounding_dino import GroundingEngine
+from vitron.tools.models.grounding_dino import GroundingEngine, limit_phrases
 from vitron.tools.models.grounding_dino_idea import (
     IdeaGroundingEngine,
     ImageSize,
@@ -105,6 +105,15 @@ def test_tiny_vocabulary_puts_the_separators_where_transformers_expects_them(ide
     assert [vocab.index(t) for t in ("[CLS]", "[SEP]", ".", "?")] == [101, 102, 1012, 1029]
     ids = idea.engine.tokenizer("a cat?")["input_ids"]
     assert ids[0] == 101 and ids[-2:] == [1029, 102] and 100 not in ids  # no [UNK]
+
+
+def test_a_target_longer_than_the_text_encoder_reads_is_cut_not_fatal(idea):
+    assert idea.engine.max_text_tokens == 256
+    phrases = [f"a thing number {i}" for i in range(80)]  # about 1400 character tokens
+    kept, note = limit_phrases(idea.engine, phrases)  # what ground tells the user
+    assert 0 < len(kept) < len(phrases) and "longer than Grounding DINO reads" in note
+    found = idea.engine.detect(photo(), phrases, box_threshold=0.0, max_boxes=3)
+    assert len(found) == 3 and all(d.label in kept for d in found)
 
 
 def test_tiny_idea_profile_grounds_and_segments_through_the_graph(tmp_path):

@@ -39,7 +39,12 @@ from torch import nn
 
 from vitron.tools.checkpoints import checkpoint_file
 from vitron.tools.errors import MissingCheckpointError, VitronToolError
-from vitron.tools.models.grounding_dino import Detection, closest_phrase
+from vitron.tools.models.grounding_dino import (
+    Detection,
+    closest_phrase,
+    limit_phrases,
+    prompt_text,
+)
 from vitron.tools.models.grounding_dino_idea_files import (
     TINY_IDEA_CONFIG,
     IdeaConfigError,
@@ -255,10 +260,13 @@ class IdeaGroundingEngine:
         text_threshold: float = 0.25,
         max_boxes: int = 10,
     ) -> list[Detection]:
-        """Boxes for ``phrases`` in ``image``, best first, at most ``max_boxes``."""
+        """Boxes for ``phrases`` in ``image``, best first, at most ``max_boxes``.
+
+        As in ``GroundingEngine.detect``: phrases beyond the model's text length are left out."""
         from groundingdino.util.utils import get_phrases_from_posmap
 
-        caption = " ".join(p.strip().rstrip(".").lower() + "." for p in phrases if p.strip())
+        phrases = limit_phrases(self, phrases)[0]
+        caption = prompt_text(phrases)
         logits, boxes = self.raw(self.pixel_values(image), caption)
         scores = logits.max(dim=1).values
         keep = scores > box_threshold
