@@ -112,3 +112,14 @@ def test_a_profile_with_a_no_synergy_planner_gets_a_derived_profile(tmp_path, sa
                       planner=oracle_planner, tools=oracle_tools())  # fmt: skip
     assert [r["name"] for r in report["runs"]] == ["full", "no synergy"]
     assert report["runs"][1]["profile"].endswith("mine-no-synergy.toml")
+
+
+def test_ground_truth_calls_execute_on_the_real_backends(tmp_path, samples):
+    """The world's target invocations are valid calls of the real tools (tiny weights): every one
+    executes; the scores then measure the random tools, not the planner."""
+    one_each = samples[: len(EVAL_TASKS)]
+    report = evaluate(settings(tmp_path), one_each, planner=oracle_planner)
+    for task, row in full(report).items():
+        assert row["execution"] == 1.0, (task, [r for r in report["records"] if r["task"] == task])
+        if "module" in row:
+            assert row["module"] == row["arguments"] == 1.0, task
