@@ -105,7 +105,9 @@ class TrainModule(nn.Module):
                 candidates = [
                     mask_loss(logits[c : c + 1], target[None]) for c in range(len(logits))
                 ]
-                best = min(candidates, key=lambda t: float(t["mask_bce"] + t["mask_dice"]))
+                best = min(
+                    candidates, key=lambda t: float((t["mask_bce"] + t["mask_dice"]).detach())
+                )
                 for name, value in best.items():
                     masks.setdefault(name, []).append(value)
             elif supervision.caption and decoder in self.alignment.text_encoders:

@@ -1,0 +1,190 @@
+"""The signal path learns: a short stage-2 run trains the [SEG] signal head and the sam_signal
+projector through the frozen SAM decoder, so held-out mask loss falls and ``segment_image``,
+given the emb_ handle the trained planner produces, returns a mask closer to the target.
+
+The decoder must be one that listens to prompt tokens (a random SAM does not: its masks barely
+move whatever the tokens), so the fixture pre-trains a small SAM's prompt encoder and mask
+decoder, with a random token per colour standing in for "which object", on scenes with a red and
+a blue square and a whole-image box — the box says nothing, so only the token can choose. This is
+the part the upstream SAM checkpoint plays for the real model. The Vitron signal path never sees
+those tokens: it must find its own way into the decoder's prompt space from the instruction.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.training.conftest import tiny_config
+from vitron.agent.invocation import format_invocation
+from vitron.agent.training.decoders import SamAlignment
+from vitron.agent.training.losses import mask_loss
+from vitron.agent.training.records import Record, write_jsonl
+from vitron.agent.training.trainer import Trainer
+from vitron.tools.models.sam import SamArchitecture, save_sam
+
+COLOURS = {"red": (220, 30, 30), "blue": (40, 60, 220)}
+WHOLE = (0.0, 0.0, 1.0, 1.0)
+SMALL_SAM = SamArchitecture(
+    encoder_embed_dim=32, encoder_depth=1, encoder_num_heads=2, encoder_global_attn_indexes=(0,),
+    encoder_window_size=0, image_size=64, patch_size=8, prompt_embed_dim=32, mask_in_chans=4,
+    decoder_depth=1, decoder_mlp_dim=64, decoder_num_heads=2, iou_head_depth=1,
+    iou_head_hidden_dim=16,
+)  # fmt: skip
+
+
+def scene(rng: np.random.Generator) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """32 x 32: a red and a blue square that do not overlap; their masks by colour."""
+    while True:
+        boxes = []
+        for _ in COLOURS:
+            x, y = (int(v) for v in rng.integers(0, 20, 2))
+            side = int(rng.integers(8, 12))
+            boxes.append((x, y, x + side, y + side))
+        (a, b) = boxes
+        if a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]:
+            break
+    pixels = np.full((32, 32, 3), 245, np.uint8)
+    masks = {}
+    for (name, colour), (x1, y1, x2, y2) in zip(COLOURS.items(), boxes, strict=True):
+        pixels[y1:y2, x1:x2] = colour
+        masks[name] = np.zeros((32, 32), np.float32)
+        masks[name][y1:y2, x1:x2] = 1
+    return pixels, masks
+
+
+@pytest.fixture(scope="module")
+def profile(tmp_path_factory) -> Path:
+    """A profile: tiny, but with the pre-trained small SAM and a sam_signal of its width."""
+    folder = tmp_path_factory.mktemp("signal-profile")
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    sam = SMALL_SAM.build()
+    scenes = [scene(rng) for _ in range(32)]
+    images = [Image.fromarray(p) for p, _ in scenes]
+    align = SamAlignment(sam)
+    parts = [*sam.mask_decoder.parameters(), *sam.prompt_encoder.parameters()]
+    for p in parts:
+        p.requires_grad_(True)
+    tokens = torch.randn(len(COLOURS), SMALL_SAM.prompt_embed_dim)
+    optimizer = torch.optim.Adam(parts, lr=1e-2)
+    for _ in range(70):
+        total = 0.0
+        for k in rng.choice(len(scenes), 4, replace=False):
+            for c, name in enumerate(COLOURS):
+                logits = align.mask_logits(images[k], tokens[c : c + 1], WHOLE)
+                terms = mask_loss(logits, torch.tensor(scenes[k][1][name])[None])
+                total = total + terms["mask_bce"] + terms["mask_dice"]
+        optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+    save_sam(sam.eval(), SMALL_SAM, folder / "sam")
+    (folder / "profile.toml").write_text(
+        'extends = "tiny"\n[components.sam]\nloader = "sam"\ncheckpoint = "./sam"\n'
+        '[components.sam_signal]\nloader = "signal_projector"\ncheckpoint = "tiny"\n'
+        "in_dim = 64\nout_dim = 32\ntokens = 1\n"
+    )
+    return folder / "profile.toml"
+
+
+def records(root: Path, name: str, count: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(count):
+        pixels, masks = scene(rng)
+        colour = list(COLOURS)[k % 2]
+        image, mask = f"{name}/{k}.png", f"{name}/{k}-mask.png"
+        (root / name).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(root / image)
+        Image.fromarray((masks[colour] * 255).astype(np.uint8)).save(root / mask)
+        invocation = format_invocation("segment_image", f"the {colour} square", [WHOLE])
+        out.append(
+            Record.from_json(
+                {
+                    "id": f"{name}-{k}",
+                    "task": "segment_image",
+                    "media": [{"kind": "image", "path": image}],
+                    "messages": [
+                        {"role": "user", "text": f"<image>\nSegment the {colour} square."},
+                        {"role": "assistant", "text": invocation},
+                    ],
+                    "signals": [{"token": "[SEG]", "media": 0, "mask": mask}],
+                }
+            )
+        )
+    write_jsonl(root / f"{name}.jsonl", out)
+
+
+def segment_with_signal(trainer: Trainer, profile: Path, workspace: Path) -> float:
+    """Mean IoU of segment_image's masks on the held-out scenes, each called with the emb_
+    handle of the planner's [SEG] state (teacher-forced on the reference reply)."""
+    from vitron.tools.backend import Services, build_tools
+    from vitron.tools.profiles import load_profile
+    from vitron.tools.registry import ModelRegistry
+    from vitron.tools.workspace import Workspace
+
+    services = Services(Workspace(workspace), ModelRegistry(load_profile(profile), device="cpu"))
+    tool = next(t for t in build_tools(services) if t.name == "segment_image")
+    store = services.workspace.for_thread("t")
+    data = trainer.eval_dataset
+    module = trainer.module
+    module.eval()
+    ious = []
+    for k in range(len(data)):
+        sample = data[k]
+        batch = trainer.collator([sample])
+        with torch.no_grad():
+            hidden = module.model(**batch.inputs).last_hidden_state
+            (signal,) = module.vitron.signal_embeddings(hidden, batch.inputs["input_ids"])
+        handle = store.put_embedding(
+            signal.embedding, extra={"space": "sam", "token": "[SEG]"}
+        ).handle
+        image = store.put_image(np.asarray(sample.media[0])).handle
+        message = tool.invoke(
+            {"type": "tool_call", "id": "c", "name": "segment_image",
+             "args": {"image": image, "instruction": "the square", "regions": [list(WHOLE)],
+                      "signal": handle}},
+            {"configurable": {"thread_id": "t"}},
+        )  # fmt: skip
+        assert message.status == "success", message.content
+        predicted = store.get_mask(message.artifact["masks"][0]) > 0
+        target = sample.target_masks[0] > 0
+        ious.append((predicted & target).sum() / max(1, (predicted | target).sum()))
+    module.train()
+    return float(np.mean(ious))
+
+
+def test_stage_two_aligns_the_signal_with_the_frozen_sam(profile, tmp_path):
+    records(tmp_path, "train", 16, seed=1)
+    records(tmp_path, "val", 8, seed=2)
+    config = tiny_config(
+        tmp_path, tmp_path / "run", "invoke", profile=str(profile), signal_alignment=True,
+        data=[{"root": str(tmp_path), "options": {"files": ["train.jsonl"]}}],
+        eval_data=[{"root": str(tmp_path), "options": {"files": ["val.jsonl"]}}],
+        signal_routes={"[SEG]": {"decoder": "sam", "projector": "sam_signal"}},
+        synergy={"enabled": False}, epochs=100, max_steps=30, lr=1e-2, batch_size=8,
+    )  # fmt: skip
+    trainer = Trainer(config)
+    trainer.eval_dataset = trainer_eval(trainer)
+    before = trainer.evaluate(trainer.eval_dataset)
+    iou_before = segment_with_signal(trainer, profile, tmp_path / "ws-before")
+    result = trainer.run()
+    after = trainer.evaluate(trainer.eval_dataset)
+    # the trained projector is what the run's profile hands segment_image
+    iou_after = segment_with_signal(trainer, result.profile, tmp_path / "ws-after")
+    held_out = (before["mask_bce"] + before["mask_dice"], after["mask_bce"] + after["mask_dice"])
+    print(
+        f"held-out mask loss {held_out[0]:.3f} -> {held_out[1]:.3f}; IoU {iou_before:.3f} -> {iou_after:.3f}"
+    )
+    assert held_out[1] < held_out[0] - 0.1, (before, after)
+    assert iou_after > iou_before + 0.1, (iou_before, iou_after)
+
+
+def trainer_eval(trainer: Trainer):
+    from vitron.agent.training.trainer import read_data
+
+    return read_data(trainer.config.eval_data, max_frames=4)[0]
