@@ -124,7 +124,13 @@ def evaluate(
         else:
             derived = ablations.no_synergy_profile(settings.profile)
             runs.append(("no synergy", base, replace(context, profile=derived)))
-    if classifier is None:
+    classifier_accuracy = None
+    if classifier is not None:
+        classifier_accuracy = classifier_self_check(classifier, samples)
+        if classifier_accuracy:
+            notes.append("attribute classifier's own accuracy on the ground-truth images: "
+                         + ", ".join(f"{k} {v:.3f}" for k, v in classifier_accuracy.items()))  # fmt: skip
+    else:
         notes.append("attribute accuracy (generation, editing): n/a — no attribute classifier "
                      "trained on the world was given")  # fmt: skip
     options = scoring.Options(classifier=classifier)
@@ -147,7 +153,24 @@ def evaluate(
                                              f"ChatVitron (max_new_tokens {settings.max_new_tokens})"),
         "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "runs": report_runs, "notes": notes, "records": records_all,
+        "classifier_accuracy": classifier_accuracy,
     }  # fmt: skip
+
+
+def classifier_self_check(classifier: Any, samples: Sequence[Sample]) -> dict[str, float]:
+    """The attribute classifier's accuracy on the samples' own ground-truth images (generation
+    references, edited-image targets), so its judgements of outputs can be weighed."""
+    from vitron.evals.metrics import attribute_accuracy
+
+    images, expected, boxes = [], [], []
+    for sample in samples:
+        gold = sample.gold
+        image = gold.get("reference") if sample.task == "generation" else gold.get("after")
+        if image is not None and gold.get("expected"):
+            images.append(image)
+            expected.append(gold["expected"])
+            boxes.append(gold.get("box"))
+    return attribute_accuracy(classifier, images, expected, boxes)
 
 
 def _default_planner(settings: EvalSettings) -> Any:

@@ -117,18 +117,21 @@ def oracle_tools() -> list[VitronTool]:
             for name, run in RUNS.items()]  # fmt: skip
 
 
-class CentreColourJudge:
-    """A stand-in attribute classifier for tests: the palette colour nearest the pixel at the
-    centre of ``box`` (or of the image); it knows no shapes."""
+class ColourJudge:
+    """A stand-in attribute classifier for tests: the palette colour nearest the median of the
+    image's strongly coloured pixels (within ``box`` when given; backgrounds are near-neutral). It
+    knows no shapes or positions."""
 
     def predict(self, image: np.ndarray, box=None) -> dict[str, str]:
         from vitron.evals.shapes.vocab import COLOURS
 
         h, w = image.shape[:2]
-        x1, y1, x2, y2 = box or (0.0, 0.0, 1.0, 1.0)
-        pixel = image[min(h - 1, int((y1 + y2) / 2 * h)), min(w - 1, int((x1 + x2) / 2 * w))]
-        nearest = min(
-            COLOURS,
-            key=lambda c: sum((int(a) - b) ** 2 for a, b in zip(pixel, COLOURS[c], strict=True)),
-        )
+        if box is not None:
+            x1, y1, x2, y2 = box
+            image = image[int(y1 * h) : max(int(y1 * h) + 1, int(y2 * h)),
+                          int(x1 * w) : max(int(x1 * w) + 1, int(x2 * w))]  # fmt: skip
+        pixels = image.reshape(-1, 3).astype(int)
+        coloured = pixels[pixels.max(axis=1) - pixels.min(axis=1) > 100]
+        pixel = np.median(coloured if len(coloured) else pixels, axis=0)
+        nearest = min(COLOURS, key=lambda c: float(((pixel - np.array(COLOURS[c])) ** 2).sum()))
         return {"colour": nearest, "shape": "unknown", "position": "unknown"}

@@ -40,10 +40,14 @@ def test_vitron_eval_bad_input_is_a_clear_error(tmp_path, capsys):
 
 def test_an_attribute_classifier_given_by_name_fills_the_attribute_column(tmp_path, capsys):
     out = tmp_path / "out"
-    code = main(["eval", "--limit", "6", "--workspace", str(tmp_path / "ws"), "--device", "cpu",
+    code = main(["eval", "--limit", "17", "--workspace", str(tmp_path / "ws"), "--device", "cpu",
                  "--no-progress", "--max-new-tokens", "8", "--out", str(out),
-                 "--classifier", "tests.evals.oracle:CentreColourJudge"])  # fmt: skip
+                 "--classifier", "tests.evals.oracle:ColourJudge"])  # fmt: skip
     assert code == 0
     written = json.loads((out / "eval-shapes-test.json").read_text())
     assert written["runs"][0]["tasks"]["generation"]["attribute_accuracy"] == 0.0  # no image made
     assert not any("no attribute classifier" in n for n in written["notes"])
+    # its own accuracy on the ground truth is reported: it reads colours right, knows no shape
+    assert written["classifier_accuracy"]["colour"] > 0.5
+    assert written["classifier_accuracy"]["shape"] == 0.0
+    assert any("classifier's own accuracy" in n for n in written["notes"])
