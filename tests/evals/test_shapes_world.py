@@ -140,6 +140,11 @@ def test_samples_are_written_in_the_training_record_format(tmp_path, capsys):
     for record in records:
         loaded = load_sample(record, tmp_path)  # the training loader reads every file back
         assert len(loaded.media) == len(record.media)
+    again = tmp_path / "again"
+    records_main([str(again), "--split", "train", "--count", str(len(BUILDERS))])
+    files = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()
+                   and again not in p.parents)  # fmt: skip
+    assert files and all((tmp_path / f).read_bytes() == (again / f).read_bytes() for f in files)
 
 
 @pytest.mark.parametrize("split", ["nope"])
