@@ -108,9 +108,11 @@ def predicted_track(outcome: Outcome, shape: tuple[int, ...]) -> np.ndarray:
     frames = [
         _resize_mask(f[..., 0] > 127, shape[1:]) for f in outcome.workspace.iter_frames(handle)
     ]
-    start = int(((result or {}).get("artifact", {}).get("frames") or {}).get("start", 0))
-    for t, frame in enumerate(frames[: shape[0] - start]):
-        empty[start + t] = frame
+    info = (result or {}).get("artifact", {}).get("frames") or {}
+    start, stride = int(info.get("start", 0)), max(1, int(info.get("stride", 1)))
+    for t, frame in enumerate(frames):  # a strided track fills only the frames it covered
+        if start + t * stride < shape[0]:
+            empty[start + t * stride] = frame
     return empty
 
 

@@ -184,3 +184,20 @@ def test_invocation_accuracy_ignores_arguments_the_grammar_cannot_write():
 def test_a_benchmark_suite_without_data_is_a_clear_error():
     with pytest.raises(ValueError, match="--data"):
         load_suite(EvalSettings(suite="davis"))
+
+
+def test_a_strided_track_fills_the_frames_it_covered(tmp_path):
+    from vitron.evals.scoring import predicted_track
+    from vitron.tools.workspace import Workspace
+
+    workspace = Workspace(tmp_path / "ws").for_thread("t")
+    frame = np.zeros((8, 8, 3), dtype=np.uint8)
+    frame[2:5, 2:5] = 255
+    video = workspace.put_video([frame, frame], 4.0, lossless=True)
+    sample = next(iter(load_davis(DAVIS)))
+    outcome = Outcome(sample=sample, workspace=workspace, results=[{
+        "name": "track_video", "status": "success",
+        "artifact": {"masks": video.handle, "frames": {"start": 1, "stride": 2, "count": 2}}}])  # fmt: skip
+    track = predicted_track(outcome, (5, 8, 8))
+    assert [bool(m.any()) for m in track] == [False, True, False, True, False]
+    assert track[1].sum() == 9
