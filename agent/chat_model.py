@@ -125,6 +125,10 @@ class ChatVitron(BaseChatModel):
     backends do not stop the Vitron planner from serving the others)."""
     streaming: bool = False
     """Stream tokens to callbacks even on ``invoke``."""
+    max_media: int | None = Field(default=4, ge=0)
+    """Most images and videos a prompt shows as visual tokens (the latest, plus any image a
+    region of the last user turn is drawn on); older ones stay in the text as their handles, so
+    the prompt does not grow with every image named. ``None``: show them all."""
 
     _engine: VitronEngine | None = PrivateAttr(default=None)
 
@@ -234,7 +238,12 @@ class ChatVitron(BaseChatModel):
         services = self._services()
         engine = self._load_engine(services)
         workspace = services.workspace.for_thread(resolve_thread(explicit=thread_id))
-        return render_messages(messages, workspace, video_frames=engine.processor.video_num_frames)
+        return render_messages(
+            messages,
+            workspace,
+            video_frames=engine.processor.video_num_frames,
+            max_media=self.max_media,
+        )
 
     def prompt_text(self, messages: Sequence[BaseMessage], *, thread_id: str | None = None) -> str:
         """The prompt text (placeholders unexpanded) the model gets for ``messages``."""
@@ -272,7 +281,9 @@ class ChatVitron(BaseChatModel):
         engine = self._load_engine(services)
         workspace = services.workspace.for_thread(call.thread_id)
         processor = engine.processor
-        rendered = render_messages(messages, workspace, video_frames=processor.video_num_frames)
+        rendered = render_messages(
+            messages, workspace, video_frames=processor.video_num_frames, max_media=self.max_media
+        )
         batch = processor.encode_chat(rendered.turns)
         prompt_tokens = int(batch["input_ids"].shape[1])
         _warn_if_too_long(engine, prompt_tokens, call.sampling.max_new_tokens)

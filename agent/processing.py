@@ -3,8 +3,8 @@
 The processor turns a conversation (text with images, videos and region masks) into model
 inputs. Placeholders are expanded here so their positions are real: ``<image>`` becomes
 ``tokens_per_image`` ``<image>`` tokens, ``<video>`` becomes ``frames * tokens_per_frame``
-``<video>`` tokens followed by a line of frame timestamps ("frame 0 at 0.0s, frame 1 at 0.5s,
-…") so the LLM can answer temporal grounding in seconds, and ``<region>`` stays one token.
+``<video>`` tokens followed by a line of frame timestamps ("8 frames evenly spaced from 0.5s to 7.5s")
+so the LLM can answer temporal grounding in seconds, and ``<region>`` stays one token.
 
 Coordinates: images are resized (squashed, not cropped or padded) to the tower's square input,
 so a normalised region ``[x1, y1, x2, y2]`` means the same part of the image before and after.
@@ -302,12 +302,17 @@ class SampledVideo:
     timestamps: list[float] | None
 
     def describe(self) -> str:
-        """The timestamp line that follows the video's tokens in the prompt."""
-        if self.timestamps is None:
-            frames = ", ".join(f"frame {i}" for i in range(len(self.indices)))
-        else:
-            frames = ", ".join(f"frame {i} at {t:.1f}s" for i, t in enumerate(self.timestamps))
-        return f"The video has {len(self.indices)} sampled frames: {frames}."
+        """The timestamp line that follows the video's tokens in the prompt, kept far cheaper than
+        the pooled visual tokens it annotates: evenly spread frames (segment-centre sampling: the
+        steps differ by at most one source frame) as a span ("8 frames evenly spaced from 0.5s to
+        7.5s"), others as one number per frame ("Frame times (s): 0.0 0.2 1.5.")."""
+        count, times = len(self.indices), self.timestamps
+        if times is None:
+            return f"{count} video frames."
+        steps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        if count > 2 and min(steps) > 0 and max(steps) - min(steps) <= min(steps) + 1e-6:
+            return f"{count} frames evenly spaced from {times[0]:.1f}s to {times[-1]:.1f}s."
+        return f"Frame times (s): {' '.join(f'{t:.1f}' for t in times)}."
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -89,14 +89,82 @@ class RenderedConversation:
     images: int = 0
     videos: int = 0
     regions: int = 0
+    handles: dict[int, str] = field(default_factory=dict, repr=False)
+    """``id(part)`` -> the handle an image or video part was loaded from."""
 
 
 def render_messages(
-    messages: Sequence[BaseMessage], workspace: Workspace, *, video_frames: int
+    messages: Sequence[BaseMessage],
+    workspace: Workspace,
+    *,
+    video_frames: int,
+    max_media: int | None = None,
 ) -> RenderedConversation:
     """Render ``messages`` with media from ``workspace`` (the conversation thread's namespace);
-    videos are sampled to ``video_frames`` frames (the processor's count) while decoding."""
-    return _Renderer(workspace, video_frames).render(messages)
+    videos are sampled to ``video_frames`` frames (the processor's count) while decoding.
+
+    ``max_media`` caps the images and videos shown as visual tokens: the most recent ones are
+    kept (and any image a region of the last user turn is drawn on); older ones stay in the text
+    as their handles, so the prompt stops growing with every image the user names.
+    """
+    rendered = _Renderer(workspace, video_frames).render(messages)
+    if max_media is not None and rendered.images + rendered.videos > max_media:
+        rendered = cap_media(rendered, max_media)
+    return rendered
+
+
+def cap_media(rendered: RenderedConversation, limit: int) -> RenderedConversation:
+    """``rendered`` with only its last ``limit`` images/videos as pixels (see
+    :func:`render_messages`); region indices are renumbered to the images kept."""
+    places = [
+        (t, p)
+        for t, turn in enumerate(rendered.turns)
+        if isinstance(turn.content, list)
+        for p, part in enumerate(turn.content)
+        if _is_media(part)
+    ]
+    keep = set(places[-limit:]) if limit > 0 else set()
+    last_user = max((t for t, turn in enumerate(rendered.turns) if turn.role == "user"), default=-1)
+    image_places = [place for place in places if not isinstance(_part(rendered, place), VideoInput)]
+    if last_user >= 0 and isinstance(rendered.turns[last_user].content, list):
+        for part in rendered.turns[last_user].content:
+            if isinstance(part, RegionInput) and part.image is not None:
+                keep.add(image_places[part.image])  # a region needs its image
+    new_index = {
+        old: new for new, old in enumerate(i for i, p in enumerate(image_places) if p in keep)
+    }
+    turns: list[Turn] = []
+    images = videos = 0
+    for t, turn in enumerate(rendered.turns):
+        if not isinstance(turn.content, list):
+            turns.append(turn)
+            continue
+        parts: list[Any] = []
+        for p, part in enumerate(turn.content):
+            if _is_media(part) and (t, p) not in keep:
+                if id(part) not in rendered.handles:  # a handle stays in the text; this has none
+                    parts.append("[an earlier attachment, not shown again]")
+            elif isinstance(part, RegionInput) and part.image is not None:
+                if part.image in new_index:
+                    parts.append(replace(part, image=new_index[part.image]))
+                else:
+                    parts.append("[a region on an image not shown again]")
+            else:
+                images += _is_media(part) and not isinstance(part, VideoInput)
+                videos += isinstance(part, VideoInput)
+                parts.append(part)
+        turns.append(Turn(turn.role, parts))
+    return RenderedConversation(
+        turns, rendered.media, images, videos, rendered.regions, rendered.handles
+    )
+
+
+def _is_media(part: Any) -> bool:
+    return isinstance(part, Image.Image | VideoInput | np.ndarray)
+
+
+def _part(rendered: RenderedConversation, place: tuple[int, int]) -> Any:
+    return rendered.turns[place[0]].content[place[1]]
 
 
 class _Renderer:
@@ -109,6 +177,7 @@ class _Renderer:
         self.seen_videos: set[str] = set()
         self.images = self.videos = self.regions = 0
         self.media: dict[str, str] = {}
+        self.handles: dict[int, str] = {}
 
     def render(self, messages: Sequence[BaseMessage]) -> RenderedConversation:
         for message in messages:
@@ -128,7 +197,12 @@ class _Renderer:
                 self.turns.append(Turn("user", escape_placeholders(message.text)))
         turns = [Turn("system", "\n\n".join(self.system))] if self.system else []
         return RenderedConversation(
-            turns + self.turns, dict(self.media), self.images, self.videos, self.regions
+            turns + self.turns,
+            dict(self.media),
+            self.images,
+            self.videos,
+            self.regions,
+            self.handles,
         )
 
     # ---- user turns ----
@@ -174,6 +248,7 @@ class _Renderer:
                 return None
             self.seen_videos.add(handle)
             self.videos += 1
+            self.handles[id(video)] = handle
             return video
         return None
 
@@ -187,6 +262,7 @@ class _Renderer:
             return None
         self.image_index[handle] = self.images
         self.images += 1
+        self.handles[id(image)] = handle
         return image
 
     def _video(self, handle: str) -> VideoInput:

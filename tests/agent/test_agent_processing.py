@@ -12,6 +12,7 @@ from vitron.agent.build import build_tiny_vitron
 from vitron.agent.invocation import GRAMMAR_TAGS, SIGNAL_TOKENS
 from vitron.agent.processing import (
     RegionInput,
+    SampledVideo,
     Turn,
     VideoInput,
     VitronProcessor,
@@ -71,13 +72,13 @@ def test_video_prompt_lists_frame_timestamps_in_seconds():
     frames = np.zeros((16, 20, 20, 3), dtype=np.uint8)
     sampled = processor.sample_video(VideoInput(frames, fps=2.0))
     assert sampled.indices == [1, 3, 5, 7, 9, 11, 13, 15]
-    assert sampled.describe().startswith(
-        "The video has 8 sampled frames: frame 0 at 0.5s, frame 1 at 1.5s"
-    )
+    assert sampled.describe() == "8 frames evenly spaced from 0.5s to 7.5s."
+    uneven = SampledVideo(sampled.pixels[:3], [0, 1, 9], [0.0, 0.5, 4.5])
+    assert uneven.describe() == "Frame times (s): 0.0 0.5 4.5."
     explicit = processor.sample_video(VideoInput(frames[:4], timestamps=[0.0, 0.25, 0.5, 0.75]))
     assert explicit.timestamps == [0.0, 0.25, 0.5, 0.75]  # fewer frames than the budget: all kept
     untimed = processor.sample_video(VideoInput(frames[:2]))
-    assert untimed.describe() == "The video has 2 sampled frames: frame 0, frame 1."
+    assert untimed.describe() == "2 video frames."
     batch = processor(
         ["<video> when?", "<video> and?"],
         videos=[VideoInput(frames, fps=2.0), VideoInput(frames[:3], fps=1.0)],

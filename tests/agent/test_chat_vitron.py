@@ -148,6 +148,40 @@ def test_rendering_loads_handles_regions_blocks_and_escapes_placeholders(
     assert batch["pixel_values"].shape[0] == 3 and batch["region_masks"].shape[0] == 2
 
 
+def test_prompts_show_only_the_latest_media_as_pixels_older_ones_as_handles(
+    chat, workspace, photo, square_video
+):
+    pictures = [workspace.put_image(np.full((16, 16, 3), 20 * k, dtype=np.uint8)) for k in range(5)]
+    messages = [user_message(f"look at {p.handle}") for p in pictures]
+    messages.append(user_message("and this", media=[square_video]))
+    messages.append(
+        user_message(
+            "this region", regions=[{"media": pictures[0].handle, "box": [0, 0, 0.5, 0.5]}]
+        )
+    )
+    everything = chat.model_copy(update={"max_media": None}).render(messages, thread_id=THREAD)
+    assert (everything.images, everything.videos) == (5, 1)
+
+    capped = chat.model_copy(update={"max_media": 2})
+    rendered = capped.render(messages, thread_id=THREAD)
+    # the last two media (picture 4 and the video) plus the image the last region is drawn on
+    assert (rendered.images, rendered.videos, rendered.regions) == (2, 1, 1)
+    text = " ".join(str(p) for turn in rendered.turns for p in turn.content if isinstance(p, str))
+    for older in pictures[1:4]:  # no pixels, but still named where the user named them
+        assert older.handle in text
+    shown = [p for turn in rendered.turns for p in turn.content if isinstance(p, Image.Image)]
+    assert [im.getpixel((0, 0))[0] for im in shown] == [0, 80]  # pictures 0 (region) and 4
+    region = next(p for turn in rendered.turns for p in turn.content if isinstance(p, RegionInput))
+    assert region.image == 0  # picture 0 is now the first image shown
+    prompt = capped.prompt_text(messages, thread_id=THREAD)  # encodes: counts agree
+    assert prompt.count("<image>") == 2 and prompt.count("<video>") == 1
+    full = chat.model_copy(update={"max_media": None})
+    processor = chat._engine.processor
+    shorter = processor.encode_chat(rendered.turns)["input_ids"].shape[1]
+    longer = processor.encode_chat(full.render(messages, thread_id=THREAD).turns)
+    assert shorter < longer["input_ids"].shape[1]
+
+
 def test_rendering_writes_tool_calls_in_the_grammar_and_shows_results(chat, workspace, photo):
     call = {
         "name": "segment_image",
