@@ -378,6 +378,13 @@ def captioning(rng: np.random.Generator, compositional: bool, size: int) -> Samp
 # ------------------------------------------------------------------------------- other modules
 
 
+ANIMATE = ("Animate this picture so that {t}.", "Bring this image to life: {t}.",
+           "Turn this into a video where {t}.")  # fmt: skip
+EDIT_VIDEO = ("In this video, {e}.", "Edit the clip: {e}.", "Please {e} in the video.")
+SEGMENT_THEN_EDIT = ("First segment {re}, then make it {c}.",
+                     "Find the mask of {re} and recolour it {c}.")  # fmt: skip
+
+
 def video_tools(rng: np.random.Generator, compositional: bool, size: int) -> Sample | None:
     """Instruction → invocation for generate_video, image_to_video and edit_video."""
     module = _pick(rng, ("generate_video", "image_to_video", "edit_video"))
@@ -407,9 +414,8 @@ def video_tools(rng: np.random.Generator, compositional: bool, size: int) -> Sam
         text = f"{expression} moves {direction}"
         return Sample(
             id="", task="video_tools",
-            instruction=_pick(rng, ("Animate this picture so that {t}.", "Bring this image to "
-                                    "life: {t}.", "Turn this into a video where {t}.")).format(t=text),
-            media=[media], calls=[TargetCall("image_to_video", {"image": "<media:0>", "instruction": text})],
+            instruction=_pick(rng, ANIMATE).format(t=text), media=[media],
+            calls=[TargetCall("image_to_video", {"image": "<media:0>", "instruction": text})],
             answer="Here is the animation.", gold={"module": module},
         )  # fmt: skip
     video = sample_video(rng, compositional=compositional, size=size)
@@ -422,7 +428,7 @@ def video_tools(rng: np.random.Generator, compositional: bool, size: int) -> Sam
     edit = _pick(rng, (f"make {expression} {colour}", f"remove {expression}"))
     return Sample(
         id="", task="video_tools",
-        instruction=_pick(rng, ("In this video, {e}.", "Edit the clip: {e}.", "Please {e} in the video.")).format(e=edit),
+        instruction=_pick(rng, EDIT_VIDEO).format(e=edit),
         media=[Media("video", render_video(video, size).frames, fps=4.0, label="clip")],
         calls=[TargetCall("edit_video", {"video": "<media:0>", "instruction": edit})],
         answer="Here is the edited video.", gold={"module": module},
@@ -444,8 +450,7 @@ def multi_step(rng: np.random.Generator, compositional: bool, size: int) -> Samp
         edit = f"make {expression} {colour}"
         return Sample(
             id="", task="multi_step",
-            instruction=_pick(rng, ("First segment {re}, then make it {c}.",
-                                    "Find the mask of {re} and recolour it {c}.")).format(re=expression, c=colour),
+            instruction=_pick(rng, SEGMENT_THEN_EDIT).format(re=expression, c=colour),
             media=[media],
             calls=[TargetCall("segment_image", {"image": "<media:0>", "instruction": expression}),
                    TargetCall("edit_image", {"image": "<media:0>", "instruction": edit,
