@@ -214,6 +214,10 @@ class Trainer:
             self.optimizer,
             cosine_schedule(config.warmup_steps, self.total_steps, config.min_lr_ratio),
         )
+        deepspeed = self.accelerator.state.deepspeed_plugin
+        if deepspeed is not None:  # no data loader is prepared, so DeepSpeed is told the sizes
+            deepspeed.deepspeed_config["train_micro_batch_size_per_gpu"] = config.batch_size
+            deepspeed.deepspeed_config["gradient_accumulation_steps"] = config.grad_accum
         self.module, self.optimizer = self.accelerator.prepare(self.module, self.optimizer)
         self.position = Position()
         self.history: list[dict[str, Any]] = []
@@ -335,7 +339,9 @@ class Trainer:
                 if name.startswith("synergy_"):
                     weights[name] = weights.get(name, 1.0) * weight
             loss = weighted_total(output.parts, weights)
-            self.accelerator.backward(loss / config.grad_accum)
+            # DeepSpeed divides by its own accumulation count; otherwise the window is averaged here
+            scale = 1 if self.accelerator.state.deepspeed_plugin is not None else config.grad_accum
+            self.accelerator.backward(loss / scale)
         values = {name: float(v.detach()) for name, v in output.parts.items()}
         values |= output.metrics
         values["loss"] = float(loss.detach())
