@@ -22,7 +22,8 @@ from pydantic import Field
 from vitron.tools.backend import CallContext
 from vitron.tools.compositing import blend_weights, composite, grow
 from vitron.tools.errors import VitronToolError
-from vitron.tools.models.diffusion import DiffusionEngine, InpaintEngine, Prompt, snap
+from vitron.tools.models.diffusion_common import DiffusionEngine, Prompt, snap
+from vitron.tools.models.diffusion_engines import InpaintEngine
 from vitron.tools.registry import ProgressCallback
 from vitron.tools.schemas import ToolArgs
 from vitron.tools.signals import project_signal

@@ -9,7 +9,7 @@ conditioning space, never against a proxy:
   mask is upsampled to the image as the backend does; :class:`SamAlignment` returns those logits
   with gradients flowing back into the tokens;
 - ``[GEN]``/``[VID]``/``[EDIT]``: the projected tokens (appended to the text-encoder states at
-  inference, :func:`~vitron.tools.models.diffusion.append_tokens`) are regressed onto the frozen
+  inference, :func:`~vitron.tools.models.diffusion_common.append_tokens`) are regressed onto the frozen
   text encoder's states of the target caption, :func:`caption_targets`.
 
 Every frozen module here runs with ``requires_grad`` off; only the tokens carry gradients.
@@ -90,10 +90,10 @@ def caption_targets(
     tokenizer: Any, text_encoder: torch.nn.Module, caption: str, tokens: int
 ) -> torch.Tensor:
     """(tokens, D) regression target for one caption: the frozen text encoder's states (the same
-    :func:`~vitron.tools.models.diffusion.encode_text` the pipelines use) over the caption's real
+    :func:`~vitron.tools.models.diffusion_common.encode_text` the pipelines use) over the caption's real
     tokens, split into ``tokens`` consecutive chunks and averaged per chunk — so each extra
     token the projector makes summarises one part of the caption."""
-    from vitron.tools.models.diffusion import encode_text
+    from vitron.tools.models.diffusion_common import encode_text
 
     device = next(text_encoder.parameters()).device
     with torch.no_grad():

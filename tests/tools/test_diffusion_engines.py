@@ -11,15 +11,15 @@ from PIL import Image
 from vitron.tools.compositing import grow
 from vitron.tools.errors import VitronToolError
 from vitron.tools.generation import inpaint_frames
-from vitron.tools.models.diffusion import (
-    PIPELINES,
+from vitron.tools.models.diffusion import load_diffusion
+from vitron.tools.models.diffusion_common import (
     Defaults,
     DiffusionEngine,
     Prompt,
     effective_steps,
     fit_size,
-    load_diffusion,
 )
+from vitron.tools.models.diffusion_engines import PIPELINES
 from vitron.tools.profiles import ComponentSpec, load_profile
 from vitron.tools.registry import _LoadContext
 

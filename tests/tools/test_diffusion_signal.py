@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vitron.tools.backend import Services, build_tools
-from vitron.tools.models.diffusion import Prompt, append_tokens, encode_text
+from vitron.tools.models.diffusion_common import Prompt, append_tokens, encode_text
 from vitron.tools.profiles import load_profile
 from vitron.tools.registry import ModelRegistry
 

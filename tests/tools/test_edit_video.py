@@ -13,7 +13,7 @@ from vitron.tools.backends.edit_video import EditVideoArgs, edit_video
 from vitron.tools.compositing import grow
 from vitron.tools.editing import infer_operation
 from vitron.tools.generation import inpaint_frames
-from vitron.tools.models.diffusion import Prompt
+from vitron.tools.models.diffusion_common import Prompt
 from vitron.tools.workspace import Workspace
 
 BOX = [0.05, 0.25, 0.4, 0.75]  # around the square on frame 0 of the `square_video` fixture

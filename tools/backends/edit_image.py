@@ -37,7 +37,7 @@ from vitron.tools.generation import (
     stage_progress,
 )
 from vitron.tools.geometry import coverage
-from vitron.tools.models.diffusion import (
+from vitron.tools.models.diffusion_engines import (
     GligenInpaintEngine,
     InpaintEngine,
     InstructPix2PixEngine,

@@ -40,7 +40,7 @@ from vitron.tools.generation import (
     stage_progress,
 )
 from vitron.tools.handles import parse_handle
-from vitron.tools.models.diffusion import InpaintEngine, VideoToVideoEngine
+from vitron.tools.models.diffusion_engines import InpaintEngine, VideoToVideoEngine
 from vitron.tools.schemas import MaskHandle, Point, VideoHandle, check_point_labels
 from vitron.tools.signals import signal_phrase, used_signal
 from vitron.tools.steps.tracking import TrackTarget, track_masks

@@ -18,7 +18,8 @@ from vitron.tools.generation import (
     sampling,
 )
 from vitron.tools.geometry import fmt_box
-from vitron.tools.models.diffusion import DiffusionEngine, GligenEngine, TextToImageEngine
+from vitron.tools.models.diffusion_common import DiffusionEngine
+from vitron.tools.models.diffusion_engines import GligenEngine, TextToImageEngine
 from vitron.tools.signals import signal_phrase, used_signal
 
 

@@ -6,7 +6,7 @@ from pydantic import Field, model_validator
 
 from vitron.tools.backend import CallContext, ToolOutput, backend
 from vitron.tools.generation import DiffusionArgs, get_engine, make_prompt, output_size, sampling
-from vitron.tools.models.diffusion import TextToVideoEngine
+from vitron.tools.models.diffusion_engines import TextToVideoEngine
 from vitron.tools.signals import signal_phrase, used_signal
 
 

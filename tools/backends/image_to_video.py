@@ -6,7 +6,8 @@ from pydantic import Field, model_validator
 
 from vitron.tools.backend import CallContext, ToolOutput, backend
 from vitron.tools.generation import DiffusionArgs, get_engine, make_prompt, sampling
-from vitron.tools.models.diffusion import ImageToVideoEngine, fit_size, snap
+from vitron.tools.models.diffusion_common import fit_size, snap
+from vitron.tools.models.diffusion_engines import ImageToVideoEngine
 from vitron.tools.schemas import ImageHandle
 from vitron.tools.signals import signal_phrase, used_signal
 

@@ -189,7 +189,7 @@ TINY_BUILDERS: dict[str, Callable[[], dict[str, Any]]] = {
     "video_to_video": _video_pipeline,
     "image_to_video": _i2v_pipeline,
 }
-"""Pipeline kind (as in :data:`vitron.tools.models.diffusion.PIPELINES`) → its tiny components."""
+"""Pipeline kind (as in :data:`vitron.tools.models.diffusion_engines.PIPELINES`) → its tiny components."""
 
 
 def tiny_components(kind: str, seed: int = 0) -> dict[str, Any]:

@@ -1,0 +1,311 @@
+"""The diffusers engines, one per task (``pipeline = "<kind>"`` of a profile entry, a key of
+:data:`PIPELINES`), on the shared pieces of :mod:`vitron.tools.models.diffusion_common`."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+import torch
+from PIL import Image
+
+from vitron.tools.models.diffusion_common import (
+    DiffusionEngine,
+    ImageResult,
+    Prompt,
+    effective_steps,
+    fit_size,
+    resize_array,
+    to_uint8,
+)
+from vitron.tools.registry import ProgressCallback
+
+logger = logging.getLogger(__name__)
+
+
+class TextToImageEngine(DiffusionEngine):
+    """Stable Diffusion 1.x text-to-image."""
+
+    pipeline_class = "StableDiffusionPipeline"
+
+    def generate(
+        self,
+        prompt: Prompt,
+        *,
+        width: int,
+        height: int,
+        seed: int,
+        steps: int,
+        guidance: float,
+        progress: ProgressCallback,
+    ) -> ImageResult:
+        """An image of ``height x width`` pixels (multiples of 8)."""
+        output = self.run(
+            prompt, seed=seed, steps=steps, progress=progress,
+            width=width, height=height, guidance_scale=guidance,
+        )  # fmt: skip
+        return self._image_result(output)
+
+
+class GligenEngine(DiffusionEngine):
+    """GLIGEN box-grounded generation: each phrase is drawn inside its box."""
+
+    pipeline_class = "StableDiffusionGLIGENPipeline"
+
+    def generate(
+        self,
+        prompt: Prompt,
+        phrases: list[str],
+        boxes: list[list[float]],
+        *,
+        width: int,
+        height: int,
+        seed: int,
+        steps: int,
+        guidance: float,
+        progress: ProgressCallback,
+        grounding: float = 0.3,
+    ) -> ImageResult:
+        """``boxes`` are normalised ``[x1, y1, x2, y2]`` (top-left origin), one per phrase;
+        ``grounding`` is the fraction of steps that use them (GLIGEN's scheduled sampling; at
+        least the first step does when it is positive)."""
+        if grounding > 0:
+            grounding = max(grounding, 1.0 / steps)
+        output = self.run(
+            prompt, seed=seed, steps=steps, progress=progress, width=width, height=height,
+            guidance_scale=guidance, gligen_phrases=phrases, gligen_boxes=boxes,
+            gligen_scheduled_sampling_beta=grounding,
+        )  # fmt: skip
+        return self._image_result(output)
+
+
+class GligenInpaintEngine(DiffusionEngine):
+    """GLIGEN inpainting: phrases are painted into their boxes of an existing image."""
+
+    pipeline_class = "StableDiffusionGLIGENPipeline"
+
+    @property
+    def native_size(self) -> int:
+        """The square size the pipeline works at (it centre-crops anything else to it)."""
+        return int(self.pipe.vae.config.sample_size)
+
+    def add(
+        self,
+        prompt: Prompt,
+        image: Image.Image,
+        phrases: list[str],
+        boxes: list[list[float]],
+        *,
+        seed: int,
+        steps: int,
+        guidance: float,
+        progress: ProgressCallback,
+    ) -> np.ndarray:
+        """``image`` with each phrase painted into its normalised box; returned at the input's size.
+
+        The image is resized (not cropped) to the native square, which keeps normalised boxes
+        where they were, and the result is resized back.
+        """
+        size = self.native_size
+        square = image.convert("RGB").resize((size, size), Image.BICUBIC)
+        with warnings.catch_warnings():  # diffusers' own GLIGEN code reads a deprecated attribute
+            warnings.filterwarnings("ignore", message=".*sample_size.*", category=FutureWarning)
+            output = self.run(
+                prompt, seed=seed, steps=steps, progress=progress, width=size, height=size,
+                guidance_scale=guidance, gligen_phrases=phrases, gligen_boxes=boxes,
+                gligen_inpaint_image=square,
+            )  # fmt: skip
+        return resize_array(to_uint8(output.images[0]), image.size)
+
+
+class InpaintEngine(DiffusionEngine):
+    """Stable Diffusion inpainting; also the per-frame engine of video editing.
+
+    For temporal consistency call :meth:`inpaint` on every frame with the same ``seed``: frames of
+    one size then start from identical noise (``initial_noise`` shows it), so unchanged content
+    stays put from frame to frame.
+    """
+
+    pipeline_class = "StableDiffusionInpaintPipeline"
+
+    def working_size(
+        self, width: int, height: int, long_side: int | None = None
+    ) -> tuple[int, int]:
+        """The size an input of ``width x height`` is inpainted at (aspect kept, multiples of 8)."""
+        return fit_size(width, height, long_side or self.defaults.long_side)
+
+    def initial_noise(
+        self, width: int, height: int, seed: int, long_side: int | None = None
+    ) -> torch.Tensor:
+        """The ``1 x 4 x h x w`` latent noise :meth:`inpaint` starts from for this input size and
+        seed at strength 1 (pass it back as ``noise`` to share it explicitly)."""
+        w, h = self.working_size(width, height, long_side)
+        factor = self.pipe.vae_scale_factor
+        generator = torch.Generator("cpu").manual_seed(seed)
+        return torch.randn((1, 4, h // factor, w // factor), generator=generator)
+
+    def inpaint(
+        self,
+        prompt: Prompt,
+        image: Image.Image,
+        mask: np.ndarray,
+        *,
+        seed: int,
+        steps: int,
+        guidance: float,
+        progress: ProgressCallback,
+        strength: float = 1.0,
+        long_side: int | None = None,
+        noise: torch.Tensor | None = None,
+    ) -> np.ndarray:
+        """Repaint where the H x W bool ``mask`` is true; returns H x W x 3 uint8 at the input size.
+
+        Pixels outside the mask are *not* guaranteed unchanged (the VAE round trip and the resize
+        touch them); composite with :func:`vitron.tools.compositing.composite` for that.
+        ``strength < 1`` keeps some of the masked content (e.g. recolouring keeps shapes);
+        ``noise`` (only at strength 1) replaces the seed's initial noise.
+        """
+        if noise is not None and strength < 1.0:
+            raise ValueError("explicit noise only applies at strength 1; share the seed instead")
+        width, height = self.working_size(*image.size, long_side)
+        small = image.convert("RGB").resize((width, height), Image.BICUBIC)
+        mask_image = Image.fromarray(mask.astype(np.uint8) * 255).resize((width, height))
+        steps, total = effective_steps(steps, strength)
+        extra = {"latents": noise} if noise is not None else {}
+        output = self.run(
+            prompt, seed=seed, steps=steps, progress=progress, total=total, image=small,
+            mask_image=mask_image, width=width, height=height, strength=strength,
+            guidance_scale=guidance, **extra,
+        )  # fmt: skip
+        return resize_array(to_uint8(output.images[0]), image.size)
+
+
+class InstructPix2PixEngine(DiffusionEngine):
+    """InstructPix2Pix: edits a whole image by an instruction ("make it look like winter")."""
+
+    pipeline_class = "StableDiffusionInstructPix2PixPipeline"
+
+    def edit(
+        self,
+        prompt: Prompt,
+        image: Image.Image,
+        *,
+        seed: int,
+        steps: int,
+        guidance: float,
+        image_guidance: float,
+        progress: ProgressCallback,
+        long_side: int | None = None,
+    ) -> np.ndarray:
+        """The edited image, H x W x 3 uint8 at the input's size (run at the working size)."""
+        width, height = fit_size(*image.size, long_side or self.defaults.long_side)
+        small = image.convert("RGB").resize((width, height), Image.BICUBIC)
+        output = self.run(
+            prompt, seed=seed, steps=steps, progress=progress, image=small,
+            guidance_scale=guidance, image_guidance_scale=image_guidance,
+        )  # fmt: skip
+        return resize_array(to_uint8(output.images[0]), image.size)
+
+
+class TextToVideoEngine(DiffusionEngine):
+    """Text-to-video with a ModelScope/ZeroScope 3-D UNet."""
+
+    pipeline_class = "TextToVideoSDPipeline"
+
+    def generate(
+        self,
+        prompt: Prompt,
+        *,
+        frames: int,
+        width: int,
+        height: int,
+        seed: int,
+        steps: int,
+        guidance: float,
+        progress: ProgressCallback,
+    ) -> np.ndarray:
+        """``frames x height x width x 3`` uint8."""
+        output = self.run(
+            prompt, seed=seed, steps=steps, progress=progress, num_frames=frames,
+            width=width, height=height, guidance_scale=guidance,
+        )  # fmt: skip
+        return to_uint8(np.asarray(output.frames[0]))
+
+
+class VideoToVideoEngine(DiffusionEngine):
+    """Video-to-video (SDEdit over a 3-D UNet): restyles a whole clip coherently."""
+
+    pipeline_class = "VideoToVideoSDPipeline"
+
+    def transform(
+        self,
+        prompt: Prompt,
+        frames: np.ndarray,
+        *,
+        seed: int,
+        steps: int,
+        guidance: float,
+        progress: ProgressCallback,
+        strength: float | None = None,
+        long_side: int | None = None,
+    ) -> np.ndarray:
+        """``T x H x W x 3`` uint8 in, the same shape out (run at the working size).
+
+        ``strength`` (default from the profile) is how much is re-noised: low keeps the input's
+        layout and motion, 1 ignores it. Long clips cost memory linearly; chunk them.
+        """
+        strength = self.defaults.strength if strength is None else strength
+        height, width = frames.shape[1:3]
+        size = fit_size(width, height, long_side or self.defaults.long_side)
+        video = [Image.fromarray(frame).resize(size, Image.BICUBIC) for frame in frames]
+        steps, total = effective_steps(steps, strength)
+        output = self.run(
+            prompt, seed=seed, steps=steps, progress=progress, total=total, video=video,
+            strength=strength, guidance_scale=guidance,
+        )  # fmt: skip
+        out = to_uint8(np.asarray(output.frames[0]))
+        return np.stack([resize_array(frame, (width, height)) for frame in out])
+
+
+class ImageToVideoEngine(DiffusionEngine):
+    """I2VGen-XL: animates an image, guided by text."""
+
+    pipeline_class = "I2VGenXLPipeline"
+    clip_skip = 1  # the pipeline's own default: I2VGen-XL conditions on the penultimate layer
+
+    def animate(
+        self,
+        prompt: Prompt,
+        image: Image.Image,
+        *,
+        frames: int,
+        width: int,
+        height: int,
+        fps: float,
+        seed: int,
+        steps: int,
+        guidance: float,
+        progress: ProgressCallback,
+    ) -> np.ndarray:
+        """``frames x height x width x 3`` uint8; the image is centre-cropped to the aspect of
+        ``width x height`` and becomes the first frame's condition. ``fps`` conditions motion."""
+        output = self.run(
+            prompt, seed=seed, steps=steps, progress=progress, image=image.convert("RGB"),
+            num_frames=frames, width=width, height=height, target_fps=max(1, round(fps)),
+            guidance_scale=guidance,
+        )  # fmt: skip
+        return to_uint8(np.asarray(output.frames[0]))
+
+
+PIPELINES: dict[str, type[DiffusionEngine]] = {
+    "text_to_image": TextToImageEngine,
+    "gligen": GligenEngine,
+    "gligen_inpaint": GligenInpaintEngine,
+    "inpaint": InpaintEngine,
+    "instruct_pix2pix": InstructPix2PixEngine,
+    "text_to_video": TextToVideoEngine,
+    "video_to_video": VideoToVideoEngine,
+    "image_to_video": ImageToVideoEngine,
+}
+"""The ``pipeline = "…"`` values a profile entry may name, and the engine each builds."""
