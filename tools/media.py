@@ -185,7 +185,7 @@ def probe_video(path: str | Path, *, name: str | None = None) -> VideoProbe:
             if not container.streams.video:
                 raise MediaError(f"{name} has no video stream")
             stream = container.streams.video[0]
-            ctx = stream.codec_context
+            ctx = _codec_context(stream, name)
             fps = float(stream.average_rate or stream.guessed_rate or 0) or 0.0
             frames = stream.frames or None
             return VideoProbe(width=ctx.width, height=ctx.height, fps=fps, frames=frames)
@@ -208,7 +208,8 @@ def iter_video_frames(
             if not container.streams.video:
                 raise MediaError(f"{name} has no video stream")
             stream = container.streams.video[0]
-            limits.check_frame_size(stream.codec_context.width, stream.codec_context.height)
+            ctx = _codec_context(stream, name)
+            limits.check_frame_size(ctx.width, ctx.height)
             for frame in container.decode(stream):
                 count += 1
                 limits.check_frame_count(count)
@@ -221,6 +222,13 @@ def iter_video_frames(
         raise MediaError(f"cannot read {name} as a video: {_clean(exc, path)}") from exc
     if count == 0:
         raise MediaError(f"{name} is a video with no frames")
+
+
+def _codec_context(stream: Any, name: str) -> Any:
+    """The stream's decoder settings; a damaged header can leave a stream without any."""
+    if stream.codec_context is None:
+        raise MediaError(f"cannot read {name} as a video: its video stream has no codec settings")
+    return stream.codec_context
 
 
 def write_video(
