@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.step_limit,
         help="model steps per turn (default: %(default)s)",
     )
+    common.add_argument(
+        "--approve-before",
+        default=",".join(defaults.approve_before) or "none",
+        help="tools that ask you before they run, comma-separated, or none (default: %(default)s)",
+    )
     common.add_argument("--no-progress", action="store_true", help="no progress bars")
     common.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -145,6 +150,7 @@ def context_from(args: argparse.Namespace) -> Context:
         workspace=args.workspace,
         device=args.device,
         step_limit=args.step_limit,
+        approve_before=getattr(args, "approve_before", ",".join(Context().approve_before)),
     )
 
 
@@ -182,12 +188,47 @@ def run_chat(args: argparse.Namespace) -> int:
                 break
             continue
         try:
-            turn = session.send(line, on_event=renderer)
+            turn = session.send(line, on_event=renderer, decide=ask_approval)
         finally:
             renderer.close()
         print_files(session, turn)
     print(f"conversation saved; resume with: {resume_command(args, session.thread_id)}")
     return 0
+
+
+def ask_approval(request: dict) -> dict:
+    """Ask the person at the terminal about a call that needs approval (vitron.graphs.approval):
+    y runs it, n rejects it (with an optional reason), e runs it with arguments typed as JSON.
+    No answer (end of input) rejects it."""
+    import json
+
+    print(f"  ? {request['question']}")
+    while True:
+        try:
+            answer = input("  run it? [y]es / [n]o / [e]dit the arguments: ").strip().lower()
+        except EOFError:
+            print()
+            return {"action": "reject", "reason": "nobody answered the approval prompt"}
+        if answer in ("y", "yes"):
+            return {"action": "approve"}
+        if answer in ("n", "no"):
+            try:
+                reason = input("  why (optional, the planner sees it): ").strip()
+            except EOFError:
+                reason = ""
+            return {"action": "reject", "reason": reason}
+        if answer in ("e", "edit"):
+            print(f"  arguments now: {json.dumps(request['args'])}")
+            try:
+                edited = json.loads(input("  new arguments (JSON object): "))
+            except EOFError:
+                return {"action": "reject", "reason": "nobody answered the approval prompt"}
+            except ValueError as exc:
+                print(f"  not JSON: {exc}")
+                continue
+            if isinstance(edited, dict):
+                return {"action": "edit", "args": edited}
+            print("  the arguments must be a JSON object")
 
 
 def resume_command(args: argparse.Namespace, thread_id: str) -> str:
@@ -271,7 +312,7 @@ def run_once(args: argparse.Namespace) -> int:
         session.add_region(args.region)
     renderer = TerminalRenderer(bars=not args.no_progress)
     try:
-        turn = session.send(args.instruction, on_event=renderer)
+        turn = session.send(args.instruction, on_event=renderer, decide=ask_approval)
     finally:
         renderer.close()
     for path in session.export(turn.created, args.out):

@@ -163,6 +163,13 @@ def script() -> list[ScriptedTurn]:
     ]
 
 
+def approve_scripted(request: dict) -> str:
+    """The walk-through's calls are fixed by its script, so each approval request is shown and
+    approved (``vitron chat`` asks the person instead)."""
+    print(f"  ? {request['question']} — approved by the walk-through")
+    return "approve"
+
+
 def run_walkthrough(
     context: Context, out: Path, thread_id: str | None = None, progress: bool = True
 ) -> int:
@@ -188,7 +195,7 @@ def run_walkthrough(
             session.add_region(turn.region)
         print(f"you> {turn.text}")
         try:
-            result = session.send(turn.text, on_event=renderer)
+            result = session.send(turn.text, on_event=renderer, decide=approve_scripted)
         finally:
             renderer.close()
         written = session.export(result.created, out)

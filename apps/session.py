@@ -17,8 +17,10 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langgraph.types import Command
 
 from vitron.graphs import Context, build_graph, user_message
+from vitron.graphs.approval import pending_approvals
 from vitron.graphs.persistence import sqlite_checkpointer
 from vitron.tools.schemas import check_region
 from vitron.tools.workspace import EXTENSIONS, MediaInfo
@@ -26,6 +28,8 @@ from vitron.tools.workspace import EXTENSIONS, MediaInfo
 logger = logging.getLogger(__name__)
 
 EventHandler = Callable[[dict[str, Any]], None]
+Decider = Callable[[dict[str, Any]], Any]
+"""Answers an approval request (the interrupt value) with a decision (see vitron.graphs.approval)."""
 
 
 @dataclass
@@ -34,6 +38,15 @@ class Turn:
 
     messages: list[BaseMessage] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
+    pending: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    """Approval requests the turn stopped at, as ``(interrupt id, request)``; answer them with
+    :meth:`Session.resume` (see :mod:`vitron.graphs.approval`)."""
+
+    def extend(self, later: Turn) -> None:
+        """Add what a resumed run did to this turn."""
+        self.messages.extend(later.messages)
+        self.created.extend(h for h in later.created if h not in self.created)
+        self.pending = list(later.pending)
 
     @property
     def answer(self) -> str:
@@ -87,19 +100,58 @@ class Session:
 
     # ---------------------------------------------------------------- running
 
-    def send(self, text: str, on_event: EventHandler | None = None) -> Turn:
-        """Run one turn; ``on_event`` receives progress events and each new message as it lands."""
+    def send(
+        self, text: str, on_event: EventHandler | None = None, decide: Decider | None = None
+    ) -> Turn:
+        """Run one turn; ``on_event`` receives progress events and each new message as it lands.
+
+        A call that needs approval stops the turn with ``Turn.pending`` set, unless ``decide`` is
+        given: it is asked for each request (``decide(request) -> decision``) and the turn goes on.
+        """
         media, self._pending = self._pending, []
         regions, self._regions = self._regions, []
         inputs = {
             "messages": [user_message(text, media=media, regions=regions)],
             "media": {m.handle: m.to_state() for m in media},
         }
+        turn = self._run(inputs, on_event)
+        return self._decide_all(turn, on_event, decide)
+
+    def resume(
+        self,
+        decisions: dict[str, Any],
+        on_event: EventHandler | None = None,
+        decide: Decider | None = None,
+    ) -> Turn:
+        """Answer pending approval requests (``{interrupt id: decision}``) and continue the turn."""
+        turn = self._run(Command(resume=dict(decisions)), on_event)
+        return self._decide_all(turn, on_event, decide)
+
+    def pending_approvals(self) -> list[tuple[str, dict[str, Any]]]:
+        """The thread's unanswered approval requests (e.g. after a restart or a page reload)."""
+        return pending_approvals(self.graph.get_state(self.config).interrupts)
+
+    def _decide_all(
+        self, turn: Turn, on_event: EventHandler | None, decide: Decider | None
+    ) -> Turn:
+        while turn.pending and decide is not None:
+            answers = {key: decide(request) for key, request in turn.pending}
+            turn.extend(self._run(Command(resume=answers), on_event))
+        return turn
+
+    def _run(self, inputs: Any, on_event: EventHandler | None) -> Turn:
         turn = Turn()
         for mode, chunk in self._stream(inputs):
             if mode == "custom":
                 if on_event:
                     on_event(chunk)
+                continue
+            if "__interrupt__" in (chunk or {}):
+                new = pending_approvals(chunk["__interrupt__"])
+                turn.pending.extend(new)
+                if on_event:
+                    for key, request in new:
+                        on_event({"event": "approval", "id": key, "request": request})
                 continue
             for update in (chunk or {}).values():
                 for message in (update or {}).get("messages", []):
@@ -112,7 +164,7 @@ class Session:
                 )
         return turn
 
-    def _stream(self, inputs: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    def _stream(self, inputs: Any) -> Iterator[tuple[str, Any]]:
         yield from self.graph.stream(
             inputs, self.config, context=self.context, stream_mode=["updates", "custom"]
         )

@@ -23,6 +23,22 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"VITRON_{name.upper()}", default)
 
 
+def _names(text: str) -> list[str]:
+    """Tool names from a comma-separated list; ``none`` (or nothing) is the empty list."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    return [] if names in ([], ["none"]) else names
+
+
+DEFAULT_APPROVE_BEFORE = ("edit_image", "edit_video", "generate_video", "image_to_video")
+"""Tools that wait for approval unless a run says otherwise: edits change the user's pictures, and
+video generation is the slowest work there is (see :mod:`vitron.graphs.approval`)."""
+
+
+def _approve_before_from_env() -> list[str]:
+    value = os.environ.get("VITRON_APPROVE_BEFORE")
+    return list(DEFAULT_APPROVE_BEFORE) if value is None else _names(value)
+
+
 def _effective_defaults(schema: dict[str, Any]) -> None:
     """Fill each property's ``default`` with the value a run without it gets (pydantic leaves
     ``default_factory`` fields without one, so Studio showed them as null)."""
@@ -76,7 +92,20 @@ class Context:
         },
     )
 
+    approve_before: list[str] = field(
+        default_factory=_approve_before_from_env,
+        metadata={
+            "description": "tools that pause for a person's approval before they run (approve, edit the "
+            "arguments, or reject); default from VITRON_APPROVE_BEFORE (comma-separated, 'none' for "
+            "none), else edits and video generation. Only runs with a checkpointer pause."
+        },
+    )
+
     def __post_init__(self) -> None:
+        if isinstance(
+            self.approve_before, str
+        ):  # e.g. a form or a CLI flag: "edit_image,edit_video"
+            self.approve_before = _names(self.approve_before)
         if self.step_limit < 1:
             raise ValueError(f"step_limit must be at least 1, got {self.step_limit}")
 

@@ -15,6 +15,7 @@ from langchain_core.tools import BaseTool
 from langgraph.runtime import Runtime
 
 from vitron.agent.chat_model import ChatVitron
+from vitron.graphs.approval import review
 from vitron.graphs.context import Context
 from vitron.graphs.messages import media_listing
 from vitron.graphs.state import State, ToolCallInput
@@ -112,12 +113,17 @@ def planner_failure(exc: Exception) -> AIMessage:
 
 
 def make_tool_node(tool: BaseTool) -> Callable[..., dict[str, Any]]:
-    """A node running one call of ``tool``; any failure becomes an error ``ToolMessage``."""
+    """A node running one call of ``tool``; any failure becomes an error ``ToolMessage``. Calls of
+    tools the run's ``approve_before`` names wait for a person first (:mod:`vitron.graphs.approval`)."""
 
     def run_tool(
         payload: ToolCallInput, config: RunnableConfig, runtime: Runtime[Context]
     ) -> dict[str, Any]:
-        call = payload["call"]
+        context = runtime.context if runtime is not None and runtime.context is not None else None
+        reviewed = review(payload["call"], (context or Context()).approve_before, config)
+        if isinstance(reviewed, ToolMessage):  # a person rejected the call: it does not run
+            return {"messages": [reviewed]}
+        call = reviewed
         token = current_services.set(services_of(runtime))
         try:
             result = tool.invoke({**call, "type": "tool_call"}, config)

@@ -29,3 +29,22 @@ def segment_then_answer() -> ScriptedChatModel:
 
 def answer_only() -> ScriptedChatModel:
     return ScriptedChatModel(steps=[AIMessage(content="Hello from the scripted planner.")] * 3)
+
+
+def _recolor_attached(messages):
+    said = [h for m in messages if m.type == "human" for h in find_handles(m.text)]
+    image = [h for h in said if h.startswith("img_")][-1]
+    return tool_call("edit_image", image=image, operation="recolor", prompt="blue",
+                     regions=[[0.25, 0.25, 0.75, 0.75]], steps=2, seed=1)  # fmt: skip
+
+
+def _report_edit(messages):
+    last = messages[-1]
+    if getattr(last, "status", "") == "error":
+        return AIMessage(content=f"Not edited: {last.text}")
+    return AIMessage(content=f"Edited: {last.artifact['image']}")
+
+
+def edit_then_answer() -> ScriptedChatModel:
+    """Recolours the middle of the attached image (a call that asks for approval), then reports."""
+    return ScriptedChatModel(steps=[_recolor_attached, _report_edit] * 3)

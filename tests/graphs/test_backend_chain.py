@@ -24,7 +24,8 @@ def test_generate_segment_recolor_animate_track(tmp_path):
         lambda m: tool_call("image_to_video", image=last_artifact(m, "image"), seed=3), done,
         lambda m: tool_call("track_video", video=last_artifact(m, "video"), mask=_edited_area(m), frame=0), done,
     ]  # fmt: skip
-    context = Context(profile="tiny", workspace=str(tmp_path / "ws"), device="cpu")
+    context = Context(profile="tiny", workspace=str(tmp_path / "ws"), device="cpu",
+                      approve_before=[])  # fmt: skip  # the chain runs unattended: nothing asks
     graph = build_graph(
         ScriptedChatModel(steps=steps), checkpointer=sqlite_checkpointer(tmp_path / "db")
     )
