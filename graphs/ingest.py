@@ -47,8 +47,8 @@ from vitron.tools.media import inline_bytes
 from vitron.tools.workspace import Workspace
 
 INTERRUPTED = (
-    "{name} was interrupted before it finished (the process running it stopped), so it has no "
-    "result; call it again if it is still needed"
+    "{name} was interrupted before it returned a result (the process running it stopped, or a new "
+    "message came before it ran); call it again if it is still needed"
 )
 
 

@@ -70,7 +70,16 @@ def server(tmp_path):
 @pytest.mark.heavy
 def test_a_thread_runs_through_the_dev_server_with_a_tool_call(server):
     client = get_sync_client(url=server, api_key=None)
-    assert [a["graph_id"] for a in client.assistants.search()] == ["vitron"]
+    assistants = client.assistants.search()
+    assert [a["graph_id"] for a in assistants] == ["vitron"]
+    # Studio's forms: the input form has the state's fields, the settings form the effective
+    # defaults (the server's VITRON_* environment), not nulls
+    schemas = client.assistants.get_schemas(assistants[0]["assistant_id"])
+    assert {"messages", "media"} <= set(schemas["input_schema"]["properties"])
+    settings = schemas["context_schema"]["properties"]
+    assert (
+        settings["workspace"]["default"].endswith("ws") and settings["device"]["default"] == "cpu"
+    )
     thread = client.threads.create()
     buffer = io.BytesIO()
     Image.fromarray(np.full((40, 60, 3), 90, dtype=np.uint8)).save(buffer, format="PNG")
