@@ -72,17 +72,13 @@ _EXPORTS: dict[str, str] = {
         )
     },
     **{
-        name: "vitron.agent.processing"
-        for name in (
-            "ChatTemplate",
-            "RegionInput",
-            "Turn",
-            "VideoInput",
-            "VitronProcessor",
-            "add_vitron_tokens",
-            "build_tiny_tokenizer",
-            "prepare_model_for_tokenizer",
-        )
+        name: "vitron.agent.inputs"
+        for name in ("ChatTemplate", "RegionInput", "Turn", "VideoInput")
+    },
+    "VitronProcessor": "vitron.agent.processing",
+    **{
+        name: "vitron.agent.tokens"
+        for name in ("add_vitron_tokens", "build_tiny_tokenizer", "prepare_model_for_tokenizer")
     },
     **{
         name: "vitron.agent.constrained"

@@ -23,14 +23,14 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 from vitron.agent.configuration import VitronConfig
 from vitron.agent.modeling import VitronForCausalLM
 from vitron.agent.modeling.image_encoder import load_vision_tower
-from vitron.agent.processing import (
-    VitronProcessor,
+from vitron.agent.processing import VitronProcessor
+from vitron.agent.released import load_released_vitron
+from vitron.agent.tokens import (
     bind_token_ids,
     build_tiny_tokenizer,
     configure_generation,
     prepare_model_for_tokenizer,
 )
-from vitron.agent.released import load_released_vitron
 
 logger = logging.getLogger(__name__)
 

@@ -45,7 +45,7 @@ class VitronConfig(PreTrainedConfig):
     """Configuration of :class:`~vitron.agent.modeling.VitronForCausalLM`.
 
     Token ids (``image_token_id``, ``signal_token_ids``…) are filled in when the tokenizer is
-    set up (:func:`vitron.agent.processing.add_vitron_tokens`); the model finds placeholders and
+    set up (:func:`vitron.agent.tokens.add_vitron_tokens`); the model finds placeholders and
     signal tokens by these ids, never by position.
     """
 

@@ -50,7 +50,7 @@ from vitron.agent.invocation import (
     RELEASED_OPEN,
     SIGNAL_TOKENS,
 )
-from vitron.agent.processing import PLACEHOLDER_TOKENS
+from vitron.agent.tokens import PLACEHOLDER_TOKENS
 
 logger = logging.getLogger(__name__)
 

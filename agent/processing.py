@@ -1,4 +1,7 @@
-"""Tokenizer set-up, media preprocessing, placeholder expansion and prompt building.
+"""The processor: media preprocessing, placeholder expansion and prompt building.
+
+Tokens are set up in :mod:`vitron.agent.tokens`, the inputs it reads (turns, videos, regions, the
+chat template) are in :mod:`vitron.agent.inputs`.
 
 The processor turns a conversation (text with images, videos and region masks) into model
 inputs. Placeholders are expanded here so their positions are real: ``<image>`` becomes
@@ -17,7 +20,7 @@ import json
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -25,294 +28,37 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import (
-    AddedToken,
     AutoTokenizer,
     BatchFeature,
     PreTrainedTokenizerBase,
-    PreTrainedTokenizerFast,
 )
 from transformers.utils.constants import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
 from vitron.agent.configuration import VitronConfig
-from vitron.agent.invocation import GRAMMAR_TAGS, SIGNAL_TOKENS
+from vitron.agent.inputs import (
+    ChatTemplate,
+    ImageInput,
+    RegionInput,
+    RenderedPrompt,
+    SampledVideo,
+    Turn,
+    VideoInput,
+)
+from vitron.agent.tokens import (
+    IMAGE_TOKEN,
+    PLACEHOLDER_TOKENS,
+    REGION_TOKEN,
+    VIDEO_TOKEN,
+    vitron_token_ids,
+)
 
 if TYPE_CHECKING:
-    from vitron.agent.modeling import VitronForCausalLM
+    pass
 
 logger = logging.getLogger(__name__)
 
-IMAGE_TOKEN, VIDEO_TOKEN, REGION_TOKEN = "<image>", "<video>", "<region>"
-PLACEHOLDER_TOKENS: tuple[str, ...] = (IMAGE_TOKEN, VIDEO_TOKEN, REGION_TOKEN)
 PROCESSOR_FILE = "vitron_processor.json"
-
-ImageInput = Image.Image | np.ndarray | torch.Tensor
-"""A PIL image, an (H, W, 3) uint8 array, or a (3, H, W) float tensor in [0, 1]."""
-
-
-# --------------------------------------------------------------------------------------------
-# tokenizer
-
-
-@dataclass(frozen=True)
-class VitronTokenIds:
-    """Ids of the tokens Vitron adds: placeholders, grammar tags and signal tokens."""
-
-    image: int
-    video: int
-    region: int
-    tags: dict[str, int]
-    signals: dict[str, int]
-
-
-def add_vitron_tokens(tokenizer: PreTrainedTokenizerBase) -> VitronTokenIds:
-    """Add the placeholders (special: dropped when decoding), the grammar tags and the signal
-    tokens (not special: kept in decoded text so replies parse) to ``tokenizer``.
-
-    Idempotent. Each token must end up as exactly one id; anything else raises ``ValueError``.
-    Resize the model's embeddings afterwards (``model.resize_token_embeddings(len(tokenizer))``).
-    """
-    tokenizer.add_special_tokens(
-        {
-            "extra_special_tokens": [
-                AddedToken(t, special=True, normalized=False) for t in PLACEHOLDER_TOKENS
-            ]
-        },
-        replace_extra_special_tokens=False,
-    )
-    plain = [*GRAMMAR_TAGS, *SIGNAL_TOKENS]
-    tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in plain])
-    return vitron_token_ids(tokenizer)
-
-
-def vitron_token_ids(tokenizer: PreTrainedTokenizerBase) -> VitronTokenIds:
-    """Look up (and check) the ids of every Vitron token in ``tokenizer``."""
-
-    def one(token: str) -> int:
-        ids = tokenizer.encode(token, add_special_tokens=False)
-        if len(ids) != 1 or ids[0] == tokenizer.unk_token_id:
-            raise ValueError(
-                f"{token!r} encodes to {ids}, not one id: call add_vitron_tokens(tokenizer) first"
-            )
-        return int(ids[0])
-
-    return VitronTokenIds(
-        image=one(IMAGE_TOKEN),
-        video=one(VIDEO_TOKEN),
-        region=one(REGION_TOKEN),
-        tags={t: one(t) for t in GRAMMAR_TAGS},
-        signals={t: one(t) for t in SIGNAL_TOKENS},
-    )
-
-
-def bind_token_ids(config: VitronConfig, tokenizer: PreTrainedTokenizerBase) -> VitronTokenIds:
-    """Write the tokenizer's Vitron token ids into ``config`` (placeholders and signal tokens)."""
-    ids = vitron_token_ids(tokenizer)
-    config.image_token_id, config.video_token_id, config.region_token_id = (
-        ids.image,
-        ids.video,
-        ids.region,
-    )
-    config.signal_token_ids = {
-        t: i for t, i in ids.signals.items() if t in config.signal_token_spaces
-    }
-    config.validate_glue()
-    return ids
-
-
-def configure_generation(model: VitronForCausalLM, tokenizer: PreTrainedTokenizerBase) -> None:
-    """Generation defaults from the tokenizer: BOS/EOS/pad ids; placeholders never generated."""
-    ids = model.config
-    generation = model.generation_config
-    generation.bos_token_id = tokenizer.bos_token_id
-    generation.eos_token_id = tokenizer.eos_token_id
-    generation.pad_token_id = (
-        tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    )
-    generation.suppress_tokens = [
-        i for i in (ids.image_token_id, ids.video_token_id, ids.region_token_id) if i is not None
-    ]
-
-
-def prepare_model_for_tokenizer(
-    model: VitronForCausalLM, tokenizer: PreTrainedTokenizerBase
-) -> VitronTokenIds:
-    """Add the Vitron tokens to ``tokenizer``, grow the model's embeddings to match (new rows are
-    initialised around the mean of the old ones), and record the token ids in the config."""
-    add_vitron_tokens(tokenizer)
-    if model.get_input_embeddings().weight.shape[0] < len(tokenizer):
-        model.resize_token_embeddings(len(tokenizer))
-    ids = bind_token_ids(model.config, tokenizer)
-    configure_generation(model, tokenizer)
-    return ids
-
-
-_TINY_CORPUS = """
-A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful,
-detailed, and polite answers to the user's questions and calls vision tools when pixels are needed.
-USER: ASSISTANT: TOOL: Sure, here it is. I will segment the zebra farthest away in the image.
-What is in the image? Describe the video. When does the person start running? From 1.5s to 4.0s.
-Generate an image of a red cube on a blue sphere. Edit the photo: replace the dog with a cat.
-Track the car through the video. Turn this image into a video. Find the cup, the table, the man.
-segment_image ground retrieve track_video generate_image generate_video image_to_video edit_image
-edit_video segmentation: tracking: editing: generation: The video has 8 sampled frames: frame 0 at
-0.0s, frame 1 at 0.5s, frame 2 at 1.0s, frame 3 at 1.5s. Region (102, 211, 498, 903) box [0.25, 0.5]
-mask covers 12.4% of the image, coloured shapes: circle square triangle star left right top bottom
-green yellow purple orange black white small large moving still there are two three four five
-0 1 2 3 4 5 6 7 8 9 10 25 50 100 250 500 999 the a an of in on at to and or with is are it this that
-"""
-
-
-def build_tiny_tokenizer(
-    *, vocab_size: int = 512, vitron_tokens: bool = True
-) -> PreTrainedTokenizerFast:
-    """A small byte-level BPE tokenizer built in code (no download); deterministic.
-
-    Byte-level: every string encodes (unknown characters fall back to bytes). Merges are learned
-    from a fixed built-in corpus, so the same call always gives the same vocabulary. BOS is
-    prepended to every encoded text.
-    """
-    backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
-        show_progress=False,
-    )
-    backend.train_from_iterator(
-        [line for line in _TINY_CORPUS.splitlines() if line], trainer=trainer
-    )
-    bos_id = backend.token_to_id("<s>")
-    backend.post_processor = processors.TemplateProcessing(
-        single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", bos_id)]
-    )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        model_max_length=4096,
-    )
-    if vitron_tokens:
-        add_vitron_tokens(tokenizer)
-    return tokenizer
-
-
-# --------------------------------------------------------------------------------------------
-# media inputs and conversation turns
-
-
-@dataclass
-class VideoInput:
-    """A video as frames: an (T, H, W, 3) uint8 array or a list of images.
-
-    Frame times come from ``timestamps`` (seconds, one per frame) or from ``fps``; without
-    either, prompts name frames by index only.
-    """
-
-    frames: np.ndarray | Sequence[ImageInput]
-    fps: float | None = None
-    timestamps: Sequence[float] | None = None
-
-    def __post_init__(self) -> None:
-        count = len(self.frames)
-        if count == 0:
-            raise ValueError("a video needs at least one frame")
-        if self.timestamps is not None and len(self.timestamps) != count:
-            raise ValueError(f"{count} frames but {len(self.timestamps)} timestamps")
-        if self.fps is not None and not self.fps > 0:
-            raise ValueError(f"fps must be positive, got {self.fps}")
-
-
-@dataclass
-class RegionInput:
-    """A region sketch: an (H, W) mask (bool, 0/1 or soft values) over the full extent of an
-    image. ``image`` is the index of that image among the conversation's images (0-based, in
-    order of appearance); ``None`` means the last image before the region's placeholder.
-    """
-
-    mask: np.ndarray | torch.Tensor | Image.Image
-    image: int | None = None
-
-
-Part = str | Image.Image | np.ndarray | torch.Tensor | VideoInput | RegionInput
-
-
-@dataclass
-class Turn:
-    """One message of a conversation. ``content`` is text or a list of parts in reading order:
-    text, images, :class:`VideoInput` and :class:`RegionInput` (rendered as ``<region>``)."""
-
-    role: Literal["system", "user", "assistant", "tool"]
-    content: str | Sequence[Part]
-
-
-@dataclass(frozen=True)
-class ChatTemplate:
-    """A Vicuna-v1-style template: ``SYSTEM USER: … ASSISTANT: …</s>USER: … ASSISTANT:``."""
-
-    system: str = (
-        "A chat between a curious user and an artificial intelligence assistant. The assistant "
-        "gives helpful, detailed, and polite answers to the user's questions."
-    )
-    roles: dict[str, str] = field(
-        default_factory=lambda: {"user": "USER", "assistant": "ASSISTANT", "tool": "TOOL"}
-    )
-    separator: str = " "
-
-    def render(
-        self, turns: Sequence[tuple[str, str]], eos_token: str, add_generation_prompt: bool = True
-    ) -> str:
-        """(role, text) pairs -> prompt text; a ``system`` turn replaces the default system text."""
-        system = self.system
-        body = ""
-        for role, text in turns:
-            if role == "system":
-                system = text
-                continue
-            if role not in self.roles:
-                raise ValueError(f"unknown role {role!r}; roles: system, {', '.join(self.roles)}")
-            body += f"{self.roles[role]}: {text}"
-            body += eos_token if role == "assistant" else self.separator
-        if add_generation_prompt:
-            body += f"{self.roles['assistant']}:"
-        return f"{system}{self.separator}{body}"
-
-
-@dataclass
-class RenderedPrompt:
-    """A prompt with unexpanded placeholders and the media they stand for, in order."""
-
-    text: str
-    images: list[ImageInput] = field(default_factory=list)
-    videos: list[VideoInput] = field(default_factory=list)
-    regions: list[RegionInput] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class SampledVideo:
-    """Frames chosen from a video: ``pixels`` (T, 3, S, S), source ``indices`` and ``timestamps``."""
-
-    pixels: torch.Tensor
-    indices: list[int]
-    timestamps: list[float] | None
-
-    def describe(self) -> str:
-        """The timestamp line that follows the video's tokens in the prompt, kept far cheaper than
-        the pooled visual tokens it annotates: evenly spread frames (segment-centre sampling: the
-        steps differ by at most one source frame) as a span ("8 frames evenly spaced from 0.5s to
-        7.5s"), others as one number per frame ("Frame times (s): 0.0 0.2 1.5.")."""
-        count, times = len(self.indices), self.timestamps
-        if times is None:
-            return f"{count} video frames."
-        steps = [b - a for a, b in zip(times, times[1:], strict=False)]
-        if count > 2 and min(steps) > 0 and max(steps) - min(steps) <= min(steps) + 1e-6:
-            return f"{count} frames evenly spaced from {times[0]:.1f}s to {times[-1]:.1f}s."
-        return f"Frame times (s): {' '.join(f'{t:.1f}' for t in times)}."
 
 
 # --------------------------------------------------------------------------------------------
@@ -619,19 +365,4 @@ def _to_chw_float(image: ImageInput) -> torch.Tensor:
     raise TypeError(f"unsupported image type {type(image).__name__}")
 
 
-__all__ = [
-    "ChatTemplate",
-    "RegionInput",
-    "RenderedPrompt",
-    "SampledVideo",
-    "Turn",
-    "VideoInput",
-    "VitronProcessor",
-    "VitronTokenIds",
-    "add_vitron_tokens",
-    "bind_token_ids",
-    "build_tiny_tokenizer",
-    "configure_generation",
-    "prepare_model_for_tokenizer",
-    "vitron_token_ids",
-]
+__all__ = ["PROCESSOR_FILE", "VitronProcessor"]

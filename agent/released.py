@@ -39,7 +39,8 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, CLIPVisionConfig,
 from vitron.agent.configuration import VitronConfig
 from vitron.agent.modeling import VitronForCausalLM
 from vitron.agent.modeling.image_encoder import load_vision_tower
-from vitron.agent.processing import VitronProcessor, prepare_model_for_tokenizer
+from vitron.agent.processing import VitronProcessor
+from vitron.agent.tokens import prepare_model_for_tokenizer
 
 logger = logging.getLogger(__name__)
 

@@ -38,8 +38,9 @@ from langchain_core.messages import (
 )
 from PIL import Image
 
+from vitron.agent.inputs import RegionInput, Turn, VideoInput
 from vitron.agent.invocation import MODULES, format_reply, format_tool_call, sanitize_text
-from vitron.agent.processing import PLACEHOLDER_TOKENS, RegionInput, Turn, VideoInput
+from vitron.agent.tokens import PLACEHOLDER_TOKENS
 from vitron.tools.compositing import box_mask
 from vitron.tools.errors import VitronToolError
 from vitron.tools.handles import find_handles, parse_handle

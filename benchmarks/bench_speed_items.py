@@ -30,7 +30,7 @@ from skimage import data
 
 from vitron.agent.build import build_tiny_vitron
 from vitron.agent.chat_model import ChatVitron
-from vitron.agent.processing import SampledVideo
+from vitron.agent.inputs import SampledVideo
 from vitron.graphs import user_message
 from vitron.tools.backend import CallContext, ServiceSettings, get_services
 from vitron.tools.steps.detection import detect, detect_classes

@@ -26,7 +26,7 @@ from transformers import CLIPVisionConfig
 
 from vitron.agent.build import build_tiny_vitron
 from vitron.agent.configuration import VitronConfig
-from vitron.agent.processing import Turn, VideoInput
+from vitron.agent.inputs import Turn, VideoInput
 
 REFERENCE_TOKENS_PER_FRAME = 256
 """LanguageBind ViT-L/14 at 224 px: 16 x 16 patch tokens per image or video frame."""

@@ -303,7 +303,7 @@ class VitronForCausalLM(VitronPreTrainedModel, GenerationMixin):
         if token_id is None:
             raise ValueError(
                 f"config.{kind}_token_id is not set: add the Vitron tokens to the tokenizer "
-                "(vitron.agent.processing.add_vitron_tokens) and store their ids in the config"
+                "(vitron.agent.tokens.add_vitron_tokens) and store their ids in the config"
             )
         return int(token_id)
 

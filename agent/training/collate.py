@@ -18,10 +18,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from vitron.agent.inputs import RegionInput, Turn, VideoInput
 from vitron.agent.invocation import INSTRUCTION_CLOSE, MODULE_OPEN, parse_reply
 from vitron.agent.modeling.signal_heads import find_signal_positions
 from vitron.agent.modeling.synergy import invocation_mask
-from vitron.agent.processing import RegionInput, Turn, VideoInput, VitronProcessor
+from vitron.agent.processing import VitronProcessor
 from vitron.agent.training.dataset import LoadedSample
 
 IGNORE_INDEX = -100

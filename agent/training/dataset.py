@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from vitron.agent.processing import RegionInput, VideoInput
+from vitron.agent.inputs import RegionInput, VideoInput
 from vitron.agent.training.records import Record, SignalTarget
 from vitron.tools.compositing import box_mask
 from vitron.tools.errors import MediaError

@@ -47,7 +47,7 @@ class StageModel:
 
 def vitron_token_ids(vitron: VitronForCausalLM, tokenizer: Any) -> list[int]:
     """Ids of the grammar tags and signal tokens (the rows new to the base vocabulary)."""
-    from vitron.agent.processing import vitron_token_ids as lookup
+    from vitron.agent.tokens import vitron_token_ids as lookup
 
     ids = lookup(tokenizer)
     return sorted({*ids.tags.values(), *ids.signals.values()})

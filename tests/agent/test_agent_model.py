@@ -9,8 +9,8 @@ from transformers import AutoConfig, LogitsProcessor, LogitsProcessorList
 
 from vitron.agent.build import add_lora, build_tiny_vitron, load_vitron, save_vitron, tiny_config
 from vitron.agent.configuration import VitronConfig
+from vitron.agent.inputs import RegionInput, Turn, VideoInput
 from vitron.agent.modeling import mask_boxes
-from vitron.agent.processing import RegionInput, Turn, VideoInput
 
 rng = np.random.default_rng(0)
 IMAGE = (rng.random((48, 80, 3)) * 255).astype(np.uint8)

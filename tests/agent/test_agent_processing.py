@@ -9,16 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vitron.agent.build import build_tiny_vitron
+from vitron.agent.inputs import RegionInput, SampledVideo, Turn, VideoInput
 from vitron.agent.invocation import GRAMMAR_TAGS, SIGNAL_TOKENS
-from vitron.agent.processing import (
-    RegionInput,
-    SampledVideo,
-    Turn,
-    VideoInput,
-    VitronProcessor,
-    build_tiny_tokenizer,
-    vitron_token_ids,
-)
+from vitron.agent.processing import VitronProcessor
+from vitron.agent.tokens import build_tiny_tokenizer, vitron_token_ids
 
 TOKENIZER = build_tiny_tokenizer()
 

@@ -13,8 +13,9 @@ import torch
 from transformers import CLIPVisionConfig, LlamaConfig, LlamaForCausalLM
 
 from vitron.agent.build import TINY_VISION_CONFIG, load_released_vitron
-from vitron.agent.processing import RegionInput, Turn, build_tiny_tokenizer
+from vitron.agent.inputs import RegionInput, Turn
 from vitron.agent.released import RELEASED_REGION_FRAME, map_released_name, read_state_dict
+from vitron.agent.tokens import build_tiny_tokenizer
 
 HIDDEN, VISION = 64, TINY_VISION_CONFIG["hidden_size"]
 

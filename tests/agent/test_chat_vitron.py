@@ -20,8 +20,8 @@ from PIL import Image
 
 from vitron.agent.build import build_tiny_vitron, save_vitron
 from vitron.agent.chat_model import ChatVitron
+from vitron.agent.inputs import RegionInput, VideoInput
 from vitron.agent.invocation import MODULES
-from vitron.agent.processing import RegionInput, VideoInput
 from vitron.agent.rendering import PARSE_ERROR_NOTE, box_mask
 from vitron.agent.reply import ReplyText
 from vitron.graphs import build_graph, user_message

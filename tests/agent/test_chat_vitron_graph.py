@@ -17,8 +17,8 @@ import vitron.agent.rendering as rendering
 import vitron.tools.steps.masks as mask_step
 from vitron.agent.build import build_tiny_vitron
 from vitron.agent.chat_model import ChatVitron
+from vitron.agent.inputs import Turn
 from vitron.agent.invocation import format_invocation
-from vitron.agent.processing import Turn
 from vitron.apps.scripted import ScriptedChatModel, tool_call
 from vitron.graphs import Context, build_graph, user_message
 
