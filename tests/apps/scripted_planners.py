@@ -48,3 +48,10 @@ def _report_edit(messages):
 def edit_then_answer() -> ScriptedChatModel:
     """Recolours the middle of the attached image (a call that asks for approval), then reports."""
     return ScriptedChatModel(steps=[_recolor_attached, _report_edit] * 3)
+
+
+def report_writer() -> ScriptedChatModel:
+    """Writes a 'report' quoting the findings it was given (the report workflow's second model)."""
+    return ScriptedChatModel(
+        steps=[lambda m: AIMessage(content="Report: " + m[-1].text.splitlines()[0])] * 5
+    )

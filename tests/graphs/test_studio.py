@@ -70,8 +70,10 @@ def server(tmp_path):
 @pytest.mark.heavy
 def test_a_thread_runs_through_the_dev_server_with_a_tool_call(server):
     client = get_sync_client(url=server, api_key=None)
-    assistants = client.assistants.search()
-    assert [a["graph_id"] for a in assistants] == ["vitron"]
+    assistants = [a for a in client.assistants.search() if a["graph_id"] == "vitron"]
+    assert (
+        len(assistants) == 1
+    )  # beside it: the composition examples (tests/graphs/test_composition_server.py)
     # Studio's forms: the input form has the state's fields, the settings form the effective
     # defaults (the server's VITRON_* environment), not nulls
     schemas = client.assistants.get_schemas(assistants[0]["assistant_id"])
