@@ -82,10 +82,10 @@ class SignalRoute(_Strict):
 
 def default_routes() -> dict[str, SignalRoute]:
     """The backends' own pairing (``segment_image``: sam + sam_signal; the diffusion tools:
-    their pipeline + its ``signal_projector``). ``[TRK]`` has no route by default: SAM 2 video
-    alignment is not implemented, so ``[TRK]`` learns from the language loss only."""
+    their pipeline + its ``signal_projector``; ``track_video``: SAM 2 + sam2_signal)."""
     return {
         "[SEG]": SignalRoute(decoder="sam", projector="sam_signal"),
+        "[TRK]": SignalRoute(decoder="sam2_video", projector="sam2_signal"),
         "[GEN]": SignalRoute(decoder="text_to_image", projector="diffusion_signal"),
         "[VID]": SignalRoute(decoder="text_to_video", projector="diffusion_signal"),
         "[EDIT]": SignalRoute(decoder="inpaint", projector="diffusion_signal"),

@@ -8,6 +8,8 @@ conditioning space, never against a proxy:
   invocation's first ``<Region>``, if any), SAM's frozen mask decoder predicts the mask, and the
   mask is upsampled to the image as the backend does; :class:`SamAlignment` returns those logits
   with gradients flowing back into the tokens;
+- ``[TRK]``: the same through SAM 2's video model on the prompt frame (the first frame), with the
+  tokens appended by the very hook ``track_video`` uses (:class:`Sam2Alignment`);
 - ``[GEN]``/``[VID]``/``[EDIT]``: the projected tokens (appended to the text-encoder states at
   inference, :func:`~vitron.tools.models.diffusion_common.append_tokens`) are regressed onto the frozen
   text encoder's states of the target caption, :func:`caption_targets`.
@@ -105,3 +107,51 @@ def caption_targets(
     return torch.stack(
         [states[c].mean(0) if len(c) else states[: max(1, length)].mean(0) for c in chunks]
     )
+
+
+class Sam2Alignment:
+    """Differentiable prompt-frame mask logits from a frozen SAM 2 video engine
+    (:class:`vitron.tools.models.sam2_video.Sam2VideoEngine`) and extra prompt tokens.
+
+    transformers runs ``Sam2VideoModel.forward`` under ``torch.inference_mode``; training calls
+    the undecorated function (same computation, gradients kept) on a fresh one-frame session,
+    with the box prompt ``track_video`` would give and the tokens appended by the engine's hook.
+    """
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        engine.model.requires_grad_(False).eval()
+        forward = type(engine.model).forward
+        while hasattr(forward, "__wrapped__"):
+            forward = forward.__wrapped__
+        self._forward = forward
+
+    @property
+    def prompt_dim(self) -> int:
+        return int(self.engine.prompt_dim)
+
+    def mask_logits(
+        self,
+        image: Image.Image,
+        tokens: torch.Tensor,
+        box: tuple[float, float, float, float] | None = None,
+    ) -> torch.Tensor:
+        """(1, H, W) logits of the target on ``image`` (the prompt frame); without a ``box``
+        the whole frame is the box prompt."""
+        import torch.nn.functional as F
+
+        from vitron.tools.models.sam2_video import VideoPrompt, _extra_tokens
+
+        engine, model = self.engine, self.engine.model
+        frame = np.asarray(image.convert("RGB"))
+        height, width = frame.shape[:2]
+        pixels = region_to_pixels(list(box or (0.0, 0.0, 1.0, 1.0)), width, height)
+        session = engine.processor.init_video_session(
+            inference_device=engine._device, dtype=engine._dtype
+        )
+        engine._add_prompt(session, 0, VideoPrompt(box=list(map(float, pixels))), (height, width))
+        inputs = engine.processor(images=frame, return_tensors="pt")["pixel_values"][0]
+        with _extra_tokens(tokens.reshape(-1, self.prompt_dim)):
+            output = self._forward(model, inference_session=session, frame_idx=0, frame=inputs)
+        low = output.pred_masks.reshape(-1, *output.pred_masks.shape[-2:])[:1]
+        return F.interpolate(low[None].float(), size=(height, width), mode="bilinear")[0]

@@ -16,17 +16,18 @@ from torch import nn
 
 from vitron.agent.modeling.synergy import pool_invocation_states
 from vitron.agent.training.collate import Batch
-from vitron.agent.training.decoders import SamAlignment, caption_targets
+from vitron.agent.training.decoders import Sam2Alignment, SamAlignment, caption_targets
 from vitron.agent.training.losses import language_loss, mask_loss, regression_loss
 
 
 @dataclass
 class SignalAlignment:
     """Frozen decoders for stage 2: ``routes`` token -> (decoder name, projector name);
-    ``sam`` for mask targets, ``text_encoders`` decoder name -> (tokenizer, text encoder)."""
+    ``mask_decoders`` decoder name -> :class:`SamAlignment` / :class:`Sam2Alignment` for mask
+    targets, ``text_encoders`` decoder name -> (tokenizer, text encoder) for captions."""
 
     routes: dict[str, tuple[str, str]]
-    sam: SamAlignment | None = None
+    mask_decoders: dict[str, SamAlignment | Sam2Alignment] = field(default_factory=dict)
     text_encoders: dict[str, tuple[Any, nn.Module]] = field(default_factory=dict)
     _captions: dict[tuple[str, str, int], torch.Tensor] = field(default_factory=dict)
 
@@ -98,9 +99,10 @@ class TrainModule(nn.Module):
                 continue
             decoder, projector_name = route
             projector = self.projectors[projector_name]
-            if supervision.mask is not None and self.alignment.sam is not None:
+            masker = self.alignment.mask_decoders.get(decoder)
+            if supervision.mask is not None and masker is not None:
                 tokens = projector(signal.embedding[None])[0]  # (k, prompt_dim)
-                logits = self.alignment.sam.mask_logits(supervision.image, tokens, supervision.box)
+                logits = masker.mask_logits(supervision.image, tokens, supervision.box)
                 target = torch.as_tensor(supervision.mask, device=logits.device)
                 candidates = [
                     mask_loss(logits[c : c + 1], target[None]) for c in range(len(logits))

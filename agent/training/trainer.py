@@ -36,7 +36,7 @@ from safetensors.torch import load_file, save_file
 from vitron.agent.training.collate import Batch, Collator
 from vitron.agent.training.config import TrainConfig
 from vitron.agent.training.dataset import RecordDataset
-from vitron.agent.training.decoders import SamAlignment
+from vitron.agent.training.decoders import Sam2Alignment, SamAlignment
 from vitron.agent.training.losses import synergy_weight, weighted_total
 from vitron.agent.training.objective import SignalAlignment, TrainModule
 from vitron.agent.training.readers import read_source
@@ -145,10 +145,12 @@ def build_alignment(config: TrainConfig, vitron: Any) -> tuple[SignalAlignment, 
             logger.info("no alignment for %s: no decoder %r in the profile", token, route.decoder)
             continue
         decoder = registry.get(route.decoder)
-        if route.decoder == "sam" or hasattr(decoder, "prompt_dim"):
-            if alignment.sam is None:
-                alignment.sam = SamAlignment(decoder.model)
-            width, tokens = alignment.sam.prompt_dim, 1
+        if hasattr(decoder, "prompt_dim"):  # SAM (segment_image) or SAM 2 (track_video)
+            if route.decoder not in alignment.mask_decoders:
+                video = hasattr(decoder, "track")
+                aligner = Sam2Alignment(decoder) if video else SamAlignment(decoder.model)
+                alignment.mask_decoders[route.decoder] = aligner
+            width, tokens = alignment.mask_decoders[route.decoder].prompt_dim, 1
         else:
             pipe = decoder.pipe
             pipe.text_encoder.requires_grad_(False)

@@ -188,3 +188,53 @@ def trainer_eval(trainer: Trainer):
     from vitron.agent.training.trainer import read_data
 
     return read_data(trainer.config.eval_data, max_frames=4)[0]
+
+
+def test_trk_is_aligned_through_sam2_on_the_prompt_frame(tmp_path):
+    """[TRK] signals reach SAM 2's prompt-frame decoder (the track_video hook) with gradients:
+    the mask terms are computed and the sam2_signal projector's weights move."""
+    rng = np.random.default_rng(0)
+    out = []
+    for k in range(4):
+        folder = tmp_path / f"clip{k}"
+        folder.mkdir()
+        pixels, masks = scene(rng)
+        for t in range(3):
+            Image.fromarray(np.roll(pixels, t, axis=1)).save(folder / f"{t:02d}.png")
+        Image.fromarray((masks["red"] * 255).astype(np.uint8)).save(tmp_path / f"m{k}.png")
+        out.append(
+            Record.from_json(
+                {
+                    "id": f"trk-{k}",
+                    "task": "track_video",
+                    "media": [{"kind": "video", "path": f"clip{k}"}],
+                    "messages": [
+                        {"role": "user", "text": "<video>\nTrack the red square."},
+                        {
+                            "role": "assistant",
+                            "text": format_invocation("track_video", "the red square"),
+                        },
+                    ],
+                    "signals": [{"token": "[TRK]", "media": 0, "mask": f"m{k}.png"}],
+                }  # fmt: skip
+            )
+        )
+    write_jsonl(tmp_path / "train.jsonl", out)
+    config = tiny_config(
+        tmp_path, tmp_path / "run", "invoke", signal_alignment=True, max_frames=3,
+        signal_routes={"[TRK]": {"decoder": "sam2_video", "projector": "sam2_signal"}},
+        synergy={"enabled": False}, epochs=1, batch_size=2,
+    )  # fmt: skip
+    trainer = Trainer(config)
+    # A random SAM 2's object-score head says "no object" for everything, and SAM 2 then replaces
+    # the mask by a constant (-1024) that passes no gradient; a trained SAM 2 sees the square.
+    sam2 = trainer.module.alignment.mask_decoders["sam2_video"].engine.model
+    with torch.no_grad():
+        sam2.mask_decoder.pred_obj_score_head.proj_out.bias += 20.0
+    projector = trainer.module.projectors["sam2_signal"]
+    start = {k: v.detach().clone() for k, v in projector.state_dict().items()}
+    history = trainer.run().history
+    assert all("mask_bce" in h and "mask_dice" in h for h in history)
+    moved = [k for k, v in projector.state_dict().items() if not torch.equal(v, start[k])]
+    assert moved  # gradients went through SAM 2 into the projector
+    assert (tmp_path / "run/projectors/sam2_signal/model.safetensors").is_file()
