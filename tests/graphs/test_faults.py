@@ -50,7 +50,9 @@ def test_a_turn_with_a_12_mp_inline_photo_writes_under_64_kb_to_sqlite(tmp_path)
     assert len(block["base64"]) > 1_000_000
     planner = ScriptedChatModel(
         steps=[
-            lambda m: tool_call("ground", image=find_handles(m[-1].text)[0], instruction="person"),
+            # a tool step, as in the measurement (six checkpoints); a handle the thread
+            # does not have keeps the tool from decoding 12 MP again, which storage does not need
+            lambda m: tool_call("ground", image="img_000000000000", instruction="person"),
             AIMessage(content="Done."),
         ]
     )
@@ -63,6 +65,7 @@ def test_a_turn_with_a_12_mp_inline_photo_writes_under_64_kb_to_sqlite(tmp_path)
     )
     state = graph.get_state({"configurable": {"thread_id": "big"}}).values
     assert [m.type for m in state["messages"]] == ["human", "ai", "tool", "ai"]
+    assert "not in this conversation" in state["messages"][2].text
     photo = find_handles(state["messages"][0].text)[0]
     assert state["media"][photo]["width"] == 4000
     assert bytes_written(tmp_path / "conversations.sqlite", "big") <= 64 * 1024
