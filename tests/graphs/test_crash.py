@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 CASES = ("tool", "checkpoint")
 
@@ -37,6 +39,7 @@ def run_all(mode_of: dict[str, str], tmp_path: Path) -> dict[str, tuple[int, str
     return results
 
 
+@pytest.mark.heavy  # four processes that each import the model libraries
 def test_a_thread_killed_mid_turn_resumes_in_a_new_process(tmp_path):
     crashed = run_all({case: case for case in CASES}, tmp_path)
     for case, (code, _, err) in crashed.items():
