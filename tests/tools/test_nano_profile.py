@@ -1,0 +1,69 @@
+"""The ``nano`` profile's committed weights are trained: through the tools, as a user calls them,
+SAM segments held-out shapes-world objects from a box or a click (random weights score about
+0.05)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from langchain_core.messages import ToolMessage
+
+from vitron.evals.shapes.dataset import make_sample
+from vitron.tools.backend import Services, build_tools
+from vitron.tools.pretraining.sam import interior_point
+from vitron.tools.profiles import load_profile
+from vitron.tools.registry import ModelRegistry
+from vitron.tools.workspace import Workspace
+
+SCENES = range(500, 512)
+"""Held-out ``test``-split samples (seed 0); training never draws from the splits' streams."""
+
+
+@pytest.fixture(scope="module")
+def nano_models() -> ModelRegistry:
+    return ModelRegistry(load_profile("nano"), device="cpu")
+
+
+@pytest.fixture
+def nano(tmp_path, nano_models) -> tuple[Callable[..., ToolMessage], Workspace]:
+    services = Services(workspace=Workspace(tmp_path / "workspace"), models=nano_models)
+    tools = {tool.name: tool for tool in build_tools(services)}
+
+    def call(name: str, **args: Any) -> ToolMessage:
+        message = {"type": "tool_call", "id": f"call_{name}", "name": name, "args": args}
+        return tools[name].invoke(message, {"configurable": {"thread_id": "nano"}})
+
+    return call, services.workspace.for_thread("nano")
+
+
+def test_nano_profile_names_what_is_trained_and_what_is_not():
+    profile = load_profile("nano")
+    assert profile.component("sam").options["automatic"]["pred_iou_thresh"] > 0
+    assert not profile.component("sam").is_tiny
+    for name in ("clip", "grounding_dino", "sam2_video", "vitron_llm"):
+        assert profile.component(name).is_tiny  # still random: said in the description
+    assert "random" in profile.description and "SAM only" in profile.description
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+def test_segment_image_with_a_box_or_a_click_finds_held_out_shapes(nano):
+    invoke, workspace = nano
+    box_ious, point_ious = [], []
+    for index in SCENES:
+        sample = make_sample("test", index, tasks=["referring_segmentation"])
+        gold = np.asarray(sample.gold["mask"], dtype=bool)
+        image = workspace.put_image(sample.media[0].pixels)
+        boxed = invoke("segment_image", image=image.handle, regions=[sample.gold["box"]])
+        clicked = invoke("segment_image", image=image.handle, points=[list(interior_point(gold))])
+        assert boxed.status == "success" and clicked.status == "success", boxed.content
+        box_ious.append(_iou(workspace.get_mask(boxed.artifact["masks"][0]), gold))
+        point_ious.append(_iou(workspace.get_mask(clicked.artifact["masks"][0]), gold))
+    # random weights: about 0.05 on both
+    assert np.mean(box_ious) >= 0.75, box_ious
+    assert np.mean(point_ious) >= 0.6, point_ious
