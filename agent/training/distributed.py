@@ -84,7 +84,12 @@ def dry_run(path: str | Path, micro_batch: int = 2) -> DryRun:
             str(path), kind, "FullyShardedDataParallelPlugin", "-",
             f"wraps {layers}; accelerate enables FSDP only with CUDA, so no engine on CPU",
         )  # fmt: skip
-    import deepspeed  # noqa: F401  (a clear ImportError when the extra is not installed)
+    try:
+        import deepspeed  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            f"{path} needs DeepSpeed: pip install 'vitron-langgraph[distributed]'"
+        ) from exc
 
     options = dict(config.deepspeed_config)
     plugin = DeepSpeedPlugin(

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from langchain_core.messages import AIMessage
 from safetensors.torch import load_file
@@ -34,6 +35,7 @@ def _resume_config(squares: Path, output: Path):
     )  # fmt: skip
 
 
+@pytest.mark.heavy
 def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(squares, tmp_path):
     config = _resume_config(squares, tmp_path / "whole")
     Trainer(config).run()

@@ -158,6 +158,7 @@ def segment_with_signal(trainer: Trainer, profile: Path, workspace: Path) -> flo
     return float(np.mean(ious))
 
 
+@pytest.mark.heavy
 def test_stage_two_aligns_the_signal_with_the_frozen_sam(profile, tmp_path):
     records(tmp_path, "train", 16, seed=1)
     records(tmp_path, "val", 8, seed=2)
