@@ -19,6 +19,7 @@ Every frozen module here runs with ``requires_grad`` off; only the tokens carry 
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,7 @@ class SamAlignment:
 
         self.sam = sam.requires_grad_(False).eval()
         self._predictor = SamPredictor(self.sam)
-        self._cache: dict[int, tuple[torch.Tensor, tuple[int, int], tuple[int, int]]] = {}
+        self._cache: dict[str, tuple[torch.Tensor, tuple[int, int], tuple[int, int]]] = {}
         self.cache_size = cache_size
 
     @property
@@ -46,9 +47,9 @@ class SamAlignment:
     def _features(
         self, image: Image.Image
     ) -> tuple[torch.Tensor, tuple[int, int], tuple[int, int]]:
-        """The frozen image embedding (as ``SamPredictor.set_image`` makes it), cached per image
-        object: a batch often holds the same picture for several signals."""
-        key = id(image)
+        """The frozen image embedding (as ``SamPredictor.set_image`` makes it), cached by the
+        image's content: a data set often holds the same picture for several signals."""
+        key = hashlib.sha1(image.tobytes() + repr(image.size).encode()).hexdigest()
         if key not in self._cache:
             if len(self._cache) >= self.cache_size:
                 self._cache.clear()

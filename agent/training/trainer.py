@@ -122,7 +122,9 @@ def read_data(sources: list[Any], *, max_frames: int) -> tuple[RecordDataset, in
     return RecordDataset(records, roots, max_frames=max_frames), skipped
 
 
-def build_alignment(config: TrainConfig, vitron: Any) -> tuple[SignalAlignment, dict[str, Any]]:
+def build_alignment(
+    config: TrainConfig, vitron: Any, device: torch.device | str = "cpu"
+) -> tuple[SignalAlignment, dict[str, Any]]:
     """Frozen decoders and trainable projectors of the config's signal routes, from its profile.
 
     A projector starts from the profile's weights when it has them (``tiny``: seeded random;
@@ -136,7 +138,7 @@ def build_alignment(config: TrainConfig, vitron: Any) -> tuple[SignalAlignment, 
     from vitron.tools.profiles import load_profile
     from vitron.tools.registry import ModelRegistry
 
-    registry = ModelRegistry(load_profile(config.profile), device="cpu")
+    registry = ModelRegistry(load_profile(config.profile), device=str(device))
     alignment = SignalAlignment(routes={})
     projectors: dict[str, Any] = {}
     spaces = vitron.config.signal_token_spaces
@@ -159,7 +161,7 @@ def build_alignment(config: TrainConfig, vitron: Any) -> tuple[SignalAlignment, 
         if route.projector not in projectors:
             try:
                 loaded = registry.get(route.projector)
-                projector = copy.deepcopy(loaded).float().train()
+                projector = copy.deepcopy(loaded).float().cpu().train()
             except VitronToolError as exc:
                 logger.info("projector %s starts fresh (%s)", route.projector, exc)
                 in_dim = vitron.config.signal_spaces[spaces[token]]
@@ -197,7 +199,7 @@ class Trainer:
         self.trainable_names = check_trainable(self.stage, synergy=synergy)
         alignment, projectors = None, {}
         if config.stage == "invoke" and config.signal_alignment:
-            alignment, projectors = build_alignment(config, vitron)
+            alignment, projectors = build_alignment(config, vitron, self.accelerator.device)
         self.module = TrainModule(self.stage.model, vitron, projectors, alignment)
         self.dataset, self.read_skipped = read_data(config.data, max_frames=config.max_frames)
         self.collator = Collator(
