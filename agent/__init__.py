@@ -3,7 +3,7 @@
 Public API (names below are importable from ``vitron.agent``; torch-heavy modules load lazily on
 first use, so ``vitron.agent.invocation`` stays cheap for graph code):
 
-Grammar (``invocation``): ``parse_reply(text, *, modules, media, signal_tokens, make_id) ->
+Grammar (``invocation``, ``parsing``): ``parse_reply(text, *, modules, media, signal_tokens, make_id) ->
 ParsedReply`` (``.calls``, ``.content``, ``.errors``, ``.invocations``, ``.signal_count``,
 ``.with_signals(handles)``; never raises), ``format_invocation``, ``format_tool_call``,
 ``format_reply``, ``sanitize_text``, ``quantize_coordinate``/``dequantize_coordinate``,
@@ -49,18 +49,16 @@ _EXPORTS: dict[str, str] = {
             "MODULES",
             "RELEASED_LETTERS",
             "SIGNAL_TOKENS",
-            "Invocation",
             "ModuleSpec",
-            "ParsedReply",
             "dequantize_coordinate",
             "format_invocation",
             "format_reply",
             "format_tool_call",
-            "parse_reply",
             "quantize_coordinate",
             "sanitize_text",
         )
     },
+    **{name: "vitron.agent.parsing" for name in ("Invocation", "ParsedReply", "parse_reply")},
     "VitronConfig": "vitron.agent.configuration",
     **{
         name: "vitron.agent.modeling"

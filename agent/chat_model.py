@@ -40,15 +40,9 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from vitron.agent.invocation import (
-    MODULE_CLOSE,
-    MODULE_OPEN,
-    MODULES,
-    RELEASED_OPEN,
-    ParsedReply,
-    parse_reply,
-)
+from vitron.agent.invocation import MODULE_CLOSE, MODULE_OPEN, MODULES, RELEASED_OPEN
 from vitron.agent.loading import COMPONENT, VitronEngine
+from vitron.agent.parsing import ParsedReply, parse_reply
 from vitron.agent.reply import FinishedText, ReplyText
 from vitron.tools.backend import (
     DEFAULT_WORKSPACE,

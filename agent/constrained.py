@@ -12,7 +12,7 @@ an addition: a backend without a trained signal projector runs on the text alone
 tokens: ``<module>B</module> <instruction>text</instruction>`` with lower-case tags and the letters
 of :data:`~vitron.agent.invocation.RELEASED_LETTERS` (only bound modules that have a letter), then
 optionally the module's signal token. The new ``<Module>``… tag tokens are never used there: the
-released model never learned them. :func:`~vitron.agent.invocation.parse_reply` reads both.
+released model never learned them. :func:`~vitron.agent.parsing.parse_reply` reads both.
 
 Outside invocations the processor only keeps grammar tags, signal tokens and placeholders from
 appearing (as tokens or spelled out in text), so free text cannot form a stray tag. It is

@@ -4,7 +4,7 @@ where its signal tokens are.
 Streaming shows the reply's free text token by token; invocation markup is held back from the
 first grammar tag on, because it becomes ``tool_calls``, not text (a malformed invocation is text
 after all, and is released at the end). Streamed text is always a prefix of the final
-``content`` — the free text :func:`~vitron.agent.invocation.parse_reply` finds — so the chunks of a
+``content`` — the free text :func:`~vitron.agent.parsing.parse_reply` finds — so the chunks of a
 stream add up to exactly the message ``invoke`` returns.
 """
 

@@ -19,9 +19,10 @@ import torch
 from PIL import Image
 
 from vitron.agent.inputs import RegionInput, Turn, VideoInput
-from vitron.agent.invocation import INSTRUCTION_CLOSE, MODULE_OPEN, parse_reply
+from vitron.agent.invocation import INSTRUCTION_CLOSE, MODULE_OPEN
 from vitron.agent.modeling.signal_heads import find_signal_positions
 from vitron.agent.modeling.synergy import invocation_mask
+from vitron.agent.parsing import parse_reply
 from vitron.agent.processing import VitronProcessor
 from vitron.agent.training.dataset import LoadedSample
 

@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vitron.agent.invocation import format_invocation, format_region, parse_reply
+from vitron.agent.invocation import format_invocation, format_region
+from vitron.agent.parsing import parse_reply
 from vitron.agent.training.records import (
     Record,
     RecordError,

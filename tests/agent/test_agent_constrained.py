@@ -9,7 +9,8 @@ from transformers import LogitsProcessor, LogitsProcessorList
 
 from vitron.agent.build import build_tiny_vitron
 from vitron.agent.constrained import InvocationGrammar
-from vitron.agent.invocation import MODULES, parse_reply
+from vitron.agent.invocation import MODULES
+from vitron.agent.parsing import parse_reply
 
 BOUND = ["segment_image", "ground", "generate_image", "edit_video"]
 MAX_NEW = 40

@@ -15,10 +15,10 @@ from vitron.agent.invocation import (
     format_region,
     format_reply,
     parse_region,
-    parse_reply,
     quantize_coordinate,
     sanitize_text,
 )
+from vitron.agent.parsing import parse_reply
 
 IMAGE = "img_0123456789abcdef"
 VIDEO = "vid_fedcba9876543210"

@@ -8,13 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from vitron.agent.invocation import (
-    MODULES,
-    RELEASED_LETTERS,
-    format_invocation,
-    parse_reply,
-    sanitize_text,
-)
+from vitron.agent.invocation import MODULES, RELEASED_LETTERS, format_invocation, sanitize_text
+from vitron.agent.parsing import parse_reply
 from vitron.tools.backend import format_validation_error, registered_backends
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
