@@ -77,7 +77,7 @@ def run_train(args: argparse.Namespace) -> int:
     except Interrupted as exc:
         print(f"\nvitron train: {exc}; continue with --resume", file=sys.stderr)
         return 130
-    last = result.history[-1] if result.history else {}
+    last = next((h for h in reversed(result.history) if "loss" in h), {})
     loss = f", last loss {last['loss']:.4f}" if "loss" in last else ""
     print(f"trained {result.steps} steps{loss}; {result.skipped} samples skipped")
     if result.profile is not None:

@@ -208,7 +208,8 @@ class Trainer:
             vitron.config.signal_token_id_map,
             max_length=config.max_length,
         )
-        self.batches_per_epoch = math.ceil(len(self.dataset) / config.batch_size)
+        world = self.accelerator.num_processes  # each process takes every world-th batch
+        self.batches_per_epoch = math.ceil(math.ceil(len(self.dataset) / config.batch_size) / world)
         steps_per_epoch = math.ceil(self.batches_per_epoch / config.grad_accum)
         self.total_steps = config.max_steps or steps_per_epoch * config.epochs
         self.optimizer = torch.optim.AdamW(
@@ -313,6 +314,10 @@ class Trainer:
             raise Interrupted(path) from None
         bar.close()
         self.save_checkpoint()
+        if config.eval_data and accelerator.is_main_process:
+            scores = {f"eval_{k}": v for k, v in self.evaluate().items()}
+            self._write_metrics({"step": self.position.step, **scores})
+            self.history.append({"step": self.position.step, **scores})
         profile = None
         if accelerator.is_main_process:
             from vitron.agent.training.export import export_profile
@@ -379,10 +384,13 @@ class Trainer:
         if self.accelerator.is_main_process and (
             self.position.step % self.config.log_every == 0 or self.position.step == 1
         ):
-            with (self.output_dir / METRICS_FILE).open("a", encoding="utf-8") as out:
-                out.write(json.dumps(record) + "\n")
-            _tensorboard(self.output_dir, record)
+            self._write_metrics(record)
         return record
+
+    def _write_metrics(self, record: dict[str, Any]) -> None:
+        with (self.output_dir / METRICS_FILE).open("a", encoding="utf-8") as out:
+            out.write(json.dumps(record) + "\n")
+        _tensorboard(self.output_dir, record)
 
     # ---- evaluation ----
 
@@ -419,6 +427,10 @@ class Trainer:
             for n, p in module.named_parameters()
             if p.requires_grad
         }
+
+    def _truncate_metrics(self, step: int) -> None:
+        if self.accelerator.is_main_process:
+            _keep_lines_until(self.output_dir / METRICS_FILE, step)
 
     def save_checkpoint(self) -> Path:
         """Write a checkpoint of the current position (atomically) and prune old ones."""
@@ -481,9 +493,25 @@ class Trainer:
         np_state = state["numpy_rng"]
         np.random.set_state((np_state[0], np.asarray(np_state[1], dtype=np.uint32), *np_state[2:]))
         self.position = Position(**state["position"])
+        self._truncate_metrics(self.position.step)
         self.dataset.skipped = int(state.get("skipped", 0))
         self.history = list(state.get("history", []))
         logger.info("resumed from %s at step %d", path, self.position.step)
+
+
+def _keep_lines_until(path: Path, step: int) -> None:
+    """Drop metrics lines of steps after ``step`` (an interrupted run logged them; the resumed
+    run logs them again)."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if int(json.loads(line).get("step", 0)) <= step:
+                kept.append(line)
+        except (json.JSONDecodeError, ValueError, AttributeError):
+            continue  # a line cut short by the interruption
+    path.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
 
 
 def latest_checkpoint(output_dir: str | Path) -> Path | None:

@@ -137,6 +137,8 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes_the_same(squares, tmp_pat
     resumed = load_file(str(latest_checkpoint(tmp_path / "interrupted") / "trainable.safetensors"))
     for name, value in whole.items():
         torch.testing.assert_close(resumed[name], value, atol=1e-6, rtol=0)
+    lines = (tmp_path / "interrupted/metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == list(range(1, 13))  # no step twice
 
 
 def test_records_written_with_write_jsonl_round_trip_through_the_reader(squares, tmp_path):

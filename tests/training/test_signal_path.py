@@ -183,6 +183,8 @@ def test_stage_two_aligns_the_signal_with_the_frozen_sam(profile, tmp_path):
     )
     assert held_out[1] < held_out[0] - 0.1, (before, after)
     assert iou_after > iou_before + 0.1, (iou_before, iou_after)
+    final = result.history[-1]  # the run scored its eval_data at the end, into the metrics too
+    assert final["eval_mask_bce"] == pytest.approx(after["mask_bce"], rel=1e-4)
 
 
 def trainer_eval(trainer: Trainer):
