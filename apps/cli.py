@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from vitron.apps.convert import add_convert_command, run_convert
 from vitron.apps.evaluate import add_eval_command, run_eval
 from vitron.apps.train import add_train_command, run_train
+from vitron.apps.web.command import add_web_command, run_web
 from vitron.graphs.context import Context
 from vitron.tools.errors import VitronToolError
 from vitron.tools.pretraining.command import add_pretrain_command, run_pretrain
@@ -123,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_command(commands)
     add_pretrain_command(commands)
     add_eval_command(commands, common)
+    add_web_command(commands, common)
     return parser  # fmt: skip
 
 
@@ -351,6 +353,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "convert": run_convert,
     "train": run_train,
     "pretrain": run_pretrain,
+    "web": run_web,
 }
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolMessage
 from langgraph.types import Command
 
 from vitron.graphs import Context, build_graph, user_message
@@ -70,6 +70,8 @@ class Session:
         self.workspace = context.services().workspace.for_thread(self.thread_id)
         self.graph = build_graph(model, tools, checkpointer=sqlite_checkpointer(context.workspace))
         self._pending: list[MediaInfo] = []
+        self.stream_tokens = False
+        """When set, ``on_event`` also receives ``{"event": "token", "text"}`` as the planner writes."""
         self._regions: list[dict[str, Any]] = []
 
     # ---------------------------------------------------------------- input
@@ -77,6 +79,12 @@ class Session:
     def attach(self, path: str | Path) -> MediaInfo:
         """Store an image or video file; it goes with the next message."""
         info = self.workspace.import_file(path, source="user", label=Path(path).name)
+        self._pending.append(info)
+        return info
+
+    def attach_stored(self, info: MediaInfo) -> MediaInfo:
+        """Attach media already stored in this thread's workspace (e.g. an image drawn on in the
+        web UI) to the next message."""
         self._pending.append(info)
         return info
 
@@ -146,6 +154,12 @@ class Session:
                 if on_event:
                     on_event(chunk)
                 continue
+            if mode == "messages":  # only requested with stream_tokens
+                token, meta = chunk
+                if on_event and isinstance(token, AIMessageChunk) and token.text:
+                    node = meta.get("langgraph_node")
+                    on_event({"event": "token", "text": token.text, "node": node})
+                continue
             if "__interrupt__" in (chunk or {}):
                 new = pending_approvals(chunk["__interrupt__"])
                 turn.pending.extend(new)
@@ -165,9 +179,8 @@ class Session:
         return turn
 
     def _stream(self, inputs: Any) -> Iterator[tuple[str, Any]]:
-        yield from self.graph.stream(
-            inputs, self.config, context=self.context, stream_mode=["updates", "custom"]
-        )
+        modes = ["updates", "custom", *(["messages"] if self.stream_tokens else [])]
+        yield from self.graph.stream(inputs, self.config, context=self.context, stream_mode=modes)
 
     # ---------------------------------------------------------------- reading back
 

@@ -1,0 +1,43 @@
+"""``vitron web``: serve the web UI on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from vitron.apps.web.uploads import DEFAULT_MAX_UPLOAD_MB
+
+
+def add_web_command(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    web = commands.add_parser(
+        "web", parents=[common],
+        help="the web UI: chat, upload images and videos, draw region sketches, approve edits",
+    )  # fmt: skip
+    web.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
+    web.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on; 0.0.0.0 serves other machines (default: %(default)s)",
+    )
+    web.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=DEFAULT_MAX_UPLOAD_MB,
+        help="largest file a person may upload (default: %(default)s)",
+    )
+
+
+def run_web(args: argparse.Namespace) -> int:
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry or version checks
+    from vitron.apps.cli import context_from
+    from vitron.apps.web.app import launch
+    from vitron.apps.web.uploads import UploadLimits
+    from vitron.graphs.planner import default_planner, planner_from_spec
+
+    planner = planner_from_spec(args.planner) if args.planner else default_planner()
+    context = context_from(args)
+    print(f"vitron web — profile {context.profile}, workspace {context.workspace}: "
+          f"open http://{args.host}:{args.port}/ (Ctrl-C stops)")  # fmt: skip
+    launch(planner, context, host=args.host, port=args.port,
+           limits=UploadLimits.from_megabytes(args.max_upload_mb))  # fmt: skip
+    return 0
