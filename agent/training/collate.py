@@ -45,6 +45,8 @@ class SignalSupervision:
     mask: np.ndarray | None = None
     box: tuple[float, float, float, float] | None = None
     caption: str | None = None
+    module: str | None = None
+    """The invocation's module: which backend consumes this signal."""
 
 
 @dataclass
@@ -243,10 +245,10 @@ class Collator:
                     f"sample {sample.record.id}: the reply has {len(tokens)} signal token(s) but "
                     f"{len(found)} were tokenized as signal tokens"
                 )
-            boxes = _invocation_boxes(sample.record.assistant_text(), len(tokens))
+            boxes, modules = _invocations(sample.record.assistant_text(), len(tokens))
             for k, (_, _, token_id) in enumerate(found):
                 token, space = self.token_spaces[token_id]
-                supervision = SignalSupervision(token, space, box=boxes[k])
+                supervision = SignalSupervision(token, space, box=boxes[k], module=modules[k])
                 if sample.record.signals:
                     target = sample.record.signals[k]
                     supervision.caption = target.caption
@@ -269,11 +271,17 @@ def _picture(item: Image.Image | VideoInput) -> Image.Image:
     return frame if isinstance(frame, Image.Image) else Image.fromarray(np.asarray(frame))
 
 
-def _invocation_boxes(text: str, count: int) -> list[tuple[float, float, float, float] | None]:
-    """Per signal token (text order), the first ``<Region>`` of its invocation, if any."""
+def _invocations(
+    text: str, count: int
+) -> tuple[list[tuple[float, float, float, float] | None], list[str | None]]:
+    """Per signal token (text order): the first ``<Region>`` of its invocation (if any) and the
+    module it belongs to (``None`` for a token outside a well-formed invocation)."""
     boxes: list[tuple[float, float, float, float] | None] = [None] * count
+    modules: list[str | None] = [None] * count
     for invocation in parse_reply(text).invocations:
         index = invocation.signal_index
-        if index is not None and index < count and invocation.regions:
-            boxes[index] = invocation.regions[0]
-    return boxes
+        if index is not None and index < count:
+            modules[index] = invocation.module
+            if invocation.regions:
+                boxes[index] = invocation.regions[0]
+    return boxes, modules

@@ -72,23 +72,30 @@ class SynergySettings(_Strict):
 
 
 class SignalRoute(_Strict):
-    """Which frozen decoder a signal token is aligned against, through which projector."""
+    """Which frozen decoder a signal is aligned against, through which projector."""
 
     decoder: str
-    """Profile component: ``sam`` (mask loss) or a diffusion pipeline (caption regression)."""
-    projector: str
-    """Profile component of the backend's signal projector (one file per backend on export)."""
+    """Profile component: ``sam`` / ``sam2_video`` (mask loss) or a diffusion pipeline
+    (caption regression)."""
+    projector: str | None = None
+    """Profile component of the backend's signal projector (one file per backend on export);
+    ``None``: the decoder's own ``signal_projector`` option (diffusion pipelines name theirs,
+    e.g. ``video_signal`` in vitron-7b), else ``diffusion_signal``."""
 
 
 def default_routes() -> dict[str, SignalRoute]:
-    """The backends' own pairing (``segment_image``: sam + sam_signal; the diffusion tools:
-    their pipeline + its ``signal_projector``; ``track_video``: SAM 2 + sam2_signal)."""
+    """Each module's backend pairing, as the tools pair them at inference: ``segment_image`` —
+    SAM + ``sam_signal``; ``track_video`` — SAM 2 + ``sam2_signal``; the diffusion tools — the
+    pipeline they run and that pipeline's projector. Keys are modules; a signal token as key
+    (``"[SEG]"``) routes every module that emits it."""
     return {
-        "[SEG]": SignalRoute(decoder="sam", projector="sam_signal"),
-        "[TRK]": SignalRoute(decoder="sam2_video", projector="sam2_signal"),
-        "[GEN]": SignalRoute(decoder="text_to_image", projector="diffusion_signal"),
-        "[VID]": SignalRoute(decoder="text_to_video", projector="diffusion_signal"),
-        "[EDIT]": SignalRoute(decoder="inpaint", projector="diffusion_signal"),
+        "segment_image": SignalRoute(decoder="sam", projector="sam_signal"),
+        "track_video": SignalRoute(decoder="sam2_video", projector="sam2_signal"),
+        "generate_image": SignalRoute(decoder="text_to_image"),
+        "generate_video": SignalRoute(decoder="text_to_video"),
+        "image_to_video": SignalRoute(decoder="image_to_video"),
+        "edit_image": SignalRoute(decoder="inpaint"),
+        "edit_video": SignalRoute(decoder="video_to_video"),
     }
 
 
@@ -134,11 +141,11 @@ class TrainConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
-        from vitron.agent.invocation import SIGNAL_TOKENS
+        from vitron.agent.invocation import MODULES, SIGNAL_TOKENS
 
-        unknown = [t for t in self.signal_routes if t not in SIGNAL_TOKENS]
+        unknown = [k for k in self.signal_routes if k not in MODULES and k not in SIGNAL_TOKENS]
         if unknown:
-            raise ValueError(f"signal_routes name unknown tokens {unknown}")
+            raise ValueError(f"signal_routes keys {unknown} are neither modules nor signal tokens")
         return self
 
     # ---- files ----

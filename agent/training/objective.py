@@ -22,7 +22,8 @@ from vitron.agent.training.losses import language_loss, mask_loss, regression_lo
 
 @dataclass
 class SignalAlignment:
-    """Frozen decoders for stage 2: ``routes`` token -> (decoder name, projector name);
+    """Frozen decoders for stage 2: ``routes`` module (or signal token) -> (decoder name,
+    projector name);
     ``mask_decoders`` decoder name -> :class:`SamAlignment` / :class:`Sam2Alignment` for mask
     targets, ``text_encoders`` decoder name -> (tokenizer, text encoder) for captions."""
 
@@ -94,7 +95,8 @@ class TrainModule(nn.Module):
         masks: dict[str, list[torch.Tensor]] = {}
         captions: dict[str, list[torch.Tensor]] = {}
         for signal, supervision in zip(embeddings, batch.signals, strict=True):
-            route = self.alignment.routes.get(supervision.token)
+            routes = self.alignment.routes
+            route = routes.get(supervision.module or "") or routes.get(supervision.token)
             if route is None:
                 continue
             decoder, projector_name = route

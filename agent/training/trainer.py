@@ -133,6 +133,7 @@ def build_alignment(
     """
     import copy
 
+    from vitron.agent.invocation import MODULES
     from vitron.tools.errors import VitronToolError
     from vitron.tools.models.signal_projector import SignalProjector, SignalProjectorConfig
     from vitron.tools.profiles import load_profile
@@ -142,9 +143,11 @@ def build_alignment(
     alignment = SignalAlignment(routes={})
     projectors: dict[str, Any] = {}
     spaces = vitron.config.signal_token_spaces
-    for token, route in config.signal_routes.items():
-        if token not in spaces or route.decoder not in registry.profile.components:
-            logger.info("no alignment for %s: no decoder %r in the profile", token, route.decoder)
+    for key, route in config.signal_routes.items():
+        token = MODULES[key].signal_token if key in MODULES else key
+        components = registry.profile.components
+        if token not in spaces or route.decoder not in components:
+            logger.info("no alignment for %s: no decoder %r in the profile", key, route.decoder)
             continue
         decoder = registry.get(route.decoder)
         if hasattr(decoder, "prompt_dim"):  # SAM (segment_image) or SAM 2 (track_video)
@@ -158,17 +161,20 @@ def build_alignment(
             pipe.text_encoder.requires_grad_(False)
             alignment.text_encoders[route.decoder] = (pipe.tokenizer, pipe.text_encoder)
             width, tokens = int(pipe.text_encoder.config.hidden_size), 4
-        if route.projector not in projectors:
+        name = route.projector or str(
+            components[route.decoder].options.get("signal_projector", "diffusion_signal")
+        )
+        if name not in projectors:
             try:
-                loaded = registry.get(route.projector)
+                loaded = registry.get(name)
                 projector = copy.deepcopy(loaded).float().cpu().train()
             except VitronToolError as exc:
-                logger.info("projector %s starts fresh (%s)", route.projector, exc)
+                logger.info("projector %s starts fresh (%s)", name, exc)
                 in_dim = vitron.config.signal_spaces[spaces[token]]
                 projector = SignalProjector(SignalProjectorConfig(in_dim, width, tokens)).train()
             projector.requires_grad_(True)
-            projectors[route.projector] = projector
-        alignment.routes[token] = (route.decoder, route.projector)
+            projectors[name] = projector
+        alignment.routes[key] = (route.decoder, name)
     return alignment, projectors
 
 

@@ -166,7 +166,7 @@ def test_stage_two_aligns_the_signal_with_the_frozen_sam(profile, tmp_path):
         tmp_path, tmp_path / "run", "invoke", profile=str(profile), signal_alignment=True,
         data=[{"root": str(tmp_path), "options": {"files": ["train.jsonl"]}}],
         eval_data=[{"root": str(tmp_path), "options": {"files": ["val.jsonl"]}}],
-        signal_routes={"[SEG]": {"decoder": "sam", "projector": "sam_signal"}},
+        signal_routes={"segment_image": {"decoder": "sam", "projector": "sam_signal"}},
         synergy={"enabled": False}, epochs=100, max_steps=30, lr=1e-2, batch_size=8,
     )  # fmt: skip
     trainer = Trainer(config)
@@ -241,3 +241,27 @@ def test_trk_is_aligned_through_sam2_on_the_prompt_frame(tmp_path):
     moved = [k for k, v in projector.state_dict().items() if not torch.equal(v, start[k])]
     assert moved  # gradients went through SAM 2 into the projector
     assert (tmp_path / "run/projectors/sam2_signal/model.safetensors").is_file()
+
+
+def test_each_backend_gets_its_own_projector_as_the_profile_pairs_them(tmp_path):
+    """Default routes follow the profile: a pipeline naming its own ``signal_projector`` (as
+    vitron-7b's text_to_video names video_signal) gets that projector trained and exported."""
+    from vitron.agent.build import build_tiny_vitron
+    from vitron.agent.training.trainer import build_alignment
+
+    profile = tmp_path / "p.toml"
+    profile.write_text(
+        'extends = "tiny"\n'
+        '[components.text_to_video]\nloader = "diffusion"\npipeline = "text_to_video"\n'
+        'checkpoint = "tiny"\nsignal_projector = "video_signal"\n'
+        '[components.video_signal]\nloader = "signal_projector"\ncheckpoint = "tiny"\n'
+        "in_dim = 32\nout_dim = 32\ntokens = 4\n"
+    )
+    model, _ = build_tiny_vitron()
+    config = tiny_config(tmp_path, tmp_path / "run", "invoke", profile=str(profile))
+    alignment, projectors = build_alignment(config, model)
+    assert alignment.routes["generate_video"] == ("text_to_video", "video_signal")
+    assert alignment.routes["generate_image"] == ("text_to_image", "diffusion_signal")
+    assert alignment.routes["segment_image"] == ("sam", "sam_signal")
+    assert alignment.routes["track_video"] == ("sam2_video", "sam2_signal")
+    assert {"sam_signal", "sam2_signal", "diffusion_signal", "video_signal"} <= set(projectors)
