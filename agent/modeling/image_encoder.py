@@ -83,6 +83,7 @@ def load_vision_tower(source: str | Path, dtype: torch.dtype | None = None) -> P
     model = AutoModel.from_pretrained(source, dtype=dtype)
     if hasattr(model, "vision_model") and not model.__class__.__name__.endswith("VisionModel"):
         tower = CLIPVisionModel(model.config.vision_config)
-        tower.vision_model.load_state_dict(model.vision_model.state_dict())
+        # transformers 5's CLIPVisionModel holds the transformer itself (no .vision_model).
+        getattr(tower, "vision_model", tower).load_state_dict(model.vision_model.state_dict())
         return tower.to(dtype) if dtype is not None else tower
     return model
