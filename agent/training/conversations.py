@@ -1,0 +1,156 @@
+"""Shapes-world samples as training records whose texts are what the planner sees in the graph.
+
+:mod:`vitron.evals.shapes.records` writes a sample as a short conversation (``<image>`` and the
+instruction, then the invocation). In the graph the planner reads more: the system prompt with
+the conversation's media listing, the user's text with ``[attached img_…]`` lines and
+``region 0:`` sketches, ``TOOL: segment_image returned: …`` turns after each call, and it must
+answer in words once the calls are done (or it would call again). This module builds each sample
+as LangChain messages the way the graph builds them (``user_message``, the planner node's system
+message, ``AIMessage`` tool calls, ``ToolMessage`` results), renders them with the planner's own
+renderer (:func:`vitron.agent.rendering.render_messages`) and writes the rendered turns as a
+record (media, regions and signal targets from the shapes-world writer). Tool results are
+written in the tools' style with fresh handles; their exact wording is not learned from.
+"""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from vitron.agent.training.records import Record, write_jsonl
+from vitron.evals.sample import Sample
+
+TOOL_OUTPUTS: dict[str, str] = {
+    "segment_image": "{mask} {w}x{h} mask of '{instruction}' on {media} ({share:.1f}% of the image)",
+    "ground": "{box} boxes: '{instruction}' at [{x1:.2f}, {y1:.2f}, {x2:.2f}, {y2:.2f}] on {media}",
+    "track_video": "{mask_video} masks of '{instruction}' through {media}",
+    "retrieve": "ranked {count} images for '{instruction}'; best {image}",
+    "edit_image": "{image} {w}x{h} image, edited from {media}: {instruction}",
+    "generate_image": "{image} {w}x{h} image of '{instruction}'",
+    "generate_video": "{video} {w}x{h} video, 4 frames at 4 fps, of '{instruction}'",
+    "image_to_video": "{video} {w}x{h} video, 4 frames at 4 fps, animated from {media}",
+    "edit_video": "{video} {w}x{h} video, edited from {media}: {instruction}",
+}
+"""A result line per tool, in the tools' style (handles, sizes, what was made)."""
+MAX_MEDIA = 4
+"""Images and videos shown as pixels (``ChatVitron.max_media``'s default)."""
+VIDEO_FRAMES = 8
+"""Frames a video is sampled to (the nano processor's ``video_num_frames``)."""
+
+
+def _handle(kind: str) -> str:
+    return f"{kind}_{secrets.token_hex(8)}"
+
+
+def tool_output(name: str, instruction: str, media: str, rng: np.random.Generator) -> str:
+    """A plausible result text of tool ``name`` (fresh handles, random numbers)."""
+    x1, y1 = rng.uniform(0, 0.6, size=2)
+    values = {
+        "mask": _handle("mask"), "box": _handle("box"), "image": _handle("img"),
+        "video": _handle("vid"), "mask_video": _handle("vid"), "media": media or _handle("img"),
+        "instruction": instruction, "w": 64, "h": 64, "share": rng.uniform(1, 30),
+        "x1": x1, "y1": y1, "x2": x1 + rng.uniform(0.1, 0.4), "y2": y1 + rng.uniform(0.1, 0.4),
+        "count": int(rng.integers(2, 11)),
+    }  # fmt: skip
+    return TOOL_OUTPUTS.get(name, "done").format(**values)
+
+
+def conversation(
+    sample: Sample, workspace: Any, rng: np.random.Generator
+) -> tuple[list[Any], list[str]]:
+    """The messages the graph holds after planning ``sample`` right: system, user, then per
+    ground-truth call an ``AIMessage`` with the call and its ``ToolMessage``, then the answer;
+    and the handles of the sample's media (in ``sample.media`` order)."""
+    from langchain_core.messages import AIMessage, SystemMessage, ToolMessage
+
+    from vitron.evals.harness import store_media
+    from vitron.graphs.messages import media_listing, user_message
+    from vitron.prompts import load_prompt
+
+    infos, regions = store_media(workspace, sample)
+    media_state = {m.handle: m.to_state() for m in infos}
+    media_state |= {
+        r["mask"]: workspace.describe(r["mask"]).to_state() for r in regions if r["mask"]
+    }
+    system = SystemMessage(content=f"{load_prompt('system')}\n\n{media_listing(media_state)}")
+    messages: list[Any] = [system, user_message(sample.instruction, media=infos, regions=regions)]
+    first = infos[0].handle if infos else ""
+    for k, call in enumerate(sample.calls):
+        instruction = str(call.args.get("instruction", ""))
+        call_id = f"call_{k}"
+        messages.append(AIMessage(content="", tool_calls=[
+            {"name": call.name, "args": {"instruction": instruction}, "id": call_id}]))  # fmt: skip
+        text = tool_output(call.name, instruction, first, rng)
+        messages.append(ToolMessage(content=text, name=call.name, tool_call_id=call_id))
+    messages.append(AIMessage(content=sample.answer))
+    return messages, [m.handle for m in infos]
+
+
+def to_record(
+    sample: Sample, root: str | Path, workspace: Any, rng: np.random.Generator,
+    *, max_media: int | None = MAX_MEDIA,
+) -> Record:  # fmt: skip
+    """``sample`` rendered as the planner sees it (at most ``max_media`` images and videos as
+    pixels, the rest as handles in the text, as ``ChatVitron`` does), as a record under ``root``."""
+    from vitron.agent.processing import RegionInput, VideoInput
+    from vitron.agent.rendering import render_messages
+    from vitron.evals.shapes.records import to_record as shapes_record
+
+    base = shapes_record(sample, root)  # media files, regions and signal targets
+    messages, handles = conversation(sample, workspace, rng)
+    rendered = render_messages(messages, workspace, video_frames=VIDEO_FRAMES, max_media=max_media)
+    messages, kept = [], []  # kept: indices into sample.media of the media shown as pixels
+    for turn in rendered.turns:
+        parts = [turn.content] if isinstance(turn.content, str) else list(turn.content)
+        text = ""
+        for part in parts:
+            if isinstance(part, str):
+                text += part
+            elif isinstance(part, VideoInput):
+                text += "<video>\n"
+                kept.append(handles.index(rendered.handles[id(part)]))
+            elif isinstance(part, RegionInput):
+                text += "<region>"
+            elif isinstance(part, Image.Image | np.ndarray):
+                text += "<image>\n"
+                kept.append(handles.index(rendered.handles[id(part)]))
+            else:
+                raise TypeError(f"unexpected {type(part).__name__} in a {turn.role} turn")
+        messages.append({"role": turn.role, "text": text})
+    data = base.to_json() | {"messages": messages}
+    data["media"] = [data["media"][k] for k in kept]
+    data["regions"] = [r | {"media": kept.index(r["media"])} for r in data.get("regions", [])]
+    data["signals"] = [
+        s | ({"media": kept.index(s["media"])} if "media" in s else {})
+        for s in data.get("signals", [])
+    ]
+    return Record.from_json(data)
+
+
+def write_conversations(
+    root: str | Path, split: str, count: int, *, seed: int = 0, start: int = 0,
+    tasks: Iterable[str] | None = None,
+) -> Path:  # fmt: skip
+    """Samples ``start .. start + count - 1`` of ``split`` as ``root/<split>.jsonl``."""
+    from vitron.evals.shapes.dataset import generate
+    from vitron.tools.workspace import Workspace
+
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    samples = generate(split, count, seed=seed, start=start, tasks=list(tasks) if tasks else None)
+    with tempfile.TemporaryDirectory() as scratch:
+        space = Workspace(Path(scratch))
+
+        def records() -> Iterable[Record]:
+            for sample in samples:
+                yield to_record(sample, root, space.for_thread(sample.id), rng)
+
+        path = root / f"{split}.jsonl"
+        write_jsonl(path, records())
+    return path

@@ -1,0 +1,287 @@
+"""The ``nano`` Vitron LLM: the vitron-7b architecture, tokenizer kind and chat template, shrunk.
+
+- Backbone: a 3-layer Llama, hidden 128 (about 0.8 M parameters with its embeddings): what two
+  shared CPU cores train in minutes.
+- Tokenizer: byte-level BPE with vitron-7b's special tokens (``<s>``, ``</s>``, ``<unk>``), the
+  Vitron placeholders, grammar tags and signal tokens; its merges are learned from the planner's
+  system prompt, the tool names and shapes-world conversations, so a shapes-world word is mostly
+  one token (any text still encodes, byte by byte).
+- Image tower: the vision half of the ``nano`` CLIP (``tools/profiles/nano/clip``, trained on the
+  shapes world by ``vitron pretrain``), frozen in every stage as the stages prescribe.
+- Signal spaces: ``sam`` = 64 (the nano SAM's prompt width, what ``sam_signal`` maps from) and
+  ``diffusion`` = 32 (the tiny pipelines' text width).
+
+:func:`build_nano_vitron` makes the untrained model that stage 1 starts from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+NANO_TEXT_CONFIG: dict[str, Any] = {
+    "hidden_size": 128,
+    "intermediate_size": 256,
+    "num_hidden_layers": 3,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 4,
+    "max_position_embeddings": 2048,
+    "tie_word_embeddings": False,
+}
+NANO_GLUE: dict[str, Any] = {
+    "vision_feature_layer": -1,
+    "video_num_frames": 8,
+    "video_tokens_per_frame": 4,
+    "video_max_frames": 32,
+    "signal_spaces": {"sam": 64, "diffusion": 32},
+    "synergy_specific_dim": 32,
+    "synergy_invariant_dim": 32,
+    "synergy_discriminator_hidden_size": 64,
+}
+NANO_VOCAB = 1024
+
+
+def nano_corpus(samples: int = 600, seed: int = 0) -> list[str]:
+    """Lines the tokenizer's merges are learned from: the system prompt, module names and grammar,
+    and the texts of ``samples`` training-split shapes-world samples (never test data)."""
+    from vitron.agent.invocation import MODULES
+    from vitron.evals.shapes.dataset import generate
+    from vitron.prompts import load_prompt
+
+    # Repeated so the merges favour what every prompt holds (the system prompt, the listing).
+    fixed = [
+        *load_prompt("system").splitlines(),
+        " ".join(MODULES),
+        "Media in this conversation:",
+        "returned failed finished from the user image video mask attached region sketch",
+    ]
+    lines = fixed * 40
+    for sample in generate("train", samples, seed=seed):
+        lines += [sample.instruction, sample.answer]
+        lines += [str(c.args.get("instruction", "")) for c in sample.calls]
+    return [line for line in lines if line.strip()]
+
+
+def build_nano_tokenizer(
+    corpus: Iterable[str], vocab_size: int = NANO_VOCAB
+) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer with the Vitron tokens; deterministic for a given corpus."""
+    from vitron.agent.tokens import add_vitron_tokens
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
+        show_progress=False,
+    )
+    backend.train_from_iterator(list(corpus), trainer=trainer)
+    bos_id = backend.token_to_id("<s>")
+    backend.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", bos_id)]
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+        pad_token="<pad>", model_max_length=2048,
+    )  # fmt: skip
+    add_vitron_tokens(tokenizer)
+    return tokenizer
+
+
+def build_nano_vitron(
+    clip: str | Path, *, seed: int = 0, corpus_samples: int = 600
+) -> tuple[Any, Any]:
+    """The untrained nano Vitron (random backbone and glue, the nano CLIP's vision tower) and its
+    processor; deterministic for ``seed``."""
+    from vitron.agent.configuration import VitronConfig
+    from vitron.agent.modeling import VitronForCausalLM
+    from vitron.agent.modeling.image_encoder import load_vision_tower
+    from vitron.agent.processing import VitronProcessor
+    from vitron.agent.tokens import bind_token_ids, configure_generation
+
+    tokenizer = build_nano_tokenizer(nano_corpus(corpus_samples, seed))
+    tower = load_vision_tower(clip, torch.float32)
+    text = LlamaConfig(**NANO_TEXT_CONFIG, vocab_size=len(tokenizer))
+    config = VitronConfig(text_config=text, vision_config=tower.config, **NANO_GLUE)
+    bind_token_ids(config, tokenizer)
+    torch.manual_seed(seed)
+    model = VitronForCausalLM(
+        config, language_model=LlamaForCausalLM(config.text_config), vision_tower=tower
+    )
+    configure_generation(model, tokenizer)
+    return model.eval(), VitronProcessor.from_config(tokenizer, model.config)
+
+
+# --------------------------------------------------------------------------------------------
+# the pipeline: data, the untrained model, stages 1-3
+
+
+def stage_configs(run: Path, *, seed: int, profile: str, steps: dict[str, int]) -> dict[str, dict]:
+    """The three stages' ``vitron train`` configs (as dicts) for a pipeline under ``run``.
+
+    Stage 2 and 3 fine-tune the small LLM with LoRA at full rank (r = hidden size) on every
+    linear layer, which at this size is as expressive as a full fine-tune while keeping E's exact
+    trainable sets; stage 2 aligns ``[SEG]`` through the profile's frozen SAM (``sam_signal``).
+    """
+    data = [{"format": "records", "root": str(run / "data"), "options": {"files": ["train.jsonl"]}}]
+    lora = {"r": NANO_TEXT_CONFIG["hidden_size"], "alpha": NANO_TEXT_CONFIG["hidden_size"],
+            "targets": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}  # fmt: skip
+    common = {"seed": seed, "data": data, "batch_size": 8, "progress": False, "log_every": 10,
+              "checkpoint_every": 25, "max_frames": 16}  # fmt: skip
+    return {
+        "align": common
+        | {
+            "stage": "align",
+            "model": str(run / "init"),
+            "profile": profile,
+            "output_dir": str(run / "align"),
+            "lr": 1e-3,
+            "warmup_steps": 5,
+            "max_steps": steps["align"],
+            "epochs": 100,
+        },  # fmt: skip
+        "invoke": common
+        | {
+            "stage": "invoke",
+            "model": str(run / "align"),
+            "profile": profile,
+            "output_dir": str(run / "invoke"),
+            "lr": 2e-3,
+            "warmup_steps": 20,
+            "max_steps": steps["invoke"],
+            "epochs": 100,
+            "lora": lora,
+            "synergy": {"enabled": True, "weight": 0.1, "schedule": "dann"},
+            "signal_routes": {"[SEG]": {"decoder": "sam", "projector": "sam_signal"}},
+        },  # fmt: skip
+        "ground": common
+        | {
+            "stage": "ground",
+            "model": str(run / "invoke"),
+            "profile": str(run / "invoke" / "profile.toml"),
+            "output_dir": str(run / "ground"),
+            "lr": 1e-3,
+            "warmup_steps": 10,
+            "max_steps": steps["ground"],
+            "epochs": 100,
+            "lora": lora,
+        },  # fmt: skip
+    }
+
+
+def _profile_path(profile: str, component: str) -> Path:
+    """Where ``profile``'s ``component`` checkpoint is (relative paths: beside its toml)."""
+    from vitron.tools.profiles import load_profile
+
+    loaded = load_profile(profile)
+    path = Path(loaded.component(component).checkpoint)
+    return path if path.is_absolute() else Path(loaded.source).parent / path
+
+
+def train_nano(run: str | Path, *, seed: int = 0, records: int = 960, profile: str = "nano",
+               steps: dict[str, int] | None = None, clip: str | Path | None = None,
+               ) -> dict[str, Any]:  # fmt: skip
+    """Train the nano Vitron under ``run``: data, ``init/``, then ``align/``, ``invoke/``,
+    ``ground/`` (each a ``vitron train`` run directory). Resumable: a finished step is skipped,
+    an interrupted stage resumes from its latest checkpoint. Returns wall times per step."""
+    import json
+    import time
+
+    from vitron.agent.build import save_vitron
+    from vitron.agent.training.config import TrainConfig
+    from vitron.agent.training.conversations import write_conversations
+    from vitron.agent.training.trainer import Trainer
+
+    run = Path(run)
+    run.mkdir(parents=True, exist_ok=True)
+    steps = {"align": 40, "invoke": 450, "ground": 250} | (steps or {})
+    times: dict[str, float] = {}
+    start = time.monotonic()
+    if not (run / "data" / "train.jsonl").is_file():
+        write_conversations(run / "data", "train", records, seed=seed)
+    times["data"] = time.monotonic() - start
+    if not (run / "init" / "config.json").is_file():
+        start = time.monotonic()
+        model, processor = build_nano_vitron(clip or _profile_path(profile, "clip"), seed=seed)
+        save_vitron(model, processor, run / "init")
+        times["init"] = time.monotonic() - start
+    for stage, data in stage_configs(run, seed=seed, profile=profile, steps=steps).items():
+        if (Path(data["output_dir"]) / "profile.toml").is_file():
+            continue
+        start = time.monotonic()
+        Trainer(TrainConfig.from_dict(data, source=stage)).run(resume=True)
+        times[stage] = time.monotonic() - start
+    (run / "times.json").write_text(json.dumps(times, indent=2))
+    return times
+
+
+def publish(run: str | Path, profile_dir: str | Path) -> dict[str, Any]:
+    """Copy a finished run's planner (``ground/llm``) and ``[SEG]`` projector
+    (``invoke/projectors/sam_signal``) into ``profile_dir`` as ``vitron_llm/`` and
+    ``sam_signal/``, with ``training.json`` (configs, wall times, last logged losses)."""
+    import json
+    import shutil
+
+    run, profile_dir = Path(run), Path(profile_dir)
+    copies = {"vitron_llm": run / "ground" / "llm",
+              "sam_signal": run / "invoke" / "projectors" / "sam_signal"}  # fmt: skip
+    for name, source in copies.items():
+        if not source.is_dir():
+            raise FileNotFoundError(f"{source} is missing: finish the run first")
+        shutil.rmtree(profile_dir / name, ignore_errors=True)
+        shutil.copytree(source, profile_dir / name)
+    summary: dict[str, Any] = {"times_s": json.loads((run / "times.json").read_text())}
+    for stage in ("align", "invoke", "ground"):
+        lines = (run / stage / "metrics.jsonl").read_text().splitlines()
+        config = json.loads((run / stage / "train_config.json").read_text())
+        summary[stage] = {
+            "last_logged": json.loads(lines[-1]),
+            "config": {k: v for k, v in config.items() if k not in ("data", "eval_data")},
+        }
+    (profile_dir / "vitron_llm" / "training.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m vitron.agent.training.nano RUN_DIR [--seed 0] [--records 960]``."""
+    import argparse
+    import logging
+
+    torch.set_num_threads(int(__import__("os").environ.get("OMP_NUM_THREADS", "1")))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    parser = argparse.ArgumentParser(description="Train the nano Vitron LLM (stages 1-3).")
+    parser.add_argument("run", help="run directory (created; resumable)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--records", type=int, default=960)
+    parser.add_argument("--profile", default="nano", help="profile with the frozen CLIP and SAM")
+    parser.add_argument("--clip", help="vision tower source (default: the profile's clip)")
+    parser.add_argument("--publish", help="then copy the planner into this profile folder")
+    parser.add_argument("--steps", default="", help="e.g. align=40,invoke=450,ground=250")
+    args = parser.parse_args(argv)
+    steps = dict(
+        (k, int(v)) for k, v in (p.split("=") for p in args.steps.split(",") if p)
+    )  # e.g. --steps align=40,invoke=450,ground=250
+    print(
+        train_nano(
+            args.run,
+            seed=args.seed,
+            records=args.records,
+            profile=args.profile,
+            steps=steps,
+            clip=args.clip,
+        )
+    )
+    if args.publish:
+        publish(args.run, args.publish)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
