@@ -121,7 +121,7 @@ def plan_and_run(tmp_path: Path, projectors: Path | None):
         frame[14:34, 4 + 8 * t : 24 + 8 * t] = (220, 40, 40)
         frames.append(frame)
     video = workspace.put_video(frames, fps=4)
-    tools = {tool.name: tool for tool in build_tools(services)}
+    tools = {tool.name: tool for tool in build_tools(services, names=list(MODULES))}
     planner = ScriptedVitron(
         profile=str(path), workspace=str(tmp_path / "ws"), device="cpu", max_new_tokens=400
     ).bind_tools(list(tools.values()))
