@@ -9,7 +9,8 @@ from langgraph.graph.message import add_messages
 from typing_extensions import TypedDict  # pydantic (Studio's forms) needs it on Python < 3.12
 
 MediaRegistry = dict[str, dict[str, Any]]
-"""handle → kind, size, frames, source (``user`` or the tool), inputs, label."""
+"""handle → about (a readable line), kind, size, frames, source (``user`` or the tool), inputs,
+label."""
 
 
 PROVENANCE = ("source", "inputs")
@@ -24,8 +25,30 @@ def merge_media(left: MediaRegistry | None, right: MediaRegistry | None) -> Medi
     for handle, info in (right or {}).items():
         earlier = merged.get(handle, {})
         kept = {k: earlier[k] for k in PROVENANCE if k in earlier}
-        merged[handle] = {**earlier, **info, **kept}
+        entry = {**earlier, **info, **kept}
+        entry.pop("about", None)
+        merged[handle] = {"about": about(handle, entry), **entry}
     return merged
+
+
+KIND_NAMES = {"img": "image", "vid": "video", "mask": "mask", "emb": "embedding", "box": "boxes"}
+
+
+def about(handle: str, info: dict[str, Any]) -> str:
+    """One readable line for a registry entry, shown first in Studio's state view: kind, size,
+    frames and what made it (``64x48 mask, made by segment_image from img_…``)."""
+    kind = KIND_NAMES.get(info.get("kind") or handle.split("_")[0], "media")
+    size = f"{info['width']}x{info['height']} " if info.get("width") and info.get("height") else ""
+    frames = ""
+    if info.get("frames"):
+        fps = f" at {info['fps']:g} fps" if info.get("fps") else ""
+        frames = f", {info['frames']} frames{fps}"
+    source = info.get("source") or "user"
+    origin = "from the user" if source == "user" else f"made by {source}"
+    if info.get("inputs"):
+        origin += " from " + ", ".join(info["inputs"])
+    label = f" '{info['label']}'" if info.get("label") else ""
+    return f"{size}{kind}{frames}{label}, {origin}"
 
 
 class InputState(TypedDict, total=False):

@@ -184,7 +184,8 @@ def test_inline_base64_images_are_moved_into_the_workspace(context):
     graph = build_graph(ScriptedChatModel(steps=[AIMessage(content="a grey picture")]))
     result = graph.invoke({"messages": [message]}, CONFIG, context=context)
     (handle,) = result["media"]
-    assert result["media"][handle] == {"kind": "img", "source": "user", "width": 40, "height": 30}
+    assert result["media"][handle] == {"about": "40x30 image, from the user", "kind": "img",
+                                       "source": "user", "width": 40, "height": 30}  # fmt: skip
     stored = result["messages"][0]
     assert encoded not in str(stored.content) and handle in stored.text
     assert "attachment not usable" in stored.text  # the broken block is reported, not fatal
