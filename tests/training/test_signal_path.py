@@ -265,3 +265,16 @@ def test_each_backend_gets_its_own_projector_as_the_profile_pairs_them(tmp_path)
     assert alignment.routes["segment_image"] == ("sam", "sam_signal")
     assert alignment.routes["track_video"] == ("sam2_video", "sam2_signal")
     assert {"sam_signal", "sam2_signal", "diffusion_signal", "video_signal"} <= set(projectors)
+
+
+def test_gen_signals_regress_onto_the_frozen_text_encoder(squares, tmp_path):
+    """[GEN] signals: the projected tokens move toward the text encoder's caption states."""
+    config = tiny_config(
+        squares, tmp_path / "run", "invoke", signal_alignment=True, epochs=4, lr=1e-2,
+        signal_routes={"generate_image": {"decoder": "text_to_image"}}, synergy={"enabled": False},
+    )  # fmt: skip
+    trainer = Trainer(config)
+    history = trainer.run().history
+    mse = [h["caption_mse"] for h in history if "caption_mse" in h]
+    assert len(mse) >= 4 and mse[-1] < mse[0], mse
+    assert (tmp_path / "run/projectors/diffusion_signal/model.safetensors").is_file()
