@@ -1,0 +1,40 @@
+"""Shapes-world records for the nano planner read like the graph's prompts: the system prompt with
+the media listing, the user's attached handles, a tool turn after every call and a final answer in
+words (so a trained planner stops calling), at most ``ChatVitron.max_media`` media as pixels."""
+
+from __future__ import annotations
+
+from vitron.agent.chat_model import ChatVitron
+from vitron.agent.invocation import MODULES
+from vitron.agent.training.conversations import MAX_MEDIA, write_conversations
+from vitron.agent.training.records import read_jsonl
+from vitron.evals.shapes.dataset import make_sample
+
+
+def test_records_hold_the_graphs_turns_and_end_with_an_answer(tmp_path):
+    path = write_conversations(tmp_path, "train", 12)
+    records, skipped = read_jsonl(path)
+    assert not skipped
+    assert len(records) == 12
+    assert ChatVitron.model_fields["max_media"].default == MAX_MEDIA
+    for index, record in enumerate(records):
+        sample = make_sample("train", index)
+        roles = [m.role for m in record.messages]
+        assert (
+            roles[0] == "system" and "media in this conversation" in record.messages[0].text.lower()
+        )
+        assert roles[1] == "user"
+        if sample.media:
+            assert "\n[attached " in record.messages[1].text
+        assert roles[2:] == ["assistant", "tool"] * len(sample.calls) + ["assistant"]
+        assert record.messages[-1].text == sample.answer  # the answer closes the turn
+        for k, call in enumerate(sample.calls):
+            reply, tool = record.messages[2 + 2 * k], record.messages[3 + 2 * k]
+            assert reply.text.startswith(f"<Module>{call.name}</Module>")
+            assert tool.text.startswith(f"{call.name} returned: ")
+        assert record.task == (sample.calls[0].name if sample.calls else None)
+        assert len(record.media) == min(len(sample.media), MAX_MEDIA)
+        assert [s.token for s in record.signals] == record.signal_tokens()
+        assert all(
+            MODULES[c.name].signal_token in (None, *record.signal_tokens()) for c in sample.calls
+        )
