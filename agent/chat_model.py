@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-import torch
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
@@ -55,7 +54,8 @@ from vitron.tools.backend import (
 from vitron.tools.errors import VitronToolError
 from vitron.tools.workspace import Workspace
 
-if TYPE_CHECKING:  # transformers loads on the first call, not when the graph is built
+if TYPE_CHECKING:  # torch and transformers load on the first call, not when the graph is built
+    import torch
     from transformers import LogitsProcessor
 
     from vitron.agent.decoding import SamplingSettings
@@ -433,6 +433,8 @@ class ChatVitron(BaseChatModel):
     ) -> tuple[list[str | None], list[dict[str, Any]]]:
         """Embed every signal token of the final text, store each in the workspace; returns a
         handle per signal token (text order; None if spelled out) and their descriptions."""
+        import torch
+
         wanted = {s for s in finished.signal_steps if s is not None}
         if not wanted:
             return [None] * len(finished.signal_steps), []

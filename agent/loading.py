@@ -32,14 +32,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from vitron.tools.checkpoints import missing
 from vitron.tools.errors import MissingCheckpointError
 from vitron.tools.profiles import ComponentSpec
 from vitron.tools.registry import LoadContext
 
 if TYPE_CHECKING:
+    import torch
+
     from vitron.agent.configuration import VitronConfig
     from vitron.agent.constrained import InvocationGrammar
     from vitron.agent.processing import VitronProcessor

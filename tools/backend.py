@@ -22,7 +22,6 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-import torch
 from langchain_core.callbacks import CallbackManagerForToolRun
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, ToolException
@@ -268,6 +267,8 @@ class VitronTool(BaseTool):
 
     def _run_with_retry(self, args: BaseModel, call: CallContext) -> ToolOutput:
         """Run the backend; on out-of-memory evict every model and try once more."""
+        import torch
+
         for attempt in (1, 2):
             try:
                 return self.backend.run(args, call)

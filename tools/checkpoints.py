@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
-
-import torch
-from safetensors.torch import load_file
+from typing import TYPE_CHECKING, TypeVar
 
 from vitron.tools.errors import MissingCheckpointError
 from vitron.tools.profiles import ComponentSpec
+
+if TYPE_CHECKING:
+    import torch
 
 T = TypeVar("T")
 
@@ -46,6 +46,9 @@ def load_pretrained(spec: ComponentSpec, load: Callable[[str], T]) -> T:
 
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Weights from ``.safetensors`` or a ``.pth``/``.bin`` read with ``weights_only=True``."""
+    import torch
+    from safetensors.torch import load_file
+
     if path.suffix == ".safetensors":
         return load_file(str(path))
     state = torch.load(path, map_location="cpu", weights_only=True)

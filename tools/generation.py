@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -22,14 +22,16 @@ from pydantic import Field
 from vitron.tools.backend import CallContext
 from vitron.tools.compositing import blend_weights, composite, grow
 from vitron.tools.errors import VitronToolError
-from vitron.tools.models.diffusion_common import DiffusionEngine, Prompt, snap
-from vitron.tools.models.diffusion_engines import InpaintEngine
 from vitron.tools.registry import ProgressCallback
 from vitron.tools.schemas import ToolArgs
 from vitron.tools.signals import project_signal
 
+if TYPE_CHECKING:
+    from vitron.tools.models.diffusion_common import DiffusionEngine, Prompt
+    from vitron.tools.models.diffusion_engines import InpaintEngine
+
 MAX_SEED = 2**32 - 1
-E = TypeVar("E", bound=DiffusionEngine)
+E = TypeVar("E", bound="DiffusionEngine")
 
 
 class DiffusionArgs(ToolArgs):
@@ -89,6 +91,8 @@ def sampling(args: DiffusionArgs, engine: DiffusionEngine) -> Sampling:
 
 def output_size(width: int | None, height: int | None, engine: DiffusionEngine) -> tuple[int, int]:
     """``(width, height)`` asked for, or the engine's defaults, snapped to multiples of 8."""
+    from vitron.tools.models.diffusion_common import snap
+
     return snap(width or engine.defaults.width), snap(height or engine.defaults.height)
 
 
@@ -101,6 +105,8 @@ def make_prompt(
 ) -> Prompt:
     """The text (and negative text) plus the call's signal tokens, for ``engine``: ``k x D``
     with ``D`` the engine's text width, from the projector component the engine names."""
+    from vitron.tools.models.diffusion_common import Prompt
+
     negative = args.negative_prompt if negative is None else negative
     tokens = project_signal(args.signal, engine.signal_projector, call, width=engine.text_width,
                             consumer=f"the {engine.kind} text encoder")  # fmt: skip

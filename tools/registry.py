@@ -15,12 +15,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-import torch
+from typing import TYPE_CHECKING, Any, Protocol
 
 from vitron.tools.errors import VitronToolError
 from vitron.tools.profiles import ComponentSpec, Profile
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +83,8 @@ def find_loader(spec: ComponentSpec) -> Loader:
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """``auto`` (or ``None``) picks CUDA when present, then Apple MPS, then CPU."""
+    import torch
+
     if device is None or str(device) == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -93,6 +96,8 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     """``auto`` is fp16 on a GPU and fp32 elsewhere (CPU half precision is slow and lossy)."""
+    import torch
+
     if dtype == "auto":
         return torch.float16 if device.type == "cuda" else torch.float32
     try:
@@ -106,6 +111,8 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
 
 def nbytes_of(obj: Any) -> int:
     """Memory a loaded component holds: its ``nbytes`` if it says, else its torch parameters."""
+    import torch
+
     if hasattr(obj, "nbytes"):
         return int(obj.nbytes)
     modules = obj if isinstance(obj, list | tuple) else [obj]
@@ -163,6 +170,8 @@ class ModelRegistry:
 
     def evict(self, name: str | None = None) -> list[str]:
         """Drop one component (or all); returns what was dropped. Frees GPU cache too."""
+        import torch
+
         with self._lock:
             names = [name] if name else list(self._loaded)
             dropped = [n for n in names if self._loaded.pop(n, None) is not None]
@@ -171,6 +180,8 @@ class ModelRegistry:
         return dropped
 
     def _make_room(self, size: int, keep: str) -> None:
+        import torch
+
         if self.memory_budget is None:
             return
         if size > self.memory_budget:

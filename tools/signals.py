@@ -13,11 +13,13 @@ consumer's width.
 from __future__ import annotations
 
 import logging
-
-import torch
+from typing import TYPE_CHECKING
 
 from vitron.tools.backend import CallContext
 from vitron.tools.errors import MissingCheckpointError, VitronToolError
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +39,8 @@ def project_signal(
     ``width``, when given, is the token width the consumer needs; a projector making another width
     is a profile mistake and is reported as one.
     """
+    import torch
+
     if signal is None:
         return None
     embedding = call.workspace.get_embedding(signal)

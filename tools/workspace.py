@@ -22,13 +22,10 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from PIL import Image
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from vitron.tools.errors import MediaError, MediaTooLargeError, UnknownHandleError
 from vitron.tools.handles import Handle, MediaKind, handle_for, parse_handle
@@ -41,6 +38,9 @@ from vitron.tools.media import (
     probe_video,
     write_video,
 )
+
+if TYPE_CHECKING:
+    import torch
 
 EXTENSIONS: dict[str, str] = {
     "img": "png",
@@ -260,6 +260,8 @@ class Workspace:
 
     def put_embedding(self, tensor: torch.Tensor, **info: Any) -> MediaInfo:
         """Store a tensor as safetensors; ``info['extra']`` may say which space it lives in."""
+        from safetensors.torch import save_file
+
         tensor = tensor.detach().to("cpu").contiguous()
         handle = embedding_handle(tensor)
         meta = MediaInfo(handle=handle, kind="emb", shape=list(tensor.shape), **info)
@@ -272,6 +274,9 @@ class Workspace:
         return meta
 
     def get_embedding(self, handle: str) -> torch.Tensor:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
         parsed = parse_handle(handle, kinds=("emb",))
         path = self.path(parsed)
         try:
@@ -431,6 +436,8 @@ def pixels_handle(kind: MediaKind, array: np.ndarray) -> str:
 
 def embedding_handle(tensor: torch.Tensor) -> str:
     """The handle of a CPU tensor: a hash of its dtype, shape and bytes."""
+    import torch
+
     hasher = hashlib.sha256(b"emb" + str(tensor.dtype).encode() + str(tuple(tensor.shape)).encode())
     hasher.update(
         tensor.contiguous().view(torch.uint8).numpy().tobytes() if tensor.numel() else b""

@@ -37,11 +37,6 @@ from vitron.tools.generation import (
     stage_progress,
 )
 from vitron.tools.geometry import coverage
-from vitron.tools.models.diffusion_engines import (
-    GligenInpaintEngine,
-    InpaintEngine,
-    InstructPix2PixEngine,
-)
 from vitron.tools.registry import ProgressCallback
 from vitron.tools.schemas import ImageHandle, MaskHandle
 from vitron.tools.signals import signal_phrase, used_signal
@@ -206,6 +201,10 @@ def _inpaint(
     stage: str | None = None,
 ) -> tuple[np.ndarray, Sampling]:
     """Inpaint the input inside ``area`` grown by ``grow`` px and composite it back."""
+    from vitron.tools.models.diffusion_engines import (
+        InpaintEngine,
+    )
+
     engine = get_engine(job.call, "inpaint", InpaintEngine)
     settings = sampling(job.args, engine)
     out = engine.inpaint(
@@ -228,6 +227,10 @@ def _gligen_add(
     stage: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, Sampling]:
     """Draw ``phrase`` into each box of ``base``; returns the composite, the box area, settings."""
+    from vitron.tools.models.diffusion_engines import (
+        GligenInpaintEngine,
+    )
+
     engine = get_engine(job.call, "gligen_inpaint", GligenInpaintEngine)
     settings = sampling(job.args, engine)
     width, height = job.size
@@ -274,6 +277,10 @@ def _move(job: EditJob) -> EditedImage:
 
 
 def _restyle(job: EditJob) -> EditedImage:
+    from vitron.tools.models.diffusion_engines import (
+        InstructPix2PixEngine,
+    )
+
     engine = get_engine(job.call, "instruct_pix2pix", InstructPix2PixEngine)
     settings = sampling(job.args, engine)
     text = job.args.prompt or job.args.instruction

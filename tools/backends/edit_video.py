@@ -40,7 +40,6 @@ from vitron.tools.generation import (
     stage_progress,
 )
 from vitron.tools.handles import parse_handle
-from vitron.tools.models.diffusion_engines import InpaintEngine, VideoToVideoEngine
 from vitron.tools.schemas import MaskHandle, Point, VideoHandle, check_point_labels
 from vitron.tools.signals import signal_phrase, used_signal
 from vitron.tools.steps.tracking import TrackTarget, track_masks
@@ -291,6 +290,8 @@ def _read_masks(call: CallContext, handle: str) -> Iterator[np.ndarray]:
 
 def local_edit(job: VideoJob) -> EditedVideo:
     """Track the target, then inpaint it in every frame from one seed (shared noise)."""
+    from vitron.tools.models.diffusion_engines import InpaintEngine
+
     args, call = job.args, job.call
     plan = repaint(
         args.operation, target=job.target, content=job.content, prompt=args.prompt,
@@ -314,6 +315,8 @@ def local_edit(job: VideoJob) -> EditedVideo:
 
 def global_restyle(job: VideoJob) -> EditedVideo:
     """Restyle every frame with video-to-video, a chunk of frames at a time, all from one seed."""
+    from vitron.tools.models.diffusion_engines import VideoToVideoEngine
+
     args, call = job.args, job.call
     text = required_content(job.content, "the style ('make it look like a watercolour')")
     engine = get_engine(call, "video_to_video", VideoToVideoEngine)

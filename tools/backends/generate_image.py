@@ -6,6 +6,8 @@ phrase each: GLIGEN draws each phrase inside its box while the instruction descr
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import Field, model_validator
 
 from vitron.tools.backend import CallContext, ToolOutput, backend
@@ -18,9 +20,10 @@ from vitron.tools.generation import (
     sampling,
 )
 from vitron.tools.geometry import fmt_box
-from vitron.tools.models.diffusion_common import DiffusionEngine
-from vitron.tools.models.diffusion_engines import GligenEngine, TextToImageEngine
 from vitron.tools.signals import signal_phrase, used_signal
+
+if TYPE_CHECKING:
+    from vitron.tools.models.diffusion_common import DiffusionEngine
 
 
 class GenerateImageArgs(DiffusionArgs):
@@ -63,6 +66,8 @@ class GenerateImageArgs(DiffusionArgs):
 @backend("generate_image", GenerateImageArgs, components=("text_to_image", "gligen"))
 def generate_image(args: GenerateImageArgs, call: CallContext) -> ToolOutput:
     """Text-to-image, optionally with a box layout."""
+    from vitron.tools.models.diffusion_engines import GligenEngine, TextToImageEngine
+
     if args.regions and args.phrases:
         gligen = get_engine(call, "gligen", GligenEngine)
         settings, width, height = _settings(args, gligen)

@@ -6,7 +6,6 @@ from pydantic import Field, model_validator
 
 from vitron.tools.backend import CallContext, ToolOutput, backend
 from vitron.tools.generation import DiffusionArgs, get_engine, make_prompt, output_size, sampling
-from vitron.tools.models.diffusion_engines import TextToVideoEngine
 from vitron.tools.signals import signal_phrase, used_signal
 
 
@@ -36,6 +35,8 @@ class GenerateVideoArgs(DiffusionArgs):
 @backend("generate_video", GenerateVideoArgs, components=("text_to_video",))
 def generate_video(args: GenerateVideoArgs, call: CallContext) -> ToolOutput:
     """Text-to-video."""
+    from vitron.tools.models.diffusion_engines import TextToVideoEngine
+
     engine = get_engine(call, "text_to_video", TextToVideoEngine)
     settings = sampling(args, engine)
     width, height = output_size(args.width, args.height, engine)

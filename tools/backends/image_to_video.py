@@ -6,8 +6,6 @@ from pydantic import Field, model_validator
 
 from vitron.tools.backend import CallContext, ToolOutput, backend
 from vitron.tools.generation import DiffusionArgs, get_engine, make_prompt, sampling
-from vitron.tools.models.diffusion_common import fit_size, snap
-from vitron.tools.models.diffusion_engines import ImageToVideoEngine
 from vitron.tools.schemas import ImageHandle
 from vitron.tools.signals import signal_phrase, used_signal
 
@@ -39,6 +37,9 @@ class ImageToVideoArgs(DiffusionArgs):
 @backend("image_to_video", ImageToVideoArgs, components=("image_to_video",))
 def image_to_video(args: ImageToVideoArgs, call: CallContext) -> ToolOutput:
     """Animate an image."""
+    from vitron.tools.models.diffusion_common import fit_size, snap
+    from vitron.tools.models.diffusion_engines import ImageToVideoEngine
+
     image = call.workspace.get_image(args.image)
     engine = get_engine(call, "image_to_video", ImageToVideoEngine)
     settings = sampling(args, engine)

@@ -12,18 +12,22 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
 from pydantic import Field, model_validator
 
 from vitron.tools.backend import CallContext, ToolOutput, backend
 from vitron.tools.errors import MediaError, VitronToolError
 from vitron.tools.handles import parse_handle
-from vitron.tools.models.clip import ClipEngine, pooled_video_feature
 from vitron.tools.schemas import MediaHandle, ToolArgs
 from vitron.tools.workspace import Workspace
+
+if TYPE_CHECKING:
+    import torch
+
+    from vitron.tools.models.clip import ClipEngine
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +68,8 @@ class Ranked:
 def rank(args: RetrieveArgs, call: CallContext) -> tuple[list[Ranked], list[str]]:
     """Every candidate ranked best first, and the session media that could not be read
     (skipped with the reason; a handle the caller named explicitly fails the call instead)."""
+    import torch
+
     candidates = list(dict.fromkeys(args.media or _session_media(call.workspace)))
     if not candidates:
         raise VitronToolError(
@@ -138,6 +144,8 @@ def _kind(handle: str) -> str:
 
 def _feature(engine: ClipEngine, workspace: Workspace, handle: str, frames: int) -> torch.Tensor:
     """The cached (or newly computed) normalised feature of an image, frame or video."""
+    from vitron.tools.models.clip import pooled_video_feature
+
     parsed = parse_handle(handle, kinds=("img", "vid"))
     workspace.describe(parsed.base)  # this conversation must hold it, cached feature or not
     video = parsed.kind == "vid" and parsed.frame is None

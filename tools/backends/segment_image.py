@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -39,12 +39,14 @@ from vitron.tools.geometry import (
     mask_box,
     region_to_pixels,
 )
-from vitron.tools.models.grounding_dino import Detection
 from vitron.tools.overlay import box_overlay, color, mask_overlay
 from vitron.tools.schemas import ImageHandle, MaskHandle, Point, ToolArgs, check_point_labels
 from vitron.tools.signals import project_signal
 from vitron.tools.steps.detection import detect_classes, phrases
 from vitron.tools.steps.masks import SIGNAL_COMPONENT, find_masks
+
+if TYPE_CHECKING:
+    from vitron.tools.models.grounding_dino import Detection
 
 logger = logging.getLogger(__name__)
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from vitron.tools.backend import CallContext
 from vitron.tools.errors import VitronToolError
 from vitron.tools.geometry import box_gap, box_iou, mask_box
-from vitron.tools.models.grounding_dino import Detection, limit_phrases
+
+if TYPE_CHECKING:
+    from vitron.tools.models.grounding_dino import Detection
 
 
 def phrases(instruction: str) -> list[str]:
@@ -39,6 +42,8 @@ def detect(
     ``regions`` keeps only detections centred inside one of them; ``near`` (a mask handle) ranks
     detections by closeness to that mask, leaving out the masked object itself.
     """
+    from vitron.tools.models.grounding_dino import limit_phrases
+
     picture = call.workspace.get_image(image)
     engine = call.models.get("grounding_dino", call.progress)
     kept, note = limit_phrases(engine, phrases(instruction))
@@ -75,6 +80,8 @@ def detect_classes(
     names go into one caption (``a . b . c .``) and every box is labelled with the phrase it was
     read from (one pass instead of one per class); names beyond the model's text length go into
     further passes."""
+    from vitron.tools.models.grounding_dino import limit_phrases
+
     by_class: dict[str, list[Detection]] = {name: [] for name in names}
     engine = call.models.get("grounding_dino", call.progress)
     left = list(names)

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from vitron.tools.backend import CallContext
 from vitron.tools.errors import VitronToolError
 from vitron.tools.geometry import mask_box, points_to_pixels, region_to_pixels
-from vitron.tools.models.sam import SamMask
 from vitron.tools.signals import project_signal
 from vitron.tools.steps.detection import detect
+
+if TYPE_CHECKING:
+    from vitron.tools.models.sam import SamMask
 
 SIGNAL_COMPONENT = "sam_signal"
 

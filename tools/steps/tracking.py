@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -18,11 +19,13 @@ from pydantic import Field, model_validator
 from vitron.tools.backend import CallContext
 from vitron.tools.errors import VitronToolError
 from vitron.tools.handles import parse_handle
-from vitron.tools.models.sam2_video import Sam2VideoEngine, VideoPrompt
 from vitron.tools.schemas import MaskHandle, Point, ToolArgs, VideoHandle, check_point_labels
 from vitron.tools.signals import project_signal
 from vitron.tools.steps.detection import detect
 from vitron.tools.workspace import MediaInfo
+
+if TYPE_CHECKING:
+    from vitron.tools.models.sam2_video import Sam2VideoEngine, VideoPrompt
 
 SIGNAL_COMPONENT = "sam2_signal"
 
@@ -124,6 +127,8 @@ def _prompt(
     args: TrackTarget, call: CallContext, width: int, height: int
 ) -> tuple[VideoPrompt, str]:
     """The target as pixels of the prompt frame (text is grounded on that frame first)."""
+    from vitron.tools.models.sam2_video import VideoPrompt
+
     if args.mask:
         mask = call.workspace.get_mask(args.mask)
         if mask.shape != (height, width):
