@@ -146,9 +146,32 @@ def upload_and_sketch(page, path: Path) -> None:
     page.mouse.up()
 
 
+def upload_file(page, path: Path) -> None:
+    """Upload through the file box; a page just loaded can drop the first upload, so retry."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(3):
+        page.locator("#upload input[type=file]").set_input_files(str(path))
+        try:
+            page.wait_for_selector(f"#upload >> text={path.name}", timeout=5_000)
+            return
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+
+
 def send(page, text: str) -> None:
     page.locator("#message textarea").fill(text)
     page.locator("#send").click()
+
+
+def wait_idle(page, download: str | None = None) -> None:
+    """Until the turn is over (no progress line) and, if given, a download's name shows."""
+    page.wait_for_function(
+        "(d) => !(document.querySelector('#progress')?.innerText || '').trim()"
+        " && (!d || (document.querySelector('#downloads')?.innerText || '').includes(d))",
+        arg=download, timeout=30_000,
+    )  # fmt: skip
 
 
 def chat_text(page) -> str:
@@ -160,15 +183,12 @@ def test_sketch_segment_overlay_streamed_answer_and_history_after_reload(server,
     upload_and_sketch(page, picture_file(tmp_path))
     page.shot("1-sketch")
     send(page, "segment this")
-    page.wait_for_function(
-        "() => (document.querySelector('#chat')?.innerText || '').includes('Here is the result of')",
+    page.wait_for_function(  # the streamed answer, complete
+        "() => /Here is the result of segment_image: mask_[0-9a-f]+, img_[0-9a-f]+[.]/"
+        ".test(document.querySelector('#chat')?.innerText || '')",
         timeout=60_000,
     )
-    page.wait_for_function(  # the streamed answer is complete and the turn is over
-        "() => (document.querySelector('#chat')?.innerText || '').includes('.')"
-        " && !(document.querySelector('#progress')?.innerText || '').includes('working')",
-        timeout=30_000,
-    )
+    wait_idle(page, "mask_")
     text = chat_text(page)
     assert "segment this" in text and "segment_image" in text
     assert "Here is the result of segment_image: mask_" in text
@@ -195,8 +215,7 @@ def test_an_oversized_upload_is_refused_in_the_chat(server, page, tmp_path):
     big = tmp_path / "big.png"
     Image.fromarray(noise).save(big)
     assert big.stat().st_size > MAX_UPLOAD_MB * 1024 * 1024
-    page.locator("#upload input[type=file]").set_input_files(str(big))
-    page.wait_for_selector("#upload >> text=big.png", timeout=15_000)
+    upload_file(page, big)
     send(page, "what is this?")
     page.wait_for_function(
         "() => (document.querySelector('#chat')?.innerText || '').includes('too large')",
@@ -210,8 +229,7 @@ def test_an_oversized_upload_is_refused_in_the_chat(server, page, tmp_path):
 
 def test_reject_an_edit_then_approve_the_next_with_the_buttons(server, page, tmp_path):
     open_app(page, server)
-    page.locator("#upload input[type=file]").set_input_files(str(picture_file(tmp_path, 48)))
-    page.wait_for_selector("#upload >> text=square.png", timeout=15_000)
+    upload_file(page, picture_file(tmp_path, 48))
     send(page, "recolor the square")
     page.wait_for_selector("#approval-question >> text=Run edit_image(", timeout=60_000)
     assert "prompt='blue'" in page.locator("#approval-question").inner_text()
@@ -222,6 +240,7 @@ def test_reject_an_edit_then_approve_the_next_with_the_buttons(server, page, tmp
         "() => (document.querySelector('#chat')?.innerText || '').includes('did not run edit_image this time.')",
         timeout=60_000,
     )
+    wait_idle(page)
     assert "✗ edit_image failed: The user rejected this call to edit_image: not now" in chat_text(
         page
     )
@@ -234,6 +253,7 @@ def test_reject_an_edit_then_approve_the_next_with_the_buttons(server, page, tmp
         "() => (document.querySelector('#chat')?.innerText || '').includes('result of edit_image')",
         timeout=90_000,
     )
+    wait_idle(page, "img_")
     downloads = page.locator("#downloads").inner_text()
     assert downloads.count("img_") == 1  # only the approved edit made a picture
     page.shot("3-approved")

@@ -108,3 +108,10 @@ def test_tokens_stream_as_the_planner_writes(session):
     assert "".join(tokens) == turn.answer
     first_message = next(i for i, e in enumerate(events) if e["event"] == "message")
     assert all(e["event"] == "token" for e in events[:first_message])
+
+
+def test_videos_are_given_to_the_chat_as_playable_files(session):
+    frames = [np.full((24, 32, 3), 40 * t, dtype=np.uint8) for t in range(4)]
+    video = session.workspace.put_video(frames, fps=4, source="image_to_video")
+    (item,) = render.media_items([video.handle, "vid_000000000000"], session.workspace)
+    assert item["content"]["path"].endswith(".mp4") and item["content"]["alt_text"] == video.handle
