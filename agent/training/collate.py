@@ -47,6 +47,8 @@ class SignalSupervision:
     caption: str | None = None
     module: str | None = None
     """The invocation's module: which backend consumes this signal."""
+    target_image: Image.Image | None = None
+    """The wanted output image, for the denoising loss through the frozen UNet."""
 
 
 @dataclass
@@ -252,6 +254,8 @@ class Collator:
                 if sample.record.signals:
                     target = sample.record.signals[k]
                     supervision.caption = target.caption
+                    if sample.target_images:
+                        supervision.target_image = sample.target_images[k]
                     if sample.target_masks[k] is not None and target.media is not None:
                         supervision.mask = sample.target_masks[k]
                         supervision.image = _picture(sample.media[target.media])

@@ -138,6 +138,9 @@ class TrainConfig(_Strict):
     signal_routes: dict[str, SignalRoute] = Field(default_factory=default_routes)
     signal_alignment: bool = True
     """Stage 2 only: train signal heads and projectors through the frozen decoders."""
+    denoising: bool = True
+    """Stage 2: for signals whose target names a wanted image, add the denoising loss through the
+    frozen UNet of a text-to-image pipeline (``denoise_mse``)."""
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:

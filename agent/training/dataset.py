@@ -47,6 +47,8 @@ class LoadedSample:
     media: list[Image.Image | VideoInput]
     regions: list[RegionInput] = field(default_factory=list)
     target_masks: list[np.ndarray | None] = field(default_factory=list)
+    target_images: list[Image.Image | None] = field(default_factory=list)
+    """Per signal target: its ``target_media`` when that is an image (the wanted output)."""
 
 
 def load_sample(
@@ -75,7 +77,13 @@ def load_sample(
             raise SampleError(f"region mask {root / (region.mask or '')} is empty")
         regions.append(RegionInput(mask, image=_image_index(record, region.media)))
     targets = [_target_mask(t, media, root, limits) for t in record.signals]
-    return LoadedSample(record, media, regions, targets)
+    wanted = [
+        _image(root / t.target_media, limits)
+        if t.target_media and Path(t.target_media).suffix.lower() in FRAME_SUFFIXES
+        else None
+        for t in record.signals
+    ]
+    return LoadedSample(record, media, regions, targets, wanted)
 
 
 def _image_index(record: Record, media_index: int) -> int:

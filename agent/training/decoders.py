@@ -156,3 +156,45 @@ class Sam2Alignment:
             output = self._forward(model, inference_session=session, frame_idx=0, frame=inputs)
         low = output.pred_masks.reshape(-1, *output.pred_masks.shape[-2:])[:1]
         return F.interpolate(low[None].float(), size=(height, width), mode="bilinear")[0]
+
+
+def can_denoise(pipe: Any) -> bool:
+    """Whether ``pipe`` is a plain latent text-to-image pipeline (UNet input = VAE latents), the
+    case :func:`denoising_pair` handles; inpainting and video UNets take other inputs."""
+    unet, vae = getattr(pipe, "unet", None), getattr(pipe, "vae", None)
+    if unet is None or vae is None or getattr(pipe, "scheduler", None) is None:
+        return False
+    image_unet = type(unet).__name__ == "UNet2DConditionModel"
+    return image_unet and int(unet.config.in_channels) == int(vae.config.latent_channels)
+
+
+def denoising_pair(
+    pipe: Any, image: Image.Image, caption: str, tokens: torch.Tensor, size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(prediction, target) of one denoising step of the frozen UNet on the wanted ``image``.
+
+    The image is resized to ``size``, encoded by the frozen VAE, noised at a random timestep
+    (torch's global generator: reproducible and restored on resume), and denoised with the
+    caption's text-encoder states plus the signal's ``tokens`` (k, D) appended, as the pipelines
+    append them at inference; the target is the noise (or the velocity for v-prediction).
+    """
+    from vitron.tools.models.diffusion_common import encode_text
+
+    unet, vae, scheduler = pipe.unet, pipe.vae, pipe.scheduler
+    device, dtype = unet.device, unet.dtype
+    pixels = np.asarray(image.convert("RGB").resize((size, size)), dtype=np.float32) / 127.5 - 1
+    with torch.no_grad():
+        batch = torch.from_numpy(pixels).permute(2, 0, 1)[None].to(device, vae.dtype)
+        latents = vae.encode(batch).latent_dist.mean * vae.config.scaling_factor
+        states = encode_text(pipe.tokenizer, pipe.text_encoder, [caption], device)
+    noise = torch.randn(latents.shape).to(latents)
+    steps = int(scheduler.config.num_train_timesteps)
+    timestep = torch.randint(0, steps, (1,)).to(device)
+    noisy = scheduler.add_noise(latents, noise, timestep)
+    condition = torch.cat([states.to(dtype), tokens[None].to(dtype)], dim=1)
+    prediction = unet(noisy.to(dtype), timestep, encoder_hidden_states=condition).sample
+    if scheduler.config.get("prediction_type", "epsilon") == "v_prediction":
+        target = scheduler.get_velocity(latents, noise, timestep)
+    else:
+        target = noise
+    return prediction, target

@@ -59,6 +59,14 @@ def regression_loss(prediction: torch.Tensor, target: torch.Tensor) -> dict[str,
     }
 
 
+def denoising_loss(prediction: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``denoise_mse``: the frozen UNet's prediction (noise or velocity, (N, C, h, w)) against
+    its target, with the signal's tokens among the UNet's text conditioning."""
+    if prediction.shape != target.shape:
+        raise ValueError(f"prediction {tuple(prediction.shape)} vs target {tuple(target.shape)}")
+    return {"denoise_mse": F.mse_loss(prediction.float(), target.float())}
+
+
 def synergy_weight(step: int, total: int, weight: float, schedule: str, warmup: int = 0) -> float:
     """The synergy terms' weight at ``step`` of ``total``.
 

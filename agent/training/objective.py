@@ -16,8 +16,18 @@ from torch import nn
 
 from vitron.agent.modeling.synergy import pool_invocation_states
 from vitron.agent.training.collate import Batch
-from vitron.agent.training.decoders import Sam2Alignment, SamAlignment, caption_targets
-from vitron.agent.training.losses import language_loss, mask_loss, regression_loss
+from vitron.agent.training.decoders import (
+    Sam2Alignment,
+    SamAlignment,
+    caption_targets,
+    denoising_pair,
+)
+from vitron.agent.training.losses import (
+    denoising_loss,
+    language_loss,
+    mask_loss,
+    regression_loss,
+)
 
 
 @dataclass
@@ -30,6 +40,8 @@ class SignalAlignment:
     routes: dict[str, tuple[str, str]]
     mask_decoders: dict[str, SamAlignment | Sam2Alignment] = field(default_factory=dict)
     text_encoders: dict[str, tuple[Any, nn.Module]] = field(default_factory=dict)
+    denoisers: dict[str, tuple[Any, int]] = field(default_factory=dict)
+    """Decoder name -> (text-to-image pipeline, working size) for the denoising loss."""
     _captions: dict[tuple[str, str, int], torch.Tensor] = field(default_factory=dict)
 
     def caption_target(self, decoder: str, caption: str, tokens: int) -> torch.Tensor:
@@ -121,6 +133,13 @@ class TrainModule(nn.Module):
                 )
                 for name, value in regression_loss(tokens[None], target[None].to(tokens)).items():
                     captions.setdefault(name, []).append(value)
+                if supervision.target_image is not None and decoder in self.alignment.denoisers:
+                    pipe, size = self.alignment.denoisers[decoder]
+                    pair = denoising_pair(
+                        pipe, supervision.target_image, supervision.caption, tokens, size
+                    )
+                    for name, value in denoising_loss(*pair).items():
+                        captions.setdefault(name, []).append(value.to(tokens.device))
         terms = {}
         for group in (masks, captions):
             terms |= {name: torch.stack(values).mean() for name, values in group.items()}

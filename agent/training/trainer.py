@@ -36,7 +36,7 @@ from safetensors.torch import load_file, save_file
 from vitron.agent.training.collate import Batch, Collator
 from vitron.agent.training.config import TrainConfig
 from vitron.agent.training.dataset import RecordDataset
-from vitron.agent.training.decoders import Sam2Alignment, SamAlignment
+from vitron.agent.training.decoders import Sam2Alignment, SamAlignment, can_denoise
 from vitron.agent.training.losses import synergy_weight, weighted_total
 from vitron.agent.training.objective import SignalAlignment, TrainModule
 from vitron.agent.training.readers import read_source
@@ -158,8 +158,13 @@ def build_alignment(
             width, tokens = alignment.mask_decoders[route.decoder].prompt_dim, 1
         else:
             pipe = decoder.pipe
-            pipe.text_encoder.requires_grad_(False)
+            for part in pipe.components.values():
+                if isinstance(part, torch.nn.Module):
+                    part.requires_grad_(False)
             alignment.text_encoders[route.decoder] = (pipe.tokenizer, pipe.text_encoder)
+            if config.denoising and can_denoise(pipe):
+                size = min(decoder.defaults.width, decoder.defaults.height)
+                alignment.denoisers[route.decoder] = (pipe, size)
             width, tokens = int(pipe.text_encoder.config.hidden_size), 4
         name = route.projector or str(
             components[route.decoder].options.get("signal_projector", "diffusion_signal")

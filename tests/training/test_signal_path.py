@@ -278,3 +278,48 @@ def test_gen_signals_regress_onto_the_frozen_text_encoder(squares, tmp_path):
     mse = [h["caption_mse"] for h in history if "caption_mse" in h]
     assert len(mse) >= 4 and mse[-1] < mse[0], mse
     assert (tmp_path / "run/projectors/diffusion_signal/model.safetensors").is_file()
+
+
+def test_gen_with_a_wanted_image_adds_the_denoising_loss_through_the_frozen_unet(tmp_path):
+    rng = np.random.default_rng(0)
+    out = []
+    for k in range(4):
+        pixels, _ = scene(rng)
+        Image.fromarray(pixels).save(tmp_path / f"want{k}.png")
+        out.append(
+            Record.from_json(
+                {
+                    "id": f"gen-{k}",
+                    "task": "generate_image",
+                    "messages": [
+                        {"role": "user", "text": "Draw a red and a blue square."},
+                        {
+                            "role": "assistant",
+                            "text": format_invocation("generate_image", "a red and a blue square"),
+                        },
+                    ],
+                    "signals": [
+                        {
+                            "token": "[GEN]",
+                            "caption": "a red and a blue square",
+                            "target_media": f"want{k}.png",
+                        }
+                    ],
+                }  # fmt: skip
+            )
+        )
+    write_jsonl(tmp_path / "train.jsonl", out)
+    config = tiny_config(
+        tmp_path, tmp_path / "run", "invoke", signal_alignment=True, epochs=1, batch_size=2,
+        signal_routes={"generate_image": {"decoder": "text_to_image"}}, synergy={"enabled": False},
+        loss_weights={"caption_mse": 0.0, "caption_cos": 0.0},  # only the UNet moves the projector
+    )  # fmt: skip
+    trainer = Trainer(config)
+    unet = trainer.module.alignment.denoisers["text_to_image"][0].unet
+    frozen = {k: v.clone() for k, v in unet.state_dict().items()}
+    projector = trainer.module.projectors["diffusion_signal"]
+    start = {k: v.detach().clone() for k, v in projector.state_dict().items()}
+    history = trainer.run().history
+    assert all("denoise_mse" in h and "caption_mse" in h for h in history)
+    assert all(torch.equal(v, frozen[k]) for k, v in unet.state_dict().items())  # stays frozen
+    assert any(not torch.equal(v, start[k]) for k, v in projector.state_dict().items())
