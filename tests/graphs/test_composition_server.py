@@ -1,5 +1,6 @@
-"""``langgraph dev`` lists the Vitron graph and both composition examples, and the report workflow
-(Vitron as a subgraph) answers a turn over langgraph-sdk."""
+"""``langgraph dev`` lists the Vitron graph and both composition examples, the report workflow
+(Vitron as a subgraph) answers a turn over langgraph-sdk, and an approval pause is resumed with the
+standard interrupt protocol (what Studio's resume sends)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from tests.graphs.dev_server import dev_server
 
 
 @pytest.mark.heavy
-def test_dev_server_lists_three_graphs_and_the_report_graph_answers(tmp_path):
+def test_dev_server_lists_three_graphs_the_report_answers_and_approval_resumes(tmp_path):
     env = {
-        "VITRON_PLANNER": "tests.apps.scripted_planners:segment_then_answer",
+        "VITRON_PLANNER": "tests.apps.scripted_planners:web_planner",
         "VITRON_REPORT_MODEL": "tests.apps.scripted_planners:report_writer",
         "VITRON_AGENT_MODEL": "tests.apps.scripted_planners:answer_only",
         "VITRON_WORKSPACE": str(tmp_path / "ws"),
@@ -48,3 +49,20 @@ def test_dev_server_lists_three_graphs_and_the_report_graph_answers(tmp_path):
         assert values["messages"][-1]["content"] == values["report"]
         assert {h.split("_")[0] for h in values["media"]} >= {"img", "mask"}
         assert "base64" not in str(values)
+
+        # approval over the API: the edit pauses, a rejection reaches the planner, nothing is made
+        thread = client.threads.create()
+        message = {"role": "user", "content": [{"type": "text", "text": "make it blue"}, image]}
+        client.runs.wait(thread["thread_id"], "vitron", input={"messages": [message]})
+        state = client.threads.get_state(thread["thread_id"])
+        (pause,) = state["interrupts"]
+        assert pause["value"]["type"] == "approval" and pause["value"]["tool"] == "edit_image"
+        client.runs.wait(thread["thread_id"], "vitron",
+                         command={"resume": {"action": "reject", "reason": "keep it red"}})  # fmt: skip
+        values = client.threads.get_state(thread["thread_id"])["values"]
+        tool = [m for m in values["messages"] if m["type"] == "tool"][-1]
+        assert tool["status"] == "error" and "keep it red" in tool["content"]
+        assert (
+            values["messages"][-1]["content"] == "Understood, I did not run edit_image this time."
+        )
+        assert not any(i.get("source") == "edit_image" for i in values["media"].values())
