@@ -21,8 +21,8 @@ from PIL import Image
 
 from tests.training.conftest import tiny_config
 from vitron.agent.invocation import format_invocation
-from vitron.agent.training.decoders import SamAlignment
-from vitron.agent.training.losses import mask_loss
+from vitron.agent.training.decoders import SamAlignment, denoising_pair
+from vitron.agent.training.losses import denoising_loss, mask_loss
 from vitron.agent.training.records import Record, write_jsonl
 from vitron.agent.training.trainer import Trainer
 from vitron.tools.models.sam import SamArchitecture, save_sam
@@ -267,20 +267,9 @@ def test_each_backend_gets_its_own_projector_as_the_profile_pairs_them(tmp_path)
     assert {"sam_signal", "sam2_signal", "diffusion_signal", "video_signal"} <= set(projectors)
 
 
-def test_gen_signals_regress_onto_the_frozen_text_encoder(squares, tmp_path):
-    """[GEN] signals: the projected tokens move toward the text encoder's caption states."""
-    config = tiny_config(
-        squares, tmp_path / "run", "invoke", signal_alignment=True, epochs=4, lr=1e-2,
-        signal_routes={"generate_image": {"decoder": "text_to_image"}}, synergy={"enabled": False},
-    )  # fmt: skip
-    trainer = Trainer(config)
-    history = trainer.run().history
-    mse = [h["caption_mse"] for h in history if "caption_mse" in h]
-    assert len(mse) >= 4 and mse[-1] < mse[0], mse
-    assert (tmp_path / "run/projectors/diffusion_signal/model.safetensors").is_file()
-
-
-def test_gen_with_a_wanted_image_adds_the_denoising_loss_through_the_frozen_unet(tmp_path):
+def test_gen_signals_regress_onto_the_text_encoder_and_denoise_through_the_unet(tmp_path):
+    """[GEN]: the projected tokens move toward the frozen text encoder's caption states, and a
+    wanted image adds a denoising loss whose gradient reaches the tokens through the frozen UNet."""
     rng = np.random.default_rng(0)
     out = []
     for k in range(4):
@@ -310,9 +299,9 @@ def test_gen_with_a_wanted_image_adds_the_denoising_loss_through_the_frozen_unet
         )
     write_jsonl(tmp_path / "train.jsonl", out)
     config = tiny_config(
-        tmp_path, tmp_path / "run", "invoke", signal_alignment=True, epochs=1, batch_size=2,
+        tmp_path, tmp_path / "run", "invoke", signal_alignment=True, epochs=4, batch_size=2,
         signal_routes={"generate_image": {"decoder": "text_to_image"}}, synergy={"enabled": False},
-        loss_weights={"caption_mse": 0.0, "caption_cos": 0.0},  # only the UNet moves the projector
+        lr=1e-2,
     )  # fmt: skip
     trainer = Trainer(config)
     unet = trainer.module.alignment.denoisers["text_to_image"][0].unet
@@ -321,5 +310,16 @@ def test_gen_with_a_wanted_image_adds_the_denoising_loss_through_the_frozen_unet
     start = {k: v.detach().clone() for k, v in projector.state_dict().items()}
     history = trainer.run().history
     assert all("denoise_mse" in h and "caption_mse" in h for h in history)
+    mse = [h["caption_mse"] for h in history]
+    assert mse[-1] < mse[0], mse
     assert all(torch.equal(v, frozen[k]) for k, v in unet.state_dict().items())  # stays frozen
     assert any(not torch.equal(v, start[k]) for k, v in projector.state_dict().items())
+    assert (tmp_path / "run/projectors/diffusion_signal/model.safetensors").is_file()
+    # the denoising term alone sends gradient into the signal tokens, through the UNet
+    pipe, size = trainer.module.alignment.denoisers["text_to_image"]
+    tokens = torch.zeros(4, 32, requires_grad=True)
+    prediction, target = denoising_pair(
+        pipe, Image.open(tmp_path / "want0.png"), "a red and a blue square", tokens, size
+    )
+    denoising_loss(prediction, target)["denoise_mse"].backward()
+    assert float(tokens.grad.abs().sum()) > 0
