@@ -31,7 +31,7 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
 from langchain_core.language_models.chat_models import generate_from_stream
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolCall
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
@@ -39,10 +39,17 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from vitron.agent.invocation import MODULE_CLOSE, MODULE_OPEN, MODULES, RELEASED_OPEN
+from vitron.agent.invocation import MODULES
 from vitron.agent.loading import COMPONENT, VitronEngine
-from vitron.agent.parsing import ParsedReply, parse_reply
-from vitron.agent.reply import FinishedText, ReplyText
+from vitron.agent.parsing import parse_reply
+from vitron.agent.reply import ReplyText
+from vitron.agent.reply_signals import attach_signals, store_signals
+from vitron.agent.steering import (
+    eos_ids,
+    logits_processors,
+    normalise_tool_choice,
+    warn_if_too_long,
+)
 from vitron.tools.backend import (
     DEFAULT_WORKSPACE,
     Services,
@@ -52,7 +59,6 @@ from vitron.tools.backend import (
     stream_progress,
 )
 from vitron.tools.errors import VitronToolError
-from vitron.tools.workspace import Workspace
 
 if TYPE_CHECKING:  # torch and transformers load on the first call, not when the graph is built
     import torch
@@ -218,7 +224,7 @@ class ChatVitron(BaseChatModel):
         if unknown:
             logger.warning("ChatVitron ignores tools it cannot invoke: %s", ", ".join(unknown))
         kept = [spec for spec, name in zip(specs, names, strict=True) if name in MODULES]
-        choice = _tool_choice(tool_choice, [spec["function"]["name"] for spec in kept])
+        choice = normalise_tool_choice(tool_choice, [spec["function"]["name"] for spec in kept])
         return super().bind(tools=kept, tool_choice=choice, **kwargs)
 
     # ------------------------------------------------------------------ what the model sees
@@ -280,11 +286,11 @@ class ChatVitron(BaseChatModel):
         )
         batch = processor.encode_chat(rendered.turns)
         prompt_tokens = int(batch["input_ids"].shape[1])
-        _warn_if_too_long(engine, prompt_tokens, call.sampling.max_new_tokens)
+        warn_if_too_long(engine, prompt_tokens, call.sampling.max_new_tokens)
 
         signal_ids = {i: t for t, i in processor.token_ids.signals.items()}
         reply = ReplyText(processor.decode, call.stop, signal_ids)
-        eos = _eos_ids(engine)
+        eos = eos_ids(engine)
         states: list[torch.Tensor] = []
         finish_reason = "length"
         steps = generate_tokens(
@@ -303,7 +309,7 @@ class ChatVitron(BaseChatModel):
         steps.close()
 
         finished = reply.finish()
-        handles, signals = self._store_signals(engine, workspace, reply.ids, states, finished)
+        handles, signals = store_signals(engine, workspace, reply.ids, states, finished)
         parsed = parse_reply(finished.text, modules=call.modules, media=rendered.media)
         if parsed.errors:
             logger.info("ChatVitron reply did not parse cleanly: %s", parsed.errors)
@@ -317,7 +323,7 @@ class ChatVitron(BaseChatModel):
                     "index": i,
                     "type": "tool_call_chunk",
                 }
-                for i, c in enumerate(_attach_signals(parsed, handles))
+                for i, c in enumerate(attach_signals(parsed, handles))
             ],
             usage_metadata=UsageMetadata(
                 input_tokens=prompt_tokens,
@@ -396,147 +402,16 @@ class ChatVitron(BaseChatModel):
         return engine
 
     def _processors(self, engine: VitronEngine, call: _Call) -> list[LogitsProcessor]:
-        """Placeholder suppression, then constrained decoding and forced tokens as asked."""
-        from transformers import SuppressTokensLogitsProcessor
-
-        from vitron.agent.decoding import ForcedTokens
-
-        ids = engine.processor.token_ids
-        device = engine.device
-        suppressed = [ids.image, ids.video, ids.region]
-        choice = call.tool_choice
-        invocations = bool(call.modules) and choice != "none"
-        if not invocations:  # nothing to call: no invocation may start
-            suppressed += [*ids.tags.values(), *ids.signals.values()]
-        processors: list[LogitsProcessor] = [SuppressTokensLogitsProcessor(suppressed, device)]
-        if not invocations:
-            return processors
-        constrained = engine.constrained if call.constrained is None else call.constrained
-        allowed = engine.invocable([choice] if choice in call.modules else call.modules)
-        if not allowed:  # e.g. the released format names none of the bound tools
-            return processors
-        if constrained:
-            processors.append(
-                engine.grammar(allowed).logits_processor(call.sampling.max_new_tokens)
-            )
-        if choice == "any" or choice in call.modules:
-            processors.append(ForcedTokens(_forced_opening(engine, choice, constrained)))
-        return processors
-
-    def _store_signals(
-        self,
-        engine: VitronEngine,
-        workspace: Workspace,
-        generated: list[int],
-        states: list[torch.Tensor],
-        finished: FinishedText,
-    ) -> tuple[list[str | None], list[dict[str, Any]]]:
-        """Embed every signal token of the final text, store each in the workspace; returns a
-        handle per signal token (text order; None if spelled out) and their descriptions."""
-        import torch
-
-        wanted = {s for s in finished.signal_steps if s is not None}
-        if not wanted:
-            return [None] * len(finished.signal_steps), []
-        model = engine.model
-        sequence = torch.tensor([[-1, *generated[: len(states)]]], device=states[0].device)
-        with torch.inference_mode():
-            embedded = model.signal_embeddings(torch.stack(states)[None], sequence, start=1)
-        by_step = {e.position - 1: e for e in embedded}
-        handles: list[str | None] = []
-        described: list[dict[str, Any]] = []
-        for step in finished.signal_steps:
-            signal = by_step.get(step) if step is not None else None
-            if signal is None:
-                handles.append(None)
-                continue
-            info = workspace.put_embedding(
-                signal.embedding.float(),
-                source=COMPONENT,
-                extra={"space": signal.space, "token": signal.token},
-            )
-            handles.append(info.handle)
-            described.append({"handle": info.handle, "token": signal.token, "space": signal.space})
-        return handles, described
+        """The logits processors of one generation (see :func:`~vitron.agent.steering.logits_processors`)."""
+        return logits_processors(
+            engine, call.modules, call.tool_choice, call.constrained, call.sampling.max_new_tokens
+        )
 
 
 # ---------------------------------------------------------------------- module helpers
 
 
-def _forced_opening(engine: VitronEngine, choice: str, constrained: bool) -> list[int]:
-    """The tokens a forced invocation starts with: the opening tag, and the module's name (and
-    closing tag) when one tool is chosen and no grammar will steer the name."""
-    tokenizer = engine.processor.tokenizer
-    if engine.format == "released":
-        opening = RELEASED_OPEN
-        if choice != "any" and not constrained:
-            opening += MODULES[choice].released_letter or ""
-        return tokenizer.encode(opening, add_special_tokens=False)
-    ids = engine.processor.token_ids
-    forced = [ids.tags[MODULE_OPEN]]
-    if choice != "any" and not constrained:
-        forced += tokenizer.encode(choice, add_special_tokens=False)
-        forced.append(ids.tags[MODULE_CLOSE])
-    return forced
-
-
-def _tool_choice(choice: dict[str, Any] | str | bool | None, names: list[str]) -> str:
-    """Normalise LangChain's tool_choice forms to ``auto``, ``none``, ``any`` or a tool name."""
-    if choice is None or choice is False or choice == "auto":
-        return "auto"
-    if choice is True or choice in ("any", "required"):
-        chosen = "any"
-    elif choice == "none":
-        return "none"
-    elif isinstance(choice, dict):
-        chosen = (choice.get("function") or {}).get("name") or choice.get("name") or ""
-    else:
-        chosen = str(choice)
-    if not names:
-        logger.warning("tool_choice=%r but no tool ChatVitron can invoke is bound", choice)
-        return "auto"
-    if chosen != "any" and chosen not in names:
-        raise ValueError(f"tool_choice names {chosen!r}, which is not bound; bound: {names}")
-    return chosen
-
-
-def _attach_signals(parsed: ParsedReply, handles: list[str | None]) -> list[ToolCall]:
-    """The parsed calls with each signal handle in its call's ``signal`` argument."""
-    if len(handles) != parsed.signal_count:
-        logger.warning(
-            "%d signal token(s) parsed but %d embedded; calls keep no signal",
-            parsed.signal_count,
-            len(handles),
-        )
-        return list(parsed.calls)
-    if all(h is not None for h in handles):
-        return parsed.with_signals([h for h in handles if h is not None])
-    calls = []
-    for call, invocation in zip(parsed.calls, parsed.invocations, strict=True):
-        args = dict(call["args"])
-        index = invocation.signal_index
-        if index is not None and handles[index] is not None:
-            args["signal"] = handles[index]
-        calls.append(ToolCall(name=call["name"], args=args, id=call["id"], type="tool_call"))
-    return calls
-
-
-def _eos_ids(engine: VitronEngine) -> list[int]:
-    eos = engine.model.generation_config.eos_token_id
-    if eos is None:
-        eos = engine.processor.tokenizer.eos_token_id
-    return [int(e) for e in (eos if isinstance(eos, list | tuple) else [eos]) if e is not None]
-
-
-def _warn_if_too_long(engine: VitronEngine, prompt: int, new: int) -> None:
-    limit = engine.max_positions
-    if limit is not None and prompt + new > limit:
-        logger.warning(
-            "prompt of %d tokens + %d new tokens exceeds the model's %d positions",
-            prompt,
-            new,
-            limit,
-        )
+__all__ = ["ChatVitron"]
 
 
 __all__ = ["ChatVitron"]

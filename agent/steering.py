@@ -1,0 +1,108 @@
+"""How ChatVitron steers one generation: which tokens are suppressed, the invocation grammar
+(this project's or the released format's) when decoding is constrained, the forced opening of a
+required tool call, ``tool_choice`` in LangChain's forms, and the end-of-sequence ids."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from vitron.agent.invocation import MODULE_CLOSE, MODULE_OPEN, MODULES, RELEASED_OPEN
+
+if TYPE_CHECKING:
+    from transformers import LogitsProcessor
+
+    from vitron.agent.loading import VitronEngine
+
+logger = logging.getLogger(__name__)
+
+
+def logits_processors(
+    engine: VitronEngine,
+    modules: list[str],
+    tool_choice: str,
+    constrained: bool | None,
+    max_new_tokens: int,
+) -> list[LogitsProcessor]:
+    """Placeholder suppression, then constrained decoding and forced tokens as asked: no
+    invocation when nothing is bound or ``tool_choice`` is ``none``; the grammar of the engine's
+    format (``constrained`` ``None``: the profile's default); a forced opening for ``any`` or
+    one named tool."""
+    from transformers import SuppressTokensLogitsProcessor
+
+    from vitron.agent.decoding import ForcedTokens
+
+    ids = engine.processor.token_ids
+    device = engine.device
+    suppressed = [ids.image, ids.video, ids.region]
+    choice = tool_choice
+    invocations = bool(modules) and choice != "none"
+    if not invocations:  # nothing to call: no invocation may start
+        suppressed += [*ids.tags.values(), *ids.signals.values()]
+    processors: list[LogitsProcessor] = [SuppressTokensLogitsProcessor(suppressed, device)]
+    if not invocations:
+        return processors
+    constrained = engine.constrained if constrained is None else constrained
+    allowed = engine.invocable([choice] if choice in modules else modules)
+    if not allowed:  # e.g. the released format names none of the bound tools
+        return processors
+    if constrained:
+        processors.append(engine.grammar(allowed).logits_processor(max_new_tokens))
+    if choice == "any" or choice in modules:
+        processors.append(ForcedTokens(forced_opening(engine, choice, constrained)))
+    return processors
+
+
+def forced_opening(engine: VitronEngine, choice: str, constrained: bool) -> list[int]:
+    """The tokens a forced invocation starts with: the opening tag, and the module's name (and
+    closing tag) when one tool is chosen and no grammar will steer the name."""
+    tokenizer = engine.processor.tokenizer
+    if engine.format == "released":
+        opening = RELEASED_OPEN
+        if choice != "any" and not constrained:
+            opening += MODULES[choice].released_letter or ""
+        return tokenizer.encode(opening, add_special_tokens=False)
+    ids = engine.processor.token_ids
+    forced = [ids.tags[MODULE_OPEN]]
+    if choice != "any" and not constrained:
+        forced += tokenizer.encode(choice, add_special_tokens=False)
+        forced.append(ids.tags[MODULE_CLOSE])
+    return forced
+
+
+def normalise_tool_choice(choice: dict[str, Any] | str | bool | None, names: list[str]) -> str:
+    """Normalise LangChain's tool_choice forms to ``auto``, ``none``, ``any`` or a tool name."""
+    if choice is None or choice is False or choice == "auto":
+        return "auto"
+    if choice is True or choice in ("any", "required"):
+        chosen = "any"
+    elif choice == "none":
+        return "none"
+    elif isinstance(choice, dict):
+        chosen = (choice.get("function") or {}).get("name") or choice.get("name") or ""
+    else:
+        chosen = str(choice)
+    if not names:
+        logger.warning("tool_choice=%r but no tool ChatVitron can invoke is bound", choice)
+        return "auto"
+    if chosen != "any" and chosen not in names:
+        raise ValueError(f"tool_choice names {chosen!r}, which is not bound; bound: {names}")
+    return chosen
+
+
+def eos_ids(engine: VitronEngine) -> list[int]:
+    eos = engine.model.generation_config.eos_token_id
+    if eos is None:
+        eos = engine.processor.tokenizer.eos_token_id
+    return [int(e) for e in (eos if isinstance(eos, list | tuple) else [eos]) if e is not None]
+
+
+def warn_if_too_long(engine: VitronEngine, prompt: int, new: int) -> None:
+    limit = engine.max_positions
+    if limit is not None and prompt + new > limit:
+        logger.warning(
+            "prompt of %d tokens + %d new tokens exceeds the model's %d positions",
+            prompt,
+            new,
+            limit,
+        )
