@@ -7,10 +7,14 @@ original exactly. Shared by ``edit_image`` and, per frame, by video editing.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from scipy import ndimage
 
 from vitron.tools.geometry import region_to_pixels
+
+if TYPE_CHECKING:
+    pass
 
 
 def box_mask(region: list[float], width: int, height: int) -> np.ndarray:
@@ -25,6 +29,8 @@ def box_mask(region: list[float], width: int, height: int) -> np.ndarray:
 
 def grow(mask: np.ndarray, pixels: int) -> np.ndarray:
     """``mask`` dilated by a disc of radius ``pixels`` (unchanged for 0)."""
+    from scipy import ndimage
+
     if pixels <= 0 or not mask.any():
         return mask.copy()
     distance = ndimage.distance_transform_edt(~mask)
@@ -34,6 +40,8 @@ def grow(mask: np.ndarray, pixels: int) -> np.ndarray:
 def blend_weights(mask: np.ndarray, pixels: int) -> np.ndarray:
     """H x W float weights of the edit: 1 on ``mask``, falling linearly to 0 across the grown
     margin, exactly 0 outside ``grow(mask, pixels)``."""
+    from scipy import ndimage
+
     if pixels <= 0 or not mask.any():
         return mask.astype(np.float32)
     distance = ndimage.distance_transform_edt(~mask)
