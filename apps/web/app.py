@@ -102,17 +102,20 @@ def build_app(planner: BaseChatModel, context: Context, limits: UploadLimits) ->
         try:
             attached = take_uploads(session, picture, upload, limits)
         except (UploadRefused, VitronToolError, ValueError, OSError) as exc:
-            yield (*page(session, [render.user(text), render.notice(str(exc))]), "", text, None)
+            notices = [render.user(text), render.notice(str(exc))]
+            yield (*page(session, notices), "", text, None, gr.skip())
             return
         if not text.strip() and not attached:
-            yield (*page(session), "", text, upload)
+            yield (*page(session), "", text, upload, gr.skip())
             return
         shown += [render.user(text or "(no text)")]
         shown += render.media_items(attached, session.workspace, role="user")
         for items, status in run_turn(session, text or "Look at this.", shown):
-            yield items, gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), status, "", None
+            yield (items, *[gr.skip()] * 5, status, "", None, gr.skip())
         sessions.titles.pop(thread_id, None)
-        yield (*page(session), "", "", None)
+        # the picture and its sketch went with this message: clear them so the next one does not
+        # carry the same region again (the picture stays in the conversation)
+        yield (*page(session), "", "", None, None if picture is not None else gr.skip())
 
     def on_decide(thread_id: str, action: str, args_text: str, reason: str) -> Iterator:
         session = sessions.get(thread_id)
@@ -173,7 +176,7 @@ def build_app(planner: BaseChatModel, context: Context, limits: UploadLimits) ->
         shows = [chat, approval, question, args, downloads, threads]
         app.load(on_load, None, [thread, *shows]).then(None, [thread], None, js=SET_URL_JS)
         send_inputs = [thread, message, picture, upload]
-        send_outputs = [*shows, status, message, upload]
+        send_outputs = [*shows, status, message, upload, picture]
         send.click(on_send, send_inputs, send_outputs)
         message.submit(on_send, send_inputs, send_outputs)
         approve_action = gr.Textbox("approve", visible=False)
@@ -270,7 +273,7 @@ def run_turn(
     worker.join()
     if failure:
         exc = failure[0]
-        detail = str(exc) if isinstance(exc, VitronToolError) else type(exc).__name__
+        detail = str(exc) if isinstance(exc, VitronToolError) else f"{type(exc).__name__}: {exc}"
         yield [*shown, *done, render.notice(f"The turn failed: {detail}.")], ""
 
 

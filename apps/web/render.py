@@ -33,7 +33,9 @@ def message_items(message: BaseMessage, workspace: Workspace) -> list[ChatItem]:
     """One message as chat items (a message with pictures becomes several)."""
     if isinstance(message, HumanMessage):
         attached = [h for h in find_handles(message.text) if h.split("_")[0] in INLINE_KINDS]
-        return [user(message.text), *media_items(attached, workspace, role="user")]
+        regions = message.additional_kwargs.get("regions") or []
+        sketches = [r["mask"] for r in regions if isinstance(r, dict) and r.get("mask")]
+        return [user(message.text), *media_items([*attached, *sketches], workspace, role="user")]
     if isinstance(message, ToolMessage):
         failed = message.status == "error"
         mark = f"✗ {message.name} failed" if failed else f"✓ {message.name}"

@@ -54,6 +54,10 @@ def test_editor_value_becomes_an_image_and_a_sketched_region(session):
     assert mask.shape == (40, 60) and mask.sum() == 150
 
     turn = session.send("segment this")
+    shown = render.chat_items(session.history(), session.workspace)
+    user_files = [i["content"]["alt_text"] for i in shown
+                  if i["role"] == "user" and isinstance(i["content"], dict)]  # fmt: skip
+    assert user_files == [attached[0], region["mask"]]  # the picture, then the sketch
     assert [m.name for m in turn.messages if m.type == "tool"] == ["segment_image"]
     call = next(m for m in turn.messages if isinstance(m, AIMessage) and m.tool_calls).tool_calls[0]
     assert call["args"]["mask"] == region["mask"] and call["args"]["regions"] == [region["box"]]
@@ -115,3 +119,24 @@ def test_videos_are_given_to_the_chat_as_playable_files(session):
     video = session.workspace.put_video(frames, fps=4, source="image_to_video")
     (item,) = render.media_items([video.handle, "vid_000000000000"], session.workspace)
     assert item["content"]["path"].endswith(".mp4") and item["content"]["alt_text"] == video.handle
+
+
+def test_a_damaged_upload_and_a_failing_turn_become_sentences(session, tmp_path):
+    from vitron.apps.web.app import run_turn, take_uploads
+    from vitron.tools.errors import VitronToolError
+
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png" * 10)
+    with pytest.raises(VitronToolError) as caught:
+        take_uploads(session, None, str(broken), UploadLimits())
+    assert "broken.png" in str(caught.value) or "image" in str(caught.value)
+
+    class Failing:
+        workspace = session.workspace
+
+        def send(self, text, on_event=None):
+            raise RuntimeError("the disk is full")
+
+    *_, (items, status) = list(run_turn(Failing(), "hi", [render.user("hi")]))
+    assert items[-1]["content"] == "⚠️ The turn failed: RuntimeError: the disk is full."
+    assert "Traceback" not in str(items)
