@@ -146,7 +146,7 @@ def build_app(planner: BaseChatModel, context: Context, limits: UploadLimits) ->
                 gr.Markdown("### Conversations")
                 threads = gr.Markdown(elem_id="threads")
             with gr.Column(scale=4):
-                chat = gr.Chatbot(elem_id="chat", height=480, label="Vitron",
+                chat = gr.Chatbot(elem_id="chat", height=620, label="Vitron",
                                   group_consecutive_messages=False)  # fmt: skip
                 status = gr.Markdown(elem_id="progress")
                 with gr.Group(visible=False, elem_id="approval") as approval:
