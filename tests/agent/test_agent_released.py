@@ -133,16 +133,20 @@ def test_tiny_release_loads_with_lora_merged(tmp_path, caplog):
     source = write_release(tmp_path)
     vision = CLIPVisionConfig(**TINY_VISION_CONFIG)
     caplog.set_level(logging.WARNING, logger="vitron.agent.released")
-    model, processor = load_released_vitron(
-        tmp_path / "vitron-base",
-        tmp_path / "vitron-lora",
-        vision_tower=vision,
-        signal_spaces={"sam": 16, "diffusion": 8},
-        video_tokens_per_frame=4,
-        synergy_specific_dim=8,
-        synergy_invariant_dim=8,
-        synergy_discriminator_hidden_size=8,
-    )
+
+    def load():
+        return load_released_vitron(
+            tmp_path / "vitron-base",
+            tmp_path / "vitron-lora",
+            vision_tower=vision,
+            signal_spaces={"sam": 16, "diffusion": 8},
+            video_tokens_per_frame=4,
+            synergy_specific_dim=8,
+            synergy_invariant_dim=8,
+            synergy_discriminator_hidden_size=8,
+        )
+
+    model, processor = load()
     params = dict(model.named_parameters())
     prefix = "base_model.model.model."
     assert torch.equal(
@@ -181,15 +185,7 @@ def test_tiny_release_loads_with_lora_merged(tmp_path, caplog):
     assert "signal_heads" in text and "synergy" in text and "LanguageBind" in text
     assert "signal embeddings are noise" in text and "temporal" in text
     caplog.clear()
-    load_released_vitron(
-        tmp_path / "vitron-base",
-        tmp_path / "vitron-lora",
-        vision_tower=vision,
-        signal_spaces={"sam": 16, "diffusion": 8},
-        video_tokens_per_frame=4,
-        synergy_specific_dim=8,
-        synergy_invariant_dim=8,
-    )
+    load()  # a second load of the same checkpoint says nothing new
     assert not [r for r in caplog.records if "does not hold everything" in r.getMessage()]
     # And it runs on an image with a region sketch.
     assert processor is not None
