@@ -41,8 +41,8 @@ from PIL import Image
 from vitron.agent.inputs import RegionInput, Turn, VideoInput
 from vitron.agent.invocation import MODULES, format_reply, format_tool_call, sanitize_text
 from vitron.agent.tokens import PLACEHOLDER_TOKENS
-from vitron.tools.compositing import box_mask
 from vitron.tools.errors import VitronToolError
+from vitron.tools.geometry import box_mask
 from vitron.tools.handles import find_handles, parse_handle
 from vitron.tools.media import (
     decode_image,

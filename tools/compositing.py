@@ -7,24 +7,7 @@ original exactly. Shared by ``edit_image`` and, per frame, by video editing.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
-
-from vitron.tools.geometry import region_to_pixels
-
-if TYPE_CHECKING:
-    pass
-
-
-def box_mask(region: list[float], width: int, height: int) -> np.ndarray:
-    """The H x W bool mask of a normalised ``[x1, y1, x2, y2]`` box (at least one pixel)."""
-    x1, y1, x2, y2 = region_to_pixels(region, width, height)
-    mask = np.zeros((height, width), dtype=bool)
-    left, top = min(int(np.floor(x1)), width - 1), min(int(np.floor(y1)), height - 1)
-    right, bottom = max(int(np.ceil(x2)), left + 1), max(int(np.ceil(y2)), top + 1)
-    mask[top:bottom, left:right] = True
-    return mask
 
 
 def grow(mask: np.ndarray, pixels: int) -> np.ndarray:

@@ -17,13 +17,25 @@ def points_to_pixels(points: list[list[float]], width: int, height: int) -> np.n
 
 
 def mask_box(mask: np.ndarray) -> list[float] | None:
-    """The normalised bounding box of a bool H x W mask, or ``None`` when it is empty."""
+    """The normalised bounding box of a bool H x W mask, or ``None`` when it is empty (the
+    inverse direction is :func:`box_mask`; the batched torch version is
+    ``vitron.agent.modeling.region_encoder.mask_box_batch``)."""
     ys, xs = np.nonzero(mask)
     if len(xs) == 0:
         return None
     height, width = mask.shape
     box = [xs.min() / width, ys.min() / height, (xs.max() + 1) / width, (ys.max() + 1) / height]
     return [round(float(v), 4) for v in box]
+
+
+def box_mask(region: list[float], width: int, height: int) -> np.ndarray:
+    """The H x W bool mask of a normalised ``[x1, y1, x2, y2]`` box (at least one pixel)."""
+    x1, y1, x2, y2 = region_to_pixels(region, width, height)
+    mask = np.zeros((height, width), dtype=bool)
+    left, top = min(int(np.floor(x1)), width - 1), min(int(np.floor(y1)), height - 1)
+    right, bottom = max(int(np.ceil(x2)), left + 1), max(int(np.ceil(y2)), top + 1)
+    mask[top:bottom, left:right] = True
+    return mask
 
 
 def coverage(mask: np.ndarray) -> float:

@@ -9,7 +9,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 from vitron.agent.configuration import VitronConfig
 from vitron.agent.modeling.image_encoder import ImageEncoder, PatchFeatures
 from vitron.agent.modeling.projector import MultimodalProjector
-from vitron.agent.modeling.region_encoder import RegionEncoder, mask_boxes, mask_patch_weights
+from vitron.agent.modeling.region_encoder import RegionEncoder, mask_box_batch, mask_patch_weights
 from vitron.agent.modeling.signal_heads import (
     SignalEmbedding,
     SignalHead,
@@ -58,7 +58,7 @@ __all__ = [
     "find_signal_positions",
     "group_by_space",
     "invocation_mask",
-    "mask_boxes",
+    "mask_box_batch",
     "mask_patch_weights",
     "pool_invocation_states",
     "reverse_gradient",

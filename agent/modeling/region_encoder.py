@@ -47,8 +47,9 @@ def mask_patch_weights(masks: torch.Tensor, grid: tuple[int, int]) -> torch.Tens
     return coverage / total
 
 
-def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
-    """(R, H, W) masks -> (R, 4) boxes ``[x1, y1, x2, y2]`` normalised to [0, 1].
+def mask_box_batch(masks: torch.Tensor) -> torch.Tensor:
+    """(R, H, W) masks -> (R, 4) boxes ``[x1, y1, x2, y2]`` normalised to [0, 1]: the batched
+    torch twin of :func:`vitron.tools.geometry.mask_box`.
 
     Pixel-edge convention: a mask covering pixel columns a..b (inclusive) has
     ``x1 = a / W`` and ``x2 = (b + 1) / W``; rows likewise with H.
@@ -116,5 +117,5 @@ class RegionEncoder(nn.Module):
             )
         weights = mask_patch_weights(masks, grid).to(patch_features.dtype)
         pooled = torch.einsum("rp,rpc->rc", weights, patch_features[source_index.long()])
-        boxes = mask_boxes(masks).to(device=pooled.device, dtype=pooled.dtype)
+        boxes = mask_box_batch(masks).to(device=pooled.device, dtype=pooled.dtype)
         return self.feature_mlp(pooled) + self.location_mlp(boxes)

@@ -21,8 +21,8 @@ from PIL import Image, ImageDraw
 
 from vitron.agent.inputs import RegionInput, VideoInput
 from vitron.agent.training.records import Record, SignalTarget
-from vitron.tools.compositing import box_mask
 from vitron.tools.errors import MediaError
+from vitron.tools.geometry import box_mask
 from vitron.tools.media import MediaLimits, decode_image, iter_video_frames, probe_video
 
 logger = logging.getLogger(__name__)

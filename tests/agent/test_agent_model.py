@@ -10,7 +10,7 @@ from transformers import AutoConfig, LogitsProcessor, LogitsProcessorList
 from vitron.agent.build import add_lora, build_tiny_vitron, load_vitron, save_vitron, tiny_config
 from vitron.agent.configuration import VitronConfig
 from vitron.agent.inputs import RegionInput, Turn, VideoInput
-from vitron.agent.modeling import mask_boxes
+from vitron.agent.modeling import mask_box_batch
 
 rng = np.random.default_rng(0)
 IMAGE = (rng.random((48, 80, 3)) * 255).astype(np.uint8)
@@ -189,7 +189,7 @@ def test_region_sketch_shape_changes_the_region_token(tiny):
     for i in range(8, 56):
         stroke[i, max(8, i - 2) : min(56, i + 3)] = True
     masks = torch.stack([processor.preprocess_mask(m) for m in (box, stroke, box)])
-    assert torch.equal(mask_boxes(masks)[0], mask_boxes(masks)[1])
+    assert torch.equal(mask_box_batch(masks)[0], mask_box_batch(masks)[1])
     pixels = processor.preprocess_image(IMAGE)[None]
     with torch.no_grad():
         _, patches = model.encode_images(pixels)

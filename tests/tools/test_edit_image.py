@@ -7,7 +7,8 @@ import pytest
 
 from vitron.tools.backend import CallContext
 from vitron.tools.backends.edit_image import EditImageArgs, edit_image, read_instruction
-from vitron.tools.compositing import blend_weights, box_mask, composite, grow
+from vitron.tools.compositing import blend_weights, composite, grow
+from vitron.tools.geometry import box_mask
 
 
 @pytest.fixture

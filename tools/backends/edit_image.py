@@ -19,7 +19,7 @@ from PIL import Image
 from pydantic import Field, model_validator
 
 from vitron.tools.backend import CallContext, ToolOutput, backend
-from vitron.tools.compositing import blend_weights, box_mask, composite, grow
+from vitron.tools.compositing import blend_weights, composite, grow
 from vitron.tools.editing import (
     REMOVE_PROMPT,
     infer_operation,
@@ -36,7 +36,7 @@ from vitron.tools.generation import (
     sampling,
     stage_progress,
 )
-from vitron.tools.geometry import coverage
+from vitron.tools.geometry import box_mask, coverage
 from vitron.tools.registry import ProgressCallback
 from vitron.tools.schemas import ImageHandle, MaskHandle
 from vitron.tools.signals import signal_phrase, used_signal
