@@ -16,7 +16,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-
 ImageInput = Image.Image | np.ndarray | torch.Tensor
 """A PIL image, an (H, W, 3) uint8 array, or a (3, H, W) float tensor in [0, 1]."""
 
