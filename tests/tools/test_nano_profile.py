@@ -1,6 +1,6 @@
 """The ``nano`` profile's committed weights are trained: through the tools, as a user calls them,
-SAM segments held-out shapes-world objects from a box or a click (random weights score about
-0.05)."""
+SAM segments held-out shapes-world objects from a box or a click, and CLIP ranks the right image
+first of ten. Random weights score near zero on both (see the thresholds' comments)."""
 
 from __future__ import annotations
 
@@ -42,10 +42,11 @@ def nano(tmp_path, nano_models) -> tuple[Callable[..., ToolMessage], Workspace]:
 def test_nano_profile_names_what_is_trained_and_what_is_not():
     profile = load_profile("nano")
     assert profile.component("sam").options["automatic"]["pred_iou_thresh"] > 0
-    assert not profile.component("sam").is_tiny
-    for name in ("clip", "grounding_dino", "sam2_video", "vitron_llm"):
+    for name in ("sam", "clip"):
+        assert not profile.component(name).is_tiny
+    for name in ("grounding_dino", "sam2_video", "vitron_llm"):
         assert profile.component(name).is_tiny  # still random: said in the description
-    assert "random" in profile.description and "SAM only" in profile.description
+    assert "random" in profile.description and "SAM and CLIP" in profile.description
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -67,3 +68,15 @@ def test_segment_image_with_a_box_or_a_click_finds_held_out_shapes(nano):
     # random weights: about 0.05 on both
     assert np.mean(box_ious) >= 0.75, box_ious
     assert np.mean(point_ious) >= 0.6, point_ious
+
+
+def test_retrieve_ranks_the_described_image_first_on_held_out_sets(nano):
+    invoke, workspace = nano
+    hits = 0
+    for index in range(300, 310):
+        sample = make_sample("test", index, tasks=["retrieval"])
+        handles = [workspace.put_image(m.pixels).handle for m in sample.media]
+        result = invoke("retrieve", instruction=sample.gold["query"], media=handles)
+        assert result.status == "success", result.content
+        hits += result.artifact["ranking"][0]["handle"] == handles[sample.gold["target"]]
+    assert hits >= 6  # random weights: one in ten

@@ -4,7 +4,10 @@ Texts are what ``retrieve`` is asked for (``a red circle``, ``a small red circle
 world's retrieval queries) and whole captions. A query fits every image with an object it
 describes, not just the one it was drawn from, so the loss has soft targets: a text's probability
 mass is spread over every image in the batch it fits (and an image's over every text), which keeps
-"a red circle" from being pushed away from a second image that also has a red circle.
+"a red circle" from being pushed away from a second image that also has a red circle. Images come
+in minimal pairs (one object's colour or shape changed, :func:`minimal_pair`) and most texts are
+about that object, so the model must bind colours to shapes: without them it learnt the words but
+ranked "an orange diamond" below an image with an orange circle and a blue diamond.
 
 The tokenizer is CLIP's byte-level BPE (``CLIPTokenizer``) with a vocabulary of every byte plus the
 shapes world's words, each made one token by a chain of merges, so any text still encodes. Saved
@@ -13,6 +16,7 @@ with ``save_pretrained`` (model and ``CLIPProcessor``), as the ``clip`` loader r
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +28,7 @@ from transformers.convert_slow_tokenizer import bytes_to_unicode
 
 from vitron.evals.shapes.dataset import make_sample
 from vitron.evals.shapes.language import caption, fits, phrase
+from vitron.evals.shapes.scene import render, training_combination
 from vitron.evals.shapes.vocab import (
     BACKGROUND_STYLES,
     BACKGROUNDS,
@@ -122,9 +127,38 @@ def query_for(
     return caption(scene.scene), None, index
 
 
+PAIRED_QUERIES = 0.6
+"""Share of texts about the object a minimal pair changes (the rest follow :data:`QUERY_KEYS`)."""
+BINDING_KEYS: tuple[tuple[str, ...], ...] = (("colour", "shape"), ("colour", "shape"),
+                                              ("size", "colour", "shape"))  # fmt: skip
+
+
+def minimal_pair(rng: np.random.Generator) -> tuple[RenderedScene, RenderedScene, int]:
+    """A 1–2 object scene, the same scene with one object's colour or shape changed, and that
+    object's index: "a red circle" must pick the first over the second, which teaches which colour
+    goes with which shape (the confusion retrieval's ten candidates test)."""
+    original = rendered_scene(rng, objects=(1, 2), size=SIZE)
+    index = int(rng.integers(len(original.scene.objects)))
+    obj = original.scene.objects[index]
+    while True:
+        if rng.random() < 0.5:
+            colour, shape = list(COLOURS)[int(rng.integers(len(COLOURS)))], obj.shape
+        else:
+            colour, shape = obj.colour, SHAPES[int(rng.integers(len(SHAPES)))]
+        if (colour, shape) != (obj.colour, obj.shape) and training_combination(colour, shape):
+            break
+    objects = list(original.scene.objects)
+    objects[index] = replace(obj, colour=colour, shape=shape)
+    scene = original.scene.with_objects(tuple(objects))
+    out = render(scene, SIZE)
+    counterpart = RenderedScene(scene=scene, image=out.image, masks=np.stack(out.masks),
+                                boxes=np.array([b or [0, 0, 0, 0] for b in out.boxes], np.float32))  # fmt: skip
+    return original, counterpart, index
+
+
 class ClipPretrainer:
     name = "clip"
-    default_steps = 1500
+    default_steps = 2000
     learning_rate = 1e-3
     batch_size = 64
 
@@ -140,23 +174,28 @@ class ClipPretrainer:
         self.processor = CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
         self.mean = torch.tensor(image_processor.image_mean).view(1, 3, 1, 1)
         self.std = torch.tensor(image_processor.image_std).view(1, 3, 1, 1)
-        self.pool: ScenePool[RenderedScene] | None = None
+        self.pool: ScenePool[tuple[RenderedScene, RenderedScene, int]] | None = None
 
     def start(self, step: int, total: int) -> None:
-        def make(rng: np.random.Generator) -> RenderedScene:
-            return rendered_scene(rng, objects=(1, 2), size=SIZE)
-
-        self.pool = ScenePool(make, seed=self.seed, capacity=pool_size(self.batch_size, total, 8),
-                              refresh=8, step=step)  # fmt: skip
+        self.pool = ScenePool(minimal_pair, seed=self.seed,
+                              capacity=pool_size(self.batch_size // 2, total, 4), refresh=4,
+                              step=step)  # fmt: skip
 
     def loss(self, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         assert self.pool is not None, "call start() first"
         rng = step_rng(self.seed, 2, step)
-        scenes = self.pool.batch(rng, self.batch_size)
+        pairs = self.pool.batch(rng, self.batch_size // 2)
         self.pool.advance()
+        scenes = [scene for pair in pairs for scene in pair[:2]]
+        changed = [pair[2] for pair in pairs for _ in range(2)]
         texts, fit = [], np.zeros((len(scenes), len(scenes)), dtype=bool)  # text x image
         for t, scene in enumerate(scenes):
-            text, keys, index = query_for(scene, rng)
+            if rng.random() < PAIRED_QUERIES:  # about the object that differs between the pair
+                keys = BINDING_KEYS[int(rng.integers(len(BINDING_KEYS)))]
+                index = changed[t]
+                text = "a " + phrase(scene.scene.objects[index], keys)
+            else:
+                text, keys, index = query_for(scene, rng)
             texts.append(text)
             fit[t, t] = True
             if keys is not None:
