@@ -44,9 +44,10 @@ def test_nano_profile_names_what_is_trained_and_what_is_not():
     assert profile.component("sam").options["automatic"]["pred_iou_thresh"] > 0
     for name in ("sam", "clip"):
         assert not profile.component(name).is_tiny
-    for name in ("grounding_dino", "sam2_video", "vitron_llm"):
+    for name in ("grounding_dino", "sam2_video"):
         assert profile.component(name).is_tiny  # still random: said in the description
     assert "random" in profile.description and "SAM and CLIP" in profile.description
+    assert "under-trained Vitron LLM" in profile.description
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:

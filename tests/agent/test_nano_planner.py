@@ -1,0 +1,46 @@
+"""The committed ``nano`` Vitron LLM plans: given held-out shapes-world requests to segment or
+track, it calls the right tool through the real graph (nano profile backends, constrained
+invocation decoding as the profile sets it) and the call executes; a random planner would pick one
+of nine modules. What it does not do yet (see tools/profiles/nano/README.md): copy the referring
+expression word for word, pick ground / edit_image, answer VQA."""
+
+from __future__ import annotations
+
+import pytest
+
+from vitron.evals.runner import EvalSettings, evaluate
+from vitron.evals.shapes.dataset import make_sample
+from vitron.tools.profiles import load_profile
+
+INVOKING = {"referring_segmentation": 0, "tracking": 2}
+"""Tasks answered by one tool call -> their position in the test split's task cycle (12 tasks)."""
+HELD_OUT = [INVOKING[task] + 12 * k for task in INVOKING for k in (40, 41)]
+"""Test-split samples (seed 0) far from any training draw (training uses the train split)."""
+
+
+def settings(tmp_path) -> EvalSettings:
+    return EvalSettings(profile="nano", workspace=str(tmp_path / "ws"), device="cpu",
+                        progress=False, max_new_tokens=48)  # fmt: skip
+
+
+def test_nano_profile_names_a_trained_planner():
+    spec = load_profile("nano").component("vitron_llm")
+    assert not spec.is_tiny and spec.checkpoint.endswith("vitron_llm")
+
+
+def test_nano_planner_calls_the_right_tool_with_the_referring_expression(tmp_path):
+    samples = [make_sample("test", i) for i in HELD_OUT]
+    report = evaluate(settings(tmp_path), samples)
+    (run,) = [r for r in report["runs"] if r["name"] == "full"]
+    records = report["records"]
+    tasks = run["tasks"]
+    for task in INVOKING:
+        row = tasks[task]
+        assert row["n"] == 2
+        assert row["module"] == pytest.approx(1.0), (task, row, records)
+        assert row["execution"] == pytest.approx(1.0), (task, row)
+    assert all(
+        r["calls"][:1] == ["segment_image"]
+        for r in records
+        if r["task"] == "referring_segmentation"
+    )
