@@ -150,12 +150,16 @@ def upload_file(page, path: Path) -> None:
     """Upload through the file box; a page just loaded can drop the first upload, so retry."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+    box = page.locator("#upload input[type=file]")
     for attempt in range(3):
-        page.locator("#upload input[type=file]").set_input_files(str(path))
+        box.set_input_files(str(path))
         try:
-            page.wait_for_selector(f"#upload >> text={path.name}", timeout=5_000)
+            page.wait_for_selector(f"#upload >> text={path.name}", timeout=10_000)
             return
         except PlaywrightTimeout:
+            if box.count() == 0:  # taken (the file box gave way to the file), only slow to show
+                page.wait_for_selector(f"#upload >> text={path.name}", timeout=30_000)
+                return
             if attempt == 2:
                 raise
 
