@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from vitron.apps.web.uploads import DEFAULT_MAX_UPLOAD_MB
 
@@ -28,6 +29,10 @@ def add_web_command(commands: argparse._SubParsersAction, common: argparse.Argum
 
 
 def run_web(args: argparse.Namespace) -> int:
+    if args.thread:  # each browser tab picks its conversation; the server serves them all
+        print(f"vitron web: --thread does not apply; open http://{args.host}:{args.port}/"
+              f"?thread={args.thread} to resume that conversation", file=sys.stderr)  # fmt: skip
+        return 2
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry or version checks
     from vitron.apps.cli import context_from
     from vitron.apps.web.app import launch

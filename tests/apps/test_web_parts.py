@@ -140,3 +140,10 @@ def test_a_damaged_upload_and_a_failing_turn_become_sentences(session, tmp_path)
     *_, (items, status) = list(run_turn(Failing(), "hi", [render.user("hi")]))
     assert items[-1]["content"] == "⚠️ The turn failed: RuntimeError: the disk is full."
     assert "Traceback" not in str(items)
+
+
+def test_web_refuses_thread_and_says_how_to_resume_one(capsys):
+    from vitron.apps.cli import main
+
+    assert main(["web", "--thread", "abc123", "--port", "7999"]) == 2
+    assert "http://127.0.0.1:7999/?thread=abc123" in capsys.readouterr().err
