@@ -4,67 +4,24 @@ from __future__ import annotations
 
 import base64
 import io
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
 from langgraph_sdk import get_sync_client
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.graphs.dev_server import dev_server
 
 
 @pytest.fixture
 def server(tmp_path):
-    port = free_port()
     env = {
-        **os.environ,
         "VITRON_PLANNER": "tests.apps.scripted_planners:segment_then_answer",
         "VITRON_WORKSPACE": str(tmp_path / "ws"),
         "VITRON_DEVICE": "cpu",
-        "LANGSMITH_TRACING": "false",
-        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
-        "PYTHONPATH": str(ROOT),
     }
-    log = (tmp_path / "server.log").open("w")
-    command = [str(Path(sys.executable).with_name("langgraph")), "dev", "--port", str(port),
-               "--host", "127.0.0.1", "--no-browser", "--no-reload", "--config", str(ROOT / "langgraph.json")]  # fmt: skip
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            assert process.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"{url}/ok", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                time.sleep(1)
-        else:
-            pytest.fail(
-                "langgraph dev did not start: " + (tmp_path / "server.log").read_text()[-3000:]
-            )
+    with dev_server(tmp_path / "server.log", env) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 @pytest.mark.heavy
