@@ -12,6 +12,9 @@ import sys
 SUITES = ("shapes", "refcoco", "refcoco+", "refcocog", "davis", "ref-youtube-vos", "magicbrush")
 
 
+SHIPPED_CLASSIFIER = "vitron.evals.classifier:load_classifier"
+
+
 def add_eval_command(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser = commands.add_parser(
         "eval",
@@ -47,9 +50,11 @@ def add_eval_command(commands: argparse._SubParsersAction, common: argparse.Argu
     )
     parser.add_argument(
         "--classifier",
+        default=SHIPPED_CLASSIFIER,
         help="package.module:attribute of an attribute classifier (an object, or a factory "
         "returning one, with predict(image, box) -> {'shape', 'colour', 'position'}) that judges "
-        "generated and edited images; without it attribute accuracy is n/a",
+        "generated and edited images (default: the shapes-world classifier shipped with the "
+        "package); 'none' leaves attribute accuracy n/a",
     )
     parser.add_argument(
         "--threads",
@@ -81,7 +86,8 @@ def run_eval(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    classifier = load_object(args.classifier) if args.classifier else None
+    wanted = args.classifier and args.classifier.lower() != "none"
+    classifier = load_object(args.classifier) if wanted else None
     report = evaluate(settings, classifier=classifier)
     print(markdown(report))
     md, js = write_report(report, args.out)

@@ -26,6 +26,9 @@ def test_vitron_eval_tiny_shapes_prints_and_writes_the_table(tmp_path, capsys):
     assert len(written["records"]) == LIMIT and written["runs"][0]["name"] == "full"
     assert (out / "eval-shapes-test.md").read_text().startswith("# vitron eval — suite shapes")
     assert not list((tmp_path / "ws").rglob("*.png"))  # each sample's media removed after scoring
+    # generation and editing are judged by the shipped attribute classifier, whose own accuracy
+    # on the ground-truth images is stated
+    assert any("classifier's own accuracy" in n for n in written["notes"])
 
 
 def test_vitron_eval_bad_input_is_a_clear_error(tmp_path, capsys):
