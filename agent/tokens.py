@@ -6,6 +6,7 @@ generation settings, and the small byte-level tokenizer of the ``tiny`` model, b
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -141,14 +142,18 @@ green yellow purple orange black white small large moving still there are two th
 """
 
 
-def build_tiny_tokenizer(
-    *, vocab_size: int = 512, vitron_tokens: bool = True
+def build_bpe_tokenizer(
+    corpus: Iterable[str],
+    *,
+    vocab_size: int,
+    model_max_length: int = 4096,
+    vitron_tokens: bool = True,
 ) -> PreTrainedTokenizerFast:
-    """A small byte-level BPE tokenizer built in code (no download); deterministic.
+    """A byte-level BPE tokenizer learned from ``corpus`` in code (no download); deterministic.
 
-    Byte-level: every string encodes (unknown characters fall back to bytes). Merges are learned
-    from a fixed built-in corpus, so the same call always gives the same vocabulary. BOS is
-    prepended to every encoded text.
+    Byte-level: every string encodes (unknown characters fall back to bytes). The same corpus
+    always gives the same vocabulary. BOS is prepended to every encoded text; the Vitron tokens
+    are added unless ``vitron_tokens`` is false.
     """
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -159,9 +164,7 @@ def build_tiny_tokenizer(
         special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
         show_progress=False,
     )
-    backend.train_from_iterator(
-        [line for line in _TINY_CORPUS.splitlines() if line], trainer=trainer
-    )
+    backend.train_from_iterator(list(corpus), trainer=trainer)
     bos_id = backend.token_to_id("<s>")
     backend.post_processor = processors.TemplateProcessing(
         single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", bos_id)]
@@ -172,11 +175,19 @@ def build_tiny_tokenizer(
         eos_token="</s>",
         unk_token="<unk>",
         pad_token="<pad>",
-        model_max_length=4096,
+        model_max_length=model_max_length,
     )
     if vitron_tokens:
         add_vitron_tokens(tokenizer)
     return tokenizer
+
+
+def build_tiny_tokenizer(
+    *, vocab_size: int = 512, vitron_tokens: bool = True
+) -> PreTrainedTokenizerFast:
+    """The ``tiny`` profile's tokenizer: BPE merges learned from a fixed built-in corpus."""
+    lines = [line for line in _TINY_CORPUS.splitlines() if line]
+    return build_bpe_tokenizer(lines, vocab_size=vocab_size, vitron_tokens=vitron_tokens)
 
 
 __all__ = [
@@ -187,6 +198,7 @@ __all__ = [
     "VitronTokenIds",
     "add_vitron_tokens",
     "bind_token_ids",
+    "build_bpe_tokenizer",
     "build_tiny_tokenizer",
     "configure_generation",
     "prepare_model_for_tokenizer",

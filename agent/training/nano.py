@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 NANO_TEXT_CONFIG: dict[str, Any] = {
@@ -71,28 +70,9 @@ def build_nano_tokenizer(
     corpus: Iterable[str], vocab_size: int = NANO_VOCAB
 ) -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer with the Vitron tokens; deterministic for a given corpus."""
-    from vitron.agent.tokens import add_vitron_tokens
+    from vitron.agent.tokens import build_bpe_tokenizer
 
-    backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
-        show_progress=False,
-    )
-    backend.train_from_iterator(list(corpus), trainer=trainer)
-    bos_id = backend.token_to_id("<s>")
-    backend.post_processor = processors.TemplateProcessing(
-        single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", bos_id)]
-    )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-        pad_token="<pad>", model_max_length=2048,
-    )  # fmt: skip
-    add_vitron_tokens(tokenizer)
-    return tokenizer
+    return build_bpe_tokenizer(corpus, vocab_size=vocab_size, model_max_length=2048)
 
 
 def build_nano_vitron(
