@@ -98,7 +98,9 @@ def load_profile(name_or_path: str | Path) -> Profile:
         raise ProfileError(f"profile {source} is not valid TOML: {exc}") from exc
     # built-in profiles (the committed ``nano`` weights) resolve ``./`` paths beside this module
     builtin = source.endswith("(built-in)")
-    data = _relative_to(Path(str(resources.files(__name__))) if builtin else Path(source).parent, data)
+    data = _relative_to(
+        Path(str(resources.files(__name__))) if builtin else Path(source).parent, data
+    )
     name = data.get("name") or Path(source).stem
     base = load_profile(data["extends"]) if data.get("extends") else None
     components: dict[str, ComponentSpec] = {}
