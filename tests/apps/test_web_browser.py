@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -20,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.graphs.dev_server import free_port
+from tests.graphs.dev_server import free_port, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -48,27 +45,9 @@ def server(tmp_path_factory):
                "--planner", "tests.apps.scripted_planners:web_planner",
                "--max-upload-mb", str(MAX_UPLOAD_MB)]  # fmt: skip
     log_path = folder / "server.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}/"
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("vitron web did not start: " + log_path.read_text()[-3000:])
-                try:
-                    with urllib.request.urlopen(url, timeout=2) as response:
-                        if response.status == 200:
-                            break
-                except OSError:
-                    time.sleep(0.5)
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    url = f"http://127.0.0.1:{port}/"
+    with serving(command, url, log_path, env, timeout=120):
+        yield url
     print(f"web server log: {log_path}")
 
 
