@@ -81,6 +81,12 @@ class ChatTemplate:
         default_factory=lambda: {"user": "USER", "assistant": "ASSISTANT", "tool": "TOOL"}
     )
     separator: str = " "
+    planner_prompt: str | None = None
+    """The checkpoint's own planner instructions. A system turn that begins with the graph's
+    generic planner prompt (``vitron.prompts`` ``system``) gets this text in its place, the media
+    listing after it kept: a small planner trained with a short prompt (``nano``) then reads what
+    it was trained on instead of ~200 tokens written for general chat models. ``None`` keeps
+    every system turn as it is."""
 
     def render(
         self, turns: Sequence[tuple[str, str]], eos_token: str, add_generation_prompt: bool = True
@@ -90,7 +96,7 @@ class ChatTemplate:
         body = ""
         for role, text in turns:
             if role == "system":
-                system = text
+                system = self.own_instructions(text)
                 continue
             if role not in self.roles:
                 raise ValueError(f"unknown role {role!r}; roles: system, {', '.join(self.roles)}")
@@ -99,6 +105,17 @@ class ChatTemplate:
         if add_generation_prompt:
             body += f"{self.roles['assistant']}:"
         return f"{system}{self.separator}{body}"
+
+    def own_instructions(self, system: str) -> str:
+        """``system`` with the graph's generic planner prompt swapped for :attr:`planner_prompt`."""
+        if self.planner_prompt is None:
+            return system
+        from vitron.prompts import load_prompt
+
+        generic = load_prompt("system").strip()
+        if not system.startswith(generic):
+            return system
+        return self.planner_prompt + system[len(generic) :]
 
 
 @dataclass

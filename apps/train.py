@@ -15,6 +15,8 @@ import sys
 from typing import Any
 
 STAGES_HELP = (
+    "base: every LLM weight, for a backbone trained from nothing (the nano profile's; not needed "
+    "for a pretrained LLM); "
     "align: projector + region encoder on captions (LLM and vision tower frozen); "
     "invoke: LoRA invocation tuning + signal heads and per-backend signal projectors aligned "
     "through the frozen SAM / diffusion decoders; "
@@ -26,12 +28,14 @@ def add_train_command(commands: Any) -> None:
     """Register ``train`` on the CLI's sub-command parser."""
     train = commands.add_parser(
         "train",
-        help="train one stage (align, invoke, ground) from a config file",
+        help="train one stage (base, align, invoke, ground) from a config file",
         description="Train one stage of Vitron's recipe. " + STAGES_HELP + ". A finished run "
         "writes a profile directory in output_dir; load it with --profile OUTPUT_DIR.",
     )
     train.add_argument(
-        "--stage", choices=("align", "invoke", "ground"), help="the stage (overrides the config's)"
+        "--stage",
+        choices=("base", "align", "invoke", "ground"),
+        help="the stage (overrides the config's)",
     )
     train.add_argument("--config", required=True, help="the run's config (.toml or .json)")
     train.add_argument("--output-dir", help="where checkpoints, metrics and the profile go")

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-STAGES = ("align", "invoke", "ground")
+STAGES = ("base", "align", "invoke", "ground")
 CONFIG_FILE = "train_config.json"
 
 
@@ -102,7 +102,7 @@ def default_routes() -> dict[str, SignalRoute]:
 class TrainConfig(_Strict):
     """Everything one ``vitron train`` run needs; see the module docstring."""
 
-    stage: Literal["align", "invoke", "ground"]
+    stage: Literal["base", "align", "invoke", "ground"]
     model: str = "tiny"
     profile: str = "tiny"
     output_dir: str
@@ -123,6 +123,11 @@ class TrainConfig(_Strict):
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
     max_length: int | None = Field(default=None, gt=0)
     max_frames: int = Field(default=16, gt=0)
+    group_by_length: bool = False
+    """Batch records of similar length (less padding), as LLaVA's ``group_by_modality_length``:
+    each epoch's seeded permutation is cut into runs of 8 batches, each run sorted by length
+    and cut into batches, and the batches shuffled; on short-and-long mixtures (one image vs
+    four) a step costs about what its own records need."""
 
     checkpoint_every: int = Field(default=50, gt=0)
     """Optimizer steps between checkpoints (one is always written at the end)."""

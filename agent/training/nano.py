@@ -43,6 +43,9 @@ NANO_GLUE: dict[str, Any] = {
     "synergy_discriminator_hidden_size": 64,
 }
 NANO_VOCAB = 1024
+NANO_PLANNER_PROMPT = "You are Vitron. Call a tool when a request needs pixels; else answer."
+"""The nano planner's own instructions (``ChatTemplate.planner_prompt``): it replaces the graph's
+generic ~200-token prompt, which would be two thirds of every training sequence."""
 
 
 def nano_corpus(samples: int = 600, seed: int = 0) -> list[str]:
@@ -50,11 +53,10 @@ def nano_corpus(samples: int = 600, seed: int = 0) -> list[str]:
     and the texts of ``samples`` training-split shapes-world samples (never test data)."""
     from vitron.agent.invocation import MODULES
     from vitron.evals.shapes.dataset import generate
-    from vitron.prompts import load_prompt
 
-    # Repeated so the merges favour what every prompt holds (the system prompt, the listing).
+    # Repeated so the merges favour what every prompt holds (the instructions, the listing).
     fixed = [
-        *load_prompt("system").splitlines(),
+        NANO_PLANNER_PROMPT,
         " ".join(MODULES),
         "Media in this conversation:",
         "returned failed finished from the user image video mask attached region sketch",
@@ -81,6 +83,7 @@ def build_nano_vitron(
     """The untrained nano Vitron (random backbone and glue, the nano CLIP's vision tower) and its
     processor; deterministic for ``seed``."""
     from vitron.agent.configuration import VitronConfig
+    from vitron.agent.inputs import ChatTemplate
     from vitron.agent.modeling import VitronForCausalLM
     from vitron.agent.modeling.image_encoder import load_vision_tower
     from vitron.agent.processing import VitronProcessor
@@ -96,64 +99,53 @@ def build_nano_vitron(
         config, language_model=LlamaForCausalLM(config.text_config), vision_tower=tower
     )
     configure_generation(model, tokenizer)
-    return model.eval(), VitronProcessor.from_config(tokenizer, model.config)
+    template = ChatTemplate(planner_prompt=NANO_PLANNER_PROMPT)
+    return model.eval(), VitronProcessor.from_config(tokenizer, model.config, template=template)
 
 
 # --------------------------------------------------------------------------------------------
 # the pipeline: data, the untrained model, stages 1-3
 
 
-def stage_configs(run: Path, *, seed: int, profile: str, steps: dict[str, int]) -> dict[str, dict]:
-    """The three stages' ``vitron train`` configs (as dicts) for a pipeline under ``run``.
+STAGE_ORDER = ("base", "align", "invoke", "ground")
+DEFAULT_STEPS = {"base": 1500, "align": 40, "invoke": 150, "ground": 60}
 
-    Stage 2 and 3 fine-tune the small LLM with LoRA at full rank (r = hidden size) on every
-    linear layer, which at this size is as expressive as a full fine-tune while keeping E's exact
-    trainable sets; stage 2 aligns ``[SEG]`` through the profile's frozen SAM (``sam_signal``).
+
+def stage_configs(run: Path, *, seed: int, profile: str, steps: dict[str, int]) -> dict[str, dict]:
+    """The four stages' ``vitron train`` configs (as dicts) for a pipeline under ``run``, in
+    order, each starting from the one before (``base`` from ``init/``).
+
+    ``base`` trains every weight of the LLM built from nothing (the language training a
+    pretrained backbone already has); then Vitron's three stages as the paper has them. Stages 2
+    and 3 use LoRA at full rank (r = hidden size) on every linear layer, which at this size is as
+    expressive as a full fine-tune while keeping the stages' exact trainable sets; stage 2 aligns
+    ``[SEG]`` through the profile's frozen SAM (``sam_signal``).
     """
     data = [{"format": "records", "root": str(run / "data"), "options": {"files": ["train.jsonl"]}}]
     lora = {"r": NANO_TEXT_CONFIG["hidden_size"], "alpha": NANO_TEXT_CONFIG["hidden_size"],
             "targets": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}  # fmt: skip
     common = {"seed": seed, "data": data, "batch_size": 8, "progress": False, "log_every": 10,
-              "checkpoint_every": 25, "max_frames": 16}  # fmt: skip
-    return {
-        "align": common
-        | {
-            "stage": "align",
-            "model": str(run / "init"),
-            "profile": profile,
-            "output_dir": str(run / "align"),
-            "lr": 1e-3,
-            "warmup_steps": 5,
-            "max_steps": steps["align"],
-            "epochs": 100,
-        },  # fmt: skip
-        "invoke": common
-        | {
-            "stage": "invoke",
-            "model": str(run / "align"),
-            "profile": profile,
-            "output_dir": str(run / "invoke"),
-            "lr": 2e-3,
-            "warmup_steps": 20,
-            "max_steps": steps["invoke"],
-            "epochs": 100,
-            "lora": lora,
-            "synergy": {"enabled": True, "weight": 0.1, "schedule": "dann"},
-            "signal_routes": {"[SEG]": {"decoder": "sam", "projector": "sam_signal"}},
-        },  # fmt: skip
-        "ground": common
-        | {
-            "stage": "ground",
-            "model": str(run / "invoke"),
-            "profile": str(run / "invoke" / "profile.toml"),
-            "output_dir": str(run / "ground"),
-            "lr": 1e-3,
-            "warmup_steps": 10,
-            "max_steps": steps["ground"],
-            "epochs": 100,
-            "lora": lora,
-        },  # fmt: skip
-    }
+              "checkpoint_every": 50, "max_frames": 16, "epochs": 1000, "group_by_length": True,
+              "synergy": {"enabled": True, "weight": 0.1, "schedule": "dann"}}  # fmt: skip
+    own = {
+        "base": {"lr": 2e-3, "warmup_steps": 50, "min_lr_ratio": 0.05, "batch_size": 16,
+                 "weight_decay": 0.01},
+        "align": {"lr": 1e-3, "warmup_steps": 5},
+        "invoke": {"lr": 1e-3, "warmup_steps": 10, "lora": lora,
+                   "signal_routes": {"[SEG]": {"decoder": "sam", "projector": "sam_signal"}}},
+        "ground": {"lr": 5e-4, "warmup_steps": 10, "lora": lora},
+    }  # fmt: skip
+    configs: dict[str, dict] = {}
+    model, stage_profile = str(run / "init"), profile
+    for stage in STAGE_ORDER:
+        configs[stage] = common | own[stage] | {
+            "stage": stage, "model": model, "profile": stage_profile,
+            "output_dir": str(run / stage), "max_steps": steps[stage],
+        }  # fmt: skip
+        model = str(run / stage)
+        if stage == "invoke":  # stage 3 keeps the [SEG] projector stage 2 aligned
+            stage_profile = str(run / stage / "profile.toml")
+    return configs
 
 
 def _profile_path(profile: str, component: str) -> Path:
@@ -168,8 +160,8 @@ def _profile_path(profile: str, component: str) -> Path:
 def train_nano(run: str | Path, *, seed: int = 0, records: int = 960, profile: str = "nano",
                steps: dict[str, int] | None = None, clip: str | Path | None = None,
                ) -> dict[str, Any]:  # fmt: skip
-    """Train the nano Vitron under ``run``: data, ``init/``, then ``align/``, ``invoke/``,
-    ``ground/`` (each a ``vitron train`` run directory). Resumable: a finished step is skipped,
+    """Train the nano Vitron under ``run``: data, ``init/``, then ``base/``, ``align/``,
+    ``invoke/``, ``ground/`` (each a ``vitron train`` run directory). Resumable: a finished step is skipped,
     an interrupted stage resumes from its latest checkpoint. Returns wall times per step."""
     import json
     import time
@@ -181,7 +173,7 @@ def train_nano(run: str | Path, *, seed: int = 0, records: int = 960, profile: s
 
     run = Path(run)
     run.mkdir(parents=True, exist_ok=True)
-    steps = {"align": 40, "invoke": 450, "ground": 250} | (steps or {})
+    steps = DEFAULT_STEPS | (steps or {})
     times: dict[str, float] = {}
     start = time.monotonic()
     if not (run / "data" / "train.jsonl").is_file():
@@ -218,7 +210,7 @@ def publish(run: str | Path, profile_dir: str | Path) -> dict[str, Any]:
         shutil.rmtree(profile_dir / name, ignore_errors=True)
         shutil.copytree(source, profile_dir / name)
     summary: dict[str, Any] = {"times_s": json.loads((run / "times.json").read_text())}
-    for stage in ("align", "invoke", "ground"):
+    for stage in STAGE_ORDER:
         lines = (run / stage / "metrics.jsonl").read_text().splitlines()
         config = json.loads((run / stage / "train_config.json").read_text())
         summary[stage] = {
@@ -243,11 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="nano", help="profile with the frozen CLIP and SAM")
     parser.add_argument("--clip", help="vision tower source (default: the profile's clip)")
     parser.add_argument("--publish", help="then copy the planner into this profile folder")
-    parser.add_argument("--steps", default="", help="e.g. align=40,invoke=450,ground=250")
+    parser.add_argument(
+        "--steps", default="", help="steps per stage, e.g. base=1500,align=40,invoke=150,ground=60"
+    )
     args = parser.parse_args(argv)
-    steps = dict(
-        (k, int(v)) for k, v in (p.split("=") for p in args.steps.split(",") if p)
-    )  # e.g. --steps align=40,invoke=450,ground=250
+    steps = dict((k, int(v)) for k, v in (p.split("=") for p in args.steps.split(",") if p))
     print(
         train_nano(
             args.run,

@@ -3,6 +3,10 @@
 =========  ================================================================================
 stage      trains (everything else frozen)
 =========  ================================================================================
+base       every weight of the LLM (embeddings and output head included), the projector, the
+           region encoder and the video encoder glue: the backbone's own language training, which
+           vitron-7b inherits from Vicuna and a backbone built from nothing (``nano``) must do
+           first; not one of the paper's three stages, and never needed for a pretrained LLM
 align      the projector, the region encoder and the video encoder's temporal/pooling glue
            (the LLM and the vision tower frozen)
 invoke     LoRA on the LLM's attention projections, the embedding and output rows of the
@@ -30,6 +34,7 @@ from vitron.agent.modeling import VitronForCausalLM
 from vitron.agent.training.config import LoraSettings
 
 ALIGN_MODULES = ("projector", "region_encoder", "video_encoder")
+BASE_MODULES = ("language_model", "projector", "region_encoder", "video_encoder")
 GROUND_MODULES = ("projector", "region_encoder", "video_encoder")
 LORA_PARAMETER = re.compile(r"\.lora_[AB]\.|\.trainable_tokens_delta\.")
 
@@ -62,13 +67,14 @@ def prepare_stage(
     synergy: bool = True,
 ) -> StageModel:
     """Freeze and wrap ``vitron`` for ``stage``; the trainable set is exactly the stage's."""
-    if stage not in ("align", "invoke", "ground"):
-        raise ValueError(f"unknown stage {stage!r}; stages: align, invoke, ground")
+    if stage not in ("base", "align", "invoke", "ground"):
+        raise ValueError(f"unknown stage {stage!r}; stages: base, align, invoke, ground")
     vitron.requires_grad_(False)
     vitron.synergy.enabled = synergy
-    if stage == "align":
-        for name in ALIGN_MODULES:
+    if stage in ("base", "align"):
+        for name in BASE_MODULES if stage == "base" else ALIGN_MODULES:
             getattr(vitron, name).requires_grad_(True)
+        vitron.synergy.requires_grad_(synergy and stage == "base")
         return StageModel(vitron, vitron, stage, lora=False)
 
     from peft import LoraConfig, get_peft_model
@@ -100,6 +106,7 @@ def prepare_stage(
 def expected_trainable(stage: str, names: Iterable[str], *, synergy: bool) -> set[str]:
     """The parameter names (of ``model.named_parameters()``) ``stage`` must train."""
     owners = {
+        "base": BASE_MODULES,
         "align": ALIGN_MODULES,
         "invoke": ("signal_heads",),
         "ground": GROUND_MODULES,
@@ -110,7 +117,7 @@ def expected_trainable(stage: str, names: Iterable[str], *, synergy: bool) -> se
         if stage != "align" and LORA_PARAMETER.search(name):
             wanted.add(name)
         elif any(o in parts for o in owners) and "lora_" not in name:
-            if "language_model" not in parts and "image_encoder" not in parts:
+            if "image_encoder" not in parts and (stage == "base" or "language_model" not in parts):
                 wanted.add(name)
         elif stage != "align" and synergy and "synergy" in parts:
             wanted.add(name)

@@ -47,6 +47,8 @@ logger = logging.getLogger(__name__)
 CHECKPOINTS = "checkpoints"
 METRICS_FILE = "metrics.jsonl"
 STATE_FILE = "trainer_state.json"
+GROUP_RUN = 8
+"""Batches per sorted run when ``group_by_length`` is on."""
 
 
 class Interrupted(Exception):
@@ -256,7 +258,17 @@ class Trainer:
         order = torch.randperm(len(self.dataset), generator=generator).tolist()
         # several processes: each takes every n-th batch (ranks see disjoint data)
         size = self.config.batch_size
+        if self.config.group_by_length:
+            run = size * GROUP_RUN
+            order = [
+                i
+                for start in range(0, len(order), run)
+                for i in sorted(order[start : start + run], key=self.dataset.length)
+            ]
         batches = [order[i : i + size] for i in range(0, len(order), size)]
+        if self.config.group_by_length:  # sorted runs, then the batches in a seeded order
+            shuffled = torch.randperm(len(batches), generator=generator).tolist()
+            batches = [batches[k] for k in shuffled]
         rank, world = self.accelerator.process_index, self.accelerator.num_processes
         return batches[rank::world] if world > 1 else batches
 

@@ -38,3 +38,19 @@ def test_records_hold_the_graphs_turns_and_end_with_an_answer(tmp_path):
         assert all(
             MODULES[c.name].signal_token in (None, *record.signal_tokens()) for c in sample.calls
         )
+
+
+def test_the_nano_planner_reads_its_own_short_instructions_and_the_media_listing(tmp_path):
+    from vitron.agent.inputs import ChatTemplate
+    from vitron.agent.training.nano import NANO_PLANNER_PROMPT
+    from vitron.prompts import load_prompt
+
+    listing = "Media in this conversation:\n- img_0123456789abcdef 64x64 image, from the user"
+    generic = f"{load_prompt('system')}\n\n{listing}"
+    own = ChatTemplate(planner_prompt=NANO_PLANNER_PROMPT)
+    text = own.render([("system", generic), ("user", "hi")], "</s>")
+    assert text.startswith(f"{NANO_PLANNER_PROMPT}\n\n{listing} USER: hi")
+    assert load_prompt("system") not in text
+    custom = "You are a pirate.\n\n" + listing  # a system prompt of the user's own is kept
+    assert own.render([("system", custom)], "</s>").startswith(custom)
+    assert ChatTemplate().render([("system", generic)], "</s>").startswith(generic)

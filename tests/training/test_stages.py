@@ -33,6 +33,18 @@ def test_align_trains_projector_region_and_video_glue_only():
 
 
 @pytest.mark.parametrize("synergy", [True, False])
+def test_base_trains_every_llm_weight_and_the_glue_never_the_vision_tower(synergy):
+    trainable, names = _trainable("base", synergy)
+    llm = _under(names, "language_model")
+    assert llm and llm <= trainable  # embeddings and output head included
+    for glue in ("projector", "region_encoder", "video_encoder"):
+        assert _under(names, glue) <= trainable
+    assert not _under(trainable, "image_encoder") and not _under(trainable, "signal_heads")
+    assert (_under(names, "synergy") <= trainable) is synergy
+    assert not any("lora_" in n for n in names)
+
+
+@pytest.mark.parametrize("synergy", [True, False])
 def test_invoke_trains_lora_token_rows_signal_heads_and_synergy_when_on(synergy):
     trainable, names = _trainable("invoke", synergy)
     lora = {n for n in names if ".lora_A." in n or ".lora_B." in n}
@@ -70,7 +82,7 @@ def test_gradient_reversal_flips_the_sign():
     assert torch.equal(x.grad, -0.5 * torch.arange(5.0))
 
 
-@pytest.mark.parametrize("stage", ["align", "invoke", "ground"])
+@pytest.mark.parametrize("stage", ["base", "align", "invoke", "ground"])
 def test_each_stage_lowers_its_loss(squares, tmp_path, stage):
     trainer = Trainer(tiny_config(squares, tmp_path / stage, stage, epochs=3))
     before = trainer.evaluate(trainer.dataset)["lm"]
