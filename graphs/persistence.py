@@ -1,13 +1,23 @@
-"""The embedded default checkpointer: SQLite in the workspace, so conversations survive restarts."""
+"""Which checkpointer keeps the conversations: SQLite in the workspace (the embedded default), or
+PostgreSQL when many processes or machines serve the same threads.
+
+A checkpointer is named by one string, from ``--checkpointer`` or ``VITRON_CHECKPOINTER``:
+``postgresql://…`` (or ``postgres://…``) selects :mod:`vitron.graphs.persistence_postgres`; anything
+else is a SQLite file or directory. Unset, it is SQLite in the workspace.
+"""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 CHECKPOINT_FILE = "conversations.sqlite"
+CHECKPOINTER_ENV = "VITRON_CHECKPOINTER"
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 def sqlite_checkpointer(path: str | Path) -> SqliteSaver:
@@ -24,3 +34,37 @@ def sqlite_checkpointer(path: str | Path) -> SqliteSaver:
     saver = SqliteSaver(connection)
     saver.setup()
     return saver
+
+
+def is_postgres(spec: str | Path | None) -> bool:
+    """Whether ``spec`` names a PostgreSQL database (a ``postgresql://`` connection URL)."""
+    return isinstance(spec, str) and spec.startswith(POSTGRES_SCHEMES)
+
+
+def checkpointer_spec(workspace: str | Path, explicit: str | None = None) -> str:
+    """The checkpointer a process uses: ``explicit``, else ``VITRON_CHECKPOINTER``, else SQLite in
+    ``workspace``."""
+    return explicit or os.environ.get(CHECKPOINTER_ENV) or str(workspace)
+
+
+def checkpointer_from(spec: str | Path) -> BaseCheckpointSaver:
+    """The checkpointer ``spec`` names: PostgreSQL for a ``postgresql://`` URL, else SQLite."""
+    if is_postgres(spec):
+        from vitron.graphs.persistence_postgres import postgres_checkpointer
+
+        return postgres_checkpointer(str(spec))
+    return sqlite_checkpointer(spec)
+
+
+def describe(spec: str | Path) -> str:
+    """``spec`` fit to print: a PostgreSQL URL without its password."""
+    if not is_postgres(spec):
+        return str(spec)
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(str(spec))
+    if parts.password is None:
+        return str(spec)
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))

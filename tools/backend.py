@@ -259,35 +259,44 @@ class VitronTool(BaseTool):
             notices=services.notices_for(thread),
         )
         args = self.backend.args_schema.model_validate(kwargs)
-        output = self._run_with_retry(args, call)
+        from vitron.tools.serving import remote_backend  # a served backend runs on Ray Serve
+
+        remote = remote_backend(services.models.profile, self.backend)
+        output = remote.run(args, call, thread) if remote else self._run_with_retry(args, call)
         if call.notes:
             output.content = f"{output.content} Note: {' '.join(call.notes)}"
             output.data.setdefault("notes", list(call.notes))
         return output.content, output.artifact()
 
     def _run_with_retry(self, args: BaseModel, call: CallContext) -> ToolOutput:
-        """Run the backend; on out-of-memory evict every model and try once more."""
-        import torch
+        return run_backend(self.backend, args, call)
 
-        for attempt in (1, 2):
-            try:
-                return self.backend.run(args, call)
-            except VitronToolError as exc:
-                raise ToolException(str(exc)) from exc
-            except torch.OutOfMemoryError as exc:
-                dropped = call.models.evict()
-                logger.warning(
-                    "%s ran out of memory (attempt %d); evicted %s", self.name, attempt, dropped
-                )
-                if attempt == 2:
-                    raise ToolException(
-                        f"{self.name} ran out of memory even after freeing every other model; try "
-                        "a smaller image or video, fewer steps, or a larger device"
-                    ) from exc
-            except Exception as exc:
-                logger.exception("backend %s failed", self.name)
-                raise ToolException(f"{self.name} failed: {type(exc).__name__}: {exc}") from exc
-        raise AssertionError("unreachable")
+
+def run_backend(backend: Backend, args: BaseModel, call: CallContext) -> ToolOutput:
+    """Run ``backend`` in this process; on out-of-memory evict every model and try once more.
+    Every failure becomes a :class:`ToolException` whose text a person understands (a Ray Serve
+    replica runs backends through this too, so both paths fail the same way)."""
+    import torch
+
+    for attempt in (1, 2):
+        try:
+            return backend.run(args, call)
+        except VitronToolError as exc:
+            raise ToolException(str(exc)) from exc
+        except torch.OutOfMemoryError as exc:
+            dropped = call.models.evict()
+            logger.warning(
+                "%s ran out of memory (attempt %d); evicted %s", backend.name, attempt, dropped
+            )
+            if attempt == 2:
+                raise ToolException(
+                    f"{backend.name} ran out of memory even after freeing every other model; try "
+                    "a smaller image or video, fewer steps, or a larger device"
+                ) from exc
+        except Exception as exc:
+            logger.exception("backend %s failed", backend.name)
+            raise ToolException(f"{backend.name} failed: {type(exc).__name__}: {exc}") from exc
+    raise AssertionError("unreachable")
 
 
 def build_tools(

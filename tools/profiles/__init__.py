@@ -55,6 +55,11 @@ class ComponentSpec:
     """Overrides the run's device for this component only."""
     options: dict[str, Any] = field(default_factory=dict)
     """Everything else in the table, passed to the loader (e.g. ``variant = "vit_h"``)."""
+    serve: str | None = None
+    """``"ray"``: the backends using this component run as Ray Serve deployments; ``"local"``: in
+    the graph's process; ``None``: as the profile's ``serve`` says (see :mod:`vitron.tools.serving`)."""
+    resources: dict[str, Any] = field(default_factory=dict)
+    """What one serving replica declares: ``replicas``, ``num_cpus``, ``num_gpus``, ``memory``."""
 
     @property
     def is_tiny(self) -> bool:
@@ -69,6 +74,8 @@ class Profile:
     memory_budget: int | None = None
     """Bytes that loaded components may take together; ``None`` means no limit."""
     source: str = ""
+    serve: str = "local"
+    """Where the backends run unless a component says otherwise: ``local`` or ``ray``."""
 
     def component(self, name: str) -> ComponentSpec:
         try:
@@ -108,11 +115,31 @@ def load_profile(name_or_path: str | Path) -> Profile:
         components = {k: replace(v, profile=name) for k, v in base.components.items()}
     for comp_name, table in (data.get("components") or {}).items():
         table = dict(table)
+        inherited = components.get(comp_name)
+        if inherited is not None and not {"loader", "checkpoint"} & set(table):
+            # only serving settings: the inherited component, served differently
+            if set(table) - SERVE_KEYS:
+                raise ProfileError(
+                    f"profile {source}: component {comp_name!r} changes "
+                    f"{', '.join(sorted(set(table) - SERVE_KEYS))} without naming its loader and "
+                    "checkpoint; repeat them, or change only serving settings ("
+                    f"{', '.join(sorted(SERVE_KEYS))})"
+                )
+            components[comp_name] = replace(
+                inherited,
+                serve=_serve_mode(table.get("serve", inherited.serve), source),
+                resources={**inherited.resources, **_resources(table)},
+            )
+            continue
         missing = [key for key in ("loader", "checkpoint") if key not in table]
         if missing:
             raise ProfileError(
                 f"profile {source}: component {comp_name!r} lacks {', '.join(missing)}"
             )
+        serve = _serve_mode(table.pop("serve", None), source)
+        serving = _resources(table)
+        for key in RESOURCE_KEYS:
+            table.pop(key, None)
         components[comp_name] = ComponentSpec(
             name=comp_name,
             loader=table.pop("loader"),
@@ -121,6 +148,8 @@ def load_profile(name_or_path: str | Path) -> Profile:
             dtype=table.pop("dtype", "auto"),
             device=table.pop("device", None),
             options=table,
+            serve=serve,
+            resources=serving,
         )
     budget = data.get("memory_budget")
     return Profile(
@@ -129,7 +158,32 @@ def load_profile(name_or_path: str | Path) -> Profile:
         components=components,
         memory_budget=parse_size(budget) if budget is not None else (base and base.memory_budget),
         source=source,
+        serve=_serve_mode(data.get("serve"), source) or (base.serve if base else "local"),
     )
+
+
+SERVE_MODES = ("local", "ray")
+RESOURCE_KEYS = frozenset({"replicas", "num_cpus", "num_gpus", "memory"})
+SERVE_KEYS = RESOURCE_KEYS | {"serve"}
+
+
+def _serve_mode(value: Any, source: str) -> str | None:
+    if value is None or value in SERVE_MODES:
+        return value
+    raise ProfileError(f"profile {source}: serve = {value!r}; use one of {', '.join(SERVE_MODES)}")
+
+
+def _resources(table: dict[str, Any]) -> dict[str, Any]:
+    """A component's serving resources, checked: ``memory`` as bytes, the rest as numbers."""
+    out: dict[str, Any] = {}
+    for key in RESOURCE_KEYS & set(table):
+        value = table[key]
+        if key == "memory":
+            value = parse_size(value)
+        elif not isinstance(value, int | float) or value < 0 or (key == "replicas" and value < 1):
+            raise ProfileError(f"{key} = {value!r} must be a non-negative number (replicas >= 1)")
+        out[key] = value
+    return out
 
 
 def parse_size(value: int | str) -> int:
