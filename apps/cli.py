@@ -1,4 +1,4 @@
-"""The ``vitron`` command: ``chat`` (interactive), ``run`` (one shot) and ``demo`` (walk-through).
+"""The ``vitron`` command: ``chat`` (interactive), ``run`` (one shot) and ``demo`` (a planned session).
 
 Conversations persist in SQLite under the workspace; ``--thread ID`` resumes one.
 """
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from vitron.apps.convert import add_convert_command, run_convert
 from vitron.apps.evaluate import add_eval_command, run_eval
+from vitron.apps.serve import add_serve_command, run_serve
 from vitron.apps.train import add_train_command, run_train
 from vitron.apps.web.command import add_web_command, run_web
 from vitron.graphs.context import Context
@@ -59,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--profile",
         default=defaults.profile,
-        help="tiny, vitron-7b or a .toml path (default: %(default)s)",
+        help="nano, tiny, vitron-7b or a .toml path (default: %(default)s; VITRON_PROFILE sets it)",
     )
     common.add_argument(
         "--workspace",
@@ -72,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto, cpu, cuda, cuda:1, mps (default: %(default)s)",
     )
     common.add_argument("--thread", help="conversation id to resume (a new one is made if omitted)")
+    common.add_argument(
+        "--checkpointer",
+        help="where conversations are kept: a postgresql:// URL, or a SQLite file or folder "
+        "(default: VITRON_CHECKPOINTER, else SQLite in the workspace)",
+    )
     common.add_argument(
         "--planner", help="package.module:attribute of another chat model to plan with"
     )
@@ -114,10 +120,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     demo = commands.add_parser(
-        "demo", parents=[common], help="a labelled walk-through on a real photo, offline"
+        "demo",
+        parents=[common],
+        help="a multi-turn session on shapes-world media, planned by the profile's Vitron LLM, "
+        "each answer beside the expected one; offline",
     )
     demo.add_argument(
         "--out", default="vitron-demo", help="folder for the outputs (default: %(default)s)"
+    )
+    demo.add_argument(
+        "--seed", type=int, default=0, help="shapes-world seed of the requests (default: 0)"
+    )
+    demo.add_argument(
+        "--scripted",
+        action="store_true",
+        help="instead, the old walk-through on a real photo whose tool calls are fixed by a script",
     )
     add_convert_command(commands)
     add_doctor_parser(commands, defaults)
@@ -125,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_pretrain_command(commands)
     add_eval_command(commands, common)
     add_web_command(commands, common)
+    add_serve_command(commands)
     return parser  # fmt: skip
 
 
@@ -161,7 +179,7 @@ def open_session(args: argparse.Namespace) -> Session:
     from vitron.graphs.planner import default_planner, planner_from_spec
 
     model = planner_from_spec(args.planner) if args.planner else default_planner()
-    return Session(model, context_from(args), thread_id=args.thread)
+    return Session(model, context_from(args), thread_id=args.thread, checkpointer=args.checkpointer)
 
 
 def print_files(session: Session, turn: Turn, out: Callable[[str], None] = print) -> None:
@@ -332,12 +350,19 @@ def run_doctor(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from vitron.apps.demo import run_walkthrough
+    if not args.scripted:
+        from vitron.apps.demo import run_demo as run_planned
+        from vitron.graphs.planner import planner_from_spec
+
+        planner = planner_from_spec(args.planner) if args.planner else None
+        return run_planned(context_from(args), Path(args.out), planner=planner, seed=args.seed,
+                           thread_id=args.thread, progress=not args.no_progress)  # fmt: skip
+    from vitron.apps.walkthrough import run_walkthrough
 
     if args.planner:
-        print("vitron demo: --planner does not apply: the walk-through's tool calls are fixed by "
-              "its script; use `vitron chat --planner …` or `vitron run --planner …` to plan with "
-              "another model", file=sys.stderr)  # fmt: skip
+        print("vitron demo: --planner does not apply with --scripted: the walk-through's tool "
+              "calls are fixed by its script; drop --scripted to have another model plan the demo",
+              file=sys.stderr)  # fmt: skip
         return 2
 
     return run_walkthrough(context_from(args), Path(args.out), thread_id=args.thread,
@@ -354,6 +379,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "train": run_train,
     "pretrain": run_pretrain,
     "web": run_web,
+    "serve": run_serve,
 }
 
 

@@ -21,7 +21,7 @@ from langgraph.types import Command
 
 from vitron.graphs import Context, build_graph, user_message
 from vitron.graphs.approval import pending_approvals
-from vitron.graphs.persistence import sqlite_checkpointer
+from vitron.graphs.persistence import checkpointer_from, checkpointer_spec
 from vitron.tools.schemas import check_region
 from vitron.tools.workspace import EXTENSIONS, MediaInfo
 
@@ -63,12 +63,16 @@ class Session:
         context: Context,
         thread_id: str | None = None,
         tools: Sequence[Any] | None = None,
+        checkpointer: str | None = None,
     ) -> None:
+        """``checkpointer``: a ``postgresql://`` URL or a SQLite path (default:
+        ``VITRON_CHECKPOINTER``, else SQLite in the workspace)."""
         self.context = context
         self.thread_id = thread_id or uuid.uuid4().hex[:12]
         self.config = {"configurable": {"thread_id": self.thread_id}}
         self.workspace = context.services().workspace.for_thread(self.thread_id)
-        self.graph = build_graph(model, tools, checkpointer=sqlite_checkpointer(context.workspace))
+        saver = checkpointer_from(checkpointer_spec(context.workspace, checkpointer))
+        self.graph = build_graph(model, tools, checkpointer=saver)
         self._pending: list[MediaInfo] = []
         self.stream_tokens = False
         """When set, ``on_event`` also receives ``{"event": "token", "text"}`` as the planner writes."""
@@ -118,9 +122,12 @@ class Session:
         """
         media, self._pending = self._pending, []
         regions, self._regions = self._regions, []
+        sketches = [r["mask"] for r in regions if r.get("mask")]
         inputs = {
             "messages": [user_message(text, media=media, regions=regions)],
-            "media": {m.handle: m.to_state() for m in media},
+            # a region's sketch mask is the conversation's media too (as `vitron eval` sends it)
+            "media": {m.handle: m.to_state() for m in media}
+            | {h: self.workspace.describe(h).to_state() for h in sketches},
         }
         turn = self._run(inputs, on_event)
         return self._decide_all(turn, on_event, decide)

@@ -1,10 +1,11 @@
-"""``vitron demo``: a multi-turn session on a real photo, offline, written to a folder.
+"""``vitron demo --scripted``: a multi-turn session on a real photo, offline, written to a folder.
 
 This is a WALK-THROUGH: the tool calls are fixed by the script below, not planned by a model (so
 ``--planner`` does not apply), and the banner says what the profile's models are: with ``tiny``
 they have random weights, so masks and boxes show the plumbing, not quality.
-It exercises the real graph, tools, workspace and SQLite persistence end to end. Once the ``nano``
-profile ships a trained planner, the demo runs that planner instead.
+It exercises the real graph, tools, workspace and SQLite persistence end to end, including the
+tools the shapes world does not reach (editing, image-to-video). ``vitron demo`` without
+``--scripted`` runs the planned demo (:mod:`vitron.apps.demo`).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
 from vitron.evals.sample import Sample
 from vitron.graphs import Context, build_graph, user_message
@@ -101,7 +101,14 @@ def run_sample(graph: Any, sample: Sample, context: Context, *,
         outcome.error = f"{type(exc).__name__}: {exc}"
         state = {"messages": []}
     outcome.latency = time.perf_counter() - start
-    for message in state.get("messages", []):
+    read_turn(outcome, state.get("messages", []))
+    return outcome
+
+
+def read_turn(outcome: Outcome, messages: Sequence[BaseMessage]) -> Outcome:
+    """Fill ``outcome``'s calls, results, answer and error from one turn's messages (the graph's
+    final state, or the messages a :class:`~vitron.apps.session.Session` turn added)."""
+    for message in messages:
         if isinstance(message, AIMessage):
             outcome.calls += [
                 {"name": c["name"], "args": dict(c["args"])} for c in message.tool_calls
@@ -112,9 +119,7 @@ def run_sample(graph: Any, sample: Sample, context: Context, *,
             artifact = message.artifact if isinstance(message.artifact, dict) else {}
             outcome.results.append({"name": message.name or "", "status": message.status,
                                     "content": message.text, "artifact": artifact})  # fmt: skip
-    replies = [
-        m for m in state.get("messages", []) if isinstance(m, AIMessage) and not m.tool_calls
-    ]
+    replies = [m for m in messages if isinstance(m, AIMessage) and not m.tool_calls]
     outcome.answer = replies[-1].text if replies else ""
     stop = replies[-1].response_metadata.get("stop_reason") if replies else None
     if stop == "planner_error":  # the graph kept going, but the turn failed

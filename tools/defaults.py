@@ -1,4 +1,6 @@
 """Defaults shared by the run settings and the tool services (kept import-light on purpose)."""
 
-DEFAULT_PROFILE = "tiny"
+DEFAULT_PROFILE = "nano"
+"""The profile of `vitron chat`, `run`, `demo` and Studio unless VITRON_PROFILE or --profile says
+otherwise: trained here on the shapes world (tools/profiles/nano/README.md). Tests use `tiny`."""
 DEFAULT_WORKSPACE = "~/.cache/vitron/workspace"

@@ -37,11 +37,12 @@ def common(tmp_path) -> list[str]:
     ]
 
 
-def test_demo_is_labelled_and_writes_its_outputs(tmp_path):
-    """The README's main command, as a user runs it: a new process, offline."""
+def test_scripted_demo_is_labelled_and_writes_its_outputs(tmp_path):
+    """The old walk-through, kept behind --scripted: a new process, offline, and labelled."""
     out = tmp_path / "demo"
     result = subprocess.run(
-        [sys.executable, "-m", "vitron.apps.cli", "demo", "--out", str(out), *common(tmp_path)],
+        [sys.executable, "-m", "vitron.apps.cli", "demo", "--scripted", "--out", str(out),
+         *common(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -138,7 +139,7 @@ def test_cli_errors_are_one_clear_line(tmp_path, argv, message, capsys):
 
 
 def test_demo_banner_describes_the_profile_actually_used(tmp_path):
-    from vitron.apps.demo import describe_models
+    from vitron.apps.walkthrough import describe_models
 
     assert "random weights" in describe_models("tiny")
     real = describe_models("vitron-7b")
@@ -152,7 +153,8 @@ def test_demo_banner_describes_the_profile_actually_used(tmp_path):
     assert "real checkpoints (clip)" in text and "random weights (sam)" in text
 
 
-def test_demo_rejects_planner_instead_of_ignoring_it(tmp_path, capsys):
-    assert main(["demo", "--planner", f"{PLANNERS}:answer_only", *common(tmp_path)]) == 2
+def test_scripted_demo_rejects_planner_instead_of_ignoring_it(tmp_path, capsys):
+    argv = ["demo", "--scripted", "--planner", f"{PLANNERS}:answer_only", *common(tmp_path)]
+    assert main(argv) == 2
     assert "--planner does not apply" in capsys.readouterr().err
     assert not (tmp_path / "ws").exists()

@@ -1,0 +1,272 @@
+"""``vitron demo``: a multi-turn session planned by the profile's Vitron LLM on shapes-world media.
+
+Nothing is scripted: each request goes to :class:`~vitron.apps.session.Session` with the product's
+planner (``ChatVitron`` of the profile; ``--planner`` swaps it), which decides the tool calls. The
+requests are the shapes world's own: the first sample of each demo task in the ``test`` split as
+``vitron eval --suite shapes`` orders it (seed 0 unless ``--seed``), so the wording, the media and
+the expected answers are the world's, not written for the demo. Beside each answer the demo prints
+what the world expected and the score ``vitron eval`` gives that sample (mask IoU, box IoU, J&F,
+R@1, right or wrong): one sample per task shows behaviour, the eval table measures quality.
+
+The media go into the session exactly as ``vitron eval`` sends them (:func:`store_media`; a
+region's sketch through :meth:`Session.add_region`), and the turn's messages are read back and
+scored by the eval's own code (:func:`read_turn`, :func:`vitron.evals.scoring.score`). Every turn's
+inputs and outputs (masks, overlays, boxes, videos) are written under ``--out``, with
+``transcript.md`` and ``demo.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+    from vitron.evals.harness import Outcome
+    from vitron.evals.sample import Sample
+    from vitron.graphs import Context
+
+DEMO_TASKS = ("vqa", "referring_segmentation", "grounding", "region_caption", "tracking",
+              "retrieval")  # fmt: skip
+"""The demo's turns, in order: a question, a mask, a box, a sketched region, a video, a set."""
+SPLIT = "test"
+
+BANNER = """\
+=== Vitron demo (offline): planned by {planner}, no script ===
+{profile}
+Requests: the shapes world's {split} split (seed {seed}), the first sample of each task as
+`vitron eval --suite shapes` orders them; beside each answer, what the world expected and the
+score the eval gives that one sample. Quality over many samples: `vitron eval --profile {name}
+--suite shapes` (tools/profiles/nano/README.md has the table).
+"""
+
+
+def demo_samples(seed: int = 0, split: str = SPLIT) -> list[Sample]:
+    """One sample per :data:`DEMO_TASKS` task: the first of that task in ``split``'s stream of
+    :data:`~vitron.evals.shapes.dataset.EVAL_TASKS` (the samples ``vitron eval`` scores)."""
+    from vitron.evals.shapes.dataset import EVAL_TASKS, make_sample
+
+    found: dict[str, Sample] = {}
+    index = 0
+    while len(found) < len(DEMO_TASKS):
+        task = EVAL_TASKS[index % len(EVAL_TASKS)]
+        if task in DEMO_TASKS and task not in found:
+            found[task] = make_sample(split, index, seed=seed, tasks=EVAL_TASKS)
+        index += 1
+    return [found[task] for task in DEMO_TASKS]
+
+
+def describe_profile(profile_name: str) -> str:
+    """What the banner says about the profile: its description, which components it trained or
+    loads, and which still have random weights (``checkpoint = "tiny"``)."""
+    from vitron.tools.profiles import load_profile
+
+    profile = load_profile(profile_name)
+    specs = [profile.component(name) for name in profile.components]
+    random = sorted(spec.name for spec in specs if spec.is_tiny)
+    real = sorted(spec.name for spec in specs if not spec.is_tiny)
+    lines = [f"Profile {profile.name!r}: {profile.description}".rstrip(": ")]
+    if real:
+        lines.append(f"Weights from checkpoints: {', '.join(real)}.")
+    if random:
+        lines.append(f"Still random weights (outputs show plumbing, not quality): "
+                     f"{', '.join(random)}.")  # fmt: skip
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------- one turn
+
+
+@dataclass
+class DemoTurn:
+    """What one request led to, as printed and written."""
+
+    task: str
+    sample_id: str
+    request: str
+    calls: list[dict[str, Any]]
+    answer: str
+    error: str | None
+    expected: str
+    measured: str
+    scores: dict[str, Any]
+    seconds: float
+    files: list[str] = field(default_factory=list)
+
+
+def expected_text(sample: Sample) -> str:
+    """The world's expected outcome of ``sample``, in a few words."""
+    gold, calls = sample.gold, ", ".join(_call_text(c.name, c.matched_args()) for c in sample.calls)
+    task = sample.task
+    if task == "vqa":
+        return f"{gold['answer']!r} (one of {len(gold['options'])} options)"
+    if task == "region_caption":
+        return f"{gold['name']!r}"
+    if task == "referring_segmentation":
+        return f"{calls} -> the mask of {gold['expression']!r}"
+    if task == "grounding":
+        box = "[" + ", ".join(f"{v:.2f}" for v in gold["box"]) + "]"
+        return f"{calls} -> a box around {gold['expression']!r} at {box}"
+    if task == "tracking":
+        return f"{calls} -> masks of {gold['expression']!r} in every frame"
+    if task == "retrieval":
+        return f"{calls} -> image {gold['target'] + 1} of {len(sample.media)} first"
+    return sample.answer
+
+
+def measured_text(task: str, outcome: Outcome, scores: dict[str, Any]) -> str:
+    """The eval's score of this one outcome, in words (``vitron.evals.scoring.score``'s values)."""
+    from vitron.evals import metrics
+    from vitron.evals.scoring import predicted_box
+
+    parts = []
+    if "module" in scores:
+        parts.append(f"module {'right' if scores['module'] else 'wrong'}, "
+                     f"arguments {'right' if scores.get('arguments') else 'wrong'}")  # fmt: skip
+    if task in ("vqa", "region_caption"):
+        parts.append(f"answer {'correct' if scores['hit'] else 'wrong'} "
+                     f"(chance {scores['chance']:.2f})")  # fmt: skip
+    elif task == "referring_segmentation":
+        parts.append(f"mask IoU {scores['iou']:.2f}")
+    elif task == "grounding":
+        iou = metrics.box_iou(predicted_box(outcome), outcome.sample.gold["box"])
+        parts.append(f"box IoU {iou:.2f} ({'hit' if scores['box_hit'] else 'miss'} at 0.5)")
+    elif task == "tracking":
+        parts.append(f"J&F {scores['J&F']:.2f} (empty masks score {scores['floor']:.2f})")
+    elif task == "retrieval":
+        parts.append(f"R@1 {scores['r1']:.0f} (chance {scores['chance']:.2f})")
+    if outcome.error:
+        parts.append(f"turn failed: {outcome.error[:120]}")
+    return "; ".join(parts)
+
+
+def attachments(sample: Sample) -> str:
+    """``[attached: 1 image, a sketched region]``: what goes with the request."""
+    kinds = [m.kind for m in sample.media]
+    parts = [f"{kinds.count(k)} {k}{'s' if kinds.count(k) > 1 else ''}"
+             for k in dict.fromkeys(kinds)]  # fmt: skip
+    parts += ["a sketched region"] * len(sample.regions)
+    return f"[attached: {', '.join(parts)}]"
+
+
+def _call_text(name: str, args: dict[str, Any]) -> str:
+    shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in args.items())
+    return f"{name}({shown})"
+
+
+def decline_edits(request: dict) -> dict:
+    """The demo has no person to ask: a call that needs approval (an edit) is declined, and the
+    planner is told why (none of the demo's requests asks for one)."""
+    print(f"  ? {request['question']} — declined: the demo does not edit or generate videos")
+    return {"action": "reject", "reason": "this demo does not run edits or video generation"}
+
+
+def run_turn(session: Any, sample: Sample, out: Path, number: int,
+             on_event: Callable[[dict], None] | None = None) -> DemoTurn:  # fmt: skip
+    """Send ``sample``'s request (its media attached, its sketch as a region) in ``session``,
+    score what the planner and tools did, and write the turn's files to ``out/NN-task/``."""
+    from vitron.evals.harness import Outcome, read_turn, store_media
+    from vitron.evals.scoring import score
+
+    infos, regions = store_media(session.workspace, sample)
+    for info in infos:
+        session.attach_stored(info)
+    for region in regions:
+        session.add_region(region["box"], media=region["media"], mask=region["mask"])
+    start = time.perf_counter()
+    turn = session.send(sample.instruction, on_event=on_event, decide=decline_edits)
+    seconds = time.perf_counter() - start
+    outcome = Outcome(sample=sample, workspace=session.workspace, media=[i.handle for i in infos],
+                      regions=[r["mask"] for r in regions], latency=seconds)  # fmt: skip
+    read_turn(outcome, turn.messages)
+    scores = score(outcome)
+    inputs = [i.handle for i in infos] + [r["mask"] for r in regions if r["mask"]]
+    folder = out / f"{number:02d}-{sample.task}"
+    written = session.export(list(dict.fromkeys(inputs + turn.created)), folder)
+    return DemoTurn(
+        task=sample.task, sample_id=sample.id, request=sample.instruction, calls=outcome.calls,
+        answer=outcome.answer, error=outcome.error, expected=expected_text(sample),
+        measured=measured_text(sample.task, outcome, scores), seconds=round(seconds, 2),
+        scores={k: v for k, v in scores.items() if isinstance(v, int | float | None)},
+        files=[str(p.relative_to(out)) for p in written],
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------- the session
+
+
+def run_demo(
+    context: Context,
+    out: Path,
+    *,
+    planner: BaseChatModel | None = None,
+    seed: int = 0,
+    thread_id: str | None = None,
+    progress: bool = True,
+    samples: Sequence[Sample] | None = None,
+) -> int:
+    """Run the planned demo session, print it, and write its files, ``transcript.md`` and
+    ``demo.json`` to ``out``. ``planner``: default the profile's ``ChatVitron`` (as
+    ``vitron eval`` runs it: greedy, 64 new tokens per step)."""
+    from vitron.apps.progress import TerminalRenderer
+    from vitron.apps.session import Session
+
+    if planner is None:
+        from vitron.agent.chat_model import ChatVitron
+
+        planner = ChatVitron(max_new_tokens=64, seed=seed)
+    samples = list(samples if samples is not None else demo_samples(seed))
+    planner_name = type(planner).__name__
+    banner = BANNER.format(
+        planner=f"the {context.profile!r} profile's Vitron LLM ({planner_name})"
+        if planner_name == "ChatVitron" else f"{planner_name} (--planner)",
+        profile=describe_profile(context.profile), split=SPLIT, seed=seed, name=context.profile,
+    )  # fmt: skip
+    print(banner)
+    out.mkdir(parents=True, exist_ok=True)
+    session = Session(planner, context, thread_id=thread_id)
+    renderer = TerminalRenderer(bars=progress)
+    turns: list[DemoTurn] = []
+    for number, sample in enumerate(samples, start=1):
+        print(f"you> {sample.instruction} {attachments(sample)}")
+        try:
+            turn = run_turn(session, sample, out, number, on_event=renderer)
+        finally:
+            renderer.close()
+        turns.append(turn)
+        print(f"  expected: {turn.expected}")
+        print(f"  measured: {turn.measured}  ({turn.seconds:.1f} s)")
+        for path in turn.files:
+            print(f"  wrote {out / path}")
+        print()
+    write_record(out, banner, session.thread_id, context.profile, planner_name, seed, turns)
+    print(f"Transcript and files in {out}/. Continue this conversation with:\n"
+          f"  vitron chat --profile {context.profile} --workspace {context.workspace} "
+          f"--thread {session.thread_id}")  # fmt: skip
+    return 0
+
+
+def write_record(out: Path, banner: str, thread: str, profile: str, planner: str, seed: int,
+                 turns: Sequence[DemoTurn]) -> None:  # fmt: skip
+    """``transcript.md`` (for a person) and ``demo.json`` (for a program) under ``out``."""
+    from dataclasses import asdict
+
+    lines = [f"# Vitron demo, thread {thread}\n", banner]
+    for number, turn in enumerate(turns, start=1):
+        lines += [f"\n## {number}. {turn.task} ({turn.sample_id})\n", f"**you:** {turn.request}\n"]
+        lines += [f"- call: `{_call_text(c['name'], c['args'])}`" for c in turn.calls]
+        lines += [f"- **vitron:** {turn.answer or '(no answer)'}"]
+        if turn.error:
+            lines += [f"- error: {turn.error}"]
+        lines += [f"- expected: {turn.expected}", f"- measured: {turn.measured}",
+                  f"- seconds: {turn.seconds}"]  # fmt: skip
+        lines += [f"- file: `{path}`" for path in turn.files]
+    (out / "transcript.md").write_text("\n".join(lines) + "\n")
+    record = {"thread": thread, "profile": profile, "planner": planner, "split": SPLIT,
+              "seed": seed, "turns": [asdict(t) for t in turns]}  # fmt: skip
+    (out / "demo.json").write_text(json.dumps(record, indent=2, default=str) + "\n")

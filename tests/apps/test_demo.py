@@ -1,0 +1,76 @@
+"""``vitron demo``: planned by the committed nano profile's Vitron LLM (no script), every turn run
+and written; ``nano`` is the commands' default profile. Answers are not judged here: ``vitron
+eval`` measures quality."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vitron.apps.cli import build_parser, main
+from vitron.apps.demo import DEMO_TASKS, demo_samples, describe_profile
+
+
+def test_planned_demo_runs_every_turn_with_the_nano_planner(tmp_path, capsys):
+    out = tmp_path / "demo"
+    argv = ["demo", "--out", str(out), "--workspace", str(tmp_path / "ws"), "--device", "cpu",
+            "--no-progress"]  # fmt: skip
+    assert main(argv) == 0  # no --profile: the default, nano
+    printed = capsys.readouterr().out
+    assert "planned by the 'nano' profile's Vitron LLM (ChatVitron), no script" in printed
+    assert "FIXED BY A SCRIPT" not in printed
+    record = json.loads((out / "demo.json").read_text())
+    assert record["planner"] == "ChatVitron" and record["profile"] == "nano"
+    assert [t["task"] for t in record["turns"]] == list(DEMO_TASKS)
+    samples = demo_samples()
+    for number, (turn, sample) in enumerate(zip(record["turns"], samples, strict=True), start=1):
+        assert turn["request"] == sample.instruction and f"you> {sample.instruction}" in printed
+        assert turn["error"] is None, turn  # the planner ran; whether it was right is the eval's
+        assert turn["calls"] or turn["answer"], turn
+        assert turn["expected"] and turn["measured"] and f"expected: {turn['expected']}" in printed
+        folder = out / f"{number:02d}-{turn['task']}"
+        inputs = len(sample.media) + len(sample.regions)  # the request's media and sketch
+        assert len(turn["files"]) >= inputs
+        assert all(
+            (out / path).is_file() and (out / path).parent == folder for path in turn["files"]
+        )
+    tools = {c["name"] for t in record["turns"] for c in t["calls"]}
+    assert tools, "the planner called no tool in six requests"
+    transcript = (out / "transcript.md").read_text()
+    assert transcript.count("**you:**") == len(DEMO_TASKS) and "measured:" in transcript
+    assert f"--thread {record['thread']}" in printed
+
+
+def test_demo_samples_are_the_worlds_own_test_samples():
+    samples = demo_samples()
+    assert [s.task for s in samples] == list(DEMO_TASKS)
+    assert all(s.split == "test" and s.id.startswith("shapes-test-0-") for s in samples)
+    region = samples[DEMO_TASKS.index("region_caption")]
+    assert len(region.regions) == 1 and region.regions[0].mask is not None
+    assert [s.instruction for s in demo_samples()] == [s.instruction for s in samples]
+
+
+def test_demo_banner_names_the_trained_and_the_random_parts():
+    text = describe_profile("nano")
+    trained, random = text.split("Still random weights")
+    assert "vitron_llm" in trained and "sam" in trained and "clip" in trained
+    assert "sam2_video" in random and "vitron_llm" not in random
+    assert "Weights from checkpoints" not in describe_profile("tiny")
+
+
+@pytest.mark.parametrize("command", [["chat"], ["run", "hi"], ["demo"]])
+def test_nano_is_the_default_profile_and_vitron_profile_overrides_it(command, monkeypatch):
+    monkeypatch.delenv("VITRON_PROFILE", raising=False)
+    assert build_parser().parse_args(command).profile == "nano"
+    monkeypatch.setenv("VITRON_PROFILE", "tiny")
+    assert build_parser().parse_args(command).profile == "tiny"
+
+
+def test_studio_graph_runs_default_to_nano(monkeypatch):
+    from vitron.graphs import Context
+
+    monkeypatch.delenv("VITRON_PROFILE", raising=False)
+    assert Context().profile == "nano"
+    monkeypatch.setenv("VITRON_PROFILE", "tiny")
+    assert Context().profile == "tiny"
