@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import os
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -67,9 +68,21 @@ def _pool_size() -> int:
     return int(os.environ.get(POOL_SIZE_ENV, "16"))
 
 
+_savers: dict[str, PostgresSaver] = {}
+_savers_lock = threading.Lock()
+
+
 def postgres_checkpointer(url: str, max_connections: int | None = None) -> PostgresSaver:
     """A checkpointer on the database at ``url`` over a connection pool (safe across threads),
-    with its tables created or migrated; the pool closes when the process exits."""
+    with its tables created or migrated; one per URL per process (sessions share its pool), the
+    pool closed when the process exits."""
+    with _savers_lock:
+        if url not in _savers:
+            _savers[url] = _open(url, max_connections)
+        return _savers[url]
+
+
+def _open(url: str, max_connections: int | None) -> PostgresSaver:
     if not is_postgres(url):
         raise ValueError(f"not a PostgreSQL URL: {describe(url)!r} (write postgresql://…)")
     try:  # one plain connection first: a wrong URL fails at once with the server's reason
