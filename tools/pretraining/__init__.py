@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 BACKENDS: dict[str, str] = {
     "sam": "vitron.tools.pretraining.sam",
     "clip": "vitron.tools.pretraining.clip",
+    "grounding_dino": "vitron.tools.pretraining.grounding_dino",
 }
 """Backend name -> the module whose ``make_pretrainer(seed)`` builds its trainer."""
 

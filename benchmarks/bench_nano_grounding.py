@@ -1,0 +1,71 @@
+"""Grounding and text-located referring segmentation of a profile, end to end through the graph,
+with the planner taken out: a scripted planner makes each sample's ground-truth call (``ground``
+with the expression, or ``segment_image`` with it and no region), so the numbers are the
+backends' (Grounding DINO, and SAM behind it), measured by ``vitron eval``'s own harness and
+scoring on the shapes world's ``test`` split.
+
+    python benchmarks/bench_nano_grounding.py [--profile nano] [--count 100] [--seed 0]
+
+A benchmark, not a test: it prints the eval table rows (JSON) and asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+
+import torch
+
+
+def gold_planner(sample):  # noqa: ANN001, ANN201
+    """A scripted planner that makes ``sample``'s ground-truth calls, then gives its answer."""
+    from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+
+    from vitron.apps.scripted import ScriptedChatModel, tool_call
+    from vitron.evals.sample import resolve
+    from vitron.tools.handles import find_handles
+
+    def step(k: int):  # noqa: ANN202
+        def call(messages):  # noqa: ANN001, ANN202
+            human = [m for m in messages if isinstance(m, HumanMessage)][-1]
+            media = list(dict.fromkeys(find_handles(human.text)))
+            results = [m.artifact for m in messages if isinstance(m, ToolMessage)]
+            target = sample.calls[k]
+            return tool_call(target.name, **resolve(target.args, media, results, []))
+
+        return call
+
+    steps = [step(k) for k in range(len(sample.calls))]
+    return ScriptedChatModel(steps=[*steps, AIMessage(content=sample.answer or "Done.")])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="nano")
+    parser.add_argument("--count", type=int, default=100, help="samples per task")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    from vitron.evals.runner import EvalSettings, evaluate
+    from vitron.evals.shapes.dataset import generate
+
+    tasks = ["grounding", "referring_segmentation"]
+    samples = list(generate("test", 2 * args.count, seed=args.seed, tasks=tasks))
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as workspace:
+        settings = EvalSettings(profile=args.profile, workspace=workspace, device="cpu",
+                                seed=args.seed, progress=False)  # fmt: skip
+        report = evaluate(settings, samples, planner=gold_planner)
+    rows = report["runs"][0]["tasks"]
+    keep = ("n", "execution", "module", "arguments", "Acc@0.5", "cIoU", "gIoU", "latency")
+    print(json.dumps({
+        "profile": args.profile, "split": "test", "seed": args.seed,
+        "planner": "gold calls (scripted)", "seconds": round(time.perf_counter() - started, 1),
+        "tasks": {t: {k: row.get(k) for k in keep if k in row} for t, row in rows.items()},
+    }, indent=2))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
