@@ -12,10 +12,16 @@ BIN     = $(VENV)/bin
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 LATEST ?= .venv-latest
 
-.PHONY: demo test test-fast lint setup lock test-latest clean
+.PHONY: demo nano test test-fast lint setup lock test-latest clean
 
 demo: $(VENV)/.installed
 	$(BIN)/vitron demo
+
+# Every trained part of the nano profile from nothing (backends, then the planner), seed 0, into
+# ./vitron-nano (resumable; NANO_OUT=tools/profiles/nano replaces the committed profile).
+NANO_OUT ?= vitron-nano
+nano: $(VENV)/.installed
+	$(BIN)/vitron train --profile nano --seed 0 --out $(NANO_OUT)
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest
@@ -51,4 +57,4 @@ test-latest:
 	$(LATEST)/bin/python -m pytest -p no:cacheprovider
 
 clean:
-	rm -rf $(VENV) $(LATEST) vitron-demo vitron-outputs .pytest_cache
+	rm -rf $(VENV) $(LATEST) vitron-demo vitron-outputs vitron-nano .pytest_cache

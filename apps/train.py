@@ -14,6 +14,8 @@ import argparse
 import sys
 from typing import Any
 
+from vitron.apps.nano_build import DEFAULT_OUT as DEFAULT_BUILD
+
 STAGES_HELP = (
     "base: every LLM weight, for a backbone trained from nothing (the nano profile's; not needed "
     "for a pretrained LLM); "
@@ -28,16 +30,38 @@ def add_train_command(commands: Any) -> None:
     """Register ``train`` on the CLI's sub-command parser."""
     train = commands.add_parser(
         "train",
-        help="train one stage (base, align, invoke, ground) from a config file",
+        help="train one stage (base, align, invoke, ground) from a config file, or with "
+        "--profile nano every trained part of the nano profile from nothing",
         description="Train one stage of Vitron's recipe. " + STAGES_HELP + ". A finished run "
-        "writes a profile directory in output_dir; load it with --profile OUTPUT_DIR.",
+        "writes a profile directory in output_dir; load it with --profile OUTPUT_DIR. "
+        "`vitron train --profile nano [--out DIR] [--seed 0] [--quick]` instead trains every "
+        "trained part of the nano profile (the backends by `vitron pretrain`, then the planner's "
+        "stages) into DIR, writes DIR/nano.toml and DIR/build.json (each part's wall time and "
+        "final metrics); run it again to resume.",
+    )
+    train.add_argument(
+        "--profile",
+        choices=("nano",),
+        help="train this whole profile from nothing instead of one stage",
+    )
+    train.add_argument(
+        "--out",
+        help=f"with --profile: the folder to build in (default: ./{DEFAULT_BUILD}; the committed "
+        "profile is replaced only when this names tools/profiles/nano)",
+    )
+    train.add_argument(
+        "--quick",
+        action="store_true",
+        help="with --profile: a few steps per part (checks the pipeline; not a usable profile)",
     )
     train.add_argument(
         "--stage",
         choices=("base", "align", "invoke", "ground"),
         help="the stage (overrides the config's)",
     )
-    train.add_argument("--config", required=True, help="the run's config (.toml or .json)")
+    train.add_argument(
+        "--config", help="the run's config (.toml or .json); needed without --profile"
+    )
     train.add_argument("--output-dir", help="where checkpoints, metrics and the profile go")
     train.add_argument(
         "--resume",
@@ -62,6 +86,12 @@ def add_train_command(commands: Any) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    if args.profile:
+        return run_profile_build(args)
+    if args.config is None:
+        raise ValueError("vitron train needs --config (one stage) or --profile nano (every part)")
+    if args.out or args.quick:
+        raise ValueError("--out and --quick go with --profile; one stage writes to --output-dir")
     from vitron.agent.training.config import TrainConfig
 
     overrides = {
@@ -86,4 +116,21 @@ def run_train(args: argparse.Namespace) -> int:
     print(f"trained {result.steps} steps{loss}; {result.skipped} samples skipped")
     if result.profile is not None:
         print(f"profile: {result.profile.parent} (use --profile {result.profile.parent})")
+    return 0
+
+
+def run_profile_build(args: argparse.Namespace) -> int:
+    """``vitron train --profile nano``: see :mod:`vitron.apps.nano_build`."""
+    given = [flag for flag, value in (("--config", args.config), ("--stage", args.stage),
+             ("--output-dir", args.output_dir), ("--resume", args.resume),
+             ("--max-steps", args.max_steps)) if value]  # fmt: skip
+    if given:
+        raise ValueError(f"{', '.join(given)} configure one stage; --profile trains every part "
+                         "with its own settings (see --help)")  # fmt: skip
+    import torch
+
+    from vitron.apps.nano_build import build
+
+    torch.set_num_threads(1)  # the nano parts are too small to gain from more threads
+    build(args.out or DEFAULT_BUILD, seed=args.seed or 0, quick=args.quick)
     return 0

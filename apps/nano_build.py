@@ -1,0 +1,271 @@
+"""``vitron train --profile nano``: every trained part of the ``nano`` profile, from nothing, in one
+command.
+
+In order, each skipped when ``DIR/build.json`` says an earlier run of the same command finished
+it (and resumed, through its own checkpoints, when one was interrupted):
+
+1. the backends, each by ``vitron pretrain BACKEND --seed S --out DIR/BACKEND``: ``sam``, ``clip``
+   and ``grounding_dino`` where :data:`vitron.tools.pretraining.BACKENDS` has it;
+2. the planner: :func:`vitron.agent.training.nano.train_nano` (stages base -> align -> invoke ->
+   ground) on the CLIP just trained, aligning ``[SEG]`` through the SAM just trained, under
+   ``DIR/runs/planner`` (``./vitron-nano-runs`` when DIR is the committed profile's folder), then
+   :func:`~vitron.agent.training.nano.publish` into ``DIR`` (``vitron_llm/`` and ``sam_signal/``).
+
+``DIR/nano.toml`` loads the result (``--profile DIR/nano.toml``): the committed ``nano.toml``'s
+settings with each trained part's checkpoint pointing into ``DIR``; parts not trained here stay the
+``tiny`` profile's random ones, as in the committed profile. ``DIR/build.json`` records each part's
+command, wall time and final metrics. ``--quick`` shrinks every step count (a check of the
+orchestration in well under a minute, not a usable profile).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_OUT = "vitron-nano"
+BACKEND_ORDER = ("sam", "clip", "grounding_dino")
+"""Backends the planner's profile uses, in training order (those in ``BACKENDS`` are trained)."""
+PLANNER_PARTS = ("sam_signal", "vitron_llm")
+BUILD_FILE = "build.json"
+PROFILE_FILE = "nano.toml"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Step counts of one build: ``None`` is each part's own default."""
+
+    backend_steps: int | None = None
+    eval_count: int = 200
+    records: int = 960
+    planner_steps: dict[str, int] | None = None
+    corpus_samples: int | None = None
+    """Samples the planner's tokenizer learns its merges from (``None``: ``train_nano``'s own)."""
+
+
+FULL = Plan()
+QUICK = Plan(backend_steps=2, eval_count=2, records=12,
+             planner_steps={"base": 2, "align": 1, "invoke": 1, "ground": 1}, corpus_samples=12)  # fmt: skip
+
+
+def backends() -> list[str]:
+    """The backends this build trains: :data:`BACKEND_ORDER` filtered by what pre-training exists
+    for now (looked up when the command runs)."""
+    from vitron.tools.pretraining import BACKENDS
+
+    return [name for name in BACKEND_ORDER if name in BACKENDS]
+
+
+def shipped_profile() -> dict[str, Any]:
+    """The committed ``nano.toml`` as data (its components' settings are reused)."""
+    return tomllib.loads((resources.files("vitron.tools.profiles") / PROFILE_FILE).read_text())
+
+
+def is_shipped_folder(out: Path) -> bool:
+    """Whether ``out`` is the package's own ``tools/profiles/nano`` folder."""
+    return out.resolve() == Path(str(resources.files("vitron.tools.profiles"))).resolve() / "nano"
+
+
+# ------------------------------------------------------------------------------- the profile file
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to a profile")
+
+
+def profile_text(parts: list[str], description: str, folder: str = ".") -> str:
+    """A profile that ``extends = "tiny"`` with ``parts`` loaded from ``folder`` (default: beside
+    it, ``./<part>``), each with the committed ``nano.toml``'s settings for it (or ``tiny``'s
+    loader)."""
+    from vitron.tools.profiles import load_profile
+
+    shipped = shipped_profile().get("components", {})
+    tiny = load_profile("tiny")
+    lines = ["# Written by `vitron train --profile nano` (vitron.apps.nano_build); build.json beside",
+             "# it has each part's command, wall time and metrics.",
+             'name = "nano"', f"description = {_toml_value(description)}", 'extends = "tiny"']  # fmt: skip
+    for part in parts:
+        table = dict(shipped.get(part) or {"loader": tiny.component(part).loader})
+        table["checkpoint"] = f"{folder}/{part}"
+        lines += ["", f"[components.{part}]"]
+        lines += [f"{key} = {_toml_value(value)}" for key, value in table.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_profile(out: Path, parts: list[str], description: str) -> Path:
+    """``out/nano.toml`` loading ``parts`` from ``out``; returns its path."""
+    path = out / PROFILE_FILE
+    path.write_text(profile_text(parts, description))
+    return path
+
+
+# ------------------------------------------------------------------------------- the parts
+
+
+def pretrain(backend: str, out: Path, seed: int, plan: Plan) -> dict[str, Any]:
+    """``vitron pretrain BACKEND`` into ``out/BACKEND`` (resuming its checkpoint, if any); returns
+    its ``pretrain.json`` (command, steps, wall time, held-out metrics)."""
+    from vitron.tools.pretraining.command import main as pretrain_main
+    from vitron.tools.pretraining.loop import REPORT_NAME
+
+    folder = out / backend
+    argv = [backend, "--seed", str(seed), "--out", str(folder),
+            "--eval-count", str(plan.eval_count)]  # fmt: skip
+    if plan.backend_steps is not None:
+        argv += ["--steps", str(plan.backend_steps)]
+    pretrain_main(argv)
+    return json.loads((folder / REPORT_NAME).read_text())
+
+
+def train_planner(out: Path, runs: Path, seed: int, plan: Plan, profile: Path) -> dict[str, Any]:
+    """The nano Vitron LLM on ``out/clip``'s tower and ``profile``'s SAM, trained under
+    ``runs/planner`` (resuming what is there) and published into ``out``; returns the stages' wall
+    times and last logged numbers (``training.json``)."""
+    from vitron.agent.training.nano import publish, train_nano
+
+    run = runs / "planner"
+    if plan.corpus_samples is not None and not (run / "init" / "config.json").is_file():
+        _init_planner(run / "init", out / "clip", seed, plan.corpus_samples)
+    train_nano(run, seed=seed, records=plan.records, profile=str(profile),
+               steps=plan.planner_steps, clip=out / "clip")  # fmt: skip
+    return publish(run, out)
+
+
+def _init_planner(folder: Path, clip: Path, seed: int, corpus_samples: int) -> None:
+    """The untrained planner with a tokenizer learnt from ``corpus_samples`` samples (``--quick``:
+    the default 600 take half a minute to draw); ``train_nano`` then starts from it."""
+    from vitron.agent.build import save_vitron
+    from vitron.agent.training.nano import build_nano_vitron
+
+    model, processor = build_nano_vitron(clip, seed=seed, corpus_samples=corpus_samples)
+    save_vitron(model, processor, folder)
+
+
+# ------------------------------------------------------------------------------- the build
+
+
+def runs_folder(out: Path) -> Path:
+    """Where the planner's stage runs (checkpoints, data) go: ``out/runs``, but never inside the
+    package's own profile folder."""
+    return Path(f"{DEFAULT_OUT}-runs").resolve() if is_shipped_folder(out) else out / "runs"
+
+
+def load_record(out: Path, seed: int, quick: bool) -> dict[str, Any]:
+    """The build record of ``out`` so far (``build.json``: the parts already finished), or a new
+    one; a folder holding another seed's or mode's build is refused rather than mixed."""
+    path = out / BUILD_FILE
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {"seed": seed, "quick": quick, "parts": {}}
+    if record.get("seed") != seed or bool(record.get("quick")) != quick:
+        raise ValueError(
+            f"{out} holds a build with seed {record.get('seed')}"
+            + (" (--quick)" if record.get("quick") else "")
+            + "; give another --out, or delete it to start over"
+        )
+    return record
+
+
+def save_record(out: Path, record: dict[str, Any]) -> None:
+    """``build.json``, rewritten after each finished part (so a stopped build resumes after it)."""
+    record["seconds"] = round(sum(p["seconds"] for p in record["parts"].values()), 1)
+    (out / BUILD_FILE).write_text(json.dumps(record, indent=2) + "\n")
+
+
+def build(out: str | Path = DEFAULT_OUT, *, seed: int = 0, quick: bool = False,
+          log: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
+    """Train every part into ``out``, write ``nano.toml`` and ``build.json`` there; returns the
+    build record ``{"seed", "quick", "parts": {part: {"seconds", "metrics", ...}}, "profile"}``.
+    A part ``build.json`` lists as finished is skipped; an interrupted one resumes from its own
+    checkpoints."""
+    out = Path(out)
+    if is_shipped_folder(out) and quick:
+        raise ValueError("--quick would overwrite the committed nano profile with a useless one; "
+                         "give another --out")  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    plan, runs = QUICK if quick else FULL, runs_folder(out)
+    record = load_record(out, seed, quick)
+    trained = backends()
+    missing = [b for b in BACKEND_ORDER if b not in trained]
+    description = ("trained by `vitron train --profile nano` on the shapes world"
+                   + (" (--quick: a few steps each, not a usable profile)" if quick else "")
+                   + (f"; {', '.join(missing)} still tiny's random weights" if missing else ""))  # fmt: skip
+    for backend in trained:
+        command = f"vitron pretrain {backend} --seed {seed} --out {out / backend}"
+        if backend in record["parts"]:
+            log(f"== {backend}: {command} (finished before: skipped)")
+            continue
+        log(f"== {backend}: {command}")
+        report = pretrain(backend, out, seed, plan)
+        record["parts"][backend] = {
+            "command": report["command"], "steps": report["steps"],
+            "seconds": round(report["train_seconds"] + report["eval_seconds"], 1),
+            "metrics": report["metrics"],
+        }  # fmt: skip
+        save_record(out, record)
+    if "vitron_llm" in record["parts"]:
+        log("== planner: finished before: skipped")
+    else:  # trained against the backends above: its profile loads them from `out`
+        runs.mkdir(parents=True, exist_ok=True)
+        backends_toml = runs / "backends.toml"
+        backends_toml.write_text(profile_text(trained, description, folder=str(out.resolve())))
+        log(f"== planner: vitron.agent.training.nano.train_nano in {runs / 'planner'} on "
+            f"{out / 'clip'}, then publish into {out}")  # fmt: skip
+        start = time.monotonic()
+        summary = train_planner(out, runs, seed, plan, backends_toml)
+        stages = {k: round(v, 1) for k, v in summary.get("times_s", {}).items()}
+        record["parts"]["vitron_llm"] = {
+            "command": f"train_nano({runs / 'planner'}, seed={seed}, records={plan.records}, "
+                       f"steps={plan.planner_steps or 'default'}, clip={out / 'clip'}); publish",
+            "seconds": round(time.monotonic() - start, 1), "stage_seconds": stages,
+            "metrics": {stage: summary[stage]["last_logged"] for stage in summary
+                        if isinstance(summary[stage], dict) and "last_logged" in summary[stage]},
+        }  # fmt: skip
+    if is_shipped_folder(out):  # the committed nano.toml already loads this folder
+        record["profile"] = "nano"
+    else:
+        record["profile"] = str(write_profile(out, [*trained, *PLANNER_PARTS], description))
+    save_record(out, record)
+    log(report_table(record))
+    return record
+
+
+def report_table(record: dict[str, Any]) -> str:
+    """Each part's wall time and final metrics, one line each, and the total."""
+    lines = ["", "part            seconds  final metrics"]
+    for part, info in record["parts"].items():
+        metrics = ", ".join(f"{k} {v}" for k, v in _flat(info["metrics"]).items())
+        lines.append(f"{part:<15} {info['seconds']:>7.1f}  {metrics}")
+    lines.append(f"{'total':<15} {record['seconds']:>7.1f}")
+    lines.append(f"profile: {record['profile']} (use --profile {record['profile']})")
+    return "\n".join(lines)
+
+
+def _flat(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            flat |= _flat(value, f"{prefix}{key}.")
+        elif key in ("loss", "lm_loss") or not prefix:
+            flat[f"{prefix}{key}"] = round(value, 4) if isinstance(value, float) else value
+    return flat

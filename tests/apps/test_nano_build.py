@@ -1,0 +1,91 @@
+"""``vitron train --profile nano --quick``: the one command that trains every part of the nano
+profile, run end to end with a few steps per part; the profile it writes loads and answers a turn
+through the graph, and a second run skips what is finished."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from langchain_core.messages import AIMessage
+
+from vitron.apps.cli import main
+from vitron.apps.nano_build import PLANNER_PARTS, profile_text
+from vitron.tools.pretraining import BACKENDS
+
+
+def test_quick_build_writes_a_profile_that_answers_through_the_graph(tmp_path, capsys):
+    out = tmp_path / "nano"
+    assert main(["train", "--profile", "nano", "--out", str(out), "--seed", "0", "--quick"]) == 0
+    printed = capsys.readouterr().out
+    record = json.loads((out / "build.json").read_text())
+    backends = [b for b in ("sam", "clip", "grounding_dino") if b in BACKENDS]
+    assert list(record["parts"]) == [*backends, "vitron_llm"]
+    for part, info in record["parts"].items():
+        assert info["seconds"] > 0 and info["metrics"], part
+        assert f"\n{part} " in printed  # the table of wall times and metrics
+    assert set(record["parts"]["vitron_llm"]["metrics"]) == {"base", "align", "invoke", "ground"}
+    assert record["parts"]["sam"]["command"].startswith("vitron pretrain sam --seed 0 --out ")
+
+    from vitron.tools.profiles import load_profile
+
+    profile = load_profile(record["profile"])
+    for part in [*backends, *PLANNER_PARTS]:
+        assert profile.component(part).checkpoint == str((out / part).resolve()), part
+    assert profile.component("sam2_video").is_tiny  # not trained by this issue's command
+
+    from vitron.agent.chat_model import ChatVitron
+    from vitron.apps.session import Session
+    from vitron.evals.harness import store_media
+    from vitron.evals.shapes.dataset import make_sample
+    from vitron.graphs import Context
+
+    context = Context(profile=record["profile"], workspace=str(tmp_path / "ws"), device="cpu",
+                      step_limit=2)  # fmt: skip
+    session = Session(ChatVitron(max_new_tokens=12), context)
+    sample = make_sample("test", 0, tasks=["referring_segmentation"])
+    for info in store_media(session.workspace, sample)[0]:
+        session.attach_stored(info)
+    turn = session.send(sample.instruction)  # what it says is noise after a few steps
+    replies = [m for m in turn.messages if isinstance(m, AIMessage)]
+    assert replies and replies[-1].response_metadata.get("finish_reason") in ("stop", "length")
+    built = str((out / "vitron_llm").resolve())
+    assert all(m.response_metadata["model_name"] == built for m in replies)  # the built planner
+
+    weights = out / "vitron_llm" / "model.safetensors"
+    before = weights.stat().st_mtime_ns
+    assert main(["train", "--profile", "nano", "--out", str(out), "--quick"]) == 0
+    again = capsys.readouterr().out
+    assert again.count("finished before: skipped") == len(backends) + 1  # + the planner
+    assert weights.stat().st_mtime_ns == before  # the planner was not trained again
+    assert json.loads((out / "build.json").read_text())["parts"] == record["parts"]
+    assert main(["train", "--profile", "nano", "--out", str(out), "--seed", "1", "--quick"]) == 2
+    assert "holds a build with seed 0 (--quick)" in capsys.readouterr().err  # never mixed
+
+
+def test_profile_file_keeps_the_committed_settings_of_each_part():
+    text = profile_text(["sam", "vitron_llm"], "test build")
+    assert 'checkpoint = "./sam"' in text and 'checkpoint = "./vitron_llm"' in text
+    assert "constrained = true" in text and "points_per_side = 8" in text  # nano.toml's options
+    assert 'extends = "tiny"' in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train"], "needs --config (one stage) or --profile nano"),
+        (["train", "--profile", "nano", "--stage", "align"], "--stage configure one stage"),
+        (["train", "--config", "x.toml", "--quick"], "--out and --quick go with --profile"),
+    ],
+)
+def test_train_arguments_that_do_not_go_together_are_one_clear_error(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_quick_build_refuses_to_overwrite_the_committed_profile(capsys):
+    from importlib import resources
+
+    shipped = str(resources.files("vitron.tools.profiles") / "nano")
+    assert main(["train", "--profile", "nano", "--out", shipped, "--quick"]) == 2
+    assert "would overwrite the committed nano profile" in capsys.readouterr().err
