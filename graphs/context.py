@@ -61,7 +61,7 @@ class Context:
     profile: str = field(
         default_factory=lambda: _env("profile", DEFAULT_PROFILE),
         metadata={
-            "description": "model profile: tiny, nano, vitron-7b or a .toml path; default from VITRON_PROFILE"
+            "description": "model profile: nano, tiny, vitron-7b or a .toml path; default from VITRON_PROFILE, else nano"
         },
     )
     workspace: str = field(
