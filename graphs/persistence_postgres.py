@@ -64,6 +64,12 @@ def _wait_for_lock(connection: Any) -> None:
         time.sleep(0.2)
 
 
+async def _try_lock_async(connection: Any) -> bool:
+    cursor = await connection.execute(TRY_LOCK, (SETUP_LOCK,))
+    row = await cursor.fetchone()
+    return bool(row["ok"])
+
+
 def _pool_size() -> int:
     return int(os.environ.get(POOL_SIZE_ENV, "16"))
 
@@ -122,7 +128,7 @@ async def server_checkpointer() -> AsyncIterator[AsyncPostgresSaver]:
     ) as pool:
         async with pool.connection() as connection:
             deadline = time.monotonic() + SETUP_TIMEOUT
-            while not await (await connection.execute(TRY_LOCK, (SETUP_LOCK,))).fetchone()["ok"]:
+            while not await _try_lock_async(connection):
                 if time.monotonic() > deadline:
                     raise TimeoutError("another process held the checkpointer set-up lock too long")
                 await asyncio.sleep(0.2)

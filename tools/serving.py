@@ -17,6 +17,7 @@ error; the graph keeps running either way. ``ray`` is imported only when a serve
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 from dataclasses import asdict
@@ -63,18 +64,20 @@ def app_name(profile: Profile, backend: str) -> str:
 
 
 def deployment_options(profile: Profile, backend: Backend) -> dict[str, Any]:
-    """Ray Serve options of ``backend``'s deployment, from its served components' declarations:
-    replicas and CPUs the largest asked, GPUs and memory the sum (the components share a replica)."""
+    """Ray Serve options of ``backend``'s deployment, from its components' declarations: replicas
+    as its main component says; CPUs the largest asked; GPUs and memory the sum, since every
+    component the backend uses loads in each replica (a sum above one GPU rounds up to whole GPUs,
+    as Ray asks)."""
     specs = [profile.components[c] for c in backend.components if c in profile.components]
     declared = [s.resources for s in specs]
-    replicas = max([int(r.get("replicas", 1)) for r in declared] or [1])
+    replicas = int(declared[0].get("replicas", 1)) if declared else 1
     actor: dict[str, Any] = {
         "num_cpus": max([float(r.get("num_cpus", 1)) for r in declared] or [1])
     }
-    gpus = sum(float(r.get("num_gpus", 0)) for r in declared)
+    gpus = round(sum(float(r.get("num_gpus", 0)) for r in declared), 4)
     memory = sum(int(r.get("memory", 0)) for r in declared)
     if gpus:
-        actor["num_gpus"] = gpus
+        actor["num_gpus"] = math.ceil(gpus) if gpus > 1 else gpus
     if memory:
         actor["memory"] = memory
     return {"num_replicas": replicas, "ray_actor_options": actor, "max_ongoing_requests": 8}

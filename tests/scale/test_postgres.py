@@ -82,3 +82,43 @@ def test_an_unreachable_database_is_a_clear_error(tmp_path):
         from vitron.graphs.persistence_postgres import postgres_checkpointer
 
         postgres_checkpointer(f"postgresql://nobody:pw@127.0.0.1:{free_port()}/x")
+
+
+def test_the_cli_keeps_its_conversation_in_postgres(postgres_url, tmp_path):
+    command = [str(Path(sys.executable).with_name("vitron")), "run", "hello there", "--profile",
+               "tiny", "--device", "cpu", "--workspace", str(tmp_path / "ws"), "--thread",
+               "cli-thread", "--checkpointer", postgres_url, "--no-progress",
+               "--out", str(tmp_path / "out")]  # fmt: skip
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    saved = checkpointer_from(postgres_url).get_tuple({"configurable": {"thread_id": "cli-thread"}})
+    assert saved is not None
+    texts = [m.text for m in saved.checkpoint["channel_values"]["messages"]]
+    assert texts[0].startswith("hello there")
+    assert not (tmp_path / "ws" / "conversations.sqlite").exists()
+
+
+def test_the_agent_server_checkpointer_opens_sets_up_and_saves(postgres_url, monkeypatch):
+    """What ``deploy/langgraph.postgres.json`` names: an async context manager over a pool."""
+    import asyncio
+
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    from vitron.graphs.persistence_postgres import server_checkpointer
+
+    monkeypatch.setenv("VITRON_CHECKPOINTER", postgres_url)
+
+    async def roundtrip() -> tuple[str, str]:
+        async with server_checkpointer() as saver:
+            config = {"configurable": {"thread_id": "server-thread", "checkpoint_ns": ""}}
+            checkpoint = empty_checkpoint()
+            await saver.aput(config, checkpoint, {"source": "input", "step": -1}, {})
+            saved = await saver.aget_tuple(config)
+            return checkpoint["id"], saved.checkpoint["id"] if saved else ""
+
+    for _ in range(2):  # the second server start finds the tables set up already
+        written, read = asyncio.run(roundtrip())
+        assert written == read
+    monkeypatch.setenv("VITRON_CHECKPOINTER", "/not/a/url")
+    with pytest.raises(RuntimeError, match="postgresql:// URL"):
+        asyncio.run(roundtrip())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from langchain_core.messages import ToolMessage
@@ -182,3 +183,19 @@ def test_an_undeployed_served_backend_is_an_error_message(ray_serve, tmp_path):
     result = next(m for m in out["messages"] if isinstance(m, ToolMessage))
     assert result.status == "error" and "is not deployed" in result.content
     assert out["messages"][-1].content.startswith("segment_image failed")
+
+
+def test_the_gpu_plan_profile_serves_every_model_backend_within_four_gpus():
+    """deploy/vitron-7b-ray.toml (README "Scaling"): what `vitron serve` would ask Ray for."""
+    profile = load_profile(Path(__file__).resolve().parents[2] / "deploy" / "vitron-7b-ray.toml")
+    backends = registered_backends()
+    with_models = sorted(n for n, b in backends.items() if b.components)
+    assert sorted(serving.served_backends(profile, backends)) == with_models
+    total = 0.0
+    for name in with_models:
+        options = serving.deployment_options(profile, backends[name])
+        gpus = options["ray_actor_options"]["num_gpus"]
+        assert 0 < gpus <= 1 and options["ray_actor_options"]["memory"] > 0, (name, options)
+        total += gpus * options["num_replicas"]
+    assert total <= 4
+    assert serving.deployment_options(profile, backends["segment_image"])["num_replicas"] == 2
