@@ -11,8 +11,9 @@ R@1, right or wrong): one sample per task shows behaviour, the eval table measur
 The media go into the session exactly as ``vitron eval`` sends them (:func:`store_media`; a
 region's sketch through :meth:`Session.add_region`), and the turn's messages are read back and
 scored by the eval's own code (:func:`read_turn`, :func:`vitron.evals.scoring.score`). Every turn's
-inputs and outputs (masks, overlays, boxes, videos) are written under ``--out``, with
-``transcript.md`` and ``demo.json``.
+inputs and outputs (masks, overlays, boxes, videos), with ``expected.png`` showing the world's
+answer where it is a mask, a box or an image, are written under ``--out``, with ``transcript.md``
+and ``demo.json``.
 """
 
 from __future__ import annotations
@@ -119,6 +120,30 @@ def expected_text(sample: Sample) -> str:
     return sample.answer
 
 
+def write_expected(sample: Sample, folder: Path) -> list[Path]:
+    """The world's answer as a picture beside the tools' own overlays: ``expected.png`` (the
+    ground-truth mask or box over the image; for retrieval, the right image); none for answers in
+    words or videos."""
+    import numpy as np
+    from PIL import Image
+
+    from vitron.tools.overlay import box_overlay, mask_overlay
+
+    gold, task = sample.gold, sample.task
+    if task not in ("referring_segmentation", "grounding", "retrieval"):
+        return []
+    if task == "retrieval":
+        pixels = sample.media[gold["target"]].pixels
+    else:
+        image = Image.fromarray(sample.media[0].pixels)
+        pixels = (mask_overlay(image, [np.asarray(gold["mask"], dtype=bool)])
+                  if task == "referring_segmentation" else box_overlay(image, [gold["box"]], [""]))  # fmt: skip
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "expected.png"
+    Image.fromarray(pixels).save(path)
+    return [path]
+
+
 def measured_text(task: str, outcome: Outcome, scores: dict[str, Any]) -> str:
     """The eval's score of this one outcome, in words (``vitron.evals.scoring.score``'s values)."""
     from vitron.evals import metrics
@@ -188,6 +213,7 @@ def run_turn(session: Any, sample: Sample, out: Path, number: int,
     inputs = [i.handle for i in infos] + [r["mask"] for r in regions if r["mask"]]
     folder = out / f"{number:02d}-{sample.task}"
     written = session.export(list(dict.fromkeys(inputs + turn.created)), folder)
+    written += write_expected(sample, folder)
     return DemoTurn(
         task=sample.task, sample_id=sample.id, request=sample.instruction, calls=outcome.calls,
         answer=outcome.answer, error=outcome.error, expected=expected_text(sample),

@@ -35,6 +35,8 @@ def test_planned_demo_runs_every_turn_with_the_nano_planner(tmp_path, capsys):
         assert all(
             (out / path).is_file() and (out / path).parent == folder for path in turn["files"]
         )
+        pictured = turn["task"] in ("referring_segmentation", "grounding", "retrieval")
+        assert (folder / "expected.png").is_file() == pictured  # the world's answer, to compare
     tools = {c["name"] for t in record["turns"] for c in t["calls"]}
     assert tools, "the planner called no tool in six requests"
     transcript = (out / "transcript.md").read_text()
