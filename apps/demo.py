@@ -19,6 +19,7 @@ and ``demo.json``.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -212,6 +213,7 @@ def run_turn(session: Any, sample: Sample, out: Path, number: int,
     scores = score(outcome)
     inputs = [i.handle for i in infos] + [r["mask"] for r in regions if r["mask"]]
     folder = out / f"{number:02d}-{sample.task}"
+    shutil.rmtree(folder, ignore_errors=True)  # this turn's files from an earlier demo run
     written = session.export(list(dict.fromkeys(inputs + turn.created)), folder)
     written += write_expected(sample, folder)
     return DemoTurn(

@@ -14,6 +14,9 @@ from vitron.apps.demo import DEMO_TASKS, demo_samples, describe_profile
 
 def test_planned_demo_runs_every_turn_with_the_nano_planner(tmp_path, capsys):
     out = tmp_path / "demo"
+    stale = out / "01-vqa" / "07_mask_from-an-earlier-run.png"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"")
     argv = ["demo", "--out", str(out), "--workspace", str(tmp_path / "ws"), "--device", "cpu",
             "--no-progress"]  # fmt: skip
     assert main(argv) == 0  # no --profile: the default, nano
@@ -37,6 +40,7 @@ def test_planned_demo_runs_every_turn_with_the_nano_planner(tmp_path, capsys):
         )
         pictured = turn["task"] in ("referring_segmentation", "grounding", "retrieval")
         assert (folder / "expected.png").is_file() == pictured  # the world's answer, to compare
+    assert not stale.exists()  # a turn's folder holds this run's files only
     tools = {c["name"] for t in record["turns"] for c in t["calls"]}
     assert tools, "the planner called no tool in six requests"
     transcript = (out / "transcript.md").read_text()
