@@ -199,3 +199,16 @@ def test_the_gpu_plan_profile_serves_every_model_backend_within_four_gpus():
         total += gpus * options["num_replicas"]
     assert total <= 4
     assert serving.deployment_options(profile, backends["segment_image"])["num_replicas"] == 2
+
+
+def test_the_serve_config_file_deploys_the_plan_under_the_names_the_client_calls():
+    import re
+
+    root = Path(__file__).resolve().parents[2]
+    profile = load_profile(root / "deploy" / "vitron-7b-ray.toml")
+    text = (root / "deploy" / "ray-serve.yaml").read_text()
+    apps = re.findall(r"name: (\S+), route_prefix: null, import_path: \"vitron.tools.serve_ray:app\", "
+                      r"args: \{backend: (\w+), profile: \S+/deploy/vitron-7b-ray.toml\}", text)  # fmt: skip
+    served = serving.served_backends(profile, registered_backends())
+    assert sorted(backend for _, backend in apps) == sorted(served)
+    assert all(name == serving.app_name(profile, backend) for name, backend in apps)
