@@ -101,21 +101,30 @@ class DemoTurn:
     files: list[str] = field(default_factory=list)
 
 
-def expected_text(sample: Sample) -> str:
-    """The world's expected outcome of ``sample``, in a few words."""
-    gold, calls = sample.gold, ", ".join(_call_text(c.name, c.matched_args()) for c in sample.calls)
+def expected_text(sample: Sample, media: Sequence[str] = ()) -> str:
+    """The world's expected outcome of ``sample``, in a few words (its calls' ``<media:i>``
+    placeholders written as the ``media`` handles the session stored)."""
+    from vitron.evals.sample import resolve
+
+    def args(call: Any) -> dict[str, Any]:
+        try:
+            return resolve(call.matched_args(), list(media), [])
+        except (LookupError, IndexError):
+            return call.matched_args()
+
+    gold, calls = sample.gold, ", ".join(_call_text(c.name, args(c)) for c in sample.calls)
     task = sample.task
     if task == "vqa":
         return f"{gold['answer']!r} (one of {len(gold['options'])} options)"
     if task == "region_caption":
         return f"{gold['name']!r}"
     if task == "referring_segmentation":
-        return f"{calls} -> the mask of {gold['expression']!r}"
+        return f"{calls} -> its mask"
     if task == "grounding":
         box = "[" + ", ".join(f"{v:.2f}" for v in gold["box"]) + "]"
-        return f"{calls} -> a box around {gold['expression']!r} at {box}"
+        return f"{calls} -> a box at {box}"
     if task == "tracking":
-        return f"{calls} -> masks of {gold['expression']!r} in every frame"
+        return f"{calls} -> its mask in every frame"
     if task == "retrieval":
         return f"{calls} -> image {gold['target'] + 1} of {len(sample.media)} first"
     return sample.answer
@@ -218,7 +227,7 @@ def run_turn(session: Any, sample: Sample, out: Path, number: int,
     written += write_expected(sample, folder)
     return DemoTurn(
         task=sample.task, sample_id=sample.id, request=sample.instruction, calls=outcome.calls,
-        answer=outcome.answer, error=outcome.error, expected=expected_text(sample),
+        answer=outcome.answer, error=outcome.error, expected=expected_text(sample, outcome.media),
         measured=measured_text(sample.task, outcome, scores), seconds=round(seconds, 2),
         scores={k: v for k, v in scores.items() if isinstance(v, int | float | None)},
         files=[str(p.relative_to(out)) for p in written],
