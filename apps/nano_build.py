@@ -11,6 +11,8 @@ it (and resumed, through its own checkpoints, when one was interrupted):
    ``DIR/runs/planner`` (``./vitron-nano-runs`` when DIR is the committed profile's folder), then
    :func:`~vitron.agent.training.nano.publish` into ``DIR`` (``vitron_llm/`` and ``sam_signal/``).
 
+A full build uses the step counts the committed parts were trained with (their ``pretrain.json``
+and ``training.json``: :func:`committed_plan`), so it retraces the committed profile.
 ``DIR/nano.toml`` loads the result (``--profile DIR/nano.toml``): the committed ``nano.toml``'s
 settings with each trained part's checkpoint pointing into ``DIR``; parts not trained here stay the
 ``tiny`` profile's random ones, as in the committed profile. ``DIR/build.json`` records each part's
@@ -25,7 +27,7 @@ import logging
 import time
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -42,19 +44,42 @@ PROFILE_FILE = "nano.toml"
 
 @dataclass(frozen=True)
 class Plan:
-    """Step counts of one build: ``None`` is each part's own default."""
+    """Step counts of one build; a part missing from a dict gets its own default."""
 
-    backend_steps: int | None = None
+    backend_steps: dict[str, int] = field(default_factory=dict)
     eval_count: int = 200
     records: int = 960
-    planner_steps: dict[str, int] | None = None
+    planner_steps: dict[str, int] = field(default_factory=dict)
     corpus_samples: int | None = None
     """Samples the planner's tokenizer learns its merges from (``None``: ``train_nano``'s own)."""
 
 
-FULL = Plan()
-QUICK = Plan(backend_steps=2, eval_count=2, records=12,
+QUICK = Plan(backend_steps=dict.fromkeys(BACKEND_ORDER, 2), eval_count=2, records=12,
              planner_steps={"base": 2, "align": 1, "invoke": 1, "ground": 1}, corpus_samples=12)  # fmt: skip
+
+
+def committed_plan() -> Plan:
+    """The step counts the committed ``nano`` parts were trained with (each part's
+    ``pretrain.json``, the planner's ``training.json``), so a full build retraces the committed
+    profile; a part without a record gets its own default."""
+    folder = Path(str(resources.files("vitron.tools.profiles"))) / "nano"
+    backend_steps = {}
+    for backend in BACKEND_ORDER:
+        try:
+            report = json.loads((folder / backend / "pretrain.json").read_text())
+            backend_steps[backend] = int(report["planned_steps"])
+        except (OSError, ValueError, KeyError):
+            continue
+    planner_steps = {}
+    try:
+        training = json.loads((folder / "vitron_llm" / "training.json").read_text())
+    except (OSError, ValueError):
+        training = {}
+    for stage, info in training.items():
+        steps = info.get("config", {}).get("max_steps") if isinstance(info, dict) else None
+        if steps:
+            planner_steps[stage] = int(steps)
+    return Plan(backend_steps=backend_steps, planner_steps=planner_steps)
 
 
 def backends() -> list[str]:
@@ -130,8 +155,8 @@ def pretrain(backend: str, out: Path, seed: int, plan: Plan) -> dict[str, Any]:
     folder = out / backend
     argv = [backend, "--seed", str(seed), "--out", str(folder),
             "--eval-count", str(plan.eval_count)]  # fmt: skip
-    if plan.backend_steps is not None:
-        argv += ["--steps", str(plan.backend_steps)]
+    if backend in plan.backend_steps:
+        argv += ["--steps", str(plan.backend_steps[backend])]
     pretrain_main(argv)
     return json.loads((folder / REPORT_NAME).read_text())
 
@@ -203,7 +228,7 @@ def build(out: str | Path = DEFAULT_OUT, *, seed: int = 0, quick: bool = False,
         raise ValueError("--quick would overwrite the committed nano profile with a useless one; "
                          "give another --out")  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
-    plan, runs = QUICK if quick else FULL, runs_folder(out)
+    plan, runs = QUICK if quick else committed_plan(), runs_folder(out)
     record = load_record(out, seed, quick)
     trained = backends()
     missing = [b for b in BACKEND_ORDER if b not in trained]
@@ -211,7 +236,9 @@ def build(out: str | Path = DEFAULT_OUT, *, seed: int = 0, quick: bool = False,
                    + (" (--quick: a few steps each, not a usable profile)" if quick else "")
                    + (f"; {', '.join(missing)} still tiny's random weights" if missing else ""))  # fmt: skip
     for backend in trained:
-        command = f"vitron pretrain {backend} --seed {seed} --out {out / backend}"
+        command = f"vitron pretrain {backend} --seed {seed} --out {out / backend}" + (
+            f" --steps {plan.backend_steps[backend]}" if backend in plan.backend_steps else ""
+        )
         if backend in record["parts"]:
             log(f"== {backend}: {command} (finished before: skipped)")
             continue
@@ -236,7 +263,7 @@ def build(out: str | Path = DEFAULT_OUT, *, seed: int = 0, quick: bool = False,
         stages = {k: round(v, 1) for k, v in summary.get("times_s", {}).items()}
         record["parts"]["vitron_llm"] = {
             "command": f"train_nano({runs / 'planner'}, seed={seed}, records={plan.records}, "
-                       f"steps={plan.planner_steps or 'default'}, clip={out / 'clip'}); publish",
+                       f"steps={plan.planner_steps}, clip={out / 'clip'}); publish",
             "seconds": round(time.monotonic() - start, 1), "stage_seconds": stages,
             "metrics": {stage: summary[stage]["last_logged"] for stage in summary
                         if isinstance(summary[stage], dict) and "last_logged" in summary[stage]},

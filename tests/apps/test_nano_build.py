@@ -63,6 +63,20 @@ def test_quick_build_writes_a_profile_that_answers_through_the_graph(tmp_path, c
     assert "holds a build with seed 0 (--quick)" in capsys.readouterr().err  # never mixed
 
 
+def test_a_full_build_retraces_the_committed_parts_step_counts():
+    from importlib import resources
+
+    from vitron.apps.nano_build import committed_plan
+
+    folder = resources.files("vitron.tools.profiles") / "nano"
+    plan = committed_plan()
+    for backend in ("sam", "clip"):
+        report = json.loads((folder / backend / "pretrain.json").read_text())
+        assert plan.backend_steps[backend] == report["planned_steps"]
+    training = json.loads((folder / "vitron_llm" / "training.json").read_text())
+    assert plan.planner_steps["invoke"] == training["invoke"]["config"]["max_steps"]
+
+
 def test_profile_file_keeps_the_committed_settings_of_each_part():
     text = profile_text(["sam", "vitron_llm"], "test build")
     assert 'checkpoint = "./sam"' in text and 'checkpoint = "./vitron_llm"' in text
