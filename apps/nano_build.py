@@ -39,6 +39,9 @@ BACKEND_ORDER = ("sam", "clip", "grounding_dino")
 """Backends the planner's profile uses, in training order (those in ``BACKENDS`` are trained)."""
 PLANNER_PARTS = ("sam_signal", "vitron_llm")
 BUILD_FILE = "build.json"
+COMMITTED_RECORDS = 6000
+"""Training conversations of the committed planner's run (``training.json`` does not record it;
+its command in ``tools/profiles/nano/README.md`` does)."""
 PROFILE_FILE = "nano.toml"
 
 
@@ -79,7 +82,8 @@ def committed_plan() -> Plan:
         steps = info.get("config", {}).get("max_steps") if isinstance(info, dict) else None
         if steps:
             planner_steps[stage] = int(steps)
-    return Plan(backend_steps=backend_steps, planner_steps=planner_steps)
+    records = int(training.get("records") or COMMITTED_RECORDS)
+    return Plan(backend_steps=backend_steps, planner_steps=planner_steps, records=records)
 
 
 def backends() -> list[str]:
