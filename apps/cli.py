@@ -132,6 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=0, help="shapes-world seed of the requests (default: 0)"
     )
     demo.add_argument(
+        "--separate",
+        action="store_true",
+        help="each request in a conversation of its own, as `vitron eval` runs them (the planner "
+        "sees no earlier turns)",
+    )
+    demo.add_argument(
         "--scripted",
         action="store_true",
         help="instead, the old walk-through on a real photo whose tool calls are fixed by a script",
@@ -356,7 +362,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
         planner = planner_from_spec(args.planner) if args.planner else None
         return run_planned(context_from(args), Path(args.out), planner=planner, seed=args.seed,
-                           thread_id=args.thread, progress=not args.no_progress)  # fmt: skip
+                           thread_id=args.thread, progress=not args.no_progress,
+                           separate=args.separate)  # fmt: skip
     from vitron.apps.walkthrough import run_walkthrough
 
     if args.planner:

@@ -246,10 +246,13 @@ def run_demo(
     thread_id: str | None = None,
     progress: bool = True,
     samples: Sequence[Sample] | None = None,
+    separate: bool = False,
 ) -> int:
     """Run the planned demo session, print it, and write its files, ``transcript.md`` and
     ``demo.json`` to ``out``. ``planner``: default the profile's ``ChatVitron`` (as
-    ``vitron eval`` runs it: greedy, 64 new tokens per step)."""
+    ``vitron eval`` runs it: greedy, 64 new tokens per step). ``separate``: each request in a
+    conversation of its own, as ``vitron eval`` runs them (the planner then sees no earlier
+    turns)."""
     from vitron.apps.progress import TerminalRenderer
     from vitron.apps.session import Session
 
@@ -264,12 +267,20 @@ def run_demo(
         if planner_name == "ChatVitron" else f"{planner_name} (--planner)",
         profile=describe_profile(context.profile), split=SPLIT, seed=seed, name=context.profile,
     )  # fmt: skip
+    if separate:
+        banner += (
+            "Each request in a conversation of its own (--separate), as `vitron eval` runs them.\n"
+        )
     print(banner)
     out.mkdir(parents=True, exist_ok=True)
     session = Session(planner, context, thread_id=thread_id)
     renderer = TerminalRenderer(bars=progress)
     turns: list[DemoTurn] = []
+    threads = [session.thread_id]
     for number, sample in enumerate(samples, start=1):
+        if separate and number > 1:
+            session = Session(planner, context)
+            threads.append(session.thread_id)
         print(f"you> {sample.instruction} {attachments(sample)}")
         try:
             turn = run_turn(session, sample, out, number, on_event=renderer)
@@ -281,8 +292,9 @@ def run_demo(
         for path in turn.files:
             print(f"  wrote {out / path}")
         print()
-    write_record(out, banner, session.thread_id, context.profile, planner_name, seed, turns)
-    print(f"Transcript and files in {out}/. Continue this conversation with:\n"
+    write_record(out, banner, " ".join(threads), context.profile, planner_name, seed, turns)
+    print(f"Transcript and files in {out}/. Continue " + ("the last conversation" if separate
+          else "this conversation") + " with:\n"
           f"  vitron chat --profile {context.profile} --workspace {context.workspace} "
           f"--thread {session.thread_id}")  # fmt: skip
     return 0

@@ -80,3 +80,24 @@ def test_studio_graph_runs_default_to_nano(monkeypatch):
     assert Context().profile == "nano"
     monkeypatch.setenv("VITRON_PROFILE", "tiny")
     assert Context().profile == "tiny"
+
+
+@pytest.mark.parametrize("separate", [False, True])
+def test_demo_turns_share_one_conversation_unless_separate(tmp_path, separate, capsys):
+    from tests.apps.scripted_planners import answer_only
+    from vitron.apps.demo import run_demo
+    from vitron.apps.session import Session
+    from vitron.graphs import Context
+
+    context = Context(profile="tiny", workspace=str(tmp_path / "ws"), device="cpu")
+    samples = demo_samples()[:2]
+    assert run_demo(context, tmp_path / "out", planner=answer_only(), samples=samples,
+                    separate=separate, progress=False) == 0  # fmt: skip
+    assert "ScriptedChatModel (--planner)" in capsys.readouterr().out  # says who planned
+    threads = json.loads((tmp_path / "out" / "demo.json").read_text())["thread"].split()
+    assert len(threads) == (2 if separate else 1)
+    humans = [
+        [m for m in Session(answer_only(), context, thread_id=t).history() if m.type == "human"]
+        for t in threads
+    ]
+    assert [len(h) for h in humans] == ([1, 1] if separate else [2])
