@@ -49,7 +49,8 @@ def run_serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(f"vitron serve: {exc}", file=sys.stderr)
         return 2
-    ray.init(address=args.address, namespace="vitron")
+    if not ray.is_initialized():  # (a caller may have connected already)
+        ray.init(address=args.address, namespace="vitron")
     apps = deploy(args.profile, device=args.device, memory_budget=args.memory_budget,
                   backends=args.backend)  # fmt: skip
     if not apps:

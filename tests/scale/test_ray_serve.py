@@ -108,15 +108,17 @@ def replica_actor(app: str) -> str:
 
 
 @pytest.mark.heavy
-def test_a_session_keeps_answering_when_a_served_replica_dies(ray_serve, tmp_path):
+def test_a_session_keeps_answering_when_a_served_replica_dies(ray_serve, tmp_path, capsys):
     import ray
 
-    from vitron.tools.serve_ray import deploy
+    from vitron.apps.cli import main
 
     profile_path = tmp_path / "tiny-ray.toml"
     profile_path.write_text(SERVED_PROFILE)
-    apps = deploy(str(profile_path), device="cpu")
-    assert sorted(apps) == ["vitron-tiny-ray-ground", "vitron-tiny-ray-segment_image"]
+    assert main(["serve", "--profile", str(profile_path), "--device", "cpu"]) == 0  # vitron serve
+    deployed = capsys.readouterr().out.split()
+    assert sorted(deployed) == ["deployed", "deployed", "vitron-tiny-ray-ground",
+                                "vitron-tiny-ray-segment_image"]  # fmt: skip
 
     context = Context(profile=str(profile_path), workspace=str(tmp_path / "ws"), device="cpu",
                       approve_before=[])  # fmt: skip
