@@ -3,8 +3,7 @@ killed mid-session, and the client's error contract."""
 
 from __future__ import annotations
 
-import threading
-import time
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -108,7 +107,9 @@ def replica_actor(app: str) -> str:
 
 
 @pytest.mark.heavy
-def test_a_session_keeps_answering_when_a_served_replica_dies(ray_serve, tmp_path, capsys):
+def test_a_session_keeps_answering_when_a_served_replica_dies(
+    ray_serve, tmp_path, capsys, monkeypatch, caplog
+):
     import ray
 
     from vitron.apps.cli import main
@@ -157,13 +158,29 @@ def test_a_session_keeps_answering_when_a_served_replica_dies(ray_serve, tmp_pat
     assert third.name == "segment_image" and third.status == "success", third.content
     assert replica_actor("vitron-tiny-ray-segment_image") != killed
 
-    # kill the grounding replica while a turn is under way: retried once, the turn still answers
+    # kill the grounding replica once it has the call (the real handle, the real replica; only
+    # the moment is chosen): the call is retried once and the turn answers from the replacement
     victim = replica_actor("vitron-tiny-ray-ground")
-    killer = threading.Thread(target=lambda: (time.sleep(0.5), ray.kill(
-        ray.get_actor(victim, namespace="serve"), no_restart=True)))  # fmt: skip
-    killer.start()
-    fourth = turn("what is next to it now?")
-    killer.join()
+    real_handle = serving._handle
+
+    class KillAfterSend:
+        def __init__(self, handle: object) -> None:
+            self.handle = handle
+
+        def remote(self, request: dict) -> object:
+            response = self.handle.remote(request)
+            response._to_object_ref_sync()  # wait until a replica has the request
+            with contextlib.suppress(ValueError):  # already gone: the retry's call
+                ray.kill(ray.get_actor(victim, namespace="serve"), no_restart=True)
+            return response
+
+    monkeypatch.setattr(serving, "_handle", lambda app: KillAfterSend(real_handle(app)))
+    with caplog.at_level("WARNING", logger="vitron.tools.serving"):
+        fourth = turn("what is next to it now?")
+    monkeypatch.setattr(serving, "_handle", real_handle)
+    lost = [r.getMessage() for r in caplog.records if "replica lost" in r.getMessage()]
+    assert len(lost) == 1 and "(attempt 1)" in lost[0]  # died under the call, retried once
+    assert replica_actor("vitron-tiny-ray-ground") != victim
     result = tool_result(fourth)
     assert result.name == "ground" and result.status == "success", result.content
     assert fourth[-1].type == "ai" and fourth[-1].content.startswith("ground answered")
