@@ -34,6 +34,8 @@ def run_web(args: argparse.Namespace) -> int:
               f"?thread={args.thread} to resume that conversation", file=sys.stderr)  # fmt: skip
         return 2
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry or version checks
+    if args.checkpointer:  # every conversation of this server, and its list of them
+        os.environ["VITRON_CHECKPOINTER"] = args.checkpointer
     from vitron.apps.cli import context_from
     from vitron.apps.web.app import launch
     from vitron.apps.web.uploads import UploadLimits

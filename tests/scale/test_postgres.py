@@ -84,7 +84,7 @@ def test_an_unreachable_database_is_a_clear_error(tmp_path):
         postgres_checkpointer(f"postgresql://nobody:pw@127.0.0.1:{free_port()}/x")
 
 
-def test_the_cli_keeps_its_conversation_in_postgres(postgres_url, tmp_path):
+def test_the_cli_keeps_its_conversation_in_postgres(postgres_url, tmp_path, monkeypatch):
     command = [str(Path(sys.executable).with_name("vitron")), "run", "hello there", "--profile",
                "tiny", "--device", "cpu", "--workspace", str(tmp_path / "ws"), "--thread",
                "cli-thread", "--checkpointer", postgres_url, "--no-progress",
@@ -96,6 +96,13 @@ def test_the_cli_keeps_its_conversation_in_postgres(postgres_url, tmp_path):
     texts = [m.text for m in saved.checkpoint["channel_values"]["messages"]]
     assert texts[0].startswith("hello there")
     assert not (tmp_path / "ws" / "conversations.sqlite").exists()
+    # the web UI lists the conversations of the database the environment names
+    from vitron.apps.web.threads import list_threads
+
+    monkeypatch.setenv("VITRON_CHECKPOINTER", postgres_url)
+    assert "cli-thread" in list_threads(tmp_path / "ws")
+    monkeypatch.delenv("VITRON_CHECKPOINTER")
+    assert list_threads(tmp_path / "ws") == []
 
 
 def test_the_agent_server_checkpointer_opens_sets_up_and_saves(postgres_url, monkeypatch):
