@@ -129,3 +129,15 @@ def test_the_agent_server_checkpointer_opens_sets_up_and_saves(postgres_url, mon
     monkeypatch.setenv("VITRON_CHECKPOINTER", "/not/a/url")
     with pytest.raises(RuntimeError, match="postgresql:// URL"):
         asyncio.run(roundtrip())
+
+
+def test_the_dev_server_config_names_the_postgres_checkpointer_and_the_graph():
+    """deploy/langgraph.postgres.json, as `langgraph dev --config` reads it (the benchmark runs it)."""
+    import importlib
+
+    from langgraph_cli.config import validate_config_file
+
+    config = validate_config_file(ROOT / "deploy" / "langgraph.postgres.json")
+    module, _, name = config["checkpointer"]["path"].rpartition(".")  # the server's module form
+    assert getattr(importlib.import_module(module), name).__name__ == "server_checkpointer"
+    assert config["graphs"] == {"vitron": "vitron.graphs.studio:graph"}
