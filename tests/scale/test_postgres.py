@@ -84,6 +84,7 @@ def test_an_unreachable_database_is_a_clear_error(tmp_path):
         postgres_checkpointer(f"postgresql://nobody:pw@127.0.0.1:{free_port()}/x")
 
 
+@pytest.mark.heavy
 def test_the_cli_keeps_its_conversation_in_postgres(postgres_url, tmp_path, monkeypatch):
     command = [str(Path(sys.executable).with_name("vitron")), "run", "hello there", "--profile",
                "tiny", "--device", "cpu", "--workspace", str(tmp_path / "ws"), "--thread",
