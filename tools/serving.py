@@ -222,7 +222,8 @@ class RayBackendClient:
                     f"{self.backend} did not answer within {self.timeout:g} s on Ray Serve "
                     f"({TIMEOUT_ENV}); its replicas may be busy or still loading"
                 ) from exc
-            except rex.RayError as exc:  # e.g. the replica's code raised outside the backend
+            except Exception as exc:  # Ray's and Serve's other errors (back-pressure, a replica
+                # that raised outside the backend): the call fails, the session goes on
                 raise ToolException(
                     f"{self.backend} failed on Ray Serve: {type(exc).__name__}: {exc}"
                 ) from exc
