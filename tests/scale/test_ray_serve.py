@@ -14,7 +14,7 @@ from tests.scale.planner import HandlePlanner
 from tests.scale.threads_script import photo_for
 from vitron.graphs import Context, build_graph, user_message
 from vitron.tools import serving
-from vitron.tools.backend import registered_backends
+from vitron.tools.backend import build_tools, registered_backends
 from vitron.tools.profiles import load_profile
 
 SERVED_PROFILE = """
@@ -150,6 +150,13 @@ def test_a_session_keeps_answering_when_a_served_replica_dies(
     assert f"nearest to {mask}" in second.content
     # the models ran in the replicas, not here
     assert not {"sam", "grounding_dino"} & set(context.services().models.loaded())
+    # a backend's error in a replica is an error ToolMessage here, in the local wording
+    ground = next(t for t in build_tools(context.services()) if t.name == "ground")
+    missing = "img_" + "ab" * 8
+    failed = ground.invoke({"type": "tool_call", "id": "c1", "name": "ground",
+                            "args": {"image": missing, "instruction": "object"}},
+                           config)  # fmt: skip
+    assert failed.status == "error" and f"{missing} is not in this conversation" in failed.content
 
     # kill the segmentation replica between turns: the next call waits for its replacement
     killed = replica_actor("vitron-tiny-ray-segment_image")
