@@ -175,6 +175,11 @@ def measured_text(task: str, outcome: Outcome, scores: dict[str, Any]) -> str:
         parts.append(f"J&F {scores['J&F']:.2f} (empty masks score {scores['floor']:.2f})")
     elif task == "retrieval":
         parts.append(f"R@1 {scores['r1']:.0f} (chance {scores['chance']:.2f})")
+        ranked = len(((outcome.last_result("retrieve") or {}).get("artifact") or {})
+                     .get("ranking") or [])  # fmt: skip
+        if ranked > len(outcome.media):  # without a media list, retrieve ranks the whole thread
+            parts.append(f"it ranked {ranked} media: this request's {len(outcome.media)} and "
+                         "the conversation's earlier ones")  # fmt: skip
     if outcome.error:
         parts.append(f"turn failed: {outcome.error[:120]}")
     return "; ".join(parts)

@@ -101,3 +101,19 @@ def test_demo_turns_share_one_conversation_unless_separate(tmp_path, separate, c
         for t in threads
     ]
     assert [len(h) for h in humans] == ([1, 1] if separate else [2])
+
+
+def test_retrieval_score_says_when_earlier_media_were_ranked_too():
+    from vitron.apps.demo import measured_text
+    from vitron.evals.harness import Outcome
+
+    sample = demo_samples()[DEMO_TASKS.index("retrieval")]
+    media = [f"img_{i:016x}" for i in range(len(sample.media))]
+    outcome = Outcome(sample=sample, media=media)
+    ranking = [{"handle": h} for h in [*media, "img_00000000000000aa"]]
+    outcome.results.append({"name": "retrieve", "status": "success", "content": "",
+                            "artifact": {"ranking": ranking}})  # fmt: skip
+    text = measured_text("retrieval", outcome, {"r1": 0.0, "chance": 0.1})
+    assert f"ranked {len(media) + 1} media: this request's {len(media)}" in text
+    outcome.results[0]["artifact"]["ranking"] = ranking[:-1]
+    assert "ranked" not in measured_text("retrieval", outcome, {"r1": 1.0, "chance": 0.1})
