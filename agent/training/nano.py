@@ -111,7 +111,9 @@ STAGE_ORDER = ("base", "align", "invoke", "ground")
 DEFAULT_STEPS = {"base": 1500, "align": 40, "invoke": 150, "ground": 60}
 
 
-def stage_configs(run: Path, *, seed: int, profile: str, steps: dict[str, int]) -> dict[str, dict]:
+def stage_configs(
+    run: Path, *, seed: int, profile: str, steps: dict[str, int], overrides: dict | None = None
+) -> dict[str, dict]:
     """The four stages' ``vitron train`` configs (as dicts) for a pipeline under ``run``, in
     order, each starting from the one before (``base`` from ``init/``).
 
@@ -119,7 +121,8 @@ def stage_configs(run: Path, *, seed: int, profile: str, steps: dict[str, int]) 
     pretrained backbone already has); then Vitron's three stages as the paper has them. Stages 2
     and 3 use LoRA at full rank (r = hidden size) on every linear layer, which at this size is as
     expressive as a full fine-tune while keeping the stages' exact trainable sets; stage 2 aligns
-    ``[SEG]`` through the profile's frozen SAM (``sam_signal``).
+    ``[SEG]`` through the profile's frozen SAM (``sam_signal``). ``overrides`` (e.g.
+    ``{"batch_size": 4}``) apply to every stage.
     """
     data = [{"format": "records", "root": str(run / "data"), "options": {"files": ["train.jsonl"]}}]
     lora = {"r": NANO_TEXT_CONFIG["hidden_size"], "alpha": NANO_TEXT_CONFIG["hidden_size"],
@@ -141,7 +144,7 @@ def stage_configs(run: Path, *, seed: int, profile: str, steps: dict[str, int]) 
         configs[stage] = common | own[stage] | {
             "stage": stage, "model": model, "profile": stage_profile,
             "output_dir": str(run / stage), "max_steps": steps[stage],
-        }  # fmt: skip
+        } | (overrides or {})  # fmt: skip
         model = str(run / stage)
         if stage == "invoke":  # stage 3 keeps the [SEG] projector stage 2 aligned
             stage_profile = str(run / stage / "profile.toml")
@@ -159,6 +162,7 @@ def _profile_path(profile: str, component: str) -> Path:
 
 def train_nano(run: str | Path, *, seed: int = 0, records: int = 960, profile: str = "nano",
                steps: dict[str, int] | None = None, clip: str | Path | None = None,
+               corpus_samples: int = 600, overrides: dict | None = None,
                ) -> dict[str, Any]:  # fmt: skip
     """Train the nano Vitron under ``run``: data, ``init/``, then ``base/``, ``align/``,
     ``invoke/``, ``ground/`` (each a ``vitron train`` run directory). Resumable: a finished step is skipped,
@@ -181,10 +185,12 @@ def train_nano(run: str | Path, *, seed: int = 0, records: int = 960, profile: s
     times["data"] = time.monotonic() - start
     if not (run / "init" / "config.json").is_file():
         start = time.monotonic()
-        model, processor = build_nano_vitron(clip or _profile_path(profile, "clip"), seed=seed)
+        model, processor = build_nano_vitron(clip or _profile_path(profile, "clip"), seed=seed,
+                                             corpus_samples=corpus_samples)  # fmt: skip
         save_vitron(model, processor, run / "init")
         times["init"] = time.monotonic() - start
-    for stage, data in stage_configs(run, seed=seed, profile=profile, steps=steps).items():
+    configs = stage_configs(run, seed=seed, profile=profile, steps=steps, overrides=overrides)
+    for stage, data in configs.items():
         if (Path(data["output_dir"]) / "profile.toml").is_file():
             continue
         start = time.monotonic()
