@@ -40,8 +40,8 @@ BACKEND_ORDER = ("sam", "clip", "grounding_dino")
 PLANNER_PARTS = ("sam_signal", "vitron_llm")
 BUILD_FILE = "build.json"
 COMMITTED_RECORDS = 6000
-"""Training conversations of the committed planner's run (``training.json`` does not record it;
-its command in ``tools/profiles/nano/README.md`` does)."""
+"""Training conversations of the committed planner's run, for a ``training.json`` written before
+:func:`~vitron.agent.training.nano.publish` recorded the count."""
 PROFILE_FILE = "nano.toml"
 
 

@@ -108,7 +108,10 @@ def build_nano_vitron(
 
 
 STAGE_ORDER = ("base", "align", "invoke", "ground")
-DEFAULT_STEPS = {"base": 1500, "align": 40, "invoke": 150, "ground": 60}
+DEFAULT_STEPS = {"base": 1800, "align": 40, "invoke": 150, "ground": 60}
+"""The committed planner's step counts (tools/profiles/nano/vitron_llm/training.json)."""
+DEFAULT_RECORDS = 6000
+"""Training conversations of the committed planner's run."""
 
 
 def stage_configs(
@@ -160,7 +163,7 @@ def _profile_path(profile: str, component: str) -> Path:
     return path if path.is_absolute() else Path(loaded.source).parent / path
 
 
-def train_nano(run: str | Path, *, seed: int = 0, records: int = 960, profile: str = "nano",
+def train_nano(run: str | Path, *, seed: int = 0, records: int = DEFAULT_RECORDS, profile: str = "nano",
                steps: dict[str, int] | None = None, clip: str | Path | None = None,
                corpus_samples: int = 600, overrides: dict | None = None,
                ) -> dict[str, Any]:  # fmt: skip
@@ -203,7 +206,8 @@ def train_nano(run: str | Path, *, seed: int = 0, records: int = 960, profile: s
 def publish(run: str | Path, profile_dir: str | Path) -> dict[str, Any]:
     """Copy a finished run's planner (``ground/llm``) and ``[SEG]`` projector
     (``invoke/projectors/sam_signal``) into ``profile_dir`` as ``vitron_llm/`` and
-    ``sam_signal/``, with ``training.json`` (configs, wall times, last logged losses)."""
+    ``sam_signal/``, with ``training.json`` (configs, wall times, last logged losses, and the number
+    of training conversations, which a rebuild needs to retrace the run)."""
     import json
     import shutil
 
@@ -216,6 +220,8 @@ def publish(run: str | Path, profile_dir: str | Path) -> dict[str, Any]:
         shutil.rmtree(profile_dir / name, ignore_errors=True)
         shutil.copytree(source, profile_dir / name)
     summary: dict[str, Any] = {"times_s": json.loads((run / "times.json").read_text())}
+    with (run / "data" / "train.jsonl").open() as records:
+        summary["records"] = sum(1 for line in records if line.strip())
     for stage in STAGE_ORDER:
         lines = (run / stage / "metrics.jsonl").read_text().splitlines()
         config = json.loads((run / stage / "train_config.json").read_text())
@@ -228,7 +234,7 @@ def publish(run: str | Path, profile_dir: str | Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m vitron.agent.training.nano RUN_DIR [--seed 0] [--records 960]``."""
+    """``python -m vitron.agent.training.nano RUN_DIR [--seed 0] [--records 6000]``."""
     import argparse
     import logging
 
@@ -237,12 +243,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Train the nano Vitron LLM (stages 1-3).")
     parser.add_argument("run", help="run directory (created; resumable)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--records", type=int, default=960)
+    parser.add_argument("--records", type=int, default=DEFAULT_RECORDS)
     parser.add_argument("--profile", default="nano", help="profile with the frozen CLIP and SAM")
     parser.add_argument("--clip", help="vision tower source (default: the profile's clip)")
     parser.add_argument("--publish", help="then copy the planner into this profile folder")
     parser.add_argument(
-        "--steps", default="", help="steps per stage, e.g. base=1500,align=40,invoke=150,ground=60"
+        "--steps", default="", help="steps per stage, e.g. base=1800,align=40,invoke=150,ground=60"
     )
     args = parser.parse_args(argv)
     steps = dict((k, int(v)) for k, v in (p.split("=") for p in args.steps.split(",") if p))
