@@ -20,6 +20,7 @@ BACKENDS: dict[str, str] = {
     "sam": "vitron.tools.pretraining.sam",
     "clip": "vitron.tools.pretraining.clip",
     "grounding_dino": "vitron.tools.pretraining.grounding_dino",
+    "sam2_video": "vitron.tools.pretraining.sam2_video",
 }
 """Backend name -> the module whose ``make_pretrainer(seed)`` builds its trainer."""
 

@@ -1,0 +1,325 @@
+"""A nano SAM 2 video tracker (transformers ``Sam2VideoModel``) trained on shapes-world clips.
+
+The model is :func:`build_nano_sam2_video`: SAM 2's architecture at 64 px (a Hiera backbone with a
+stride-2 patch embedding, so the FPN levels are 32 x 32, 16 x 16 and 8 x 8 and the mask decoder
+works on an 8 x 8 embedding with 32 x 32 low-resolution masks); prompt encoder, mask decoder and
+memory attention are :data:`HIDDEN` wide, memories 64. Every size-dependent field agrees with the
+64 px input. It is saved with ``save_pretrained`` (model and ``Sam2VideoProcessor``), the folder the
+``sam2_video`` loader reads through ``from_pretrained``.
+
+Training step (SAM 2's video training, on B clips at once): each clip is ``FRAMES`` frames of a
+shapes-world video (objects move in straight lines, pass over one another and leave the frame); the
+target is given on frame 0 by a box, made as ``track_video`` makes it (normalised box times the
+side), each edge moved by up to a tenth of the box's side, since the tool's boxes usually come
+from Grounding DINO.
+Frames then run in order through the model's own memory path — the same ``Sam2VideoModel`` methods
+its inference calls frame by frame (``_run_single_frame_inference``: memory attention over earlier
+frames' memories and object pointers, then the mask decoder; ``_encode_new_memory`` for each frame's
+memory), on an inference session whose per-frame features hold the B clips in the batch dimension
+(one forward hook turns memory attention's output batch-first: transformers' reshape of it assumes
+one clip).
+Gradients flow through the memories into earlier frames, as in SAM 2. Loss per frame: 20 x focal +
+dice on the mask where the object shows, MSE of the IoU head against the mask's actual IoU, and BCE
+of the object-score head (the object leaves the frame in many clips; a negative score empties the
+mask at inference).
+
+Multimask outputs are off (``multimask_output_in_sam=False``, no stability fallback): a box or a
+click gives one mask, the same branch in training and inference.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import (
+    Sam2HieraDetConfig,
+    Sam2VideoConfig,
+    Sam2VideoModel,
+    Sam2VideoProcessor,
+    Sam2VideoVideoProcessor,
+    Sam2VisionConfig,
+)
+
+try:
+    from transformers import Sam2ImageProcessor
+except ImportError:  # transformers < 5.2x names only the fast processor
+    from transformers import Sam2ImageProcessorFast as Sam2ImageProcessor
+
+from vitron.evals.metrics import j_and_f
+from vitron.evals.shapes.dataset import make_sample
+from vitron.evals.shapes.video import render_video, sample_video
+from vitron.tools.geometry import mask_box, region_to_pixels
+from vitron.tools.models.sam2_video import Sam2VideoEngine, VideoPrompt
+from vitron.tools.pretraining.data import ScenePool, pool_size
+from vitron.tools.pretraining.loop import step_rng
+
+SIZE = 64
+FRAMES = 8
+"""Frames per training clip (SAM 2 trains on 8-frame clips; the shapes videos have 8–16)."""
+HIDDEN = 128
+"""Width of the prompt encoder, mask decoder and memory attention (a prompt token's width). Memories
+are 64 wide (transformers fixes the memory cross-attention's input at 64), and the object-pointer
+path of transformers' ``Sam2VideoModel`` only works when memories are narrower than this, so 64
+is not possible here."""
+
+
+def nano_config(**overrides: Any) -> Sam2VideoConfig:
+    """SAM 2 at 64 px, :data:`HIDDEN` wide; ``overrides`` go to ``Sam2VideoConfig``."""
+    backbone = Sam2HieraDetConfig(
+        hidden_size=16, blocks_per_stage=[1, 1, 2, 1], embed_dim_per_stage=[16, 32, 64, 128],
+        num_attention_heads_per_stage=[1, 1, 2, 2], global_attention_blocks=[3],
+        window_size_per_stage=[8, 4, 8, 4], window_positional_embedding_background_size=[4, 4],
+        patch_stride=[2, 2], image_size=[SIZE, SIZE],
+    )  # fmt: skip
+    vision = Sam2VisionConfig(
+        backbone_config=backbone, backbone_channel_list=[128, 64, 32, 16],
+        backbone_feature_sizes=[[32, 32], [16, 16], [8, 8]], fpn_hidden_size=HIDDEN,
+    )  # fmt: skip
+    settings: dict[str, Any] = dict(
+        vision_config=vision, image_size=SIZE,
+        prompt_encoder_config={"image_size": SIZE, "patch_size": 8, "hidden_size": HIDDEN},
+        mask_decoder_config={"hidden_size": HIDDEN, "mlp_dim": 256, "num_attention_heads": 4,
+                             "iou_head_hidden_dim": 64, "dynamic_multimask_via_stability": False},
+        multimask_output_in_sam=False, multimask_output_for_tracking=False,
+        memory_attention_hidden_size=HIDDEN, memory_attention_num_layers=2,
+        memory_attention_num_attention_heads=1, memory_attention_feed_forward_hidden_size=256,
+        memory_attention_dropout=0.0, memory_attention_rope_dropout=0.0,
+        memory_attention_rope_feat_sizes=[8, 8],
+        memory_encoder_hidden_size=HIDDEN, memory_encoder_output_channels=64,
+        mask_downsampler_embed_dim=HIDDEN, memory_fuser_embed_dim=HIDDEN,
+        memory_fuser_intermediate_dim=256,
+    )  # fmt: skip
+    settings.update(overrides)
+    return Sam2VideoConfig(**settings)
+
+
+def nano_processor() -> Sam2VideoProcessor:
+    size = {"height": SIZE, "width": SIZE}
+    return Sam2VideoProcessor(
+        image_processor=Sam2ImageProcessor(size=size),
+        video_processor=Sam2VideoVideoProcessor(size=size),
+        target_size=SIZE,
+    )
+
+
+def build_nano_sam2_video(
+    seed: int = 0, **overrides: Any
+) -> tuple[Sam2VideoModel, Sam2VideoProcessor]:
+    """The nano model (random weights from ``seed``) and its processor."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Sam2VideoModel(nano_config(**overrides))
+    return model, nano_processor()
+
+
+# ------------------------------------------------------------------------------- data
+
+
+class Clip:
+    """A training clip: ``frames`` T x S x S x 3 uint8, the target's ``masks`` T x S x S bool."""
+
+    def __init__(self, frames: np.ndarray, masks: np.ndarray) -> None:
+        self.frames, self.masks = frames, masks
+
+
+def training_clip(rng: np.random.Generator) -> Clip:
+    """A ``FRAMES``-frame shapes video (training combinations only) and one target visible on
+    frame 0, as the tracking task picks them."""
+    while True:
+        video = sample_video(rng, frames=(FRAMES, FRAMES), size=SIZE)
+        rendered = render_video(video, SIZE)
+        visible = [i for i, m in enumerate(rendered.masks) if m[0].sum() >= 4]
+        if visible:
+            index = visible[int(rng.integers(len(visible)))]
+            return Clip(rendered.frames, rendered.masks[index])
+
+
+def jittered_box(mask: np.ndarray, rng: np.random.Generator, jitter: float) -> np.ndarray:
+    """The pixel box of ``mask`` as ``track_video`` makes it, each edge moved by up to
+    ``jitter`` of the box's side (a detector's box is rarely exact)."""
+    box = region_to_pixels(mask_box(mask) or [0, 0, 1, 1], mask.shape[1], mask.shape[0])
+    w, h = box[2] - box[0], box[3] - box[1]
+    noise = rng.uniform(-jitter, jitter, size=4) * np.array([w, h, w, h])
+    out = box + noise.astype(np.float32)
+    out[[0, 2]] = np.clip(out[[0, 2]], 0, mask.shape[1])
+    out[[1, 3]] = np.clip(out[[1, 3]], 0, mask.shape[0])
+    return out
+
+
+# ------------------------------------------------------------------------------- training
+
+
+class Sam2VideoPretrainer:
+    name = "sam2_video"
+    default_steps = 1500
+    learning_rate = 1e-3
+    batch_size = 8
+    box_jitter = 0.1
+
+    def __init__(self, seed: int, **overrides: Any) -> None:
+        self.seed = seed
+        self.model, self.processor = build_nano_sam2_video(seed, **overrides)
+        self.pool: ScenePool[Clip] | None = None
+        self._decoded: list[tuple[torch.Tensor, ...]] = []
+        self._collect = False
+        self.model.mask_decoder.register_forward_hook(self._keep_decoder_output)
+        self.model.memory_attention.register_forward_hook(_batch_first_memory_output)
+        mean = torch.tensor(self.processor.image_processor.image_mean, dtype=torch.float32)
+        std = torch.tensor(self.processor.image_processor.image_std, dtype=torch.float32)
+        self._mean, self._std = mean.view(1, 3, 1, 1) * 255, std.view(1, 3, 1, 1) * 255
+
+    def _keep_decoder_output(self, module, args, output) -> None:  # noqa: ANN001
+        """The decoder's raw outputs (before SAM 2 empties masks whose object score is negative):
+        the loss needs the mask logits whatever the score says."""
+        if self._collect:
+            self._decoded.append(output)
+
+    def start(self, step: int, total: int) -> None:
+        self.pool = ScenePool(training_clip, seed=self.seed, capacity=pool_size(self.batch_size, total, 2, largest=512),
+                              refresh=2, step=step)  # fmt: skip
+
+    def pixels(self, frames: np.ndarray) -> torch.Tensor:
+        """``N x S x S x 3`` uint8 frames as the processor's ``N x 3 x S x S`` normalised input."""
+        images = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
+        return (images - self._mean) / self._std
+
+    def loss(self, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        assert self.pool is not None, "call start() first"
+        rng = step_rng(self.seed, 1, step)
+        clips = self.pool.batch(rng, self.batch_size)
+        self.pool.advance()
+        boxes = np.stack([jittered_box(c.masks[0], rng, self.box_jitter) for c in clips])
+        gold = torch.from_numpy(np.stack([c.masks for c in clips]))  # B x T x S x S
+        outputs = self.track(np.stack([c.frames for c in clips]), boxes)
+        logits = torch.stack([o[0] for o in outputs], dim=1)  # B x T x S x S (upsampled)
+        ious = torch.stack([o[1] for o in outputs], dim=1)  # B x T
+        scores = torch.stack([o[2] for o in outputs], dim=1)  # B x T
+        target = gold.float()
+        present = target.flatten(2).any(-1).float()  # B x T
+        per_frame = 20 * _focal(logits, target) + _dice(logits, target)
+        mask_loss = (per_frame * present).sum() / present.sum().clamp(min=1)
+        with torch.no_grad():
+            hard = logits > 0
+            inter = (hard & gold).flatten(2).sum(-1).float()
+            union = (hard | gold).flatten(2).sum(-1).float()
+            actual = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+        iou_loss = ((ious - actual) ** 2 * present).sum() / present.sum().clamp(min=1)
+        score_loss = F.binary_cross_entropy_with_logits(scores, present)
+        shown = (scores > 0) == present.bool()
+        tracked = actual[:, 1:][present[:, 1:].bool()]
+        return mask_loss + iou_loss + score_loss, {
+            "iou_f0": float(actual[:, 0].mean()),
+            "iou_later": float(tracked.mean()) if len(tracked) else 0.0,
+            "presence": float(shown.float().mean()),
+        }
+
+    def track(self, frames: np.ndarray, boxes: np.ndarray) -> list[tuple[torch.Tensor, ...]]:
+        """Run ``B x T x S x S x 3`` clips through SAM 2's memory path, the box prompt on frame 0.
+
+        Returns per frame ``(mask logits B x S x S at the input size, IoU prediction B, object
+        score B)``, from the mask decoder before SAM 2 gates them by the object score."""
+        model = self.model
+        b, t = frames.shape[:2]
+        features = model.get_image_features(self.pixels(frames.reshape(b * t, *frames.shape[2:])))
+        feats = [f.reshape(f.shape[0], b, t, f.shape[-1]) for f in features.fpn_hidden_states]
+        pos = [p.reshape(p.shape[0], b, t, p.shape[-1]) for p in features.fpn_position_encoding]
+        session = self.processor.init_video_session(inference_device="cpu", dtype=torch.float32)
+        obj = session.obj_id_to_idx(1)
+        prompt = self.processor(input_boxes=[[list(map(float, box))] for box in boxes],
+                                original_sizes=[[SIZE, SIZE]] * b, return_tensors="pt")["input_boxes"]  # fmt: skip
+        point_inputs = {
+            "point_coords": prompt.reshape(b, 1, 2, 2),
+            "point_labels": torch.tensor([2, 3], dtype=torch.int32).repeat(b, 1, 1),
+        }
+        results = []
+        self._collect = True
+        for i in range(t):
+            current = [f[:, :, i] for f in feats]
+            session.cache.cache_vision_features(
+                i, {"vision_feats": current, "vision_pos_embeds": [p[:, :, i] for p in pos]}
+            )
+            self._decoded.clear()
+            out = model._run_single_frame_inference(
+                inference_session=session, frame_idx=i, obj_idx=obj, batch_size=1,
+                is_init_cond_frame=i == 0, point_inputs=point_inputs if i == 0 else None,
+                mask_inputs=None, reverse=False, streaming=True,
+            )  # fmt: skip
+            masks, iou_pred, _, score = self._decoded[-1]
+            session.store_output(obj, i, output_value=out, is_conditioning_frame=i == 0)
+            memory, memory_pos = model._encode_new_memory(
+                current_vision_feats=current[-1], pred_masks_high_res=out["high_res_masks"],
+                object_score_logits=score, is_mask_from_pts=i == 0,
+            )  # fmt: skip
+            stored = session.output_dict_per_obj[obj][
+                "cond_frame_outputs" if i == 0 else "non_cond_frame_outputs"
+            ][i]
+            stored["maskmem_features"], stored["maskmem_pos_enc"] = memory, memory_pos
+            up = F.interpolate(masks[:, 0, :1].float(), size=(SIZE, SIZE), mode="bilinear",
+                               align_corners=False)[:, 0]  # fmt: skip
+            results.append((up, iou_pred[:, 0, 0], score.reshape(b)))
+        self._collect = False
+        self._decoded.clear()
+        return results
+
+    # ---------------------------------------------------------------------------- evaluation
+
+    def evaluate(self, count: int) -> dict[str, float]:
+        """J&F through ``Sam2VideoEngine`` on held-out tracking clips, gold box on frame 0."""
+        return evaluate_engine(Sam2VideoEngine(self.model.eval(), self.processor), count)
+
+    def save(self, directory: Path) -> None:
+        directory = Path(directory)
+        self.model.save_pretrained(directory)
+        self.processor.save_pretrained(directory)
+
+
+def evaluate_engine(engine: Sam2VideoEngine, count: int, seed: int = 0) -> dict[str, float]:
+    """Mean J, F and J&F (first and last frames left out, as ``vitron eval`` scores tracking) of
+    ``engine`` on the shapes world's ``test`` tracking samples ``0..count-1``, each prompted with the
+    target's gold box on frame 0 (the box ``track_video`` gets from a region); ``empty_jf`` is the
+    same score for an empty mask (chance)."""
+    scores: dict[str, list[float]] = {"J": [], "F": [], "J&F": [], "empty_jf": []}
+    for i in range(count):
+        sample = make_sample("test", i, seed=seed, tasks=["tracking"])
+        frames = sample.media[0].pixels
+        gold = np.asarray(sample.gold["masks"], dtype=bool)
+        h, w = gold.shape[1:]
+        box = region_to_pixels(mask_box(gold[0]) or [0, 0, 1, 1], w, h).tolist()
+        pred = np.stack(list(engine.track(iter(frames), 0, VideoPrompt(box=box))))
+        result = j_and_f(pred, gold, drop_ends=sample.gold.get("drop_ends", True))
+        for key in ("J", "F", "J&F"):
+            scores[key].append(result[key])
+        scores["empty_jf"].append(j_and_f(np.zeros_like(gold), gold)["J&F"])
+    return {k: float(np.mean(v)) if v else 0.0 for k, v in scores.items()}
+
+
+def _batch_first_memory_output(module, args, output: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+    """Memory attention's ``1 x B x HW x C`` output as ``B x HW x C``. Transformers reshapes it with
+    ``squeeze(1)``, which is right only for one clip at a time (as inference runs it); for one clip
+    this returns what the squeeze gives, for B clips the same values clip by clip."""
+    return output[0]
+
+
+def _focal(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0):  # noqa: ANN202
+    """Per-frame sigmoid focal loss (``B x T``), averaged over pixels."""
+    prob = logits.sigmoid()
+    ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    p_t = prob * target + (1 - prob) * (1 - target)
+    loss = ce * (1 - p_t) ** gamma
+    loss = (alpha * target + (1 - alpha) * (1 - target)) * loss
+    return loss.flatten(2).mean(-1)
+
+
+def _dice(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-frame dice loss (``B x T``)."""
+    prob = logits.sigmoid().flatten(2)
+    target = target.flatten(2)
+    return 1 - (2 * (prob * target).sum(-1) + 1) / (prob.sum(-1) + target.sum(-1) + 1)
+
+
+def make_pretrainer(seed: int) -> Sam2VideoPretrainer:
+    return Sam2VideoPretrainer(seed)
