@@ -125,6 +125,11 @@ class ChatVitron(BaseChatModel):
     backends do not stop the Vitron planner from serving the others)."""
     streaming: bool = False
     """Stream tokens to callbacks even on ``invoke``."""
+    history_turns: int | None = Field(default=None, ge=1)
+    """How many of the latest exchanges (a user message with the calls, results and answer after
+    it) the prompt shows; system messages are always kept. ``None``: the profile's
+    ``history_turns`` option, else all. Either way the oldest exchanges are dropped while the
+    prompt and the reply would not fit the backbone's positions (see :mod:`vitron.agent.history`)."""
     max_media: int | None = Field(default=4, ge=0)
     """Most images and videos a prompt shows as visual tokens (the latest, plus any image a
     region of the last user turn is drawn on); older ones stay in the text as their handles, so
@@ -233,17 +238,34 @@ class ChatVitron(BaseChatModel):
         self, messages: Sequence[BaseMessage], *, thread_id: str | None = None
     ) -> RenderedConversation:
         """The conversation as the model reads it: turns, media and the current image/video."""
-        from vitron.agent.rendering import render_messages
-
         services = self._services()
         engine = self._load_engine(services)
         workspace = services.workspace.for_thread(resolve_thread(explicit=thread_id))
-        return render_messages(
-            messages,
-            workspace,
-            video_frames=engine.processor.video_num_frames,
-            max_media=self.max_media,
-        )
+        return self._prepare(messages, engine, workspace, self.max_new_tokens)[0]
+
+    def _prepare(
+        self, messages: Sequence[BaseMessage], engine: VitronEngine, workspace: Any, max_new: int
+    ) -> tuple[RenderedConversation, dict[str, Any]]:
+        """The rendered and encoded prompt of ``messages``: the last ``history_turns`` exchanges,
+        then fewer while the prompt plus ``max_new`` tokens exceed the backbone's positions."""
+        from vitron.agent.history import exchange_starts, last_exchanges
+        from vitron.agent.rendering import render_messages
+
+        turns = self.history_turns if self.history_turns is not None else engine.history_turns
+        kept = last_exchanges(messages, turns)
+        limit = engine.max_positions
+        while True:
+            rendered = render_messages(
+                kept, workspace, video_frames=engine.processor.video_num_frames,
+                max_media=self.max_media,
+            )  # fmt: skip
+            batch = engine.processor.encode_chat(rendered.turns)
+            exchanges = len(exchange_starts(kept))
+            too_long = limit is not None and batch["input_ids"].shape[1] + max_new > limit
+            if not too_long or exchanges <= 1:
+                return rendered, batch
+            kept = last_exchanges(kept, exchanges - 1)
+            logger.info("dropped the oldest exchange from the prompt to fit %d positions", limit)
 
     def prompt_text(self, messages: Sequence[BaseMessage], *, thread_id: str | None = None) -> str:
         """The prompt text (placeholders unexpanded) the model gets for ``messages``."""
@@ -274,17 +296,13 @@ class ChatVitron(BaseChatModel):
         being written), then a last chunk with the rest of the content, the tool calls, usage and
         response metadata."""
         from vitron.agent.decoding import generate_tokens
-        from vitron.agent.rendering import render_messages
 
         call = self._call(stop, kwargs)
         services = self._services()
         engine = self._load_engine(services)
         workspace = services.workspace.for_thread(call.thread_id)
         processor = engine.processor
-        rendered = render_messages(
-            messages, workspace, video_frames=processor.video_num_frames, max_media=self.max_media
-        )
-        batch = processor.encode_chat(rendered.turns)
+        rendered, batch = self._prepare(messages, engine, workspace, call.sampling.max_new_tokens)
         prompt_tokens = int(batch["input_ids"].shape[1])
         warn_if_too_long(engine, prompt_tokens, call.sampling.max_new_tokens)
 

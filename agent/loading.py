@@ -18,7 +18,8 @@ Other checkpoints, picked by ``format``:
   of :class:`~vitron.agent.configuration.VitronConfig` glue overrides (signal spaces, pooling).
 
 ``constrained = true`` makes constrained invocation decoding the default for
-:class:`~vitron.agent.chat_model.ChatVitron` with this profile. Hub ids are fetched on first use;
+:class:`~vitron.agent.chat_model.ChatVitron` with this profile; ``history_turns = N`` makes it
+show the planner only the last N exchanges of a conversation (:mod:`vitron.agent.history`). Hub ids are fetched on first use;
 with the hub unreachable a missing checkpoint is a :class:`MissingCheckpointError` naming the
 component, the profile and the file.
 """
@@ -64,6 +65,9 @@ class VitronEngine:
     """What was loaded (the checkpoint), for logs and ``response_metadata``."""
     constrained: bool = False
     """Whether constrained invocation decoding is on when ``ChatVitron.constrained`` is ``None``."""
+    history_turns: int | None = None
+    """How many of the latest exchanges the prompt shows when ``ChatVitron.history_turns`` is
+    ``None`` (the profile's ``history_turns`` option; ``None``: all that fit)."""
     format: str = "vitron"
     """The checkpoint's invocation format: ``vitron`` (this project's tag tokens) or ``released``
     (the released weights' ``<module>B</module>`` markup); constrained decoding follows it."""
@@ -136,6 +140,7 @@ def load_vitron_llm(spec: ComponentSpec, context: LoadContext) -> VitronEngine:
         processor=processor,
         name=spec.checkpoint,
         constrained=bool(options.get("constrained", False)),
+        history_turns=int(options["history_turns"]) if options.get("history_turns") else None,
         format=fmt,
     )
 
