@@ -6,7 +6,8 @@
 - ``synergy``: the planner is a Vitron LLM trained without cross-task synergy learning. Synergy
   acts in training only, so this needs a second checkpoint: the profile provides it by naming a
   ``vitron_llm_no_synergy`` component; the run then uses a derived profile whose ``vitron_llm`` is
-  that component.
+  that component. Parts trained jointly with the planner (the ``[SEG]`` projector ``sam_signal``)
+  are swapped the same way where the profile names them ``<part>_no_synergy``.
 """
 
 from __future__ import annotations
@@ -99,9 +100,10 @@ def _toml_value(value: Any) -> str:
 
 def no_synergy_profile(profile_spec: str, folder: str | Path | None = None) -> str:
     """Path of a profile that extends ``profile_spec`` with ``vitron_llm`` replaced by its
-    ``vitron_llm_no_synergy`` component."""
+    ``vitron_llm_no_synergy`` component, and any other ``<part>_no_synergy`` component replacing
+    ``<part>`` (a projector trained with that planner belongs with it)."""
     profile = load_profile(profile_spec)
-    spec = profile.component(NO_SYNERGY_COMPONENT)
+    profile.component(NO_SYNERGY_COMPONENT)  # a clear error when the profile has none
     folder = Path(folder or tempfile.mkdtemp(prefix="vitron-ablation-"))
     extends = (
         profile_spec
@@ -111,14 +113,19 @@ def no_synergy_profile(profile_spec: str, folder: str | Path | None = None) -> s
     lines = [
         f"extends = {json.dumps(extends)}",
         f"name = {json.dumps(profile.name + '-no-synergy')}",
-        "[components.vitron_llm]",
-        f"loader = {json.dumps(spec.loader)}",
-        f"checkpoint = {json.dumps(spec.checkpoint)}",
-        f"dtype = {json.dumps(spec.dtype)}",
     ]
-    if spec.device:
-        lines.append(f"device = {json.dumps(spec.device)}")
-    lines += [f"{json.dumps(k)} = {_toml_value(v)}" for k, v in spec.options.items()]
+    suffix = "_no_synergy"
+    for name in sorted(c for c in profile.components if c.endswith(suffix)):
+        spec = profile.component(name)
+        lines += [
+            f"[components.{name.removesuffix(suffix)}]",
+            f"loader = {json.dumps(spec.loader)}",
+            f"checkpoint = {json.dumps(spec.checkpoint)}",
+            f"dtype = {json.dumps(spec.dtype)}",
+        ]
+        if spec.device:
+            lines.append(f"device = {json.dumps(spec.device)}")
+        lines += [f"{json.dumps(k)} = {_toml_value(v)}" for k, v in spec.options.items()]
     path = folder / f"{profile.name}-no-synergy.toml"
     path.write_text("\n".join(lines) + "\n")
     return str(path)

@@ -110,6 +110,8 @@ def build_nano_vitron(
 STAGE_ORDER = ("base", "align", "invoke", "ground")
 DEFAULT_STEPS = {"base": 1800, "align": 40, "invoke": 150, "ground": 60}
 """The committed planner's step counts (tools/profiles/nano/vitron_llm/training.json)."""
+NO_SYNERGY = {"synergy": {"enabled": False}}
+"""Stage overrides of the synergy ablation's planner (``vitron eval --ablate synergy``)."""
 DEFAULT_RECORDS = 6000
 """Training conversations of the committed planner's run."""
 
@@ -185,7 +187,7 @@ def train_nano(run: str | Path, *, seed: int = 0, records: int = DEFAULT_RECORDS
     start = time.monotonic()
     if not (run / "data" / "train.jsonl").is_file():
         write_conversations(run / "data", "train", records, seed=seed)
-    times["data"] = time.monotonic() - start
+        times["data"] = time.monotonic() - start
     if not (run / "init" / "config.json").is_file():
         start = time.monotonic()
         model, processor = build_nano_vitron(clip or _profile_path(profile, "clip"), seed=seed,
@@ -199,21 +201,23 @@ def train_nano(run: str | Path, *, seed: int = 0, records: int = DEFAULT_RECORDS
         start = time.monotonic()
         Trainer(TrainConfig.from_dict(data, source=stage)).run(resume=True)
         times[stage] = time.monotonic() - start
+    earlier = json.loads((run / "times.json").read_text()) if (run / "times.json").is_file() else {}
+    times = earlier | times  # a resumed run keeps the wall times of the steps done before
     (run / "times.json").write_text(json.dumps(times, indent=2))
     return times
 
 
-def publish(run: str | Path, profile_dir: str | Path) -> dict[str, Any]:
+def publish(run: str | Path, profile_dir: str | Path, *, suffix: str = "") -> dict[str, Any]:
     """Copy a finished run's planner (``ground/llm``) and ``[SEG]`` projector
-    (``invoke/projectors/sam_signal``) into ``profile_dir`` as ``vitron_llm/`` and
-    ``sam_signal/``, with ``training.json`` (configs, wall times, last logged losses, and the number
+    (``invoke/projectors/sam_signal``) into ``profile_dir`` as ``vitron_llm<suffix>/`` and
+    ``sam_signal<suffix>/`` (``suffix="_no_synergy"`` for the ablation's pair), with ``training.json`` (configs, wall times, last logged losses, and the number
     of training conversations, which a rebuild needs to retrace the run)."""
     import json
     import shutil
 
     run, profile_dir = Path(run), Path(profile_dir)
-    copies = {"vitron_llm": run / "ground" / "llm",
-              "sam_signal": run / "invoke" / "projectors" / "sam_signal"}  # fmt: skip
+    copies = {f"vitron_llm{suffix}": run / "ground" / "llm",
+              f"sam_signal{suffix}": run / "invoke" / "projectors" / "sam_signal"}  # fmt: skip
     for name, source in copies.items():
         if not source.is_dir():
             raise FileNotFoundError(f"{source} is missing: finish the run first")
@@ -229,7 +233,9 @@ def publish(run: str | Path, profile_dir: str | Path) -> dict[str, Any]:
             "last_logged": json.loads(lines[-1]),
             "config": {k: v for k, v in config.items() if k not in ("data", "eval_data")},
         }
-    (profile_dir / "vitron_llm" / "training.json").write_text(json.dumps(summary, indent=2))
+    (profile_dir / f"vitron_llm{suffix}" / "training.json").write_text(
+        json.dumps(summary, indent=2)
+    )
     return summary
 
 
@@ -248,6 +254,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clip", help="vision tower source (default: the profile's clip)")
     parser.add_argument("--publish", help="then copy the planner into this profile folder")
     parser.add_argument(
+        "--no-synergy", action="store_true",
+        help="train without synergy learning (the ablation's planner; published with the "
+        "suffix _no_synergy)",
+    )  # fmt: skip
+    parser.add_argument(
         "--steps", default="", help="steps per stage, e.g. base=1800,align=40,invoke=150,ground=60"
     )
     args = parser.parse_args(argv)
@@ -260,10 +271,11 @@ def main(argv: list[str] | None = None) -> int:
             profile=args.profile,
             steps=steps,
             clip=args.clip,
+            overrides=NO_SYNERGY if args.no_synergy else None,
         )
     )
     if args.publish:
-        publish(args.run, args.publish)  # fmt: skip
+        publish(args.run, args.publish, suffix="_no_synergy" if args.no_synergy else "")
     return 0
 
 

@@ -102,12 +102,16 @@ def test_a_profile_with_a_no_synergy_planner_gets_a_derived_profile(tmp_path, sa
     profile = tmp_path / "mine.toml"
     profile.write_text('extends = "tiny"\nname = "mine"\n[components.vitron_llm_no_synergy]\n'
                        'loader = "vitron.agent.loading:load_vitron_llm"\ncheckpoint = "tiny"\n'
-                       'constrained = false\n')  # fmt: skip
+                       'constrained = false\n[components.sam_signal_no_synergy]\n'
+                       'loader = "signal_projector"\ncheckpoint = "tiny"\nin_dim = 64\n'
+                       'out_dim = 64\ntokens = 2\n')  # fmt: skip
     assert ablations.provides(load_profile(str(profile)), "synergy")[0]
     derived = load_profile(ablations.no_synergy_profile(str(profile), tmp_path))
     llm = derived.component("vitron_llm")
     assert derived.name == "mine-no-synergy" and llm.checkpoint == "tiny"
     assert llm.options == {"constrained": False} and "sam" in derived.components
+    assert derived.component("sam_signal").options["tokens"] == 2  # its own projector
+    assert load_profile("tiny").component("sam_signal").options["tokens"] == 1
     report = evaluate(settings(tmp_path, profile=str(profile), ablate=["synergy"]), samples[:1],
                       planner=oracle_planner, tools=oracle_tools())  # fmt: skip
     assert [r["name"] for r in report["runs"]] == ["full", "no synergy"]
