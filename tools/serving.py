@@ -49,8 +49,11 @@ def component_serve(profile: Profile, name: str) -> str:
 def is_served(profile: Profile, backend: Backend) -> bool:
     """Whether ``backend`` runs on Ray Serve under ``profile``: where its first component, its main
     model, is served (``segment_image``: ``sam``; ``ground``: ``grounding_dino``). Backends without
-    models always run locally."""
-    return bool(backend.components) and component_serve(profile, backend.components[0]) == "ray"
+    models, and plug-ins whose main model the profile does not have (they cannot be served by it),
+    run locally, where a call names the missing component."""
+    if not backend.components or backend.components[0] not in profile.components:
+        return False
+    return component_serve(profile, backend.components[0]) == "ray"
 
 
 def served_backends(profile: Profile, backends: dict[str, Backend]) -> list[str]:

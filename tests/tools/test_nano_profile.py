@@ -46,8 +46,9 @@ def test_nano_profile_names_what_is_trained_and_what_is_not():
     for name in ("sam", "clip", "grounding_dino"):
         assert not profile.component(name).is_tiny
     assert profile.component("sam2_video").is_tiny  # still random: said in the description
-    assert "random" in profile.description and "SAM, CLIP and Grounding DINO" in profile.description
-    assert "under-trained Vitron LLM" in profile.description
+    assert not profile.component("vitron_llm").is_tiny
+    assert "random" in profile.description and "SAM, CLIP, Grounding DINO" in profile.description
+    assert "Vitron LLM planner" in profile.description
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
