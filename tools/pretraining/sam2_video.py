@@ -113,7 +113,22 @@ def build_nano_sam2_video(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = Sam2VideoModel(nano_config(**overrides))
+    tie_prompt_positions(model)
     return model, nano_processor()
+
+
+def tie_prompt_positions(model: Sam2VideoModel) -> None:
+    """Give the prompt encoder the image's random Fourier position basis.
+
+    Transformers builds two independent, frozen bases (``shared_image_embedding`` for the image
+    grid, ``prompt_encoder.shared_embedding`` for points and boxes); SAM 2 has one, and its released
+    checkpoints carry equal copies. Left apart, a box's position cannot be matched to image
+    positions, and a model trained from scratch segments salient objects instead of the boxed one
+    (held-out frame-0 IoU about 0.45 after 1000 steps)."""
+    with torch.no_grad():
+        model.prompt_encoder.shared_embedding.positional_embedding.copy_(
+            model.shared_image_embedding.positional_embedding
+        )
 
 
 # ------------------------------------------------------------------------------- data
@@ -155,8 +170,8 @@ def jittered_box(mask: np.ndarray, rng: np.random.Generator, jitter: float) -> n
 
 class Sam2VideoPretrainer:
     name = "sam2_video"
-    default_steps = 1500
-    learning_rate = 1e-3
+    default_steps = 700
+    learning_rate = 2e-3
     batch_size = 8
     box_jitter = 0.1
 

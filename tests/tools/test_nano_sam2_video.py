@@ -1,0 +1,138 @@
+"""``vitron pretrain sam2_video`` and the committed nano SAM 2 tracker: a couple of steps train and
+save a folder the ``sam2_video`` loader reads and tracks with; the batched training forward is
+the inference path clip by clip; and the committed weights, called through ``track_video`` as a
+user calls it, follow held-out shapes-world objects far better than an empty mask."""
+
+from __future__ import annotations
+
+import json
+import types
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from langchain_core.messages import ToolMessage
+from safetensors.torch import load_file
+
+from vitron.apps.cli import main
+from vitron.evals.metrics import j_and_f
+from vitron.evals.shapes.dataset import make_sample
+from vitron.tools.backend import Services, build_tools
+from vitron.tools.geometry import mask_box, region_to_pixels
+from vitron.tools.models.sam2_video import Sam2VideoEngine, VideoPrompt, load_sam2_video
+from vitron.tools.pretraining.loop import RESUME_NAME
+from vitron.tools.pretraining.sam2_video import HIDDEN, SIZE, Sam2VideoPretrainer
+from vitron.tools.profiles import ComponentSpec, load_profile
+from vitron.tools.registry import ModelRegistry
+from vitron.tools.workspace import Workspace
+
+CPU = types.SimpleNamespace(device=torch.device("cpu"), dtype=torch.float32)
+CLIPS = range(700, 712)
+"""Held-out ``test``-split tracking samples (seed 0); training never draws from the splits."""
+
+
+def _load(path) -> Sam2VideoEngine:  # noqa: ANN001
+    spec = ComponentSpec(name="sam2_video", loader="sam2_video", checkpoint=str(path),
+                         profile="test", options={"max_frames": 40})  # fmt: skip
+    return load_sam2_video(spec, CPU)
+
+
+def _gold_box(masks: np.ndarray) -> list[float]:
+    """Frame 0's box of the target, normalised ``[x1, y1, x2, y2]``."""
+    box = mask_box(masks[0])
+    assert box is not None
+    return box
+
+
+def test_pretrain_command_saves_a_folder_the_loader_reads_and_tracks_with(tmp_path):
+    out = tmp_path / "sam2_video"
+    assert main(["pretrain", "sam2_video", "--seed", "2", "--out", str(out), "--steps", "2",
+                 "--eval-count", "1"]) == 0  # fmt: skip
+    report = json.loads((out / "pretrain.json").read_text())
+    assert report["steps"] == 2 and report["finished"] and report["seed"] == 2
+    assert report["command"].startswith("vitron pretrain sam2_video --seed 2")
+    assert set(report["metrics"]) == {"J", "F", "J&F", "empty_jf"}
+    assert not (out / RESUME_NAME).exists()
+
+    engine = _load(out)
+    assert engine.model.config.image_size == SIZE and engine.prompt_dim == HIDDEN
+    assert engine.max_frames == 40
+    saved = load_file(str(out / "model.safetensors"))
+    loaded = engine.model.state_dict()
+    assert all(torch.equal(saved[k], loaded[k]) for k in saved)
+
+    sample = make_sample("test", CLIPS[0], tasks=["tracking"])
+    frames = sample.media[0].pixels
+    box = region_to_pixels(_gold_box(sample.gold["masks"]), SIZE, SIZE).tolist()
+    masks = list(engine.track(iter(frames), 0, VideoPrompt(box=box)))
+    assert len(masks) == len(frames) and masks[0].shape == (SIZE, SIZE) and masks[0].dtype == bool
+
+
+@pytest.fixture(scope="module")
+def nano_engine() -> Sam2VideoEngine:
+    return ModelRegistry(load_profile("nano"), device="cpu").get("sam2_video")
+
+
+def test_the_batched_training_forward_is_the_inference_path_clip_by_clip(nano_engine):
+    """Two clips side by side through the trainer's forward (SAM 2's memory path on a batch) give
+    each clip's masks as ``Sam2VideoEngine`` computes them one clip alone."""
+    trainer = Sam2VideoPretrainer(0)
+    trainer.model.load_state_dict(nano_engine.model.state_dict())
+    trainer.model.eval()
+    samples = [make_sample("test", i, tasks=["tracking"]) for i in CLIPS[:2]]
+    length = min(len(s.media[0].pixels) for s in samples)
+    frames = np.stack([s.media[0].pixels[:length] for s in samples])
+    boxes = np.stack([region_to_pixels(_gold_box(s.gold["masks"]), SIZE, SIZE) for s in samples])
+    with torch.no_grad():
+        batched = trainer.track(frames, boxes)
+    for b in range(2):
+        alone = list(nano_engine.track(iter(frames[b]), 0, VideoPrompt(box=boxes[b].tolist())))
+        for t, (logits, _, score) in enumerate(batched):
+            expected = (logits[b] > 0).numpy() if score[b] > 0 else np.zeros((SIZE, SIZE), bool)
+            agree = float((expected == alone[t]).mean())
+            assert agree > 0.995, (b, t, agree)  # resizing differs by a pixel at most on edges
+
+
+@pytest.fixture
+def track(tmp_path) -> tuple[Callable[..., ToolMessage], Workspace]:
+    models = ModelRegistry(load_profile("nano"), device="cpu")
+    services = Services(workspace=Workspace(tmp_path / "workspace"), models=models)
+    tools = {tool.name: tool for tool in build_tools(services)}
+
+    def call(**args: Any) -> ToolMessage:
+        message = {"type": "tool_call", "id": "call_track", "name": "track_video", "args": args}
+        return tools["track_video"].invoke(message, {"configurable": {"thread_id": "nano"}})
+
+    return call, services.workspace.for_thread("nano")
+
+
+def test_committed_nano_sam2_tracks_held_out_clips_from_a_box(track):
+    invoke, workspace = track
+    scores, empty = [], []
+    for index in CLIPS:
+        sample = make_sample("test", index, tasks=["tracking"])
+        gold = np.asarray(sample.gold["masks"], dtype=bool)
+        video = workspace.put_video(iter(sample.media[0].pixels), 4.0, lossless=True)
+        result = invoke(video=video.handle, regions=[_gold_box(gold)])
+        assert result.status == "success", result.content
+        pred = np.stack([f[..., 0] > 127 for f in workspace.iter_frames(result.artifact["masks"])])
+        scores.append(j_and_f(pred, gold)["J&F"])
+        empty.append(j_and_f(np.zeros_like(gold), gold)["J&F"])
+    # random weights: the empty mask's score (they predict nothing); the committed weights: 0.57
+    # here, empty masks 0.32 (0.56 and 0.18 on 100 clips; under-trained, issue 13's floor is 0.75)
+    assert np.mean(scores) >= 0.45 and np.mean(scores) > np.mean(empty) + 0.15, (scores, empty)
+
+
+def test_a_planner_signal_without_a_trained_sam2_projector_is_set_aside_with_a_note(track):
+    """nano's SAM 2 takes 128-wide prompt tokens; no [TRK] projector is trained for it yet, so a
+    signal is not used (and the result says so) rather than failing or adding a random token."""
+    invoke, workspace = track
+    sample = make_sample("test", CLIPS[0], tasks=["tracking"])
+    video = workspace.put_video(iter(sample.media[0].pixels), 4.0, lossless=True)
+    signal = workspace.put_embedding(torch.randn(64))
+    result = invoke(video=video.handle, regions=[_gold_box(sample.gold["masks"])],
+                    signal=signal.handle)  # fmt: skip
+    assert result.status == "success", result.content
+    assert "sam2_signal" in result.content and "has no checkpoint yet" in result.content
