@@ -4,8 +4,8 @@ command.
 In order, each skipped when ``DIR/build.json`` says an earlier run of the same command finished
 it (and resumed, through its own checkpoints, when one was interrupted):
 
-1. the backends, each by ``vitron pretrain BACKEND --seed S --out DIR/BACKEND``: ``sam``, ``clip``
-   and ``grounding_dino`` where :data:`vitron.tools.pretraining.BACKENDS` has it;
+1. the backends, each by ``vitron pretrain BACKEND --seed S --out DIR/BACKEND``: ``sam``, ``clip``,
+   ``grounding_dino`` and ``sam2_video`` where :data:`vitron.tools.pretraining.BACKENDS` has it;
 2. the planner: :func:`vitron.agent.training.nano.train_nano` (stages base -> align -> invoke ->
    ground) on the CLIP just trained, aligning ``[SEG]`` through the SAM just trained, under
    ``DIR/runs/planner`` (``./vitron-nano-runs`` when DIR is the committed profile's folder), then
@@ -35,9 +35,13 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 DEFAULT_OUT = "vitron-nano"
-BACKEND_ORDER = ("sam", "clip", "grounding_dino")
+BACKEND_ORDER = ("sam", "clip", "grounding_dino", "sam2_video")
 """Backends the planner's profile uses, in training order (those in ``BACKENDS`` are trained)."""
 PLANNER_PARTS = ("sam_signal", "vitron_llm")
+COMPANIONS = {"sam2_video": ("sam2_signal",)}
+"""Untrained parts whose settings must follow a trained one (nano SAM 2 takes 128-wide prompt
+tokens; ``tiny``'s ``sam2_signal`` makes 256): written with the committed ``nano.toml``'s
+settings, and like it without weights, so a signal is set aside with a note."""
 BUILD_FILE = "build.json"
 COMMITTED_RECORDS = 6000
 """Training conversations of the committed planner's run, for a ``training.json`` written before
@@ -132,7 +136,8 @@ def profile_text(parts: list[str], description: str, folder: str = ".") -> str:
     lines = ["# Written by `vitron train --profile nano` (vitron.apps.nano_build); build.json beside",
              "# it has each part's command, wall time and metrics.",
              'name = "nano"', f"description = {_toml_value(description)}", 'extends = "tiny"']  # fmt: skip
-    for part in parts:
+    companions = [c for p in parts for c in COMPANIONS.get(p, ()) if c not in parts]
+    for part in [*parts, *companions]:
         table = dict(shipped.get(part) or {"loader": tiny.component(part).loader})
         table["checkpoint"] = f"{folder}/{part}"
         lines += ["", f"[components.{part}]"]
