@@ -19,28 +19,6 @@ import time
 import torch
 
 
-def gold_planner(sample):  # noqa: ANN001, ANN201
-    """A scripted planner that makes ``sample``'s ground-truth calls, then gives its answer."""
-    from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
-
-    from vitron.apps.scripted import ScriptedChatModel, tool_call
-    from vitron.evals.sample import resolve
-    from vitron.tools.handles import find_handles
-
-    def step(k: int):  # noqa: ANN202
-        def call(messages):  # noqa: ANN001, ANN202
-            human = [m for m in messages if isinstance(m, HumanMessage)][-1]
-            media = list(dict.fromkeys(find_handles(human.text)))
-            results = [m.artifact for m in messages if isinstance(m, ToolMessage)]
-            target = sample.calls[k]
-            return tool_call(target.name, **resolve(target.args, media, results, []))
-
-        return call
-
-    steps = [step(k) for k in range(len(sample.calls))]
-    return ScriptedChatModel(steps=[*steps, AIMessage(content=sample.answer or "Done.")])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="nano")
@@ -48,6 +26,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    from vitron.evals.gold_planner import gold_planner
     from vitron.evals.runner import EvalSettings, evaluate
     from vitron.evals.shapes.dataset import generate
 

@@ -29,8 +29,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    from bench_nano_grounding import gold_planner
-
+    from vitron.evals.gold_planner import gold_planner
     from vitron.evals.runner import EvalSettings, evaluate
     from vitron.evals.shapes.dataset import generate
     from vitron.tools.pretraining.sam2_video import evaluate_engine

@@ -61,7 +61,7 @@ def test_demo_banner_names_the_trained_and_the_random_parts():
     text = describe_profile("nano")
     trained, random = text.split("Still random weights")
     assert "vitron_llm" in trained and "sam" in trained and "clip" in trained
-    assert "sam2_video" in random and "vitron_llm" not in random
+    assert "sam2_video" in trained and "text_to_image" in random and "vitron_llm" not in random
     assert "Weights from checkpoints" not in describe_profile("tiny")
 
 
