@@ -56,6 +56,7 @@ from vitron.tools.geometry import mask_box, region_to_pixels
 from vitron.tools.models.sam2_video import Sam2VideoEngine, VideoPrompt
 from vitron.tools.pretraining.data import ScenePool, pool_size
 from vitron.tools.pretraining.loop import step_rng
+from vitron.tools.pretraining.sam import _dice, _focal  # the same per-mask losses, B x T here
 
 SIZE = 64
 FRAMES = 8
@@ -317,23 +318,6 @@ def _batch_first_memory_output(module, args, output: torch.Tensor) -> torch.Tens
     ``squeeze(1)``, which is right only for one clip at a time (as inference runs it); for one clip
     this returns what the squeeze gives, for B clips the same values clip by clip."""
     return output[0]
-
-
-def _focal(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0):  # noqa: ANN202
-    """Per-frame sigmoid focal loss (``B x T``), averaged over pixels."""
-    prob = logits.sigmoid()
-    ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    p_t = prob * target + (1 - prob) * (1 - target)
-    loss = ce * (1 - p_t) ** gamma
-    loss = (alpha * target + (1 - alpha) * (1 - target)) * loss
-    return loss.flatten(2).mean(-1)
-
-
-def _dice(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-frame dice loss (``B x T``)."""
-    prob = logits.sigmoid().flatten(2)
-    target = target.flatten(2)
-    return 1 - (2 * (prob * target).sum(-1) + 1) / (prob.sum(-1) + target.sum(-1) + 1)
 
 
 def make_pretrainer(seed: int) -> Sam2VideoPretrainer:
