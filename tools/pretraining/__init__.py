@@ -14,6 +14,8 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from vitron.tools.pretraining.loop import Pretrainer
 
 BACKENDS: dict[str, str] = {
@@ -21,14 +23,19 @@ BACKENDS: dict[str, str] = {
     "clip": "vitron.tools.pretraining.clip",
     "grounding_dino": "vitron.tools.pretraining.grounding_dino",
     "sam2_video": "vitron.tools.pretraining.sam2_video",
+    "diffusion_vae": "vitron.tools.pretraining.diffusion_vae",
+    "diffusion_text_to_image": "vitron.tools.pretraining.diffusion_text_to_image",
+    "diffusion_inpaint": "vitron.tools.pretraining.diffusion_inpaint",
 }
 """Backend name -> the module whose ``make_pretrainer(seed)`` builds its trainer."""
 
 
-def make_pretrainer(backend: str, seed: int) -> Pretrainer:
-    """The trainer of ``backend`` (a key of :data:`BACKENDS`), its model initialised from ``seed``."""
+def make_pretrainer(backend: str, seed: int, base: Path | None = None) -> Pretrainer:
+    """The trainer of ``backend`` (a key of :data:`BACKENDS`), its model initialised from ``seed``;
+    ``base`` is a trained folder it starts from (the diffusion parts build on one another)."""
     if backend not in BACKENDS:
         raise ValueError(
             f"unknown backend {backend!r}; pre-training exists for {', '.join(BACKENDS)}"
         )
-    return import_module(BACKENDS[backend]).make_pretrainer(seed)
+    module = import_module(BACKENDS[backend])
+    return module.make_pretrainer(seed) if base is None else module.make_pretrainer(seed, base)

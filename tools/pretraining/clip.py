@@ -16,6 +16,7 @@ with ``save_pretrained`` (model and ``CLIPProcessor``), as the ``clip`` loader r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -60,8 +61,9 @@ QUERY_KEYS: tuple[tuple[tuple[str, ...], float], ...] = (
 """Which attributes a query names, with its probability; the rest of the texts are captions."""
 
 
-def shapes_tokenizer() -> CLIPTokenizer:
-    """CLIP's byte-level BPE over every byte, plus one token per word of :data:`WORDS`.
+def shapes_tokenizer(words: Sequence[str] = WORDS, length: int = TEXT_LENGTH) -> CLIPTokenizer:
+    """CLIP's byte-level BPE over every byte, plus one token per word of ``words`` (default
+    :data:`WORDS`), with a context of ``length`` tokens.
 
     Word by word, the merges made so far split the word into pieces (see :func:`_bpe`); merges
     joining those pieces left to right are appended, so they rank after every earlier merge and
@@ -69,7 +71,7 @@ def shapes_tokenizer() -> CLIPTokenizer:
     symbols = list(bytes_to_unicode().values())
     tokens = ["<|startoftext|>", "<|endoftext|>", *symbols, *(s + "</w>" for s in symbols)]
     merges: list[tuple[str, str]] = []
-    for word in dict.fromkeys(WORDS):
+    for word in dict.fromkeys(words):
         pieces = _bpe(word, {m: r for r, m in enumerate(merges)})
         left = pieces[0]
         for right in pieces[1:]:
@@ -78,7 +80,7 @@ def shapes_tokenizer() -> CLIPTokenizer:
             tokens.append(left)
     return CLIPTokenizer(
         vocab={t: i for i, t in enumerate(dict.fromkeys(tokens))}, merges=merges,
-        model_max_length=TEXT_LENGTH,
+        model_max_length=length,
     )  # fmt: skip
 
 

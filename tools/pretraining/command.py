@@ -17,8 +17,8 @@ def add_pretrain_command(commands: argparse._SubParsersAction) -> None:
     """Register ``pretrain`` on the ``vitron`` CLI's sub-command parser."""
     parser = commands.add_parser(
         "pretrain",
-        help="train one backend of the nano profile (sam, clip, grounding_dino, sam2_video) on the "
-        "shapes world, from nothing",
+        help="train one backend of the nano profile (sam, clip, grounding_dino, sam2_video, the "
+        "diffusion parts) on the shapes world, from nothing",
         description="Train a nano-size backend on the shapes world, deterministically from --seed, "
         "and save it in the format its loader reads. Run the same command again to resume.",
     )
@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop training after this wall time, saving what there is")  # fmt: skip
     parser.add_argument("--eval-count", type=int, default=200,
                         help="held-out samples for the final metrics (default: %(default)s)")  # fmt: skip
+    parser.add_argument("--base", type=Path, default=None,
+                        help="a trained folder to start from: the VAE for diffusion_text_to_image, "
+                        "the text-to-image pipeline for diffusion_inpaint")  # fmt: skip
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
 
 
@@ -62,11 +65,13 @@ def run(args: argparse.Namespace) -> int:
         command += ["--steps", str(args.steps)]
     if args.minutes is not None:
         command += ["--minutes", str(args.minutes)]
+    if args.base is not None:
+        command += ["--base", str(args.base)]
     settings = RunSettings(
         seed=args.seed, out=args.out, steps=args.steps, minutes=args.minutes,
         eval_count=args.eval_count, command=shlex.join(command),
     )  # fmt: skip
-    train(make_pretrainer(args.backend, args.seed), settings)
+    train(make_pretrainer(args.backend, args.seed, args.base), settings)
     return 0
 
 

@@ -1,0 +1,126 @@
+"""``vitron pretrain diffusion_vae / diffusion_text_to_image / diffusion_inpaint``: two steps each
+chain into pipeline folders that the unchanged ``diffusion`` loader reads and samples from, and
+the inpainting UNet starts as the text-to-image UNet."""
+
+from __future__ import annotations
+
+import json
+import types
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vitron.apps.cli import main
+from vitron.tools.models.diffusion import load_diffusion
+from vitron.tools.models.diffusion_common import Prompt
+from vitron.tools.pretraining.diffusion_data import edit_example, generation_example
+from vitron.tools.pretraining.diffusion_inpaint import inpainting_unet
+from vitron.tools.pretraining.diffusion_text_to_image import nano_tokenizer, nano_unet
+from vitron.tools.pretraining.loop import REPORT_NAME, RESUME_NAME
+from vitron.tools.profiles import ComponentSpec
+
+CPU = types.SimpleNamespace(device=torch.device("cpu"), dtype=torch.float32)
+
+
+def _engine(path, kind: str):  # noqa: ANN001, ANN202
+    spec = ComponentSpec(name=kind, loader="diffusion", checkpoint=str(path), profile="test",
+                         options={"pipeline": kind, "width": 32, "height": 32, "steps": 2})  # fmt: skip
+    return load_diffusion(spec, CPU)
+
+
+def _report(folder) -> dict:  # noqa: ANN001
+    report = json.loads((folder / REPORT_NAME).read_text())
+    assert report["finished"] and report["steps"] == 2 and not (folder / RESUME_NAME).exists()
+    return report
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory) -> dict:
+    """The three commands on a two-step budget, each building on the previous one's folder."""
+    root = tmp_path_factory.mktemp("diffusion")
+    folders = {name: root / name for name in ("vae", "t2i", "inpaint")}
+    common = ["--seed", "1", "--steps", "2", "--eval-count", "2"]
+    assert main(["pretrain", "diffusion_vae", "--out", str(folders["vae"]), *common]) == 0
+    assert main(["pretrain", "diffusion_text_to_image", "--out", str(folders["t2i"]),
+                 "--base", str(folders["vae"]), *common]) == 0  # fmt: skip
+    assert main(["pretrain", "diffusion_inpaint", "--out", str(folders["inpaint"]),
+                 "--base", str(folders["t2i"]), *common]) == 0  # fmt: skip
+    return folders
+
+
+def test_the_commands_chain_into_pipeline_folders_the_diffusion_loader_samples_from(chain):
+    vae = _report(chain["vae"])
+    assert {"recon_shape", "recon_colour", "recon_position", "psnr_32", "psnr_64"} <= set(
+        vae["metrics"]
+    )
+    t2i = _report(chain["t2i"])
+    assert t2i["command"].endswith(f"--base {chain['vae']}")
+    assert set(t2i["metrics"]) == {"gen_shape", "gen_colour", "gen_position", "gen_all"}
+    inpaint = _report(chain["inpaint"])["metrics"]
+    assert inpaint and all(k.endswith(("_psnr_in_mask", "_attr")) for k in inpaint)
+
+    generator = _engine(chain["t2i"], "text_to_image")
+    assert generator.pipe.unet.dtype == torch.float32  # fp16 on disk, the loader's dtype in memory
+    assert generator.pipe.vae_scale_factor == 4 and generator.text_width == 64
+    image = generator.generate(Prompt("a small red circle on the left on a white background"),
+                               width=32, height=32, seed=0, steps=2, guidance=4.0,
+                               progress=lambda event: None)  # fmt: skip
+    assert image.pixels.shape == (32, 32, 3) and image.pixels.dtype == np.uint8
+
+    inpainter = _engine(chain["inpaint"], "inpaint")
+    assert inpainter.pipe.unet.config.in_channels == 9
+    example = edit_example(np.random.default_rng(3))
+    out = inpainter.inpaint(Prompt(example.text), Image.fromarray(example.source), example.mask,
+                            seed=0, steps=2, guidance=4.0, progress=lambda event: None,
+                            long_side=64)  # fmt: skip
+    assert out.shape == (64, 64, 3) and out.dtype == np.uint8
+
+
+def test_the_weights_are_stored_in_half_precision(chain):
+    from safetensors import safe_open
+
+    for folder, part in ((chain["t2i"], "unet"), (chain["inpaint"], "unet"), (chain["t2i"], "vae")):
+        (path,) = (folder / part).glob("*.safetensors")
+        with safe_open(str(path), "pt") as weights:
+            key = next(iter(weights.keys()))
+            assert weights.get_tensor(key).dtype == torch.float16
+
+
+def test_text_to_image_and_inpainting_need_their_base_folder(tmp_path, capsys):
+    assert main(["pretrain", "diffusion_text_to_image", "--out", str(tmp_path / "a")]) != 0
+    assert main(["pretrain", "diffusion_inpaint", "--out", str(tmp_path / "b"),
+                 "--base", str(tmp_path)]) != 0  # fmt: skip
+    assert "--base" in capsys.readouterr().err
+
+
+def test_the_inpainting_unet_starts_as_the_text_to_image_unet():
+    """With ``conv_in`` zero on the mask and masked-image channels, whatever those channels hold
+    the 9-channel UNet predicts what the 4-channel one does."""
+    torch.manual_seed(0)
+    unet = nano_unet().eval()
+    inpaint = inpainting_unet(unet).eval()
+    latents, states = torch.randn(2, 4, 8, 8), torch.randn(2, 24, 64)
+    extra = torch.randn(2, 5, 8, 8)
+    t = torch.tensor([10, 700])
+    with torch.no_grad():
+        plain = unet(latents, t, encoder_hidden_states=states).sample
+        grown = inpaint(torch.cat([latents, extra], 1), t, encoder_hidden_states=states).sample
+    assert torch.allclose(plain, grown, atol=1e-5)
+    assert inpaint.conv_in.weight.shape[1] == 9 and not inpaint.conv_in.weight[:, 4:].any()
+
+
+def test_training_texts_are_the_tasks_texts_and_every_word_is_one_token():
+    image, caption = generation_example(np.random.default_rng(0))
+    assert image.shape == (32, 32, 3)
+    assert caption.startswith("a ") and caption.endswith(" background")
+    assert any(where in caption for where in ("on the left", "in the centre", "on the right"))
+    tokenizer = nano_tokenizer()
+    words = caption.split()
+    assert len(tokenizer(caption).input_ids) == len(words) + 2  # start, one per word, end
+    kinds = {edit_example(np.random.default_rng(i)).kind for i in range(30)}
+    assert kinds == {"remove", "recolor", "repaint"}
+    example = edit_example(np.random.default_rng(1))
+    outside = ~example.mask
+    assert np.array_equal(example.source[outside], example.target[outside])

@@ -1,0 +1,119 @@
+"""Shapes-world pictures and texts for the nano diffusion parts (VAE, text-to-image, inpainting).
+
+Two kinds of picture, both drawn from training colour–shape combinations only:
+
+- :func:`generation_example`: what ``vitron eval``'s ``generation`` task asks for — one object at
+  32 px on a plain background, left / centre / right, with the task's own caption
+  (``"a small striped red circle on the left on a white background"``);
+- :func:`edit_example`: a 64 px multi-object scene and one masked edit of it (remove, recolour or
+  repaint an object as it is), with the text the ``edit_image`` tool sends its inpainting pipeline
+  for that edit.
+
+Images are S x S x 3 uint8; masks S x S bool; every draw is a function of the generator alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from vitron.evals.shapes.language import horizontal_position, refer
+from vitron.evals.shapes.scene import (
+    Scene,
+    random_object,
+    render,
+    sample_scene,
+    training_combination,
+)
+from vitron.evals.shapes.vocab import BACKGROUNDS, COLOURS
+from vitron.tools.compositing import grow
+from vitron.tools.editing import REMOVE_PROMPT
+
+GENERATION_SIZE = 32
+"""The ``generation`` task's picture side (``vitron.evals.shapes.tasks.GENERATION_SIZE``)."""
+EDIT_SIZE = 64
+"""The editing task's picture side (the shapes world's default)."""
+COLUMNS = (0.2, 0.5, 0.8)
+"""Object centres the generation task places objects at (x, as a fraction of the side)."""
+
+
+def generation_caption(obj_name: str, x: float, background: str) -> str:
+    """The generation task's description of a one-object picture."""
+    position = horizontal_position(x)
+    where = "in the centre" if position == "centre" else f"on the {position}"
+    return f"a {obj_name} {where} on a {background} background"
+
+
+def generation_example(rng: np.random.Generator, jitter: float = 0.05) -> tuple[np.ndarray, str]:
+    """One 32 px picture of the generation task's kind and its caption (x jittered a little
+    around the task's column, so the model learns thirds, not three exact places)."""
+    obj = random_object(rng, training_combination)
+    x = float(rng.choice(COLUMNS) + rng.uniform(-jitter, jitter))
+    obj = replace(obj, x=x)
+    background = list(BACKGROUNDS)[int(rng.integers(len(BACKGROUNDS)))]
+    image = render(Scene((obj,), background), GENERATION_SIZE).image
+    return image, generation_caption(obj.name, x, background)
+
+
+@dataclass
+class EditExample:
+    """A masked edit of a 64 px scene: the inpainting pipeline sees ``source`` with ``mask``
+    blanked and ``text``; ``target`` is what it should paint (equal to ``source`` outside the
+    mask)."""
+
+    source: np.ndarray
+    target: np.ndarray
+    mask: np.ndarray
+    text: str
+    kind: str
+
+
+EDIT_KINDS = (("remove", 0.3), ("recolor", 0.4), ("repaint", 0.3))
+
+
+def edit_example(rng: np.random.Generator, grow_px: int = 8) -> EditExample:
+    """A scene of 1–3 objects and one edit of object ``i``, its area grown as ``edit_image`` grows
+    it (by ``grow_px``, before the tool's own SAM mask is perfect):
+
+    - remove (scenes of 2+ objects): the scene without the object, text ``REMOVE_PROMPT``;
+    - recolor: the object in a new colour, text ``"<expression> in <new colour>"`` with a
+      referring expression of the object as the editing task writes it (what ``edit_image``
+      sends for "make the red circle blue": ``"the red circle in blue"``);
+    - repaint: the scene as it is, text the object's name (``"a small red circle"``).
+    """
+    draw, kind = rng.random(), "repaint"
+    for name, share in EDIT_KINDS:
+        if draw < share:
+            kind = name
+            break
+        draw -= share
+    scene = sample_scene(rng, objects=(2, 3) if kind == "remove" else (1, 3), size=EDIT_SIZE)
+    objects = list(scene.objects)
+    index = int(rng.integers(len(objects)))
+    obj = objects[index]
+    before = render(scene, EDIT_SIZE)
+    if kind == "remove":
+        after = scene.with_objects(tuple(o for i, o in enumerate(objects) if i != index))
+        text = REMOVE_PROMPT
+    elif kind == "recolor":
+        choices = [c for c in COLOURS if c != obj.colour and training_combination(c, obj.shape)]
+        colour = choices[int(rng.integers(len(choices)))]
+        objects[index] = replace(obj, colour=colour)
+        after = scene.with_objects(tuple(objects))
+        expression = refer(scene, index, rng) or f"the {obj.colour} {obj.shape}"
+        text = f"{expression} in {colour}"
+    else:
+        after = scene
+        text = f"a {obj.name}"
+    target = render(after, EDIT_SIZE)
+    area = before.masks[index] | (target.image != before.image).any(axis=2)
+    mask = grow(area, int(rng.integers(grow_px // 2, grow_px + 1)))
+    return EditExample(before.image, target.image, mask, text, kind)
+
+
+def scene_crop(rng: np.random.Generator, side: int = GENERATION_SIZE) -> np.ndarray:
+    """A random ``side``-px crop of a 64 px multi-object training scene (for the VAE)."""
+    image = render(sample_scene(rng, objects=(1, 4), size=EDIT_SIZE), EDIT_SIZE).image
+    top, left = (int(v) for v in rng.integers(0, EDIT_SIZE - side + 1, size=2))
+    return image[top : top + side, left : left + side]
