@@ -9,12 +9,12 @@ as LangChain messages the way the graph builds them (``user_message``, the plann
 message, ``AIMessage`` tool calls, ``ToolMessage`` results), renders them with the planner's own
 renderer (:func:`vitron.agent.rendering.render_messages`) and writes the rendered turns as a
 record (media, regions and signal targets from the shapes-world writer). Tool results are
-written in the tools' style with fresh handles; their exact wording is not learned from.
+worded as the tools word them (:mod:`~vitron.agent.training.tool_results`), with fresh handles;
+their exact wording is not learned from, only read.
 """
 
 from __future__ import annotations
 
-import secrets
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -24,41 +24,13 @@ import numpy as np
 from PIL import Image
 
 from vitron.agent.training.records import Record, write_jsonl
+from vitron.agent.training.tool_results import tool_result
 from vitron.evals.sample import Sample
 
-TOOL_OUTPUTS: dict[str, str] = {
-    "segment_image": "{mask} {w}x{h} mask of '{instruction}' on {media} ({share:.1f}% of the image)",
-    "ground": "{box} boxes: '{instruction}' at [{x1:.2f}, {y1:.2f}, {x2:.2f}, {y2:.2f}] on {media}",
-    "track_video": "{mask_video} masks of '{instruction}' through {media}",
-    "retrieve": "ranked {count} images for '{instruction}'; best {image}",
-    "edit_image": "{image} {w}x{h} image, edited from {media}: {instruction}",
-    "generate_image": "{image} {w}x{h} image of '{instruction}'",
-    "generate_video": "{video} {w}x{h} video, 4 frames at 4 fps, of '{instruction}'",
-    "image_to_video": "{video} {w}x{h} video, 4 frames at 4 fps, animated from {media}",
-    "edit_video": "{video} {w}x{h} video, edited from {media}: {instruction}",
-}
-"""A result line per tool, in the tools' style (handles, sizes, what was made)."""
 MAX_MEDIA = 4
 """Images and videos shown as pixels (``ChatVitron.max_media``'s default)."""
 VIDEO_FRAMES = 8
 """Frames a video is sampled to (the nano processor's ``video_num_frames``)."""
-
-
-def _handle(kind: str) -> str:
-    return f"{kind}_{secrets.token_hex(8)}"
-
-
-def tool_output(name: str, instruction: str, media: str, rng: np.random.Generator) -> str:
-    """A plausible result text of tool ``name`` (fresh handles, random numbers)."""
-    x1, y1 = rng.uniform(0, 0.6, size=2)
-    values = {
-        "mask": _handle("mask"), "box": _handle("box"), "image": _handle("img"),
-        "video": _handle("vid"), "mask_video": _handle("vid"), "media": media or _handle("img"),
-        "instruction": instruction, "w": 64, "h": 64, "share": rng.uniform(1, 30),
-        "x1": x1, "y1": y1, "x2": x1 + rng.uniform(0.1, 0.4), "y2": y1 + rng.uniform(0.1, 0.4),
-        "count": int(rng.integers(2, 11)),
-    }  # fmt: skip
-    return TOOL_OUTPUTS.get(name, "done").format(**values)
 
 
 def conversation(
@@ -80,16 +52,27 @@ def conversation(
     }
     system = SystemMessage(content=f"{load_prompt('system')}\n\n{media_listing(media_state)}")
     messages: list[Any] = [system, user_message(sample.instruction, media=infos, regions=regions)]
-    first = infos[0].handle if infos else ""
+    media = infos[0].handle if infos else ""  # the user's, else what the last call made
     for k, call in enumerate(sample.calls):
         instruction = str(call.args.get("instruction", ""))
         call_id = f"call_{k}"
         messages.append(AIMessage(content="", tool_calls=[
             {"name": call.name, "args": {"instruction": instruction}, "id": call_id}]))  # fmt: skip
-        text = tool_output(call.name, instruction, first, rng)
+        text = tool_result(call.name, instruction, media, rng, ranked=_ranked(sample, infos, rng))
+        media = media or text.split(":", 1)[0]
         messages.append(ToolMessage(content=text, name=call.name, tool_call_id=call_id))
     messages.append(AIMessage(content=sample.answer))
     return messages, [m.handle for m in infos]
+
+
+def _ranked(sample: Sample, infos: list[Any], rng: np.random.Generator) -> list[str]:
+    """Retrieve's ranking as a right retriever gives it: the gold image first, then the rest."""
+    handles = [m.handle for m in infos]
+    target = sample.gold.get("target") if isinstance(sample.gold, dict) else None
+    if not isinstance(target, int) or not 0 <= target < len(handles):
+        return handles
+    rest = [h for k, h in enumerate(handles) if k != target]
+    return [handles[target], *(rest[k] for k in rng.permutation(len(rest)))]
 
 
 def to_record(

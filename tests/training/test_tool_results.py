@@ -1,0 +1,86 @@
+"""Training conversations word tool results as the tools do (a nano planner keys on the wording:
+trained on made-up results it never made a two-step request's second call in the graph).
+
+Each test calls the real tool on the tiny profile and compares the result's skeleton (handles,
+quoted text and numbers blanked; the parts that vary between calls dropped) with the training
+writer's for the same instruction."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vitron.agent.training.tool_results import RESULTS, tool_result
+
+OPTIONAL = (
+    re.compile(r" \(located (?:on frame N )?by Grounding DINO as Q, score N\)"),
+    re.compile(r", with signal H"),
+    re.compile(r" Note: .*$"),
+    re.compile(r"(; N\. H \(image\) score N)+"),  # retrieve: however many are ranked
+    re.compile(r"(; [^;\[]+ \[N, N, N, N\] score N)+"),  # ground: however many boxes
+)
+
+
+def skeleton(text: str) -> str:
+    """``text`` with handles -> H, quoted text -> Q, numbers -> N, and the optional parts gone."""
+    text = re.sub(r"\b(?:img|mask|vid|box|emb)_[0-9a-f]{16}\b", "H", text)
+    text = re.sub(r"'[^']*'", "Q", text)
+    text = re.sub(r"-?\d+(?:\.\d+)?", "N", text)
+    for pattern in OPTIONAL:
+        text = pattern.sub("", text)
+    return text
+
+
+def written(name: str, instruction: str, media: str, ranked: tuple[str, ...] = ()) -> set[str]:
+    """The skeletons of the training writer's results over a few random draws."""
+    return {
+        skeleton(tool_result(name, instruction, media, np.random.default_rng(seed), ranked))
+        for seed in range(8)
+    }
+
+
+CASES = [
+    ("segment_image", "the man", {"box_threshold": 0.0}, "photo"),
+    ("ground", "the man", {"box_threshold": 0.0}, "photo"),
+    ("edit_image", "make the man red", {"box_threshold": 0.0, "steps": 2}, "photo"),
+    ("edit_image", "remove the man", {"box_threshold": 0.0, "steps": 2}, "photo"),
+    ("generate_image", "a red circle on the left", {"steps": 2}, None),
+    ("image_to_video", "the man waves", {"steps": 2}, "photo"),
+    ("generate_video", "a red circle moving up", {"steps": 2}, None),
+    ("track_video", "the square", {"box_threshold": 0.0}, "video"),
+    ("edit_video", "make the square blue", {"box_threshold": 0.0, "steps": 2}, "video"),
+]
+
+
+@pytest.mark.parametrize(("name", "instruction", "options", "media"), CASES)
+def test_a_training_result_reads_like_the_tools_own(
+    invoke, photo, square_video, name, instruction, options, media
+):
+    handle = {"photo": photo.handle, "video": square_video.handle, None: ""}[media]
+    key = "video" if media == "video" else "image"
+    args = {"instruction": instruction, **options} | ({key: handle} if handle else {})
+    message = invoke(name, **args)
+    assert message.status == "success", message.content
+    assert skeleton(message.text) in written(name, instruction, handle)
+
+
+def test_retrieve_lists_the_ranking_best_first_as_the_tool_does(invoke, workspace, photo):
+    other = workspace.put_image(np.zeros((32, 32, 3), dtype=np.uint8))
+    message = invoke("retrieve", instruction="a man")
+    assert message.status == "success", message.content
+    ranked = (photo.handle, other.handle)
+    assert skeleton(message.text) in written("retrieve", "a man", "", ranked)
+    text = tool_result("retrieve", "a man", "", np.random.default_rng(0), ranked)
+    assert text.index(photo.handle) < text.index(other.handle)
+
+
+def test_every_tool_has_a_writer_and_an_unknown_one_is_refused():
+    import vitron.tools.backends as built_in
+
+    names = {p.stem for p in Path(built_in.__file__).parent.glob("*.py") if p.stem != "__init__"}
+    assert len(names) == 9 and names == set(RESULTS)
+    with pytest.raises(KeyError, match="no result format"):
+        tool_result("paint_fence", "x", "", np.random.default_rng(0))
