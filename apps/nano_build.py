@@ -32,6 +32,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from vitron.tools.profiles import toml_value
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_OUT = "vitron-nano"
@@ -111,20 +113,6 @@ def is_shipped_folder(out: Path) -> bool:
 # ------------------------------------------------------------------------------- the profile file
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to a profile")
-
-
 def profile_text(parts: list[str], description: str, folder: str = ".") -> str:
     """A profile that ``extends = "tiny"`` with ``parts`` loaded from ``folder`` (default: beside
     it, ``./<part>``), each with the committed ``nano.toml``'s settings for it (or ``tiny``'s
@@ -135,13 +123,13 @@ def profile_text(parts: list[str], description: str, folder: str = ".") -> str:
     tiny = load_profile("tiny")
     lines = ["# Written by `vitron train --profile nano` (vitron.apps.nano_build); build.json beside",
              "# it has each part's command, wall time and metrics.",
-             'name = "nano"', f"description = {_toml_value(description)}", 'extends = "tiny"']  # fmt: skip
+             'name = "nano"', f"description = {toml_value(description)}", 'extends = "tiny"']  # fmt: skip
     companions = [c for p in parts for c in COMPANIONS.get(p, ()) if c not in parts]
     for part in [*parts, *companions]:
         table = dict(shipped.get(part) or {"loader": tiny.component(part).loader})
         table["checkpoint"] = f"{folder}/{part}"
         lines += ["", f"[components.{part}]"]
-        lines += [f"{key} = {_toml_value(value)}" for key, value in table.items()]
+        lines += [f"{key} = {toml_value(value)}" for key, value in table.items()]
     return "\n".join(lines) + "\n"
 
 

@@ -23,7 +23,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable, RunnableLambda
 
-from vitron.tools.profiles import Profile, load_profile
+from vitron.tools.profiles import Profile, load_profile, toml_value
 
 ABLATIONS = ("synergy", "signals")
 NO_SYNERGY_COMPONENT = "vitron_llm_no_synergy"
@@ -82,22 +82,6 @@ def provides(profile: Profile, ablation: str) -> tuple[bool, str]:
     raise ValueError(f"unknown ablation {ablation!r}; known: {', '.join(ABLATIONS)}")  # fmt: skip
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return (
-            "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
-        )
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
-
-
 def no_synergy_profile(profile_spec: str, folder: str | Path | None = None) -> str:
     """Path of a profile that extends ``profile_spec`` with ``vitron_llm`` replaced by its
     ``vitron_llm_no_synergy`` component, and any other ``<part>_no_synergy`` component replacing
@@ -125,7 +109,7 @@ def no_synergy_profile(profile_spec: str, folder: str | Path | None = None) -> s
         ]
         if spec.device:
             lines.append(f"device = {json.dumps(spec.device)}")
-        lines += [f"{json.dumps(k)} = {_toml_value(v)}" for k, v in spec.options.items()]
+        lines += [f"{json.dumps(k)} = {toml_value(v)}" for k, v in spec.options.items()]
     path = folder / f"{profile.name}-no-synergy.toml"
     path.write_text("\n".join(lines) + "\n")
     return str(path)

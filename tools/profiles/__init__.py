@@ -232,3 +232,28 @@ def _read(name_or_path: str) -> tuple[str, str]:
             f"unknown profile {name_or_path!r}; built-in profiles: {known}, or a .toml path"
         )
     return resource.read_text(), f"{name_or_path}.toml (built-in)"
+
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def toml_value(value: Any) -> str:
+    """``value`` as a TOML value, for writing derived profiles (``make nano``, the ablations)."""
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        keys = [k if _BARE_KEY.match(k) else json.dumps(k) for k in value]
+        return (
+            "{ "
+            + ", ".join(f"{k} = {toml_value(v)}" for k, v in zip(keys, value.values(), strict=True))
+            + " }"
+        )
+    raise TypeError(f"cannot write {type(value).__name__} to a profile")
