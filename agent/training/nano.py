@@ -116,6 +116,14 @@ DEFAULT_RECORDS = 6000
 """Training conversations of the committed planner's run."""
 
 
+SIGNAL_ROUTES = {"[SEG]": {"decoder": "sam", "projector": "sam_signal"},
+                 "[TRK]": {"decoder": "sam2_video", "projector": "sam2_signal"}}  # fmt: skip
+"""Signals stage 2 aligns through the profile's frozen backends: the trained nano SAM and SAM 2
+(the diffusion signals wait for trained diffusion pipelines)."""
+PROJECTORS = ("sam_signal", "sam2_signal")
+"""The aligned projectors a run publishes beside its planner."""
+
+
 def stage_configs(
     run: Path, *, seed: int, profile: str, steps: dict[str, int], overrides: dict | None = None
 ) -> dict[str, dict]:
@@ -128,7 +136,8 @@ def stage_configs(
     as the paper has them, synergy on. Stages 2
     and 3 use LoRA at full rank (r = hidden size) on every linear layer, which at this size is as
     expressive as a full fine-tune while keeping the stages' exact trainable sets; stage 2 aligns
-    ``[SEG]`` through the profile's frozen SAM (``sam_signal``). ``overrides`` (e.g.
+    ``[SEG]`` through the profile's frozen SAM (``sam_signal``) and ``[TRK]`` through its frozen
+    SAM 2 (``sam2_signal``). ``overrides`` (e.g.
     ``{"batch_size": 4}``) apply to every stage.
     """
     data = [{"format": "records", "root": str(run / "data"), "options": {"files": ["train.jsonl"]}}]
@@ -142,7 +151,7 @@ def stage_configs(
                  "weight_decay": 0.01, "synergy": {"enabled": False}},
         "align": {"lr": 1e-3, "warmup_steps": 5},
         "invoke": {"lr": 1e-3, "warmup_steps": 10, "lora": lora,
-                   "signal_routes": {"[SEG]": {"decoder": "sam", "projector": "sam_signal"}}},
+                   "signal_routes": SIGNAL_ROUTES},
         "ground": {"lr": 5e-4, "warmup_steps": 10, "lora": lora},
     }  # fmt: skip
     configs: dict[str, dict] = {}
@@ -153,7 +162,7 @@ def stage_configs(
             "output_dir": str(run / stage), "max_steps": steps[stage],
         } | (overrides or {})  # fmt: skip
         model = str(run / stage)
-        if stage == "invoke":  # stage 3 keeps the [SEG] projector stage 2 aligned
+        if stage == "invoke":  # stage 3 keeps the projectors stage 2 aligned
             stage_profile = str(run / stage / "profile.toml")
     return configs
 
@@ -210,19 +219,22 @@ def train_nano(run: str | Path, *, seed: int = 0, records: int = DEFAULT_RECORDS
 
 
 def publish(run: str | Path, profile_dir: str | Path, *, suffix: str = "") -> dict[str, Any]:
-    """Copy a finished run's planner (``ground/llm``) and ``[SEG]`` projector
-    (``invoke/projectors/sam_signal``) into ``profile_dir`` as ``vitron_llm<suffix>/`` and
-    ``sam_signal<suffix>/`` (``suffix="_no_synergy"`` for the ablation's pair), with ``training.json`` (configs, wall times, last logged losses, and the number
+    """Copy a finished run's planner (``ground/llm``) and aligned projectors
+    (``invoke/projectors/<name>`` for each of :data:`PROJECTORS`) into ``profile_dir`` as
+    ``vitron_llm<suffix>/``, ``sam_signal<suffix>/``, ``sam2_signal<suffix>/``
+    (``suffix="_no_synergy"`` for the ablation's set), with ``training.json`` (configs, wall times, last logged losses, and the number
     of training conversations, which a rebuild needs to retrace the run)."""
     import json
     import shutil
 
     run, profile_dir = Path(run), Path(profile_dir)
-    copies = {f"vitron_llm{suffix}": run / "ground" / "llm",
-              f"sam_signal{suffix}": run / "invoke" / "projectors" / "sam_signal"}  # fmt: skip
+    copies = {f"vitron_llm{suffix}": run / "ground" / "llm"} | {
+        f"{name}{suffix}": run / "invoke" / "projectors" / name for name in PROJECTORS
+    }
+    missing = [str(source) for source in copies.values() if not source.is_dir()]
+    if missing:  # checked before anything is replaced, so the profile is never half-published
+        raise FileNotFoundError(f"{', '.join(missing)} is missing: finish the run first")
     for name, source in copies.items():
-        if not source.is_dir():
-            raise FileNotFoundError(f"{source} is missing: finish the run first")
         shutil.rmtree(profile_dir / name, ignore_errors=True)
         shutil.copytree(source, profile_dir / name)
     summary: dict[str, Any] = {"times_s": json.loads((run / "times.json").read_text())}
