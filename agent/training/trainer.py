@@ -373,13 +373,27 @@ class Trainer:
             loss = weighted_total(output.parts, weights)
             # DeepSpeed divides by its own accumulation count; otherwise the window is averaged here
             scale = 1 if self.accelerator.state.deepspeed_plugin is not None else config.grad_accum
-            self.accelerator.backward(loss / scale)
+            reaches = loss.requires_grad  # False: no trainable part of this stage saw the batch
+            if reaches:
+                self.accelerator.backward(loss / scale)
         values = {name: float(v.detach()) for name, v in output.parts.items()}
         values |= output.metrics
         values["loss"] = float(loss.detach())
+        if not reaches:  # e.g. stage 1 (projector, region encoder, video glue) on text-only records
+            self._untrained()
         if self.synergy:
             values["synergy_weight"] = weight
         return values
+
+    def _untrained(self) -> None:
+        self.untrained_batches = getattr(self, "untrained_batches", 0) + 1
+        if self.untrained_batches == 1:
+            logger.warning(
+                "a batch reached none of stage %s's trainable parts (for instance a text-only "
+                "batch in a stage that trains only the vision parts); it adds no gradient and is "
+                "counted (running total) as untrained_batches in metrics.jsonl",
+                self.config.stage,
+            )
 
     def _optimizer_step(self) -> None:
         if self.config.max_grad_norm is not None:
@@ -402,6 +416,8 @@ class Trainer:
             values = [w[key] for w in window if key in w]
             record[key] = sum(values) / len(values)
         record["skipped"] = self.dataset.skipped + self.read_skipped
+        if getattr(self, "untrained_batches", 0):
+            record["untrained_batches"] = self.untrained_batches
         record["elapsed_s"] = round(time.monotonic() - started, 3)
         self.history.append(record)
         if self.accelerator.is_main_process and (

@@ -118,3 +118,23 @@ def test_lora_saved_loaded_and_merged_gives_the_same_logits(squares, tmp_path):
     merged, _ = load_vitron(tmp_path / "run/llm", lora=tmp_path / "run/lora", merge=True)
     for model in (separate, merged):
         torch.testing.assert_close(model(input_ids=ids).logits, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_a_batch_that_reaches_no_trainable_part_is_counted_not_fatal(squares, tmp_path):
+    """Stage 1 trains only the vision glue, so a text-only batch (a generate request) gives a
+    loss without gradient: the run goes on, and metrics.jsonl counts such batches."""
+    import json
+
+    lines = (squares / "train.jsonl").read_text().splitlines()
+    text_only = [line for line in lines if '"generate_image"' in line][:1]
+    with_media = [line for line in lines if '"segment_image"' in line][:1]
+    (tmp_path / "data").mkdir()
+    for folder in ("images", "masks"):
+        (tmp_path / "data" / folder).symlink_to(squares / folder)
+    (tmp_path / "data" / "train.jsonl").write_text("\n".join(text_only + with_media) + "\n")
+    config = tiny_config(tmp_path / "data", tmp_path / "run", "align", batch_size=1, epochs=2,
+                         log_every=1, group_by_length=False)  # fmt: skip
+    result = Trainer(config).run()
+    assert result.steps == 4
+    logged = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert logged[-1]["untrained_batches"] == 2
