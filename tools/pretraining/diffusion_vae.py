@@ -128,10 +128,29 @@ def latent_std(vae: AutoencoderKL, count: int = 256, seed: int = 12345) -> float
         return float(vae.encode(to_tensor(images)).latent_dist.mean.std())
 
 
+LOGVAR = -30.0
+"""The posterior log-variance of a saved VAE (diffusers' lower clamp): std 3e-7."""
+
+
+def make_deterministic(vae: AutoencoderKL) -> AutoencoderKL:
+    """Fix the posterior's log-variance at :data:`LOGVAR`, so a sample is the mean.
+
+    The decoder was trained on means, and the KL term (1e-6) leaves the variance head near
+    std 1; diffusers' image-conditioned pipelines (inpainting's masked image and ``strength < 1``
+    start) *sample* the posterior, which would bury the picture in that noise. Only the variance
+    half of ``quant_conv`` changes: means, and so every latent the UNets were trained on, stay."""
+    channels = vae.config.latent_channels
+    with torch.no_grad():
+        vae.quant_conv.weight[channels:] = 0.0
+        vae.quant_conv.bias[channels:] = LOGVAR
+    return vae
+
+
 def save_vae(vae: AutoencoderKL, directory: Path) -> None:
-    """``save_pretrained`` with ``scaling_factor`` = 1 / latent std (unit-variance latents)."""
+    """``save_pretrained`` with ``scaling_factor`` = 1 / latent std (unit-variance latents) and a
+    deterministic posterior (:func:`make_deterministic`)."""
     vae.register_to_config(scaling_factor=round(1.0 / latent_std(vae), 4))
-    vae.save_pretrained(directory)
+    make_deterministic(vae).save_pretrained(directory)
 
 
 def reconstruct(vae: AutoencoderKL, images: np.ndarray) -> np.ndarray:
