@@ -7,9 +7,10 @@ it (and resumed, through its own checkpoints, when one was interrupted):
 1. the backends, each by ``vitron pretrain BACKEND --seed S --out DIR/BACKEND``: ``sam``, ``clip``,
    ``grounding_dino`` and ``sam2_video`` where :data:`vitron.tools.pretraining.BACKENDS` has it;
 2. the planner: :func:`vitron.agent.training.nano.train_nano` (stages base -> align -> invoke ->
-   ground) on the CLIP just trained, aligning ``[SEG]`` through the SAM just trained, under
+   ground) on the CLIP just trained, aligning ``[SEG]`` and ``[TRK]`` through the SAM and SAM 2 just
+   trained, under
    ``DIR/runs/planner`` (``./vitron-nano-runs`` when DIR is the committed profile's folder), then
-   :func:`~vitron.agent.training.nano.publish` into ``DIR`` (``vitron_llm/`` and ``sam_signal/``).
+   :func:`~vitron.agent.training.nano.publish` into ``DIR`` (``vitron_llm/``, ``sam_signal/``, ``sam2_signal/``).
 
 A full build uses the step counts the committed parts were trained with (their ``pretrain.json``
 and ``training.json``: :func:`committed_plan`), so it retraces the committed profile.
@@ -39,11 +40,12 @@ logger = logging.getLogger(__name__)
 DEFAULT_OUT = "vitron-nano"
 BACKEND_ORDER = ("sam", "clip", "grounding_dino", "sam2_video")
 """Backends the planner's profile uses, in training order (those in ``BACKENDS`` are trained)."""
-PLANNER_PARTS = ("sam_signal", "vitron_llm")
-COMPANIONS = {"sam2_video": ("sam2_signal",)}
-"""Untrained parts whose settings must follow a trained one (nano SAM 2 takes 128-wide prompt
-tokens; ``tiny``'s ``sam2_signal`` makes 256): written with the committed ``nano.toml``'s
-settings, and like it without weights, so a signal is set aside with a note."""
+PLANNER_PARTS = ("sam_signal", "sam2_signal", "vitron_llm")
+"""What :func:`~vitron.agent.training.nano.publish` writes: the planner and the projectors stage 2
+aligns through SAM and SAM 2."""
+COMPANIONS: dict[str, tuple[str, ...]] = {}
+"""Untrained parts whose settings must follow a trained one, written with the committed
+``nano.toml``'s settings and without weights (none since stage 2 trains ``sam2_signal``)."""
 BUILD_FILE = "build.json"
 COMMITTED_RECORDS = 6000
 """Training conversations of the committed planner's run, for a ``training.json`` written before

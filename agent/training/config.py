@@ -81,6 +81,10 @@ class SignalRoute(_Strict):
     """Profile component of the backend's signal projector (one file per backend on export);
     ``None``: the decoder's own ``signal_projector`` option (diffusion pipelines name theirs,
     e.g. ``video_signal`` in vitron-7b), else ``diffusion_signal``."""
+    fresh: bool = False
+    """Start the projector from scratch even when the profile has weights for it (a rebuild from
+    nothing, such as ``make nano``, must not depend on what an earlier build left in the profile);
+    ``False``: continue from the profile's projector when it has one."""
 
 
 def default_routes() -> dict[str, SignalRoute]:

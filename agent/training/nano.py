@@ -116,10 +116,11 @@ DEFAULT_RECORDS = 6000
 """Training conversations of the committed planner's run."""
 
 
-SIGNAL_ROUTES = {"[SEG]": {"decoder": "sam", "projector": "sam_signal"},
-                 "[TRK]": {"decoder": "sam2_video", "projector": "sam2_signal"}}  # fmt: skip
+SIGNAL_ROUTES = {"[SEG]": {"decoder": "sam", "projector": "sam_signal", "fresh": True},
+                 "[TRK]": {"decoder": "sam2_video", "projector": "sam2_signal", "fresh": True}}  # fmt: skip
 """Signals stage 2 aligns through the profile's frozen backends: the trained nano SAM and SAM 2
-(the diffusion signals wait for trained diffusion pipelines)."""
+(the diffusion signals wait for trained diffusion pipelines). Their projectors start fresh, not
+from the ones the profile already ships, so the command regenerates what it published."""
 PROJECTORS = ("sam_signal", "sam2_signal")
 """The aligned projectors a run publishes beside its planner."""
 

@@ -130,7 +130,8 @@ def build_alignment(
     """Frozen decoders and trainable projectors of the config's signal routes, from its profile.
 
     A projector starts from the profile's weights when it has them (``tiny``: seeded random;
-    a path: a saved projector) and is built fresh otherwise; its input width is the LLM's
+    a path: a saved projector) unless its route asks for a ``fresh`` one, and is built fresh
+    otherwise; its input width is the LLM's
     signal space and its output width the decoder's.
     """
     import copy
@@ -173,6 +174,8 @@ def build_alignment(
         )
         if name not in projectors:
             try:
+                if route.fresh:
+                    raise VitronToolError("the route asks for a fresh projector")
                 loaded = registry.get(name)
                 projector = copy.deepcopy(loaded).float().cpu().train()
             except VitronToolError as exc:

@@ -323,3 +323,22 @@ def test_gen_signals_regress_onto_the_text_encoder_and_denoise_through_the_unet(
     )
     denoising_loss(prediction, target)["denoise_mse"].backward()
     assert float(tokens.grad.abs().sum()) > 0
+
+
+@pytest.mark.parametrize("fresh", [False, True])
+def test_a_fresh_route_ignores_the_profiles_projector(tmp_path, fresh):
+    """By default stage 2 continues from the profile's projector; ``fresh`` builds a new one, so
+    a rebuild does not depend on what an earlier build left in the profile."""
+    from vitron.agent.build import build_tiny_vitron
+    from vitron.agent.training.trainer import build_alignment
+    from vitron.tools.profiles import load_profile
+    from vitron.tools.registry import ModelRegistry
+
+    model, _ = build_tiny_vitron()
+    route = {"decoder": "sam", "projector": "sam_signal", "fresh": fresh}
+    config = tiny_config(tmp_path, tmp_path / "run", "invoke", signal_routes={"[SEG]": route})
+    _, projectors = build_alignment(config, model)
+    shipped = ModelRegistry(load_profile("tiny")).get("sam_signal").state_dict()
+    built = projectors["sam_signal"].state_dict()
+    same = all(torch.equal(built[k].float(), v.float()) for k, v in shipped.items())
+    assert same is not fresh
