@@ -73,7 +73,7 @@ def mask_inputs(vae: AutoencoderKL, sources: np.ndarray, masks: np.ndarray) -> t
 class InpaintPretrainer:
     name = "diffusion_inpaint"
     default_steps = 500
-    learning_rate = 5e-4
+    learning_rate = 2e-3
     batch_size = 24
 
     def __init__(self, seed: int, base: Path | None = None) -> None:

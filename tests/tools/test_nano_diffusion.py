@@ -1,0 +1,100 @@
+"""The committed nano diffusion pipelines, called through ``generate_image`` and ``edit_image`` as a
+user (or the planner) calls them: they load with the unchanged ``diffusion`` loader, make pictures
+of the asked size, and follow the text far better than chance on held-out shapes-world samples."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from langchain_core.messages import ToolMessage
+
+from vitron.evals.classifier import load_classifier
+from vitron.evals.shapes.dataset import make_sample
+from vitron.tools.backend import Services, build_tools
+from vitron.tools.models.diffusion_engines import InpaintEngine, TextToImageEngine
+from vitron.tools.profiles import load_profile
+from vitron.tools.registry import ModelRegistry
+from vitron.tools.workspace import Workspace
+
+GENERATIONS = range(300, 312)
+"""Held-out ``test``-split generation samples (seed 0); training never draws from the splits."""
+
+
+@pytest.fixture(scope="module")
+def models() -> ModelRegistry:
+    return ModelRegistry(load_profile("nano"), device="cpu")
+
+
+@pytest.fixture
+def tools(models, tmp_path) -> tuple[Callable[..., ToolMessage], Workspace]:
+    services = Services(workspace=Workspace(tmp_path / "workspace"), models=models)
+    by_name = {tool.name: tool for tool in build_tools(services)}
+
+    def call(name: str, **args: Any) -> ToolMessage:
+        message = {"type": "tool_call", "id": f"call_{name}", "name": name, "args": args}
+        return by_name[name].invoke(message, {"configurable": {"thread_id": "nano"}})
+
+    return call, services.workspace.for_thread("nano")
+
+
+def test_the_committed_pipelines_load_with_the_diffusion_loader(models):
+    generator, inpainter = models.get("text_to_image"), models.get("inpaint")
+    assert isinstance(generator, TextToImageEngine) and isinstance(inpainter, InpaintEngine)
+    assert generator.pipe.unet.dtype == torch.float32  # fp16 on disk
+    assert generator.pipe.vae_scale_factor == 4 and generator.text_width == 64
+    assert inpainter.pipe.unet.config.in_channels == 9
+    assert (generator.defaults.width, inpainter.defaults.long_side) == (32, 64)
+
+
+def test_generate_image_draws_what_held_out_descriptions_ask_for(tools):
+    invoke, workspace = tools
+    judge = load_classifier()
+    hits = {"shape": 0, "colour": 0, "position": 0}
+    for index in GENERATIONS:
+        sample = make_sample("test", index, tasks=["generation"])
+        result = invoke("generate_image", instruction=sample.calls[0].args["instruction"], seed=0)
+        assert result.status == "success", result.content
+        image = np.asarray(workspace.get_image(result.artifact["image"]).convert("RGB"))
+        assert image.shape == (32, 32, 3)
+        seen = judge.predict(image)
+        for key, want in sample.gold["expected"].items():
+            hits[key] += seen[key] == want
+    rates = {k: v / len(GENERATIONS) for k, v in hits.items()}
+    # chance: shape 0.2, colour 0.17, position 0.33; tiny's random pipeline draws noise. The
+    # committed one gets colour right (0.87 on 200 test samples) but not yet shape (0.28) or
+    # position (0.35, chance): nano/README.md.
+    assert rates["colour"] >= 0.6, rates
+
+
+def _recolours(count: int) -> list:
+    found = []
+    for index in range(1, 400):
+        sample = make_sample("test", index, tasks=["editing"])
+        if sample.gold["operation"] == "recolor":
+            found.append(sample)
+        if len(found) == count:
+            return found
+    raise AssertionError("too few recolour samples")
+
+
+def test_edit_image_repaints_held_out_objects_and_keeps_the_rest(tools):
+    """The editing task's own words ("make the red circle blue") through ``edit_image``: Grounding
+    DINO and SAM find the object, the nano inpainting pipeline repaints it, the picture changes
+    there and nothing outside the reported area changes. (Whether the new colour is right is not
+    asserted: the committed pipeline is under-trained and reads right about as often as chance,
+    nano/README.md.)"""
+    invoke, workspace = tools
+    for sample in _recolours(3):
+        before = sample.media[0].pixels
+        handle = workspace.put_image(before).handle
+        result = invoke("edit_image", image=handle, instruction=sample.gold["edit"], seed=0)
+        assert result.status == "success", result.content
+        after = np.asarray(workspace.get_image(result.artifact["image"]).convert("RGB"))
+        assert after.shape == before.shape and not np.array_equal(after, before)
+        edited = np.asarray(workspace.get_mask(result.artifact["mask"]), dtype=bool)
+        assert edited.any() and not edited.all()
+        assert np.array_equal(after[~edited], before[~edited])
