@@ -65,16 +65,27 @@ def demo_samples(seed: int = 0, split: str = SPLIT) -> list[Sample]:
 
 def describe_profile(profile_name: str) -> str:
     """What the banner says about the profile: its description, which components it trained or
-    loads, and which still have random weights (``checkpoint = "tiny"``)."""
+    loads, which name a local folder that is not there (no weights yet: a signal for them is set
+    aside), and which still have random weights (``checkpoint = "tiny"``)."""
+    from pathlib import Path
+
     from vitron.tools.profiles import load_profile
 
     profile = load_profile(profile_name)
     specs = [profile.component(name) for name in profile.components]
     random = sorted(spec.name for spec in specs if spec.is_tiny)
-    real = sorted(spec.name for spec in specs if not spec.is_tiny)
+    local = {
+        s.name: Path(s.checkpoint)
+        for s in specs
+        if not s.is_tiny and Path(s.checkpoint).is_absolute()
+    }
+    absent = sorted(name for name, path in local.items() if not path.exists())
+    real = sorted(spec.name for spec in specs if not spec.is_tiny and spec.name not in absent)
     lines = [f"Profile {profile.name!r}: {profile.description}".rstrip(": ")]
     if real:
         lines.append(f"Weights from checkpoints: {', '.join(real)}.")
+    if absent:
+        lines.append(f"No weights yet (not used): {', '.join(absent)}.")
     if random:
         lines.append(f"Still random weights (outputs show plumbing, not quality): "
                      f"{', '.join(random)}.")  # fmt: skip

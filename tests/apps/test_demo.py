@@ -60,8 +60,11 @@ def test_demo_samples_are_the_worlds_own_test_samples():
 def test_demo_banner_names_the_trained_and_the_random_parts():
     text = describe_profile("nano")
     trained, random = text.split("Still random weights")
+    trained, absent = trained.split("No weights yet")
     assert "vitron_llm" in trained and "sam" in trained and "clip" in trained
-    assert "sam2_video" in trained and "text_to_image" in random and "vitron_llm" not in random
+    assert "sam2_video" in trained and "text_to_image" in trained and "vitron_llm" not in random
+    assert "diffusion_signal" in absent and "diffusion_signal" not in trained
+    assert "instruct_pix2pix" in random
     assert "Weights from checkpoints" not in describe_profile("tiny")
 
 
