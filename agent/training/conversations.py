@@ -15,6 +15,7 @@ their exact wording is not learned from, only read.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -27,6 +28,7 @@ from vitron.agent.training.records import Record, write_jsonl
 from vitron.agent.training.tool_results import tool_result
 from vitron.evals.sample import Sample
 
+HANDLE = re.compile(r"(?:img|vid|mask|box)_[0-9a-f]{16}")
 MAX_MEDIA = 4
 """Images and videos shown as pixels (``ChatVitron.max_media``'s default)."""
 VIDEO_FRAMES = 8
@@ -59,7 +61,8 @@ def conversation(
         messages.append(AIMessage(content="", tool_calls=[
             {"name": call.name, "args": {"instruction": instruction}, "id": call_id}]))  # fmt: skip
         text = tool_result(call.name, instruction, media, rng, ranked=_ranked(sample, infos, rng))
-        media = media or text.split(":", 1)[0]
+        made = HANDLE.match(text)  # results that make media start with the new handle
+        media = media or (made.group(0) if made else "")
         messages.append(ToolMessage(content=text, name=call.name, tool_call_id=call_id))
     messages.append(AIMessage(content=sample.answer))
     return messages, [m.handle for m in infos]

@@ -84,3 +84,18 @@ def test_every_tool_has_a_writer_and_an_unknown_one_is_refused():
     assert len(names) == 9 and names == set(RESULTS)
     with pytest.raises(KeyError, match="no result format"):
         tool_result("paint_fence", "x", "", np.random.default_rng(0))
+
+
+def test_a_two_step_conversation_works_on_what_the_first_call_made(tmp_path):
+    """generate, then a call on the picture: its result names the generated image as its input."""
+    from vitron.agent.training.conversations import conversation
+    from vitron.evals.shapes.dataset import generate
+    from vitron.tools.workspace import Workspace
+
+    samples = generate("train", 24, seed=0, tasks=["multi_step"])
+    sample = next(s for s in samples if s.calls[0].name == "generate_image" and not s.media)
+    space = Workspace(tmp_path).for_thread(sample.id)
+    messages, _ = conversation(sample, space, np.random.default_rng(0))
+    first, second = (m.content for m in messages if m.type == "tool")
+    made = first.split(":", 1)[0]
+    assert made.startswith("img_") and made in second
