@@ -248,12 +248,18 @@ def generation(rng: np.random.Generator, compositional: bool, size: int) -> Samp
     x = float(_pick(rng, ("0.2", "0.5", "0.8")))
     obj = replace(obj, x=x)
     background = _pick(rng, tuple(BACKGROUNDS))
+    return generation_sample(obj, background, _pick(rng, GENERATE))
+
+
+def generation_sample(obj: Obj, background: str, template: str = "{d}") -> Sample:
+    """The generation sample asking for ``obj`` alone on ``background``, worded by ``template``
+    (``{d}`` is the description); also what ``vitron gallery`` builds its fixed prompt grid from."""
     position = horizontal_position(obj.x)
     where = "in the centre" if position == "centre" else f"on the {position}"
     description = f"a {obj.name} {where} on a {background} background"
     reference = render(Scene((obj,), background), GENERATION_SIZE).image
     return Sample(
-        id="", task="generation", instruction=_pick(rng, GENERATE).format(d=description),
+        id="", task="generation", instruction=template.format(d=description),
         calls=[TargetCall("generate_image", {"instruction": description})],
         answer=f"Here is {description}.",
         gold={"expected": {"shape": obj.shape, "colour": obj.colour, "position": position},
