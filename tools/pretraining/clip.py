@@ -42,7 +42,7 @@ from vitron.evals.shapes.vocab import (
 )
 from vitron.tools.models.clip import TEXT_LENGTH, ClipEngine
 from vitron.tools.pretraining.data import RenderedScene, ScenePool, pool_size, rendered_scene
-from vitron.tools.pretraining.loop import step_rng
+from vitron.tools.pretraining.loop import seeded, step_rng
 
 SIZE = 64
 WORDS: tuple[str, ...] = (
@@ -167,9 +167,7 @@ class ClipPretrainer:
     def __init__(self, seed: int) -> None:
         self.seed = seed
         tokenizer = shapes_tokenizer()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.model = CLIPModel(nano_config(tokenizer))
+        self.model = seeded(seed, lambda: CLIPModel(nano_config(tokenizer)))
         image_processor = CLIPImageProcessor(
             size={"shortest_edge": SIZE}, crop_size={"height": SIZE, "width": SIZE}
         )

@@ -34,7 +34,7 @@ from vitron.tools.pretraining.clip import WORDS, shapes_tokenizer
 from vitron.tools.pretraining.data import ScenePool, pool_size
 from vitron.tools.pretraining.diffusion_data import generation_example
 from vitron.tools.pretraining.diffusion_vae import to_tensor
-from vitron.tools.pretraining.loop import step_rng
+from vitron.tools.pretraining.loop import seeded, step_rng
 
 TEXT_WIDTH = 64
 TEXT_LENGTH = 24
@@ -130,11 +130,9 @@ class TextToImagePretrainer:
         self.seed = seed
         self.vae = load_vae(base)
         self.tokenizer = nano_tokenizer()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.model = torch.nn.ModuleDict(
-                {"unet": nano_unet(), "text_encoder": nano_text_encoder(self.tokenizer)}
-            )
+        self.model = seeded(seed, lambda: torch.nn.ModuleDict(
+            {"unet": nano_unet(), "text_encoder": nano_text_encoder(self.tokenizer)}
+        ))  # fmt: skip
         self.noise = training_scheduler()
         self.pool: ScenePool[tuple[np.ndarray, str]] | None = None
 

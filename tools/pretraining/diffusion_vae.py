@@ -28,7 +28,7 @@ from vitron.tools.pretraining.diffusion_data import (
     generation_example,
     scene_crop,
 )
-from vitron.tools.pretraining.loop import step_rng
+from vitron.tools.pretraining.loop import seeded, step_rng
 
 KL_WEIGHT = 1e-6
 """Per-latent-element KL weight (pixel losses are per-element means in [-1, 1] units): it only
@@ -85,9 +85,7 @@ class VaePretrainer:
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.model: AutoencoderKL = nano_vae()
+        self.model: AutoencoderKL = seeded(seed, nano_vae)
         self.pool: ScenePool[np.ndarray] | None = None
 
     def start(self, step: int, total: int) -> None:

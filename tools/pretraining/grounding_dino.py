@@ -63,7 +63,7 @@ from vitron.evals.shapes.vocab import (
 )
 from vitron.tools.models.grounding_dino import GroundingEngine, prompt_text
 from vitron.tools.pretraining.data import ScenePool, pool_size
-from vitron.tools.pretraining.loop import step_rng
+from vitron.tools.pretraining.loop import seeded, step_rng
 
 SIZE = 64
 TEXT_LENGTH = 32
@@ -206,15 +206,14 @@ class GroundingDinoPretrainer:
     def __init__(self, seed: int) -> None:
         self.seed = seed
         self.processor = nano_processor()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.model = GroundingDinoForObjectDetection(nano_config(len(self.processor.tokenizer)))
-            # Region-text scores are plain dot products of layer-normed 64-d vectors: at the
-            # default initialisation they spread over tens of units, so every sigmoid starts
-            # saturated. Shrinking the region side's last norms starts them near zero.
-            inner = self.model.model
-            for norm in (inner.enc_output_norm, inner.decoder.layer_norm):
-                norm.weight.data.mul_(REGION_NORM_SCALE)
+        config = nano_config(len(self.processor.tokenizer))
+        self.model = seeded(seed, lambda: GroundingDinoForObjectDetection(config))
+        # Region-text scores are plain dot products of layer-normed 64-d vectors: at the default
+        # initialisation they spread over tens of units, so every sigmoid starts saturated.
+        # Shrinking the region side's last norms starts them near zero.
+        inner = self.model.model
+        for norm in (inner.enc_output_norm, inner.decoder.layer_norm):
+            norm.weight.data.mul_(REGION_NORM_SCALE)
         image_processor = self.processor.image_processor
         self.mean = torch.tensor(image_processor.image_mean).view(1, 3, 1, 1)
         self.std = torch.tensor(image_processor.image_std).view(1, 3, 1, 1)

@@ -19,13 +19,15 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 import torch
 
 RESUME_NAME = "resume.pt"
 REPORT_NAME = "pretrain.json"
+
+T = TypeVar("T")
 
 
 class Pretrainer(Protocol):
@@ -179,3 +181,12 @@ def _checkpoint(
 def step_rng(seed: int, stream: int, step: int) -> np.random.Generator:
     """The generator of step ``step``'s batch choices (independent of how the run got there)."""
     return np.random.default_rng([seed, stream, step])
+
+
+def seeded(seed: int, build: Callable[[], T]) -> T:
+    """``build()`` with torch's CPU generator seeded by ``seed`` (a model's initial weights), the
+    global generator left as it was: a run's initialisation follows from its seed alone, whatever
+    ran before, and building a model does not shift anything drawn after it."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()

@@ -29,7 +29,7 @@ from vitron.evals.shapes.dataset import make_sample
 from vitron.tools.geometry import mask_box, region_to_pixels
 from vitron.tools.models.sam import SamArchitecture, SamEngine, save_sam
 from vitron.tools.pretraining.data import RenderedScene, ScenePool, pool_size, rendered_scene
-from vitron.tools.pretraining.loop import step_rng
+from vitron.tools.pretraining.loop import seeded, step_rng
 
 SIZE = 64
 NANO = SamArchitecture(
@@ -105,9 +105,7 @@ class SamPretrainer:
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.model: Sam = NANO.build()
+        self.model: Sam = seeded(seed, NANO.build)
         self.pool: ScenePool[RenderedScene] | None = None
 
     def start(self, step: int, total: int) -> None:

@@ -55,7 +55,7 @@ from vitron.evals.shapes.video import render_video, sample_video
 from vitron.tools.geometry import mask_box, region_to_pixels
 from vitron.tools.models.sam2_video import Sam2VideoEngine, VideoPrompt
 from vitron.tools.pretraining.data import ScenePool, pool_size
-from vitron.tools.pretraining.loop import step_rng
+from vitron.tools.pretraining.loop import seeded, step_rng
 from vitron.tools.pretraining.sam import _dice, _focal  # the same per-mask losses, B x T here
 
 SIZE = 64
@@ -111,9 +111,7 @@ def build_nano_sam2_video(
     seed: int = 0, **overrides: Any
 ) -> tuple[Sam2VideoModel, Sam2VideoProcessor]:
     """The nano model (random weights from ``seed``) and its processor."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = Sam2VideoModel(nano_config(**overrides))
+    model = seeded(seed, lambda: Sam2VideoModel(nano_config(**overrides)))
     tie_prompt_positions(model)
     return model, nano_processor()
 
