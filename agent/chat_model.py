@@ -246,13 +246,15 @@ class ChatVitron(BaseChatModel):
     def _prepare(
         self, messages: Sequence[BaseMessage], engine: VitronEngine, workspace: Any, max_new: int
     ) -> tuple[RenderedConversation, dict[str, Any]]:
-        """The rendered and encoded prompt of ``messages``: the last ``history_turns`` exchanges,
-        then fewer while the prompt plus ``max_new`` tokens exceed the backbone's positions."""
-        from vitron.agent.history import exchange_starts, last_exchanges
+        """The rendered and encoded prompt of ``messages``: the last ``history_turns`` exchanges
+        (their media listing narrowed to what they name), then fewer while the prompt plus ``max_new`` tokens exceed the backbone's positions."""
+        from vitron.agent.history import exchange_starts, last_exchanges, listing_for_kept
         from vitron.agent.rendering import render_messages
 
         turns = self.history_turns if self.history_turns is not None else engine.history_turns
         kept = last_exchanges(messages, turns)
+        if turns is not None:  # a windowed planner lists the media its window names
+            kept = listing_for_kept(kept)
         limit = engine.max_positions
         while True:
             rendered = render_messages(

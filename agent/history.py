@@ -12,13 +12,22 @@ Two limits apply, in this order:
 - the context length: the oldest exchanges are dropped until the prompt and the reply fit the
   backbone's positions, never the current one (a prompt still too long then is logged). The
   chat model applies this one, since only it can count the prompt's tokens.
+
+With a fixed window the media listing narrows too (:func:`listing_for_kept`): it names only the
+media the kept exchanges name, as in the single requests such a planner was trained on; a long
+conversation's listing otherwise outgrows the window (ten images per retrieval request) and, with
+it, the backbone's positions. Other media stay usable by handle; the listing says how many it hides.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
-from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+
+from vitron.graphs.messages import narrow_listing
+from vitron.tools.handles import HANDLE_PATTERN
 
 
 def exchange_starts(messages: Sequence[BaseMessage]) -> list[int]:
@@ -38,4 +47,31 @@ def last_exchanges(messages: Sequence[BaseMessage], count: int | None) -> list[B
     return head + dropped + list(messages[cut:])
 
 
-__all__ = ["exchange_starts", "last_exchanges"]
+def named_handles(messages: Sequence[BaseMessage]) -> set[str]:
+    """Media handles (frame suffixes dropped) in ``messages``' text, calls and regions."""
+    found: set[str] = set()
+    for message in messages:
+        texts = [
+            message.content if isinstance(message.content, str) else json.dumps(message.content)
+        ]
+        texts.append(json.dumps(message.additional_kwargs.get("regions") or [], default=str))
+        if isinstance(message, AIMessage):
+            texts.append(json.dumps([call["args"] for call in message.tool_calls], default=str))
+        found.update(
+            m.group(0).split("#")[0] for text in texts for m in HANDLE_PATTERN.finditer(text)
+        )
+    return found
+
+
+def listing_for_kept(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
+    """``messages`` with each system message's media listing narrowed to the handles the other
+    messages name (:func:`vitron.graphs.messages.narrow_listing`)."""
+    keep = named_handles([m for m in messages if not isinstance(m, SystemMessage)])
+    return [
+        m.model_copy(update={"content": narrow_listing(m.content, keep)})
+        if isinstance(m, SystemMessage) and isinstance(m.content, str) else m
+        for m in messages
+    ]  # fmt: skip
+
+
+__all__ = ["exchange_starts", "last_exchanges", "listing_for_kept", "named_handles"]

@@ -7,7 +7,8 @@ are also spelled out in the text so any planner, not only Vitron, can use them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from langchain_core.messages import HumanMessage
@@ -33,6 +34,10 @@ def user_message(
     return HumanMessage(content="\n".join(p for p in parts if p), additional_kwargs=kwargs)
 
 
+LISTING_HEAD = "Media in this conversation"
+_LISTED = re.compile(r"^- ((?:img|vid|mask|emb|box)_[0-9a-f]{12,64}) ")
+
+
 def media_listing(media: MediaRegistry, limit: int = 40) -> str:
     """Lines describing the conversation's media for the planner, newest last."""
     if not media:
@@ -49,9 +54,30 @@ def media_listing(media: MediaRegistry, limit: int = 40) -> str:
         label = f" '{info['label']}'" if info.get("label") else ""
         lines.append(f"- {summary}{label}, {origin}")
     skipped = len(media) - len(items)
-    head = (
-        f"Media in this conversation ({skipped} older not shown):"
-        if skipped
-        else "Media in this conversation:"
-    )
+    head = f"{LISTING_HEAD} ({skipped} older not shown):" if skipped else f"{LISTING_HEAD}:"
     return "\n".join([head, *lines])
+
+
+def narrow_listing(text: str, keep: Collection[str]) -> str:
+    """``text`` (a system message holding a :func:`media_listing`) listing only the media whose
+    handle is in ``keep``, its head saying how many others are not shown. Text without a listing
+    comes back unchanged."""
+    lines = text.split("\n")
+    start = next((i for i, line in enumerate(lines) if line.startswith(LISTING_HEAD)), None)
+    if start is None:
+        return text
+    end = start + 1
+    while end < len(lines) and _LISTED.match(lines[end]):
+        end += 1
+    listed = lines[start + 1 : end]
+    kept = [line for line in listed if _LISTED.match(line)[1] in keep]
+    older = re.search(r"\((\d+) older not shown\)", lines[start])
+    hidden = len(listed) - len(kept) + (int(older[1]) if older else 0)
+    if not hidden:
+        return text
+    head = (
+        f"{LISTING_HEAD} ({hidden} older not shown):"
+        if kept
+        else (f"{LISTING_HEAD}: {hidden} earlier, not shown.")
+    )
+    return "\n".join([*lines[:start], head, *kept, *lines[end:]])

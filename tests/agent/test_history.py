@@ -95,3 +95,24 @@ def test_the_profile_sets_the_default_window(tmp_path, tiny):
     assert engine.history_turns == 1
     wider = chat.model_copy(update={"history_turns": 2})  # the model's own setting wins
     assert "request number 0" in wider.prompt_text(conversation(2), thread_id=THREAD)
+
+
+def test_a_windowed_prompt_lists_only_the_media_its_window_names(chat):
+    old, new, made = "img_" + "a" * 16, "img_" + "b" * 16, "mask_" + "c" * 16
+    listing = (f"Media in this conversation:\n- {old} 64x64 image, from the user\n"
+               f"- {new} 64x64 image, from the user\n- {made} 64x64 mask, made by segment_image")  # fmt: skip
+    messages = [
+        SystemMessage(content=f"Use the tools.\n\n{listing}"),
+        HumanMessage(content=f"segment the circle\n[attached {old} 64x64 image]"),
+        AIMessage(content="done"),
+        HumanMessage(content="segment the star", additional_kwargs={"regions": [{"media": new}]}),
+        AIMessage(content="", tool_calls=[{"name": "segment_image", "args": {"image": new},
+                                           "id": "call_1"}]),  # fmt: skip
+        ToolMessage(content=f"{made} 64x64 mask of the star", name="segment_image",
+                    tool_call_id="call_1"),  # fmt: skip
+    ]
+    one = chat.model_copy(update={"history_turns": 1}).prompt_text(messages, thread_id=THREAD)
+    assert f"- {new} " in one and f"- {made} " in one and f"- {old} " not in one
+    assert "Media in this conversation (1 older not shown):" in one
+    everything = chat.prompt_text(messages, thread_id=THREAD)  # no window: the whole listing
+    assert listing in everything
