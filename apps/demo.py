@@ -6,7 +6,9 @@ requests are the shapes world's own: the first sample of each demo task in the `
 ``vitron eval --suite shapes`` orders it (seed 0 unless ``--seed``), so the wording, the media and
 the expected answers are the world's, not written for the demo. Beside each answer the demo prints
 what the world expected and the score ``vitron eval`` gives that sample (mask IoU, box IoU, J&F,
-R@1, right or wrong): one sample per task shows behaviour, the eval table measures quality.
+R@1, attributes read by the world's classifier, PSNR outside an edit, right or wrong): one sample
+per task shows behaviour, the eval table measures quality. The one call that needs approval, the
+editing turn's ``edit_image``, is approved because the request asked for it (:func:`approve_asked`).
 
 The media go into the session exactly as ``vitron eval`` sends them (:func:`store_media`; a
 region's sketch through :meth:`Session.add_region`), and the turn's messages are read back and
@@ -31,11 +33,16 @@ if TYPE_CHECKING:
 
     from vitron.evals.harness import Outcome
     from vitron.evals.sample import Sample
+    from vitron.evals.scoring import Options
     from vitron.graphs import Context
 
-DEMO_TASKS = ("vqa", "referring_segmentation", "grounding", "region_caption", "tracking",
-              "retrieval")  # fmt: skip
-"""The demo's turns, in order: a question, a mask, a box, a sketched region, a video, a set."""
+DEMO_TASKS = ("vqa", "referring_segmentation", "grounding", "region_caption", "generation",
+              "editing", "tracking", "retrieval")  # fmt: skip
+"""The demo's turns, in order: a question, a mask, a box, a sketched region, a picture to draw,
+one to edit, a video, a set (last: its ten images lengthen every later prompt's media listing)."""
+DEMO_EDIT = "recolor"
+"""The editing turn's operation: a recolour, which the nano inpainting model was trained for (an
+add or move needs GLIGEN, still random in nano)."""
 SPLIT = "test"
 
 BANNER = """\
@@ -50,7 +57,8 @@ score the eval gives that one sample. Quality over many samples: `vitron eval --
 
 def demo_samples(seed: int = 0, split: str = SPLIT) -> list[Sample]:
     """One sample per :data:`DEMO_TASKS` task: the first of that task in ``split``'s stream of
-    :data:`~vitron.evals.shapes.dataset.EVAL_TASKS` (the samples ``vitron eval`` scores)."""
+    :data:`~vitron.evals.shapes.dataset.EVAL_TASKS` (the samples ``vitron eval`` scores); for
+    editing, the first :data:`DEMO_EDIT`."""
     from vitron.evals.shapes.dataset import EVAL_TASKS, make_sample
 
     found: dict[str, Sample] = {}
@@ -58,7 +66,9 @@ def demo_samples(seed: int = 0, split: str = SPLIT) -> list[Sample]:
     while len(found) < len(DEMO_TASKS):
         task = EVAL_TASKS[index % len(EVAL_TASKS)]
         if task in DEMO_TASKS and task not in found:
-            found[task] = make_sample(split, index, seed=seed, tasks=EVAL_TASKS)
+            sample = make_sample(split, index, seed=seed, tasks=EVAL_TASKS)
+            if task != "editing" or sample.gold.get("operation") == DEMO_EDIT:
+                found[task] = sample
         index += 1
     return [found[task] for task in DEMO_TASKS]
 
@@ -138,23 +148,37 @@ def expected_text(sample: Sample, media: Sequence[str] = ()) -> str:
         return f"{calls} -> its mask in every frame"
     if task == "retrieval":
         return f"{calls} -> image {gold['target'] + 1} of {len(sample.media)} first"
+    if task == "generation":
+        return (
+            f"{calls} -> an image the world's classifier reads as {_attributes(gold['expected'])}"
+        )
+    if task == "editing":
+        return (f"{calls} -> the {gold['expected']['shape']} {gold['expected']['colour']}, "
+                "the rest of the picture unchanged")  # fmt: skip
     return sample.answer
+
+
+def _attributes(expected: dict[str, str]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in expected.items())
 
 
 def write_expected(sample: Sample, folder: Path) -> list[Path]:
     """The world's answer as a picture beside the tools' own overlays: ``expected.png`` (the
-    ground-truth mask or box over the image; for retrieval, the right image); none for answers in
-    words or videos."""
+    ground-truth mask or box over the image; for retrieval, the right image; for generation, the
+    world's own rendering of the prompt; for editing, the world's edited picture); none for answers
+    in words or videos."""
     import numpy as np
     from PIL import Image
 
     from vitron.tools.overlay import box_overlay, mask_overlay
 
     gold, task = sample.gold, sample.task
-    if task not in ("referring_segmentation", "grounding", "retrieval"):
+    if task not in ("referring_segmentation", "grounding", "retrieval", "generation", "editing"):
         return []
     if task == "retrieval":
         pixels = sample.media[gold["target"]].pixels
+    elif task in ("generation", "editing"):
+        pixels = gold["reference" if task == "generation" else "after"]
     else:
         image = Image.fromarray(sample.media[0].pixels)
         pixels = (mask_overlay(image, [np.asarray(gold["mask"], dtype=bool)])
@@ -184,6 +208,12 @@ def measured_text(task: str, outcome: Outcome, scores: dict[str, Any]) -> str:
         parts.append(f"box IoU {iou:.2f} ({'hit' if scores['box_hit'] else 'miss'} at 0.5)")
     elif task == "tracking":
         parts.append(f"J&F {scores['J&F']:.2f} (empty masks score {scores['floor']:.2f})")
+    elif task in ("generation", "editing") and scores.get("attr") is not None:
+        parts.append(
+            f"attributes {'right' if scores['attr'] else 'wrong'} by the world's classifier"
+        )
+    if task == "editing" and scores.get("psnr") is not None:
+        parts.append(f"PSNR outside the edit {scores['psnr']:.1f} dB")
     elif task == "retrieval":
         parts.append(f"R@1 {scores['r1']:.0f} (chance {scores['chance']:.2f})")
         ranked = len(((outcome.last_result("retrieve") or {}).get("artifact") or {})
@@ -202,7 +232,7 @@ def attachments(sample: Sample) -> str:
     parts = [f"{kinds.count(k)} {k}{'s' if kinds.count(k) > 1 else ''}"
              for k in dict.fromkeys(kinds)]  # fmt: skip
     parts += ["a sketched region"] * len(sample.regions)
-    return f"[attached: {', '.join(parts)}]"
+    return f"[attached: {', '.join(parts)}]" if parts else ""
 
 
 def _call_text(name: str, args: dict[str, Any]) -> str:
@@ -210,17 +240,28 @@ def _call_text(name: str, args: dict[str, Any]) -> str:
     return f"{name}({shown})"
 
 
-def decline_edits(request: dict) -> dict:
-    """The demo has no person to ask: a call that needs approval (an edit) is declined, and the
-    planner is told why (none of the demo's requests asks for one)."""
-    print(f"  ? {request['question']} — declined: the demo does not edit or generate videos")
-    return {"action": "reject", "reason": "this demo does not run edits or video generation"}
+def approve_asked(sample: Sample) -> Callable[[dict], dict]:
+    """The demo has no person to ask: a call that needs approval is approved when the request
+    asked for that tool (the editing turn's ``edit_image``) and declined otherwise, and the
+    planner is told why."""
+    asked = {call.name for call in sample.calls}
+
+    def decide(request: dict) -> dict:
+        if request["tool"] in asked:
+            print(f"  ? {request['question']} — approved: the request asked for it")
+            return {"action": "approve"}
+        print(f"  ? {request['question']} — declined: the request did not ask for it")
+        return {"action": "reject", "reason": "the request did not ask for this"}
+
+    return decide
 
 
 def run_turn(session: Any, sample: Sample, out: Path, number: int,
-             on_event: Callable[[dict], None] | None = None) -> DemoTurn:  # fmt: skip
+             on_event: Callable[[dict], None] | None = None,
+             options: Options | None = None) -> DemoTurn:  # fmt: skip
     """Send ``sample``'s request (its media attached, its sketch as a region) in ``session``,
-    score what the planner and tools did, and write the turn's files to ``out/NN-task/``."""
+    score what the planner and tools did (``options``: the eval's, with its attribute classifier),
+    and write the turn's files to ``out/NN-task/``."""
     from vitron.evals.harness import Outcome, read_turn, store_media
     from vitron.evals.scoring import score
 
@@ -230,12 +271,12 @@ def run_turn(session: Any, sample: Sample, out: Path, number: int,
     for region in regions:
         session.add_region(region["box"], media=region["media"], mask=region["mask"])
     start = time.perf_counter()
-    turn = session.send(sample.instruction, on_event=on_event, decide=decline_edits)
+    turn = session.send(sample.instruction, on_event=on_event, decide=approve_asked(sample))
     seconds = time.perf_counter() - start
     outcome = Outcome(sample=sample, workspace=session.workspace, media=[i.handle for i in infos],
                       regions=[r["mask"] for r in regions], latency=seconds)  # fmt: skip
     read_turn(outcome, turn.messages)
-    scores = score(outcome)
+    scores = score(outcome, options)
     inputs = [i.handle for i in infos] + [r["mask"] for r in regions if r["mask"]]
     folder = out / f"{number:02d}-{sample.task}"
     shutil.rmtree(folder, ignore_errors=True)  # this turn's files from an earlier demo run
@@ -251,6 +292,15 @@ def run_turn(session: Any, sample: Sample, out: Path, number: int,
 
 
 # ------------------------------------------------------------------------------- the session
+
+
+def scoring_options() -> Options:
+    """The eval's scoring options with the shipped attribute classifier, which reads what a
+    generated or edited picture shows."""
+    from vitron.evals.classifier import load_classifier
+    from vitron.evals.scoring import Options
+
+    return Options(classifier=load_classifier())
 
 
 def run_demo(
@@ -277,6 +327,7 @@ def run_demo(
 
         planner = ChatVitron(max_new_tokens=64, seed=seed)
     samples = list(samples if samples is not None else demo_samples(seed))
+    options = scoring_options()
     planner_name = type(planner).__name__
     banner = BANNER.format(
         planner=f"the {context.profile!r} profile's Vitron LLM ({planner_name})"
@@ -297,9 +348,9 @@ def run_demo(
         if separate and number > 1:
             session = Session(planner, context)
             threads.append(session.thread_id)
-        print(f"you> {sample.instruction} {attachments(sample)}")
+        print(f"you> {sample.instruction} {attachments(sample)}".rstrip())
         try:
-            turn = run_turn(session, sample, out, number, on_event=renderer)
+            turn = run_turn(session, sample, out, number, on_event=renderer, options=options)
         finally:
             renderer.close()
         turns.append(turn)

@@ -38,11 +38,11 @@ def test_planned_demo_runs_every_turn_with_the_nano_planner(tmp_path, capsys):
         assert all(
             (out / path).is_file() and (out / path).parent == folder for path in turn["files"]
         )
-        pictured = turn["task"] in ("referring_segmentation", "grounding", "retrieval")
+        pictured = turn["task"] not in ("vqa", "region_caption", "tracking")
         assert (folder / "expected.png").is_file() == pictured  # the world's answer, to compare
     assert not stale.exists()  # a turn's folder holds this run's files only
     tools = {c["name"] for t in record["turns"] for c in t["calls"]}
-    assert tools, "the planner called no tool in six requests"
+    assert tools, "the planner called no tool in the demo's requests"
     transcript = (out / "transcript.md").read_text()
     assert transcript.count("**you:**") == len(DEMO_TASKS) and "measured:" in transcript
     assert f"--thread {record['thread']}" in printed
@@ -120,3 +120,15 @@ def test_retrieval_score_says_when_earlier_media_were_ranked_too():
     assert f"ranked {len(media) + 1} media: this request's {len(media)}" in text
     outcome.results[0]["artifact"]["ranking"] = ranking[:-1]
     assert "ranked" not in measured_text("retrieval", outcome, {"r1": 1.0, "chance": 0.1})
+
+
+def test_demo_approves_only_the_tool_its_request_asked_for(capsys):
+    from vitron.apps.demo import approve_asked
+
+    editing = demo_samples()[DEMO_TASKS.index("editing")]
+    assert editing.gold["operation"] == "recolor"  # what the nano inpainting model was trained for
+    decide = approve_asked(editing)
+    assert decide({"tool": "edit_image", "question": "Run edit_image(...)?"}) == {"action": "approve"}
+    refused = decide({"tool": "generate_video", "question": "Run generate_video(...)?"})
+    assert refused["action"] == "reject" and refused["reason"]
+    assert "approved" in capsys.readouterr().out
