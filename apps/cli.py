@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from vitron.apps.convert import add_convert_command, run_convert
 from vitron.apps.evaluate import add_eval_command, run_eval
+from vitron.apps.gallery import add_gallery_command, run_gallery_command
 from vitron.apps.serve import add_serve_command, run_serve
 from vitron.apps.train import add_train_command, run_train
 from vitron.apps.web.command import add_web_command, run_web
@@ -149,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_command(commands, common)
     add_web_command(commands, common)
     add_serve_command(commands)
+    add_gallery_command(commands)
     return parser  # fmt: skip
 
 
@@ -387,6 +389,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "pretrain": run_pretrain,
     "web": run_web,
     "serve": run_serve,
+    "gallery": run_gallery_command,
 }
 
 
