@@ -10,10 +10,16 @@ it (and resumed, through its own checkpoints, when one was interrupted):
    ground) on the CLIP just trained, aligning ``[SEG]`` and ``[TRK]`` through the SAM and SAM 2 just
    trained, under
    ``DIR/runs/planner`` (``./vitron-nano-runs`` when DIR is the committed profile's folder), then
-   :func:`~vitron.agent.training.nano.publish` into ``DIR`` (``vitron_llm/``, ``sam_signal/``, ``sam2_signal/``).
+   :func:`~vitron.agent.training.nano.publish` into ``DIR`` (``vitron_llm/``, ``sam_signal/``, ``sam2_signal/``);
+3. the nano Stable Diffusion (issue 14), chained by ``--base``: ``vitron pretrain diffusion_vae``
+   into ``RUNS/diffusion_vae`` (an intermediate: the pipelines carry their own copy), then
+   ``diffusion_text_to_image --base RUNS/diffusion_vae`` into ``DIR/text_to_image`` (the VAE's
+   ``pretrain.json`` kept beside it as ``vae_pretrain.json``), then ``diffusion_inpaint --base
+   DIR/text_to_image`` into ``DIR/inpaint``.
 
 A full build uses the step counts the committed parts were trained with (their ``pretrain.json``
-and ``training.json``: :func:`committed_plan`), so it retraces the committed profile.
+and ``training.json``: :func:`committed_plan`), so it retraces the committed profile (a part whose
+committed run stopped at its time cap is trained to the steps its command planned).
 ``DIR/nano.toml`` loads the result (``--profile DIR/nano.toml``): the committed ``nano.toml``'s
 settings with each trained part's checkpoint pointing into ``DIR``; parts not trained here stay the
 ``tiny`` profile's random ones, as in the committed profile. ``DIR/build.json`` records each part's
@@ -43,9 +49,25 @@ BACKEND_ORDER = ("sam", "clip", "grounding_dino", "sam2_video")
 PLANNER_PARTS = ("sam_signal", "sam2_signal", "vitron_llm")
 """What :func:`~vitron.agent.training.nano.publish` writes: the planner and the projectors stage 2
 aligns through SAM and SAM 2."""
-COMPANIONS: dict[str, tuple[str, ...]] = {}
+DIFFUSION_PARTS: dict[str, tuple[str, str | None]] = {
+    "diffusion_vae": ("diffusion_vae", None),
+    "text_to_image": ("diffusion_text_to_image", "diffusion_vae"),
+    "inpaint": ("diffusion_inpaint", "text_to_image"),
+}
+"""The diffusion parts in training order: part -> (its ``vitron pretrain`` backend, the part whose
+folder is its ``--base``)."""
+DIFFUSION_PROFILE_PARTS = ("text_to_image", "inpaint")
+"""The diffusion parts the profile loads (the VAE is only their starting point)."""
+VAE_REPORT = "vae_pretrain.json"
+"""The VAE's ``pretrain.json``, kept in the text-to-image folder (its VAE is ``vae/`` there)."""
+COMPANIONS: dict[str, tuple[str, ...]] = {
+    "text_to_image": ("diffusion_signal",),
+    "inpaint": ("diffusion_signal",),
+}
 """Untrained parts whose settings must follow a trained one, written with the committed
-``nano.toml``'s settings and without weights (none since stage 2 trains ``sam2_signal``)."""
+``nano.toml``'s settings and without weights: the ``[GEN]``/``[EDIT]`` projector must make tokens
+of the nano text encoder's width (64, where ``tiny``'s makes 32), or a planner signal would fail
+instead of being set aside."""
 BUILD_FILE = "build.json"
 COMMITTED_RECORDS = 6000
 """Training conversations of the committed planner's run, for a ``training.json`` written before
@@ -65,8 +87,14 @@ class Plan:
     """Samples the planner's tokenizer learns its merges from (``None``: ``train_nano``'s own)."""
 
 
-QUICK = Plan(backend_steps=dict.fromkeys(BACKEND_ORDER, 2), eval_count=2, records=12,
-             planner_steps={"base": 2, "align": 1, "invoke": 1, "ground": 1}, corpus_samples=12)  # fmt: skip
+QUICK = Plan(
+    backend_steps=dict.fromkeys(BACKEND_ORDER, 2)
+    | dict.fromkeys((backend for backend, _ in DIFFUSION_PARTS.values()), 1),
+    eval_count=2,
+    records=12,
+    planner_steps={"base": 2, "align": 1, "invoke": 1, "ground": 1},
+    corpus_samples=12,
+)
 
 
 def committed_plan() -> Plan:
@@ -74,11 +102,17 @@ def committed_plan() -> Plan:
     ``pretrain.json``, the planner's ``training.json``), so a full build retraces the committed
     profile; a part without a record gets its own default."""
     folder = Path(str(resources.files("vitron.tools.profiles"))) / "nano"
+    reports = {backend: folder / backend / "pretrain.json" for backend in BACKEND_ORDER}
+    reports |= {
+        backend: folder / part / "pretrain.json"
+        for part, (backend, _) in DIFFUSION_PARTS.items()
+        if part in DIFFUSION_PROFILE_PARTS
+    }
+    reports["diffusion_vae"] = folder / "text_to_image" / VAE_REPORT
     backend_steps = {}
-    for backend in BACKEND_ORDER:
+    for backend, path in reports.items():
         try:
-            report = json.loads((folder / backend / "pretrain.json").read_text())
-            backend_steps[backend] = int(report["planned_steps"])
+            backend_steps[backend] = int(json.loads(path.read_text())["planned_steps"])
         except (OSError, ValueError, KeyError):
             continue
     planner_steps = {}
@@ -127,7 +161,7 @@ def profile_text(parts: list[str], description: str, folder: str = ".") -> str:
              "# it has each part's command, wall time and metrics.",
              'name = "nano"', f"description = {toml_value(description)}", 'extends = "tiny"']  # fmt: skip
     companions = [c for p in parts for c in COMPANIONS.get(p, ()) if c not in parts]
-    for part in [*parts, *companions]:
+    for part in dict.fromkeys([*parts, *companions]):  # once each, in order
         table = dict(shipped.get(part) or {"loader": tiny.component(part).loader})
         table["checkpoint"] = f"{folder}/{part}"
         lines += ["", f"[components.{part}]"]
@@ -145,19 +179,33 @@ def write_profile(out: Path, parts: list[str], description: str) -> Path:
 # ------------------------------------------------------------------------------- the parts
 
 
-def pretrain(backend: str, out: Path, seed: int, plan: Plan) -> dict[str, Any]:
-    """``vitron pretrain BACKEND`` into ``out/BACKEND`` (resuming its checkpoint, if any); returns
-    its ``pretrain.json`` (command, steps, wall time, held-out metrics)."""
+def pretrain_argv(backend: str, folder: Path, seed: int, plan: Plan,
+                  base: Path | None = None) -> list[str]:  # fmt: skip
+    """The ``vitron pretrain`` arguments of ``backend`` trained into ``folder`` (from ``base``)."""
+    argv = [backend, "--seed", str(seed), "--out", str(folder)]
+    if backend in plan.backend_steps:
+        argv += ["--steps", str(plan.backend_steps[backend])]
+    return argv + (["--base", str(base)] if base is not None else [])
+
+
+def pretrain(backend: str, folder: Path, seed: int, plan: Plan,
+             base: Path | None = None) -> dict[str, Any]:  # fmt: skip
+    """``vitron pretrain BACKEND`` into ``folder`` (resuming its checkpoint, if any), from the
+    trained folder ``base`` where it builds on one; returns its ``pretrain.json`` (command, steps,
+    wall time, held-out metrics)."""
     from vitron.tools.pretraining.command import main as pretrain_main
     from vitron.tools.pretraining.loop import REPORT_NAME
 
-    folder = out / backend
-    argv = [backend, "--seed", str(seed), "--out", str(folder),
-            "--eval-count", str(plan.eval_count)]  # fmt: skip
-    if backend in plan.backend_steps:
-        argv += ["--steps", str(plan.backend_steps[backend])]
-    pretrain_main(argv)
+    pretrain_main([*pretrain_argv(backend, folder, seed, plan, base),
+                   "--eval-count", str(plan.eval_count)])  # fmt: skip
     return json.loads((folder / REPORT_NAME).read_text())
+
+
+def part_record(report: dict[str, Any]) -> dict[str, Any]:
+    """What ``build.json`` keeps of a ``pretrain.json``."""
+    return {"command": report["command"], "steps": report["steps"],
+            "seconds": round(report["train_seconds"] + report["eval_seconds"], 1),
+            "metrics": report["metrics"]}  # fmt: skip
 
 
 def train_planner(out: Path, runs: Path, seed: int, plan: Plan, profile: Path) -> dict[str, Any]:
@@ -235,19 +283,12 @@ def build(out: str | Path = DEFAULT_OUT, *, seed: int = 0, quick: bool = False,
                    + (" (--quick: a few steps each, not a usable profile)" if quick else "")
                    + (f"; {', '.join(missing)} still tiny's random weights" if missing else ""))  # fmt: skip
     for backend in trained:
-        command = f"vitron pretrain {backend} --seed {seed} --out {out / backend}" + (
-            f" --steps {plan.backend_steps[backend]}" if backend in plan.backend_steps else ""
-        )
+        command = "vitron pretrain " + " ".join(pretrain_argv(backend, out / backend, seed, plan))
         if backend in record["parts"]:
             log(f"== {backend}: {command} (finished before: skipped)")
             continue
         log(f"== {backend}: {command}")
-        report = pretrain(backend, out, seed, plan)
-        record["parts"][backend] = {
-            "command": report["command"], "steps": report["steps"],
-            "seconds": round(report["train_seconds"] + report["eval_seconds"], 1),
-            "metrics": report["metrics"],
-        }  # fmt: skip
+        record["parts"][backend] = part_record(pretrain(backend, out / backend, seed, plan))
         save_record(out, record)
     if "vitron_llm" in record["parts"]:
         log("== planner: finished before: skipped")
@@ -267,13 +308,41 @@ def build(out: str | Path = DEFAULT_OUT, *, seed: int = 0, quick: bool = False,
             "metrics": {stage: summary[stage]["last_logged"] for stage in summary
                         if isinstance(summary[stage], dict) and "last_logged" in summary[stage]},
         }  # fmt: skip
+    train_diffusion(out, runs, seed, plan, record, log)
     if is_shipped_folder(out):  # the committed nano.toml already loads this folder
         record["profile"] = "nano"
     else:
-        record["profile"] = str(write_profile(out, [*trained, *PLANNER_PARTS], description))
+        parts = [*trained, *PLANNER_PARTS, *DIFFUSION_PROFILE_PARTS]
+        record["profile"] = str(write_profile(out, parts, description))
     save_record(out, record)
     log(report_table(record))
     return record
+
+
+def train_diffusion(out: Path, runs: Path, seed: int, plan: Plan, record: dict[str, Any],
+                    log: Callable[[str], None]) -> None:  # fmt: skip
+    """The nano Stable Diffusion, VAE -> text-to-image -> inpainting, each from the previous one's
+    folder (:data:`DIFFUSION_PARTS`), recorded in ``record`` as each finishes; a part ``record``
+    lists is skipped, except a VAE whose folder is gone while text-to-image still needs it."""
+    folders = {part: out / part for part in DIFFUSION_PARTS} | {
+        "diffusion_vae": runs / "diffusion_vae"
+    }
+    for part, (backend, base_part) in DIFFUSION_PARTS.items():
+        base = folders[base_part] if base_part else None
+        command = "vitron pretrain " + " ".join(
+            pretrain_argv(backend, folders[part], seed, plan, base)
+        )
+        needed_again = (part == "diffusion_vae" and "text_to_image" not in record["parts"]
+                        and not (folders[part] / "config.json").is_file())  # fmt: skip
+        if part in record["parts"] and not needed_again:
+            log(f"== {part}: {command} (finished before: skipped)")
+            continue
+        log(f"== {part}: {command}")
+        record["parts"][part] = part_record(pretrain(backend, folders[part], seed, plan, base))
+        if part == "text_to_image":  # the VAE's record goes with the copy of it the pipeline holds
+            vae_report = folders["diffusion_vae"] / "pretrain.json"
+            (folders[part] / VAE_REPORT).write_text(vae_report.read_text())
+        save_record(out, record)
 
 
 def report_table(record: dict[str, Any]) -> str:

@@ -1,6 +1,7 @@
 """``vitron train --profile nano --quick``: the one command that trains every part of the nano
 profile, run end to end with a few steps per part; the profile it writes loads and answers a turn
-through the graph, and a second run skips what is finished."""
+through the graph, generates and inpaints with the diffusion parts it trained, and a second run
+skips what is finished."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from langchain_core.messages import AIMessage
 
 from vitron.apps.cli import main
-from vitron.apps.nano_build import PLANNER_PARTS, profile_text
+from vitron.apps.nano_build import DIFFUSION_PROFILE_PARTS, PLANNER_PARTS, profile_text
 from vitron.tools.pretraining import BACKENDS
 
 
@@ -20,21 +21,34 @@ def test_quick_build_writes_a_profile_that_answers_through_the_graph(tmp_path, c
     printed = capsys.readouterr().out
     record = json.loads((out / "build.json").read_text())
     backends = [b for b in ("sam", "clip", "grounding_dino", "sam2_video") if b in BACKENDS]
-    assert list(record["parts"]) == [*backends, "vitron_llm"]
+    diffusion = ["diffusion_vae", "text_to_image", "inpaint"]  # chained, after the planner
+    assert list(record["parts"]) == [*backends, "vitron_llm", *diffusion]
     for part, info in record["parts"].items():
         assert info["seconds"] > 0 and info["metrics"], part
         assert f"\n{part} " in printed  # the table of wall times and metrics
     assert set(record["parts"]["vitron_llm"]["metrics"]) == {"base", "align", "invoke", "ground"}
     assert record["parts"]["sam"]["command"].startswith("vitron pretrain sam --seed 0 --out ")
+    vae = out / "runs" / "diffusion_vae"  # an intermediate: text_to_image/vae/ is its copy
+    assert record["parts"]["text_to_image"]["command"].endswith(f"--base {vae}")
+    assert record["parts"]["inpaint"]["command"].endswith(f"--base {out / 'text_to_image'}")
+    assert {"gen_shape", "gen_colour"} <= set(record["parts"]["text_to_image"]["metrics"])
+    kept = json.loads((out / "text_to_image" / "vae_pretrain.json").read_text())
+    assert kept["backend"] == "diffusion_vae" and f"--out {vae} " in kept["command"]
 
     from vitron.tools.profiles import load_profile
 
     profile = load_profile(record["profile"])
-    for part in [*backends, *PLANNER_PARTS]:
+    for part in [*backends, *PLANNER_PARTS, *DIFFUSION_PROFILE_PARTS]:
         assert profile.component(part).checkpoint == str((out / part).resolve()), part
-    assert profile.component("diffusion_signal").is_tiny  # issue 14's parts: not trained here
+    shipped = load_profile("nano")
+    for part in DIFFUSION_PROFILE_PARTS:  # the committed entries' settings
+        assert profile.component(part).options == shipped.component(part).options, part
+    signal = profile.component("diffusion_signal")  # not trained yet: no weights, nano's width
+    assert not signal.is_tiny and signal.options["out_dim"] == 64
     if "sam2_video" in backends:  # its projector's width follows the nano SAM 2, weights or not
         assert profile.component("sam2_signal").options["out_dim"] == 128
+
+    _generates_and_inpaints(profile, tmp_path / "tools")
 
     from vitron.agent.chat_model import ChatVitron
     from vitron.apps.session import Session
@@ -58,11 +72,45 @@ def test_quick_build_writes_a_profile_that_answers_through_the_graph(tmp_path, c
     before = weights.stat().st_mtime_ns
     assert main(["train", "--profile", "nano", "--out", str(out), "--quick"]) == 0
     again = capsys.readouterr().out
-    assert again.count("finished before: skipped") == len(backends) + 1  # + the planner
+    assert again.count("finished before: skipped") == len(backends) + 1 + len(diffusion)
     assert weights.stat().st_mtime_ns == before  # the planner was not trained again
+    assert not (out / "inpaint" / "resume.pt").exists()
     assert json.loads((out / "build.json").read_text())["parts"] == record["parts"]
     assert main(["train", "--profile", "nano", "--out", str(out), "--seed", "1", "--quick"]) == 2
     assert "holds a build with seed 0 (--quick)" in capsys.readouterr().err  # never mixed
+
+
+def _generates_and_inpaints(profile, root) -> None:  # noqa: ANN001
+    """``generate_image`` on the built text-to-image pipeline, at the size the profile sets, and
+    the built inpainting pipeline repainting a masked object (Grounding DINO and SAM after two
+    steps cannot be trusted to find one for ``edit_image``)."""
+    import numpy as np
+    from PIL import Image
+
+    from vitron.tools.backend import Services, build_tools
+    from vitron.tools.models.diffusion_common import Prompt
+    from vitron.tools.pretraining.diffusion_data import edit_example
+    from vitron.tools.registry import ModelRegistry
+    from vitron.tools.workspace import Workspace
+
+    models = ModelRegistry(profile, device="cpu")
+    services = Services(workspace=Workspace(root), models=models)
+    (generate,) = [tool for tool in build_tools(services) if tool.name == "generate_image"]
+    call = {"type": "tool_call", "id": "call_gen", "name": "generate_image",
+            "args": {"instruction": "a small red circle on the left", "seed": 0}}  # fmt: skip
+    result = generate.invoke(call, {"configurable": {"thread_id": "t"}})
+    assert result.status == "success", result.content
+    image = services.workspace.for_thread("t").get_image(result.artifact["image"])
+    assert image.size == (32, 32)  # nano.toml's text_to_image width / height
+    assert models.get("text_to_image").pipe.vae_scale_factor == 4  # the nano VAE, not tiny's
+
+    example = edit_example(np.random.default_rng(0))
+    inpainter = models.get("inpaint")
+    assert inpainter.pipe.unet.config.in_channels == 9
+    out = inpainter.inpaint(Prompt(example.text), Image.fromarray(example.source), example.mask,
+                            seed=0, steps=2, guidance=4.0, progress=lambda event: None,
+                            long_side=inpainter.defaults.long_side)  # fmt: skip
+    assert out.shape == example.source.shape and out.dtype == np.uint8
 
 
 def test_a_full_build_retraces_the_committed_parts_step_counts():
@@ -75,6 +123,13 @@ def test_a_full_build_retraces_the_committed_parts_step_counts():
     for backend in ("sam", "clip"):
         report = json.loads((folder / backend / "pretrain.json").read_text())
         assert plan.backend_steps[backend] == report["planned_steps"]
+    for backend, report in (("diffusion_vae", "text_to_image/vae_pretrain.json"),
+                            ("diffusion_text_to_image", "text_to_image/pretrain.json"),
+                            ("diffusion_inpaint", "inpaint/pretrain.json")):  # fmt: skip
+        assert (
+            plan.backend_steps[backend]
+            == json.loads((folder / report).read_text())["planned_steps"]
+        )
     training = json.loads((folder / "vitron_llm" / "training.json").read_text())
     assert plan.planner_steps["invoke"] == training["invoke"]["config"]["max_steps"]
 
