@@ -11,7 +11,6 @@ Images are H x W x 3 uint8; boxes ``[x1, y1, x2, y2]`` normalised to [0, 1], top
 
 from __future__ import annotations
 
-import logging
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -24,8 +23,6 @@ from vitron.evals.harness import Outcome, read_turn, store_media
 from vitron.evals.sample import Sample, resolve
 from vitron.evals.shapes.scene import Obj
 from vitron.evals.shapes.vocab import BACKGROUNDS, COLOURS, SHAPES, is_held_out
-
-logger = logging.getLogger(__name__)
 
 GRID_X: dict[str, float] = {"left": 0.2, "centre": 0.5, "right": 0.8}
 """Position word -> the object's centre x, as the generation task places objects."""

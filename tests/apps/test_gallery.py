@@ -60,3 +60,21 @@ def test_gallery_bad_input_is_a_clear_error_and_writes_nothing(tmp_path, capsys)
     assert main(["gallery", "--profile", "no-such-profile", "--out", str(out)]) == 2
     assert "unknown profile 'no-such-profile'" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_tool_failure_is_a_row_with_its_error_not_a_crash(tmp_path):
+    from vitron.apps.gallery import write_gallery
+    from vitron.evals.gallery import Shown, prompt_grid
+    from vitron.evals.harness import Outcome
+
+    sample = prompt_grid(1)[0]
+    failed = {"name": "generate_image", "status": "error", "artifact": {},
+              "content": "generate_image failed: out of memory | try a smaller size"}  # fmt: skip
+    row = Shown(sample=sample, outcome=Outcome(sample=sample, results=[failed]),
+                expected=sample.gold["reference"])  # fmt: skip
+    page = write_gallery([row], tmp_path, profile="tiny", command="vitron gallery", seed=0)
+    text = page.read_text(encoding="utf-8")
+    assert "error: generate_image failed: out of memory \\| try a smaller size" in text
+    assert IMAGE_LINK.findall(text) == ["t2i-01-world.png"]
+    assert [p.name for p in tmp_path.glob("*.png")] == ["t2i-01-world.png"]
+    assert "all three **0/1**" in text
