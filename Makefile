@@ -17,8 +17,9 @@ LATEST ?= .venv-latest
 demo: $(VENV)/.installed
 	$(BIN)/vitron demo
 
-# Every trained part of the nano profile from nothing (backends, then the planner), seed 0, into
-# ./vitron-nano (resumable; NANO_OUT=tools/profiles/nano replaces the committed profile).
+# Every trained part of the nano profile from nothing (backends, then the planner, then the diffusion
+# VAE -> text-to-image -> inpainting), seed 0, into ./vitron-nano (resumable; NANO_OUT=tools/profiles/nano
+# replaces the committed profile).
 NANO_OUT ?= vitron-nano
 nano: $(VENV)/.installed
 	$(BIN)/vitron train --profile nano --seed 0 --out $(NANO_OUT)

@@ -36,8 +36,9 @@ def add_train_command(commands: Any) -> None:
         "writes a profile directory in output_dir; load it with --profile OUTPUT_DIR. "
         "`vitron train --profile nano [--out DIR] [--seed 0] [--quick]` instead trains every "
         "trained part of the nano profile (the backends by `vitron pretrain`, then the planner's "
-        "stages) into DIR, writes DIR/nano.toml and DIR/build.json (each part's wall time and "
-        "final metrics); run it again to resume.",
+        "stages, then the diffusion VAE, text-to-image and inpainting pipelines) into DIR, writes "
+        "DIR/nano.toml and DIR/build.json (each part's wall time and final metrics); run it again "
+        "to resume.",
     )
     train.add_argument(
         "--profile",
