@@ -6,6 +6,7 @@ skips what is finished."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from langchain_core.messages import AIMessage
@@ -160,3 +161,40 @@ def test_quick_build_refuses_to_overwrite_the_committed_profile(capsys):
     shipped = str(resources.files("vitron.tools.profiles") / "nano")
     assert main(["train", "--profile", "nano", "--out", shipped, "--quick"]) == 2
     assert "would overwrite the committed nano profile" in capsys.readouterr().err
+
+
+def test_diffusion_parts_chain_by_base_and_a_vanished_vae_is_trained_again(tmp_path, monkeypatch):
+    """The order and ``--base`` of each diffusion part, without training: a build whose record
+    lists the VAE but whose VAE folder is gone (a cleaned ``runs/``) trains the VAE again rather
+    than failing text-to-image on a missing base."""
+    from vitron.apps import nano_build
+
+    calls = []
+
+    def fake_pretrain(backend, folder, seed, plan, base=None):  # noqa: ANN001, ANN202
+        calls.append((backend, folder, base))
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.json").write_text("{}")
+        report = {"backend": backend, "command": f"vitron pretrain {backend}", "steps": 1,
+                  "train_seconds": 1.0, "eval_seconds": 0.5, "metrics": {"m": 1.0}}  # fmt: skip
+        (folder / "pretrain.json").write_text(json.dumps(report))
+        return report
+
+    monkeypatch.setattr(nano_build, "pretrain", fake_pretrain)
+    out, runs = tmp_path / "nano", tmp_path / "nano" / "runs"
+    record = {"seed": 0, "quick": True, "parts": {"diffusion_vae": {"seconds": 9.0, "metrics": {}}}}
+    nano_build.train_diffusion(out, runs, 0, nano_build.QUICK, record, log=lambda line: None)
+    vae = runs / "diffusion_vae"
+    assert calls == [("diffusion_vae", vae, None),
+                     ("diffusion_text_to_image", out / "text_to_image", vae),
+                     ("diffusion_inpaint", out / "inpaint", out / "text_to_image")]  # fmt: skip
+    assert record["parts"]["diffusion_vae"]["seconds"] == 1.5  # the new run's
+    assert json.loads((out / "text_to_image" / "vae_pretrain.json").read_text())["backend"] == (
+        "diffusion_vae"
+    )
+    assert json.loads((out / "build.json").read_text())["parts"] == record["parts"]
+
+    calls.clear()
+    shutil.rmtree(vae)  # text-to-image holds its own copy now: the VAE is not needed again
+    nano_build.train_diffusion(out, runs, 0, nano_build.QUICK, record, log=lambda line: None)
+    assert calls == []  # all finished: nothing trained again
