@@ -58,6 +58,7 @@ from vitron.tools.backend import (
     resolve_thread,
     stream_progress,
 )
+from vitron.tools.defaults import DEFAULT_PROFILE
 from vitron.tools.errors import VitronToolError
 
 if TYPE_CHECKING:  # torch and transformers load on the first call, not when the graph is built
@@ -100,7 +101,7 @@ class ChatVitron(BaseChatModel):
 
     profile: str | None = None
     """Profile whose ``vitron_llm`` component is the model. ``None``: the graph run's profile;
-    outside a graph ``VITRON_PROFILE`` or ``tiny``."""
+    outside a graph ``VITRON_PROFILE``, else the default profile (``nano``, as ``vitron chat``)."""
     workspace: str = Field(
         default_factory=lambda: os.environ.get("VITRON_WORKSPACE", DEFAULT_WORKSPACE)
     )
@@ -402,7 +403,7 @@ class ChatVitron(BaseChatModel):
         return resolve_services(
             profile=self.profile,
             outside=ServiceSettings(
-                profile=self.profile or os.environ.get("VITRON_PROFILE", "tiny"),
+                profile=self.profile or os.environ.get("VITRON_PROFILE", DEFAULT_PROFILE),
                 workspace=self.workspace,
                 device=self.device,
                 memory_budget=os.environ.get("VITRON_MEMORY_BUDGET") or None,

@@ -376,3 +376,15 @@ def test_studio_graph_builds_with_chat_vitron_and_loads_nothing():
     from vitron.graphs.planner import default_planner
 
     assert isinstance(default_planner(), ChatVitron)
+
+
+def test_outside_a_graph_the_model_is_the_default_profiles_unless_named(monkeypatch, tmp_path):
+    from vitron.tools.defaults import DEFAULT_PROFILE
+
+    monkeypatch.delenv("VITRON_PROFILE", raising=False)
+    workspace = str(tmp_path / "ws")
+    assert ChatVitron(workspace=workspace)._services().models.profile.name == DEFAULT_PROFILE
+    monkeypatch.setenv("VITRON_PROFILE", "tiny")
+    assert ChatVitron(workspace=workspace)._services().models.profile.name == "tiny"
+    named = ChatVitron(profile="tiny", workspace=workspace)
+    assert named._services().models.profile.name == "tiny"
