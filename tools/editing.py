@@ -4,7 +4,8 @@
 add and move for images). Both read the target and the new content from the instruction the same
 way (:func:`read_instruction`) and repaint a located area with the same text, negative text and
 strength (:func:`repaint`); only how the area is found (SAM on an image, SAM 2 through a video)
-differs.
+differs. An add or a move worded with a place or direction ("add a cat at the top left", "move the
+cat up") also yields those words, which :mod:`vitron.tools.placement` turns into a box.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vitron.tools.errors import VitronToolError
+from vitron.tools.placement import names_place
 
 REMOVE_PROMPT = "empty background, nothing there"
 """What an erased area is repainted as."""
@@ -44,16 +46,43 @@ _PATTERNS: dict[str, list[re.Pattern[str]]] = {
 }  # fmt: skip
 
 
+_PLACED: dict[str, re.Pattern[str]] = {
+    "add": re.compile(rf"^{_VERBS['add']}\s+(?P<content>.+)$"),
+    "move": re.compile(rf"^{_VERBS['move']}\s+(?P<target>.+)$"),
+}
+"""add / move with the place words split off: all that is left is the content / target."""
+
+
 @dataclass(frozen=True)
 class Reading:
-    """What an instruction names: the thing to edit and what it should become."""
+    """What an instruction names: the thing to edit, what it should become, and (add and move
+    only) the words that say where it goes ('at the centre', 'to the left', 'up')."""
 
     target: str | None
     content: str | None
+    where: str | None = None
+
+
+def split_place(operation: str, text: str) -> tuple[str, str] | None:
+    """``(instruction before, place words)`` when ``text`` (lower case) is an ``operation`` ('add'
+    or 'move') ending in words that name a place ('add a star in the top left corner') or, for a
+    move, a direction ('move the star up'); else ``None``. The longest such ending wins, so
+    'move the left square to the right' keeps 'the left square' as its target."""
+    pattern = _PLACED.get(operation)
+    if pattern is None:
+        return None
+    words = text.split()
+    for start in range(2, len(words)):  # the verb and at least one word of what is placed
+        rest, where = " ".join(words[:start]), " ".join(words[start:])
+        if names_place(where, move=operation == "move") and pattern.match(rest):
+            return rest, where
+    return None
 
 
 def read_instruction(operation: str, instruction: str) -> Reading:
-    """The target and content of an instruction such as 'replace the dog with a cat'.
+    """The target and content of an instruction such as 'replace the dog with a cat', and for
+    add and move the place words ('add a hat at the top left' -> content 'a hat', where 'at the
+    top left').
 
     Unrecognised phrasing falls back to the whole instruction (as the target for remove and
     move, as the content for add, replace, recolor and restyle).
@@ -61,6 +90,11 @@ def read_instruction(operation: str, instruction: str) -> Reading:
     text = instruction.strip().rstrip(".!").strip()
     if not text:
         return Reading(None, None)
+    placed = split_place(operation, text.lower())
+    if placed is not None:
+        rest, where = placed
+        groups = _PLACED[operation].match(rest).groupdict()  # type: ignore[union-attr]
+        return Reading(groups.get("target"), groups.get("content"), where)
     for pattern in _PATTERNS.get(operation, []):
         match = pattern.match(text.lower())
         if match:
@@ -108,12 +142,20 @@ _COLOUR_WORDS = frozenset(
 )
 
 
+_ADD_VERBS = re.compile(r"^(?:add|put|place|insert|draw)\b")
+_MOVE_VERBS = re.compile(r"^(?:move|shift|drag|relocate)\b")
+
+
 def infer_operation(instruction: str) -> str:
     """The operation an instruction's phrasing names, for planners that send only words.
 
     'remove the dog' → remove; 'replace the dog with a cat' → replace; 'make the car dark blue'
     or 'paint the car in red' → recolor (the new content is colour words, or the verb is a
-    colouring one); anything else → restyle.
+    colouring one); 'add a cat at the top left' (add / put / place / insert / draw, ending in a
+    place) → add; 'move the cat up' or '… to the left' (move / shift / drag, ending in a
+    direction or a place) → move; anything else → restyle, including an add or move whose words
+    name no place in the image ('add snow', 'add a hat on the dog': InstructPix2Pix's own kind of
+    instruction), so only a box can be drawn into where the words give one.
     """
     text = instruction.strip().rstrip(".!").strip().lower()
     if _PATTERNS["remove"][0].match(text):
@@ -125,6 +167,10 @@ def infer_operation(instruction: str) -> str:
         match = pattern.match(text)
         if match and (_COLOUR_VERBS.match(text) or _is_colour(match["content"])):
             return "recolor"
+    if _ADD_VERBS.match(text) and split_place("add", text):
+        return "add"
+    if _MOVE_VERBS.match(text) and split_place("move", text):
+        return "move"
     return "restyle"
 
 
