@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 from vitron.tools.backend import CallContext
 from vitron.tools.backends.edit_image import EditImageArgs, edit_image, read_instruction
 from vitron.tools.compositing import blend_weights, composite, grow
-from vitron.tools.geometry import box_mask
+from vitron.tools.geometry import box_mask, fmt_box
+from vitron.tools.placement import add_box
 
 
 @pytest.fixture
@@ -96,6 +99,80 @@ def test_move_clears_the_source_and_draws_at_the_destination(invoke, workspace, 
     assert np.array_equal(area, inside | box_mask(destination, 128, 96))
     assert_untouched_outside(original, edited, area)
     assert not np.array_equal(edited[inside], original[inside])
+
+
+def test_a_worded_add_draws_into_the_place_the_words_name(invoke, workspace, square):
+    """No operation, no regions: 'add a large yellow star at the top left' is an add into a large
+    box centred on the top-left quarter, square in pixels, and the result says where."""
+    image, _, original, _ = square
+    instruction = "add a large yellow star at the top left"
+    message = invoke("edit_image", image=image.handle, instruction=instruction, seed=2, grow=4)
+    edited, area = result(workspace, message)
+    box = add_box("at the top left", "a large yellow star", aspect=128 / 96).box
+    assert np.array_equal(area, grow(box_mask(box, 128, 96), 4))
+    assert_untouched_outside(original, edited, area)
+    assert f"added 'a large yellow star' (GLIGEN) at the top left {fmt_box(box)}" in message.text
+    assert workspace.describe(message.artifact["image"]).extra["operation"] == "add"
+
+
+def test_a_worded_move_shifts_the_located_object_by_its_own_size(invoke, workspace, square):
+    """'move the red square up': the square (rows 30-60, columns 40-80) is cleared and redrawn
+    its own height higher (rows 0-30); nothing outside the two areas changes."""
+    image, mask, original, inside = square
+    message = invoke(
+        "edit_image", image=image.handle, instruction="move the red square up", mask=mask.handle,
+        seed=3, grow=0,
+    )  # fmt: skip
+    edited, area = result(workspace, message)
+    destination = np.zeros_like(inside)
+    destination[0:30, 40:80] = True
+    assert np.array_equal(area, inside | destination)
+    assert_untouched_outside(original, edited, area)
+    box = fmt_box([40 / 128, 0.0, 80 / 128, 30 / 96])
+    assert f"moved the area of {mask.handle} up to {box}" in message.text
+
+
+def test_a_worded_move_locates_its_target_by_words(invoke, workspace, square):
+    """Words only, as a planner sends them: Grounding DINO and SAM find the target (the tiny
+    profile's random SAM masks nearly the whole image, so it moves a little), and the edit stays
+    inside the located mask and the box it is moved to, which the result names."""
+    image, _, original, _ = square
+    message = invoke(
+        "edit_image", image=image.handle, instruction="move the red square right",
+        box_threshold=0.0, seed=5, steps=2, grow=0,
+    )  # fmt: skip
+    edited, area = result(workspace, message)
+    assert np.array_equal(edited[~area], original[~area])
+    said = re.search(
+        r"moved 'the red square' \(located by Grounding DINO as .*\) right to (\[.*?\]) in",
+        message.text,
+    )
+    assert said, message.text
+    drawn = box_mask([float(v) for v in said[1].strip("[]").split(", ")], 128, 96)
+    assert area[drawn].all()
+    assert workspace.describe(message.artifact["image"]).extra["operation"] == "move"
+
+
+def test_a_move_already_where_the_words_say_is_an_error(invoke, workspace):
+    image = np.full((64, 64, 3), 90, dtype=np.uint8)
+    image[0:20, 10:30] = (220, 30, 30)
+    mask = workspace.put_mask(image[..., 0] == 220).handle
+    handle = workspace.put_image(image).handle
+    up = invoke("edit_image", image=handle, instruction="move the square up", mask=mask)
+    assert up.status == "error" and "already as far up as it fits" in up.content
+    assert "nothing to move" in up.content
+
+
+@pytest.mark.parametrize(
+    ("instruction", "expected"),
+    [("add a hat", "add needs `regions`"), ("move the square", "destination box")],
+)
+def test_an_add_or_move_without_a_place_asks_for_one(invoke, square, instruction, expected):
+    operation = instruction.split()[0]
+    message = invoke("edit_image", image=square[0].handle, operation=operation,
+                     instruction=instruction)  # fmt: skip
+    assert message.status == "error"
+    assert expected in message.content and "in the instruction" in message.content
 
 
 def test_regions_are_refined_by_sam(invoke, workspace, square):

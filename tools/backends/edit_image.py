@@ -6,6 +6,11 @@ Local edits find their area first — a given ``mask``, SAM inside given ``regio
 a box: add, and the second half of move). Restyle uses InstructPix2Pix, globally or inside an area.
 The edit may change the area grown by ``grow`` pixels; every pixel outside it is the input's,
 bit for bit. Regions are normalised ``[x1, y1, x2, y2]`` boxes of the image, top-left origin.
+
+Without ``regions``, add and move take their box from the instruction's words
+(:mod:`vitron.tools.placement`): "add a large purple triangle at the centre" draws into a large
+box at the image's centre; "move the triangle up" locates the triangle and redraws it one own
+height higher; "move the cat to the top right" centres it there.
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ from vitron.tools.generation import (
     sampling,
     stage_progress,
 )
-from vitron.tools.geometry import box_mask, coverage
+from vitron.tools.geometry import box_mask, coverage, fmt_box, mask_box
+from vitron.tools.placement import Placed, add_box, move_box
 from vitron.tools.registry import ProgressCallback
 from vitron.tools.schemas import ImageHandle, MaskHandle
 from vitron.tools.signals import signal_phrase, used_signal
@@ -49,9 +55,10 @@ class EditImageArgs(DiffusionArgs):
     image: ImageHandle
     operation: Operation | None = Field(
         default=None,
-        description="add (draw something new into `regions`), remove, replace, move (to the last "
-        "region), recolor, or restyle (the whole image, or only the target area); default: read "
-        "from the instruction's wording (remove, replace, recolor or restyle)",
+        description="add (draw something new into `regions`, or at a place the instruction names: "
+        "'add a cat at the top left'), remove, replace, move (to the last region, or as the "
+        "instruction says: 'move the cat up', '… to the bottom right'), recolor, or restyle (the "
+        "whole image, or only the target area); default: read from the instruction's wording",
     )
     target: str | None = Field(
         default=None,
@@ -101,10 +108,19 @@ class EditImageArgs(DiffusionArgs):
                 f"say what to {self.operation}: in `instruction` or `target`, or as a `mask` "
                 "or `regions`"
             )
-        if self.operation == "add" and not self.regions:
-            raise ValueError("add needs `regions`: the box(es) where the new object goes")
-        if self.operation == "move" and not self.regions:
-            raise ValueError("move needs `regions`: the destination box as the last region")
+        worded = self.operation in ("add", "move") and bool(
+            read_instruction(self.operation, self.instruction).where
+        )
+        if self.operation == "add" and not (self.regions or worded):
+            raise ValueError(
+                "add needs `regions`: the box(es) where the new object goes, or a place in the "
+                "instruction ('add a cat at the top left', '… in the centre')"
+            )
+        if self.operation == "move" and not (self.regions or worded):
+            raise ValueError(
+                "move needs `regions`: the destination box as the last region, or a direction or "
+                "place in the instruction ('move the cat up', '… to the bottom right')"
+            )
         if self.operation == "move" and len(self.regions or []) > 2:
             raise ValueError("move takes one region (the destination) or two (source, destination)")
         return self
@@ -123,6 +139,8 @@ class EditJob:
     pixels: np.ndarray
     target: str | None
     content: str | None
+    where: str | None = None
+    """add / move without ``regions``: the instruction's place words ('at the centre', 'up')."""
 
     @property
     def size(self) -> tuple[int, int]:
@@ -257,23 +275,53 @@ def _repaint(job: EditJob) -> EditedImage:
 
 def _add(job: EditJob) -> EditedImage:
     phrase = required_content(job.content, "what to add ('add a hat')")
-    boxes = job.args.regions or []
+    if job.args.regions:
+        boxes, said = job.args.regions, f"added {phrase!r} (GLIGEN)"
+    else:  # the validator let it through only with place words
+        width, height = job.size
+        sized = f"{job.args.instruction} {phrase}"  # 'small' / 'large' where the words say it
+        placed = _placed(add_box(job.where or "", sized, aspect=width / height), job)
+        boxes, said = (
+            [placed.box],
+            f"added {phrase!r} (GLIGEN) {placed.words} {fmt_box(placed.box)}",
+        )
     pixels, area, settings = _gligen_add(job, job.pixels, phrase, boxes)
-    return EditedImage(pixels, grow(area, job.args.grow), f"added {phrase!r} (GLIGEN)", settings)
+    return EditedImage(pixels, grow(area, job.args.grow), said, settings)
+
+
+def _placed(placed: Placed | None, job: EditJob) -> Placed:
+    if placed is None:
+        raise VitronToolError(
+            f"{job.where!r} names no place in the image; give `regions` or say e.g. 'at the "
+            "top left'"
+        )
+    return placed
 
 
 def _move(job: EditJob) -> EditedImage:
     regions = job.args.regions or []
-    destination = regions[-1]
     source_regions = regions[:1] if len(regions) == 2 else []
     phrase = job.args.prompt or job.target
     if not phrase:
         raise VitronToolError("say what is moved (`target` or `prompt`) so it can be redrawn")
     area, how = _required_area(job, source_regions)
+    if regions:
+        destination, said = regions[-1], f"moved {how} to {regions[-1]}"
+    else:  # the validator let it through only with direction or place words
+        source = mask_box(area) or [0.0, 0.0, 1.0, 1.0]
+        placed = _placed(move_box(job.where or "", source), job)
+        destination = placed.box
+        to_place = placed.words.startswith("to ")  # 'to the top left', not a direction ('up')
+        if np.allclose(destination, source, atol=1e-3):
+            there = f"at{placed.words[2:]}" if to_place else f"as far {placed.words} as it fits"
+            raise VitronToolError(
+                f"{how} is already {there}, at {fmt_box(source)}; nothing to move"
+            )
+        said = f"moved {how} {placed.words}{'' if to_place else ' to'} {fmt_box(destination)}"
     cleared, _ = _inpaint(job, area, REMOVE_PROMPT, job.target or "", 1.0, stage="remove")
-    pixels, placed, settings = _gligen_add(job, cleared, phrase, [destination], stage="add")
-    edited = grow(area, job.args.grow) | grow(placed, job.args.grow)
-    return EditedImage(pixels, edited, f"moved {how} to {destination}", settings)
+    pixels, drawn, settings = _gligen_add(job, cleared, phrase, [destination], stage="add")
+    edited = grow(area, job.args.grow) | grow(drawn, job.args.grow)
+    return EditedImage(pixels, edited, said, settings)
 
 
 def _restyle(job: EditJob) -> EditedImage:
@@ -321,6 +369,7 @@ def edit_image(args: EditImageArgs, call: CallContext) -> ToolOutput:
         args=args, call=call, image=image, pixels=np.asarray(image.convert("RGB")),
         target=args.target or reading.target,
         content=args.prompt if args.prompt and args.operation != "move" else reading.content,
+        where=reading.where,
     )  # fmt: skip
     edited = OPERATIONS[args.operation](job)
     inputs = [args.image, *([args.mask] if args.mask else []), *used_signal(args.signal, call)]
