@@ -199,6 +199,7 @@ def test_whole_video_restyle_keeps_length_size_and_fps(invoke, workspace, square
         ("change the car to red", "recolor"),
         ("paint the fence in a warm tone", "recolor"),
         ("make it look like a watercolour", "restyle"),
+        ("add snow", "restyle"),  # names no place: an add edit_video cannot do stays a restyle
         ("a red car; a snowy road", "restyle"),  # the released Vitron data's edit_video phrasing
     ],
 )
@@ -354,6 +355,9 @@ def test_an_unreadable_or_empty_video_is_an_error(invoke, workspace, damage, ope
     [
         ({"operation": "explode", "instruction": "x"}, "operation"),
         ({"operation": "add", "instruction": "add a hat"}, "edit_video cannot add"),
+        # worded moves and adds read as such (edit_image's), so they are refused, not restyled
+        ({"instruction": "move the square to the left"}, "edit_video cannot move"),
+        ({"instruction": "add a red star at the top left"}, "use edit_image on vid_"),
         ({"operation": "remove", "regions": [[0.1, 0.1, 1.3, 0.5]]}, "outside the media"),
         ({"operation": "remove", "regions": [BOX], "frame": 9}, "frame 9 does not exist"),
         ({"operation": "remove", "regions": [BOX], "frame": -1}, "frame"),

@@ -50,6 +50,16 @@ logger = logging.getLogger(__name__)
 VideoOperation = Literal["remove", "replace", "recolor", "restyle"]
 
 
+def _image_only(operation: Any) -> Any:
+    """``operation``, unless it is one only ``edit_image`` does (add, move): then a clear error."""
+    if operation in ("add", "move"):
+        raise ValueError(
+            f"edit_video cannot {operation} objects; it can remove, replace, recolor or restyle "
+            "(to add or move something on one frame, use edit_image on vid_…#<frame>)"
+        )
+    return operation
+
+
 class EditVideoArgs(DiffusionArgs):
     video: VideoHandle
     operation: VideoOperation | None = Field(
@@ -119,11 +129,7 @@ class EditVideoArgs(DiffusionArgs):
     @field_validator("operation", mode="before")
     @classmethod
     def _video_operation(cls, value: Any) -> Any:
-        if value in ("add", "move"):
-            raise ValueError(
-                f"edit_video cannot {value} objects; it can remove, replace, recolor or restyle "
-                "(to add or move something on one frame, use edit_image on vid_…#<frame>)"
-            )
+        _image_only(value)
         return value
 
     @model_validator(mode="after")
@@ -139,7 +145,8 @@ class EditVideoArgs(DiffusionArgs):
         if self.operation is None:
             if not self.instruction.strip():
                 raise ValueError("say what to do: an `operation` or an `instruction`")
-            self.operation = infer_operation(self.instruction)
+            # 'move the car left' reads as a move: say so rather than restyle the whole video
+            self.operation = _image_only(infer_operation(self.instruction))
         if self.operation == "restyle" and not said:
             raise ValueError("say what to restyle in `instruction` or `prompt`")
         if not (said or self.target or self.area_given):
