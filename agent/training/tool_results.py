@@ -5,7 +5,7 @@ planner keys on the result's wording: trained on short made-up results ("{mask} 
 …"), it met the real ``segment_image`` text ("mask_…: 'the square' covers 1.8% of img_…, box
 […], SAM score …") in the graph and never made the second call of a two-step request (module
 match 0 of 16; 13 of 16 with the training wording). So these follow the backends' own formats
-(``tools/backends/*.py``; ``tests/agent/test_tool_results.py`` checks that they still agree),
+(``tools/backends/*.py``; ``tests/training/test_tool_results.py`` checks that they still agree),
 with fresh handles and random numbers; what varies between real calls (how a target was
 located, whether a signal was used) varies here too.
 
@@ -19,7 +19,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from vitron.tools.editing import infer_operation, read_instruction
 from vitron.tools.geometry import fmt_box
+from vitron.tools.placement import add_box, move_box
 
 SIGNAL_NOTE = (
     " Note: the signal embedding was not used: the signal projector {component!r} of profile "
@@ -40,10 +42,13 @@ class _Draw:
     def __init__(self, rng: np.random.Generator) -> None:
         self.rng = rng
 
-    def box(self) -> str:
+    def box_values(self) -> list[float]:
         x1, y1 = self.rng.uniform(0, 0.6, size=2)
         w, h = self.rng.uniform(0.1, 0.4, size=2)
-        return fmt_box([x1, y1, min(1.0, x1 + w), min(1.0, y1 + h)])
+        return [float(x1), float(y1), min(1.0, float(x1 + w)), min(1.0, float(y1 + h))]
+
+    def box(self) -> str:
+        return fmt_box(self.box_values())
 
     def score(self, low: float = 0.3) -> str:
         return f"{self.rng.uniform(low, 1.0):.2f}"
@@ -104,17 +109,26 @@ def _retrieve(d: _Draw, instruction: str, _: str, ranked: Sequence[str]) -> str:
 
 
 def _edit_summary(d: _Draw, instruction: str) -> str:
-    """What ``edit_image`` says it did, from the shapes world's five edit phrasings."""
-    words = instruction.split()
-    if words[:1] == ["remove"]:
-        target = " ".join(words[1:])
-        return f"removed {target!r}{d.located(target)}"
-    if words[:1] == ["move"]:
-        target, direction = " ".join(words[1:-1]), words[-1]
-        return f"moved {target!r}{d.located(target)} to the {direction}"
-    if words[:1] == ["make"]:
-        target, content = " ".join(words[1:-1]), words[-1]
-        return f"recoloured {target!r}{d.located(target)} to {content!r}"
+    """What ``edit_image`` says it did, from the shapes world's five edit phrasings, read as the
+    tool reads them (:mod:`vitron.tools.editing`): a worded add or move names the box it drew in,
+    computed as the tool computes it (:mod:`vitron.tools.placement`, square images)."""
+    operation = infer_operation(instruction)
+    reading = read_instruction(operation, instruction)
+    if operation == "remove":
+        return f"removed {reading.target!r}{d.located(reading.target)}"
+    if operation == "recolor":
+        target = reading.target
+        return f"recoloured {target!r}{d.located(target)} to {reading.content!r}"
+    if operation == "add" and reading.where:
+        placed = add_box(reading.where, f"{instruction} {reading.content}")
+        if placed is not None:
+            return f"added {reading.content!r} (GLIGEN) {placed.words} {fmt_box(placed.box)}"
+    if operation == "move" and reading.where:
+        placed = move_box(reading.where, d.box_values())
+        if placed is not None:
+            to = "" if placed.words.startswith("to ") else " to"
+            target = reading.target
+            return f"moved {target!r}{d.located(target)} {placed.words}{to} {fmt_box(placed.box)}"
     return f"restyled the whole image: {instruction!r}"
 
 
