@@ -11,9 +11,9 @@ two ways:
         [--tasks generation,editing] [--skip-planner]
 
 ``count`` samples of each task. Editing rows are also split by the edit's operation (remove,
-recolor, move, add, restyle): ``edit_image`` reads remove and recolour instructions as inpainting
-edits; "add …" and "move …" without boxes, and background restyles, go to the (still random)
-InstructPix2Pix pipeline. Attribute accuracy is judged only where the sample names an expected
+recolor, move, add, restyle): ``edit_image`` reads remove and recolour instructions (the world's
+background restyles, "make the background white", among them) as inpainting edits, and "add … at
+the left" / "move … up" as GLIGEN draws into the boxes the words give. Attribute accuracy is judged only where the sample names an expected
 attribute (recolour, move, add). Also the time per generated image. A benchmark: it prints JSON
 and asserts nothing.
 """
