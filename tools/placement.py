@@ -30,7 +30,9 @@ _HORIZONTAL = {"left": NEAR, "right": FAR}
 _VERTICAL = {"top": NEAR, "upper": NEAR, "bottom": FAR, "lower": FAR}
 _VERTICAL_NAME = {"top": "top", "upper": "top", "bottom": "bottom", "lower": "bottom"}
 _CENTRE = frozenset({"centre", "center", "middle", "central"})
-_FILLER = frozenset({"the", "corner", "side", "half", "part", "edge", "hand", "area", "region"})
+_FILLER = frozenset(
+    {"the", "corner", "side", "half", "part", "edge", "hand", "area", "region", "very", "far"}
+)
 _LEADING = re.compile(r"^(?:at|on|in|to|into|onto|towards|toward)\s+")
 _OF_IMAGE = re.compile(r"\s+of\s+(?:the|this|my)\s+(?:image|picture|photo|frame|canvas|scene)$")
 
@@ -43,6 +45,11 @@ _DIRECTIONS: dict[str, tuple[str, float, float]] = {
 }  # fmt: skip
 """Direction word -> (its name, dx, dy) in image axes (y grows downwards)."""
 _DIRECTION_FILLER = frozenset({"to", "towards", "toward", "the", "and"})
+_SLIGHTLY = re.compile(
+    r"^(?:slightly|a (?:little|bit))(?: more)?\s+|\s+(?:slightly|a (?:little|bit))$"
+)
+SLIGHT = 0.5
+"""'move it slightly left' / 'a bit to the left': a step of half the object's size."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +63,8 @@ class Place:
 
 @dataclass(frozen=True)
 class Direction:
-    """A relative move: unit steps ``(dx, dy)`` (y down) and the words ('up', 'up and left')."""
+    """A relative move: steps ``(dx, dy)`` in the object's own sizes (y down; 1, or 0.5 when the
+    words say 'slightly' / 'a bit'), and the words ('up', 'slightly up and left')."""
 
     dx: float
     dy: float
@@ -105,11 +113,14 @@ def read_place(words: str) -> Place | None:
 
 
 def read_direction(words: str) -> Direction | None:
-    """The direction ``words`` name ('up', 'to the left', 'down and to the right'), or ``None``.
+    """The direction ``words`` name ('up', 'to the left', 'down and to the right', 'a bit to the
+    left'), or ``None``.
 
     At most one vertical and one horizontal step; 'to the top' is a place, not a direction.
     """
     text = words.strip().rstrip(".!?").strip().lower().replace("-", " ")
+    stripped = _SLIGHTLY.sub("", text)
+    scale, text = (SLIGHT, stripped) if stripped != text else (1.0, text)
     tokens = [t for t in text.split() if t not in _DIRECTION_FILLER]
     if not tokens or not all(t in _DIRECTIONS for t in tokens):
         return None
@@ -119,9 +130,8 @@ def read_direction(words: str) -> Direction | None:
     if len(vertical) > 1 or len(horizontal) > 1:
         return None
     ordered = vertical + horizontal
-    return Direction(
-        sum(s[1] for s in ordered), sum(s[2] for s in ordered), " and ".join(s[0] for s in ordered)
-    )
+    name = ("slightly " if scale < 1 else "") + " and ".join(s[0] for s in ordered)
+    return Direction(scale * sum(s[1] for s in ordered), scale * sum(s[2] for s in ordered), name)
 
 
 def size_of(phrase: str | None) -> float:

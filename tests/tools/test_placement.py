@@ -39,6 +39,7 @@ def approx(box: list[float]) -> list[float]:
         ("at the top-right", (0.75, 0.25), "the top right"),
         ("in the lower left-hand corner", (0.25, 0.75), "the bottom left"),
         ("at the middle left", (0.25, 0.5), "the left"),
+        ("at the very top of the picture", (0.5, 0.25), "the top"),
     ],
 )
 def test_places_read_as_centres(words, centre, name):
@@ -63,6 +64,17 @@ def test_directions_are_unit_steps_with_y_down():
     assert (both.dx, both.dy, both.name) == (1.0, 1.0, "down and right")
     for words in ("to the top", "up down", "left right", "sideways", "to the left side"):
         assert read_direction(words) is None
+
+
+def test_slightly_is_half_a_step():
+    for words in ("slightly left", "a bit to the left", "to the left a little"):
+        step = read_direction(words)
+        assert (step.dx, step.dy, step.name) == (-0.5, 0.0, "slightly left")
+    assert read_direction("slightly") is None
+    box = [0.4, 0.5, 0.6, 0.8]
+    assert move_box("a bit up", box).box == approx([0.4, 0.35, 0.6, 0.65])
+    move = read_instruction("move", "move the cat slightly to the left")
+    assert (move.target, move.where) == ("the cat", "slightly to the left")
 
 
 def test_an_added_object_is_sized_by_its_words_and_centred_on_the_place():
