@@ -31,7 +31,7 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
 from langchain_core.language_models.chat_models import generate_from_stream
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
@@ -315,7 +315,7 @@ class ChatVitron(BaseChatModel):
         states: list[torch.Tensor] = []
         finish_reason = "length"
         steps = generate_tokens(
-            engine.model, batch, call.sampling, self._processors(engine, call), eos
+            engine.model, batch, call.sampling, self._processors(engine, call, messages), eos
         )
         for step in steps:
             states.append(step.hidden)
@@ -422,11 +422,17 @@ class ChatVitron(BaseChatModel):
             )
         return engine
 
-    def _processors(self, engine: VitronEngine, call: _Call) -> list[LogitsProcessor]:
-        """The logits processors of one generation (see :func:`~vitron.agent.steering.logits_processors`)."""
+    def _processors(
+        self, engine: VitronEngine, call: _Call, messages: Sequence[BaseMessage] = ()
+    ) -> list[LogitsProcessor]:
+        """The logits processors of one generation (see :func:`~vitron.agent.steering.logits_processors`;
+        the request is the text of the last user message)."""
+        last = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
+        request = last.content if last is not None and isinstance(last.content, str) else None
         return logits_processors(
-            engine, call.modules, call.tool_choice, call.constrained, call.sampling.max_new_tokens
-        )
+            engine, call.modules, call.tool_choice, call.constrained,
+            call.sampling.max_new_tokens, request=request,
+        )  # fmt: skip
 
 
 # ---------------------------------------------------------------------- module helpers

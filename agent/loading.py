@@ -68,6 +68,9 @@ class VitronEngine:
     history_turns: int | None = None
     """How many of the latest exchanges the prompt shows when ``ChatVitron.history_turns`` is
     ``None`` (the profile's ``history_turns`` option; ``None``: all that fit)."""
+    copy_instructions: bool = False
+    """With constrained decoding, write an invocation's instruction only with the request's words
+    (the profile's ``copy_instructions`` option; :mod:`vitron.agent.copying`)."""
     format: str = "vitron"
     """The checkpoint's invocation format: ``vitron`` (this project's tag tokens) or ``released``
     (the released weights' ``<module>B</module>`` markup); constrained decoding follows it."""
@@ -141,6 +144,7 @@ def load_vitron_llm(spec: ComponentSpec, context: LoadContext) -> VitronEngine:
         name=spec.checkpoint,
         constrained=bool(options.get("constrained", False)),
         history_turns=int(options["history_turns"]) if options.get("history_turns") else None,
+        copy_instructions=bool(options.get("copy_instructions", False)),
         format=fmt,
     )
 

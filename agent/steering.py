@@ -23,10 +23,12 @@ def logits_processors(
     tool_choice: str,
     constrained: bool | None,
     max_new_tokens: int,
+    request: str | None = None,
 ) -> list[LogitsProcessor]:
     """Placeholder suppression, then constrained decoding and forced tokens as asked: no
     invocation when nothing is bound or ``tool_choice`` is ``none``; the grammar of the engine's
-    format (``constrained`` ``None``: the profile's default); a forced opening for ``any`` or
+    format (``constrained`` ``None``: the profile's default), its instructions written with
+    ``request``'s words when the profile copies instructions; a forced opening for ``any`` or
     one named tool."""
     from transformers import SuppressTokensLogitsProcessor
 
@@ -47,7 +49,12 @@ def logits_processors(
     if not allowed:  # e.g. the released format names none of the bound tools
         return processors
     if constrained:
-        processors.append(engine.grammar(allowed).logits_processor(max_new_tokens))
+        grammar = engine.grammar(allowed)
+        processors.append(grammar.logits_processor(max_new_tokens))
+        if engine.copy_instructions and request and engine.format == "vitron":
+            from vitron.agent.copying import CopiedInstructionProcessor
+
+            processors.append(CopiedInstructionProcessor(grammar, request))
     if choice == "any" or choice in modules:
         processors.append(ForcedTokens(forced_opening(engine, choice, constrained)))
     return processors

@@ -1,7 +1,10 @@
 """Constrained decoding: even the random tiny model emits only well-formed invocations, in this
-project's grammar and in the released weights' own (``<module>B</module>`` spelled in text)."""
+project's grammar and in the released weights' own (``<module>B</module>`` spelled in text); with
+``copy_instructions`` every instruction is spelled from the request's words only."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 import torch
@@ -9,6 +12,7 @@ from transformers import LogitsProcessor, LogitsProcessorList
 
 from vitron.agent.build import build_tiny_vitron
 from vitron.agent.constrained import InvocationGrammar
+from vitron.agent.copying import CopiedInstructionProcessor, request_words
 from vitron.agent.invocation import MODULES
 from vitron.agent.parsing import parse_reply
 
@@ -190,3 +194,66 @@ def test_budget_is_respected_and_names_are_restricted(setup):
         set(grammar.strings[t]) <= set("0123456789, ()")
         for t in grammar.allowed(state).nonzero().flatten().tolist()
     )
+
+
+# ------------------------------------------------------------------ copied instructions
+
+REQUEST = "Show me which pixels belong to the large green star."
+
+
+def generate_for_request(model, processor, processors, seed: int, rows: int = 25) -> list[str]:
+    prompt = processor(f"USER: {REQUEST} ASSISTANT:")
+    batch = {k: v.repeat(rows, 1) for k, v in prompt.items()}
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        out = model.generate(**batch, max_new_tokens=MAX_NEW, do_sample=True, top_k=0,
+                             logits_processor=LogitsProcessorList(processors))  # fmt: skip
+    start = batch["input_ids"].shape[1]
+    return [processor.decode(row[start:]) for row in out]
+
+
+def instructions(texts: list[str]) -> list[str]:
+    return [
+        c["args"]["instruction"] for text in texts for c in parse_reply(text, modules=BOUND).calls
+    ]
+
+
+def test_every_instruction_is_spelled_from_the_requests_words(setup):
+    model, processor, grammar = setup
+    copied = []
+    for seed in range(4):
+        processors = [Nudge(grammar), grammar.logits_processor(MAX_NEW),
+                      CopiedInstructionProcessor(grammar, REQUEST)]  # fmt: skip
+        copied += instructions(generate_for_request(model, processor, processors, seed))
+    assert len(copied) >= 20  # the nudge makes most samples invoke
+    words = request_words(REQUEST)
+    assert words == {"show", "me", "which", "pixels", "belong", "to", "the", "large", "green",
+                     "star", "."}  # fmt: skip
+    for text in copied:
+        assert text.strip(), text
+        *whole, last = re.findall(r"[^\W_]+|[^\w\s]", text.lower())
+        assert set(whole) <= words, text
+        # the last word is whole, or cut short by the token budget's forced close
+        assert last in words or any(w.startswith(last) for w in words), text
+        assert text == text.strip() or text.startswith(" "), text
+
+    free = []  # without the copy the same random model writes other words
+    for seed in range(4):
+        free += instructions(generate_for_request(model, processor, [Nudge(grammar),
+                                      grammar.logits_processor(MAX_NEW)], seed))  # fmt: skip
+    assert any(not set(re.findall(r"\w+", t.lower())) <= words for t in free)
+
+
+def test_the_profile_option_turns_it_on_for_chat_vitron(services):
+    from vitron.agent.loading import VitronEngine
+    from vitron.agent.steering import logits_processors
+
+    model, processor = build_tiny_vitron(seed=0)
+    engine = VitronEngine(model=model, processor=processor, constrained=True)
+    kinds = [type(p).__name__ for p in logits_processors(engine, BOUND, "auto", None, 16, REQUEST)]
+    assert "CopiedInstructionProcessor" not in kinds  # off unless the profile says so
+    engine.copy_instructions = True
+    kinds = [type(p).__name__ for p in logits_processors(engine, BOUND, "auto", None, 16, REQUEST)]
+    assert "InvocationLogitsProcessor" in kinds and "CopiedInstructionProcessor" in kinds
+    unconstrained = logits_processors(engine, BOUND, "auto", False, 16, REQUEST)
+    assert "CopiedInstructionProcessor" not in [type(p).__name__ for p in unconstrained]

@@ -1,0 +1,138 @@
+"""Copied instructions: an invocation's ``<Instruction>`` text written only with the request's words.
+
+A small planner can pick the right tool and still garble the words it passes on: the nano planner,
+retrained on the tools' own result wording, wrote ``segment_image("the circle")`` for "segment the
+square" (tools/profiles/nano/README.md). The instruction a tool needs is nearly always a phrase of
+the user's request ("the square", "a large green star", "make the small star yellow"), so a profile
+may ask (``copy_instructions = true``) that every word of an instruction be a word of the request
+(case-insensitive; punctuation marks count as words). The model still chooses which words, how
+many and in what order; outside an instruction nothing changes. It runs after the invocation
+grammar (:mod:`vitron.agent.constrained`), whose state machine it follows, and keeps
+``</Instruction>`` allowed between words; when the token budget forces the grammar to close an
+instruction mid-word, the grammar wins (the last word is then cut short).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch
+from transformers import LogitsProcessor
+
+from vitron.agent.constrained import INSTRUCTION, InvocationGrammar, _State
+from vitron.agent.invocation import INSTRUCTION_CLOSE
+
+_WORD = re.compile(r"[^\W_]+|[^\w\s]")
+
+
+def request_words(request: str) -> frozenset[str]:
+    """The words (and punctuation marks) of ``request``, lower-cased."""
+    return frozenset(_WORD.findall(request.lower()))
+
+
+@dataclass(frozen=True)
+class _Row:
+    state: _State
+    partial: str = ""
+    """The instruction's current word so far (lower-cased; empty between words)."""
+
+
+class CopiedInstructionProcessor(LogitsProcessor):
+    """Inside an ``<Instruction>``, allows only tokens that continue or start a word of
+    ``request`` (whitespace always; ``</Instruction>`` between words). One instance per
+    ``generate`` call, after the grammar's processor."""
+
+    def __init__(self, grammar: InvocationGrammar, request: str) -> None:
+        self.grammar = grammar
+        self.words = request_words(request)
+        self.prefixes = {w[:k] for w in self.words for k in range(1, len(w) + 1)}
+        self.close = grammar.tag[INSTRUCTION_CLOSE]
+        self._start: int | None = None
+        self._rows: dict[tuple[int, ...], _Row] = {(): _Row(_State())}
+        self._allowed: dict[str, torch.Tensor] = {}
+
+    def _next_partial(self, partial: str, text: str) -> str | None:
+        """The current word after ``text`` is written (``None``: it leaves the request's words).
+        A token may end one word and start others ("star." -> "star", "."): each piece is checked."""
+        lowered = text.lower()
+        if not lowered.strip():
+            return "" if not partial or partial in self.words else None
+        pieces = _pieces(lowered)
+        if "".join(piece for _, piece in pieces) != "".join(lowered.split()):
+            return None  # a character no word is made of ("_", a control character)
+        current = partial
+        for start, piece in pieces:
+            if start:  # a word boundary before this piece: the word so far must be whole
+                if current and current not in self.words:
+                    return None
+                current = ""
+            current += piece
+            if current not in self.prefixes:
+                return None
+        if lowered[-1].isspace():  # a trailing space ends the word
+            return "" if current in self.words else None
+        return current
+
+    def _mask(self, partial: str) -> torch.Tensor:
+        mask = self._allowed.get(partial)
+        if mask is None:
+            mask = torch.zeros(self.grammar.vocab_size, dtype=torch.bool)
+            ok = [i for i in self.grammar.plain
+                  if self._next_partial(partial, self.grammar.strings[i]) is not None]  # fmt: skip
+            mask[ok] = True
+            if not partial or partial in self.words:
+                mask[self.close] = True
+            self._allowed[partial] = mask
+        return mask
+
+    def _advance(self, row: _Row, token: int) -> _Row:
+        state = self.grammar.advance(row.state, token)
+        if state.phase != INSTRUCTION:
+            return _Row(state)
+        if row.state.phase != INSTRUCTION:  # just opened
+            return _Row(state)
+        partial = self._next_partial(row.partial, self.grammar.strings[token])
+        return _Row(state, partial or "")
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self._start is None:
+            self._start = input_ids.shape[1]
+        rows: dict[tuple[int, ...], _Row] = {}
+        masks = []
+        vocab = scores.shape[-1]
+        for generated in input_ids[:, self._start :].tolist():
+            key = tuple(generated)
+            row = self._rows.get(key)
+            if row is None:
+                row = _Row(_State())
+                for k in range(len(key)):
+                    row = self._rows.get(key[: k + 1]) or self._advance(row, key[k])
+            rows[key] = row
+            mask = torch.ones(vocab, dtype=torch.bool)
+            if row.state.phase == INSTRUCTION:
+                allowed = self._mask(row.partial)
+                mask[: min(vocab, allowed.shape[0])] = allowed[:vocab]
+                mask[allowed.shape[0] :] = False
+            masks.append(mask)
+        self._rows = rows
+        keep = torch.stack(masks).to(scores.device)
+        masked = scores.masked_fill(~keep, float("-inf"))
+        # a row the copy leaves nothing to write keeps the grammar's choice (never a dead end)
+        usable = torch.isfinite(masked).any(dim=-1, keepdim=True)
+        return torch.where(usable, masked, scores)
+
+
+def _pieces(text: str) -> list[tuple[bool, str]]:
+    """``text`` split into word pieces, each with whether a boundary comes before it (leading
+    whitespace, or a change between word characters and a punctuation mark)."""
+    out: list[tuple[bool, str]] = []
+    for match in re.finditer(r"\s*([^\W_]+|[^\w\s])", text):
+        spaced = match.start(1) > match.start()
+        punct = not match.group(1)[0].isalnum()
+        previous_punct = bool(out) and not out[-1][1][-1].isalnum()
+        out.append((spaced or punct or previous_punct, match.group(1)))
+    return out
+
+
+__all__ = ["CopiedInstructionProcessor", "request_words"]
