@@ -6,16 +6,17 @@ it (and resumed, through its own checkpoints, when one was interrupted):
 
 1. the backends, each by ``vitron pretrain BACKEND --seed S --out DIR/BACKEND``: ``sam``, ``clip``,
    ``grounding_dino`` and ``sam2_video`` where :data:`vitron.tools.pretraining.BACKENDS` has it;
-2. the planner: :func:`vitron.agent.training.nano.train_nano` (stages base -> align -> invoke ->
-   ground) on the CLIP just trained, aligning ``[SEG]`` and ``[TRK]`` through the SAM and SAM 2 just
-   trained, under
-   ``DIR/runs/planner`` (``./vitron-nano-runs`` when DIR is the committed profile's folder), then
-   :func:`~vitron.agent.training.nano.publish` into ``DIR`` (``vitron_llm/``, ``sam_signal/``, ``sam2_signal/``);
-3. the nano Stable Diffusion (issue 14), chained by ``--base``: ``vitron pretrain diffusion_vae``
+2. the nano Stable Diffusion (issue 14), chained by ``--base``: ``vitron pretrain diffusion_vae``
    into ``RUNS/diffusion_vae`` (an intermediate: the pipelines carry their own copy), then
    ``diffusion_text_to_image --base RUNS/diffusion_vae`` into ``DIR/text_to_image`` (the VAE's
    ``pretrain.json`` kept beside it as ``vae_pretrain.json``), then ``diffusion_inpaint --base
-   DIR/text_to_image`` into ``DIR/inpaint``.
+   DIR/text_to_image`` into ``DIR/inpaint``;
+3. the planner: :func:`vitron.agent.training.nano.train_nano` (stages base -> align -> invoke ->
+   ground) on the CLIP just trained, aligning ``[SEG]`` and ``[TRK]`` through the SAM and SAM 2
+   just trained and ``[GEN]``/``[EDIT]`` through the two pipelines just trained, under
+   ``DIR/runs/planner`` (``./vitron-nano-runs`` when DIR is the committed profile's folder), then
+   :func:`~vitron.agent.training.nano.publish` into ``DIR`` (``vitron_llm/``, ``sam_signal/``,
+   ``sam2_signal/``, ``image_signal/``).
 
 A full build uses the step counts the committed parts were trained with (their ``pretrain.json``
 and ``training.json``: :func:`committed_plan`), so it retraces the committed profile (a part whose
@@ -46,9 +47,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_OUT = "vitron-nano"
 BACKEND_ORDER = ("sam", "clip", "grounding_dino", "sam2_video")
 """Backends the planner's profile uses, in training order (those in ``BACKENDS`` are trained)."""
-PLANNER_PARTS = ("sam_signal", "sam2_signal", "vitron_llm")
+PLANNER_PARTS = ("sam_signal", "sam2_signal", "image_signal", "vitron_llm")
 """What :func:`~vitron.agent.training.nano.publish` writes: the planner and the projectors stage 2
-aligns through SAM and SAM 2."""
+aligns through SAM, SAM 2 and the diffusion pipelines."""
 DIFFUSION_PARTS: dict[str, tuple[str, str | None]] = {
     "diffusion_vae": ("diffusion_vae", None),
     "text_to_image": ("diffusion_text_to_image", "diffusion_vae"),
@@ -61,13 +62,14 @@ DIFFUSION_PROFILE_PARTS = ("text_to_image", "inpaint")
 VAE_REPORT = "vae_pretrain.json"
 """The VAE's ``pretrain.json``, kept in the text-to-image folder (its VAE is ``vae/`` there)."""
 COMPANIONS: dict[str, tuple[str, ...]] = {
-    "text_to_image": ("diffusion_signal",),
-    "inpaint": ("diffusion_signal",),
+    "text_to_image": ("image_signal", "diffusion_signal"),
+    "inpaint": ("image_signal", "diffusion_signal"),
 }
-"""Untrained parts whose settings must follow a trained one, written with the committed
-``nano.toml``'s settings and without weights: the ``[GEN]``/``[EDIT]`` projector must make tokens
-of the nano text encoder's width (64, where ``tiny``'s makes 32), or a planner signal would fail
-instead of being set aside."""
+"""Parts whose settings must follow a trained one, written with the committed ``nano.toml``'s
+settings: the ``[GEN]``/``[EDIT]`` projector the nano pipelines name (no weights until the
+planner's stage 2 aligns it; it makes tokens of the nano text encoder's width, 64), and the
+weightless default projector of tiny's random pipelines, so a signal they cannot take is set aside
+rather than failing."""
 BUILD_FILE = "build.json"
 COMMITTED_RECORDS = 6000
 """Training conversations of the committed planner's run, for a ``training.json`` written before
@@ -290,12 +292,14 @@ def build(out: str | Path = DEFAULT_OUT, *, seed: int = 0, quick: bool = False,
         log(f"== {backend}: {command}")
         record["parts"][backend] = part_record(pretrain(backend, out / backend, seed, plan))
         save_record(out, record)
+    train_diffusion(out, runs, seed, plan, record, log)
     if "vitron_llm" in record["parts"]:
         log("== planner: finished before: skipped")
-    else:  # trained against the backends above: its profile loads them from `out`
+    else:  # trained against the parts above (its signals aligned through them), loaded from `out`
         runs.mkdir(parents=True, exist_ok=True)
         backends_toml = runs / "backends.toml"
-        backends_toml.write_text(profile_text(trained, description, folder=str(out.resolve())))
+        backends_toml.write_text(profile_text([*trained, *DIFFUSION_PROFILE_PARTS], description,
+                                              folder=str(out.resolve())))  # fmt: skip
         log(f"== planner: vitron.agent.training.nano.train_nano in {runs / 'planner'} on "
             f"{out / 'clip'}, then publish into {out}")  # fmt: skip
         start = time.monotonic()
@@ -308,7 +312,6 @@ def build(out: str | Path = DEFAULT_OUT, *, seed: int = 0, quick: bool = False,
             "metrics": {stage: summary[stage]["last_logged"] for stage in summary
                         if isinstance(summary[stage], dict) and "last_logged" in summary[stage]},
         }  # fmt: skip
-    train_diffusion(out, runs, seed, plan, record, log)
     if is_shipped_folder(out):  # the committed nano.toml already loads this folder
         record["profile"] = "nano"
     else:

@@ -117,11 +117,16 @@ DEFAULT_RECORDS = 6000
 
 
 SIGNAL_ROUTES = {"[SEG]": {"decoder": "sam", "projector": "sam_signal", "fresh": True},
-                 "[TRK]": {"decoder": "sam2_video", "projector": "sam2_signal", "fresh": True}}  # fmt: skip
+                 "[TRK]": {"decoder": "sam2_video", "projector": "sam2_signal", "fresh": True},
+                 "[GEN]": {"decoder": "text_to_image", "projector": "image_signal", "fresh": True},
+                 "[EDIT]": {"decoder": "inpaint", "projector": "image_signal", "fresh": True}}  # fmt: skip
 """Signals stage 2 aligns through the profile's frozen backends: the trained nano SAM and SAM 2
-(the diffusion signals wait for trained diffusion pipelines). Their projectors start fresh, not
-from the ones the profile already ships, so the command regenerates what it published."""
-PROJECTORS = ("sam_signal", "sam2_signal")
+(mask losses), and the nano text-to-image and inpainting pipelines, which share one projector,
+``image_signal``, named by their profile entries (``[GEN]``: the caption's text-encoder states plus one denoising step of the UNet on the wanted
+picture; ``[EDIT]``: the caption's states, as the inpainting UNet takes other inputs). ``[VID]``
+waits for trained video pipelines (tiny's random ones set signals aside). The projectors start fresh, not from the ones the profile
+already ships, so the command regenerates what it published."""
+PROJECTORS = ("sam_signal", "sam2_signal", "image_signal")
 """The aligned projectors a run publishes beside its planner."""
 
 
@@ -137,8 +142,7 @@ def stage_configs(
     as the paper has them, synergy on. Stages 2
     and 3 use LoRA at full rank (r = hidden size) on every linear layer, which at this size is as
     expressive as a full fine-tune while keeping the stages' exact trainable sets; stage 2 aligns
-    ``[SEG]`` through the profile's frozen SAM (``sam_signal``) and ``[TRK]`` through its frozen
-    SAM 2 (``sam2_signal``). ``overrides`` (e.g.
+    the signals of :data:`SIGNAL_ROUTES` through the profile's frozen decoders. ``overrides`` (e.g.
     ``{"batch_size": 4}``) apply to every stage.
     """
     data = [{"format": "records", "root": str(run / "data"), "options": {"files": ["train.jsonl"]}}]
@@ -222,7 +226,8 @@ def train_nano(run: str | Path, *, seed: int = 0, records: int = DEFAULT_RECORDS
 def publish(run: str | Path, profile_dir: str | Path, *, suffix: str = "") -> dict[str, Any]:
     """Copy a finished run's planner (``ground/llm``) and aligned projectors
     (``invoke/projectors/<name>`` for each of :data:`PROJECTORS`) into ``profile_dir`` as
-    ``vitron_llm<suffix>/``, ``sam_signal<suffix>/``, ``sam2_signal<suffix>/``
+    ``vitron_llm<suffix>/``, ``sam_signal<suffix>/``, ``sam2_signal<suffix>/``,
+    ``image_signal<suffix>/``
     (``suffix="_no_synergy"`` for the ablation's set), with ``training.json`` (configs, wall times, last logged losses, and the number
     of training conversations, which a rebuild needs to retrace the run)."""
     import json

@@ -22,8 +22,8 @@ def test_quick_build_writes_a_profile_that_answers_through_the_graph(tmp_path, c
     printed = capsys.readouterr().out
     record = json.loads((out / "build.json").read_text())
     backends = [b for b in ("sam", "clip", "grounding_dino", "sam2_video") if b in BACKENDS]
-    diffusion = ["diffusion_vae", "text_to_image", "inpaint"]  # chained, after the planner
-    assert list(record["parts"]) == [*backends, "vitron_llm", *diffusion]
+    diffusion = ["diffusion_vae", "text_to_image", "inpaint"]  # chained, before the planner
+    assert list(record["parts"]) == [*backends, *diffusion, "vitron_llm"]  # its signals need them
     for part, info in record["parts"].items():
         assert info["seconds"] > 0 and info["metrics"], part
         assert f"\n{part} " in printed  # the table of wall times and metrics
@@ -44,8 +44,10 @@ def test_quick_build_writes_a_profile_that_answers_through_the_graph(tmp_path, c
     shipped = load_profile("nano")
     for part in DIFFUSION_PROFILE_PARTS:  # the committed entries' settings
         assert profile.component(part).options == shipped.component(part).options, part
-    signal = profile.component("diffusion_signal")  # not trained yet: no weights, nano's width
+    signal = profile.component("image_signal")  # aligned in stage 2, at nano's width
     assert not signal.is_tiny and signal.options["out_dim"] == 64
+    config = json.loads((out / "image_signal" / "projector_config.json").read_text())
+    assert (config["in_dim"], config["out_dim"]) == (32, 64)
     if "sam2_video" in backends:  # its projector's width follows the nano SAM 2, weights or not
         assert profile.component("sam2_signal").options["out_dim"] == 128
 

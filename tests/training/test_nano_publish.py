@@ -33,7 +33,7 @@ def test_the_planner_and_every_projector_land_in_the_profile(tmp_path, suffix):
     run, profile = finished_run(tmp_path / "run"), tmp_path / "profile"
     summary = publish(run, profile, suffix=suffix)
     assert (profile / f"vitron_llm{suffix}" / "config.json").is_file()
-    for name in ("sam_signal", "sam2_signal"):
+    for name in ("sam_signal", "sam2_signal", "image_signal"):
         assert (profile / f"{name}{suffix}" / "projector_config.json").read_text() == name
     assert summary["records"] == 3 and summary["ground"]["last_logged"]["lm"] == 1.0
     written = json.loads((profile / f"vitron_llm{suffix}" / "training.json").read_text())
