@@ -125,9 +125,9 @@ def test_committed_nano_sam2_tracks_held_out_clips_from_a_box(track):
     assert np.mean(scores) >= 0.45 and np.mean(scores) > np.mean(empty) + 0.15, (scores, empty)
 
 
-def test_a_planner_signal_without_a_trained_sam2_projector_is_set_aside_with_a_note(track):
-    """nano's SAM 2 takes 128-wide prompt tokens; no [TRK] projector is trained for it yet, so a
-    signal is not used (and the result says so) rather than failing or adding a random token."""
+def test_a_planner_signal_goes_through_the_trained_sam2_projector(track):
+    """nano's SAM 2 takes 128-wide prompt tokens; the planner's stage 2 trained the [TRK]
+    projector for it (nano/sam2_signal), so a 64-d signal is projected and used, not set aside."""
     invoke, workspace = track
     sample = make_sample("test", CLIPS[0], tasks=["tracking"])
     video = workspace.put_video(iter(sample.media[0].pixels), 4.0, lossless=True)
@@ -135,4 +135,5 @@ def test_a_planner_signal_without_a_trained_sam2_projector_is_set_aside_with_a_n
     result = invoke(video=video.handle, regions=[_gold_box(sample.gold["masks"])],
                     signal=signal.handle)  # fmt: skip
     assert result.status == "success", result.content
-    assert "sam2_signal" in result.content and "has no checkpoint yet" in result.content
+    assert "has no checkpoint yet" not in result.content
+    assert signal.handle in workspace.describe(result.artifact["masks"]).inputs

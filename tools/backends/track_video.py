@@ -24,6 +24,7 @@ from PIL import Image
 from vitron.tools.backend import CallContext, ToolOutput, backend
 from vitron.tools.geometry import coverage, fmt_box, mask_box
 from vitron.tools.overlay import mask_overlay
+from vitron.tools.signals import used_signal
 from vitron.tools.steps.tracking import TrackTarget, track_masks
 from vitron.tools.workspace import Workspace
 
@@ -49,7 +50,7 @@ def track_video(args: TrackVideoArgs, call: CallContext) -> ToolOutput:
             areas.append(coverage(mask))
             yield mask.astype(np.uint8) * 255
 
-    inputs = [args.video] + ([args.mask] if args.mask else [])
+    inputs = [args.video] + ([args.mask] if args.mask else []) + used_signal(args.signal, call)
     label = args.instruction.strip() or "target"
     masks = call.workspace.put_video(
         grey(), tracking.fps, lossless=True, source="track_video", inputs=inputs, label=label,
