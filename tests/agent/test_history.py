@@ -106,10 +106,13 @@ def test_a_windowed_prompt_lists_only_the_media_its_window_names(chat):
         HumanMessage(content=f"segment the circle\n[attached {old} 64x64 image]"),
         AIMessage(content="done"),
         HumanMessage(content="segment the star", additional_kwargs={"regions": [{"media": new}]}),
-        AIMessage(content="", tool_calls=[{"name": "segment_image", "args": {"image": new},
-                                           "id": "call_1"}]),  # fmt: skip
-        ToolMessage(content=f"{made} 64x64 mask of the star", name="segment_image",
-                    tool_call_id="call_1"),  # fmt: skip
+        AIMessage(
+            content="",
+            tool_calls=[{"name": "segment_image", "args": {"image": new}, "id": "call_1"}],
+        ),  # fmt: skip
+        ToolMessage(
+            content=f"{made} 64x64 mask of the star", name="segment_image", tool_call_id="call_1"
+        ),  # fmt: skip
     ]
     one = chat.model_copy(update={"history_turns": 1}).prompt_text(messages, thread_id=THREAD)
     assert f"- {new} " in one and f"- {made} " in one and f"- {old} " not in one

@@ -128,7 +128,9 @@ def test_demo_approves_only_the_tool_its_request_asked_for(capsys):
     editing = demo_samples()[DEMO_TASKS.index("editing")]
     assert editing.gold["operation"] == "recolor"  # what the nano inpainting model was trained for
     decide = approve_asked(editing)
-    assert decide({"tool": "edit_image", "question": "Run edit_image(...)?"}) == {"action": "approve"}
+    assert decide({"tool": "edit_image", "question": "Run edit_image(...)?"}) == {
+        "action": "approve"
+    }
     refused = decide({"tool": "generate_video", "question": "Run generate_video(...)?"})
     assert refused["action"] == "reject" and refused["reason"]
     assert "approved" in capsys.readouterr().out
