@@ -101,8 +101,8 @@ class FollowScript(LogitsProcessor):
 class ScriptedVitron(ChatVitron):
     """ChatVitron with the script's nudge in front of its own processors (grammar included)."""
 
-    def _processors(self, engine, call):
-        processors = super()._processors(engine, call)
+    def _processors(self, engine, call, messages=()):
+        processors = super()._processors(engine, call, messages)
         eos = engine.processor.tokenizer.eos_token_id
         return [FollowScript(script(engine.processor), eos), *processors]
 
