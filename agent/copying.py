@@ -104,10 +104,14 @@ class CopiedInstructionProcessor(LogitsProcessor):
         for generated in input_ids[:, self._start :].tolist():
             key = tuple(generated)
             row = self._rows.get(key)
-            if row is None:
-                row = _Row(_State())
-                for k in range(len(key)):
-                    row = self._rows.get(key[: k + 1]) or self._advance(row, key[k])
+            if row is None:  # one step on from the last call's row, else replayed from the start
+                parent = self._rows.get(key[:-1]) if key else None
+                if parent is not None:
+                    row = self._advance(parent, key[-1])
+                else:
+                    row = _Row(_State())
+                    for token in key:
+                        row = self._advance(row, token)
             rows[key] = row
             mask = torch.ones(vocab, dtype=torch.bool)
             if row.state.phase == INSTRUCTION:
