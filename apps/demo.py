@@ -208,12 +208,6 @@ def measured_text(task: str, outcome: Outcome, scores: dict[str, Any]) -> str:
         parts.append(f"box IoU {iou:.2f} ({'hit' if scores['box_hit'] else 'miss'} at 0.5)")
     elif task == "tracking":
         parts.append(f"J&F {scores['J&F']:.2f} (empty masks score {scores['floor']:.2f})")
-    elif task in ("generation", "editing") and scores.get("attr") is not None:
-        parts.append(
-            f"attributes {'right' if scores['attr'] else 'wrong'} by the world's classifier"
-        )
-    if task == "editing" and scores.get("psnr") is not None:
-        parts.append(f"PSNR outside the edit {scores['psnr']:.1f} dB")
     elif task == "retrieval":
         parts.append(f"R@1 {scores['r1']:.0f} (chance {scores['chance']:.2f})")
         ranked = len(((outcome.last_result("retrieve") or {}).get("artifact") or {})
@@ -221,6 +215,13 @@ def measured_text(task: str, outcome: Outcome, scores: dict[str, Any]) -> str:
         if ranked > len(outcome.media):  # without a media list, retrieve ranks the whole thread
             parts.append(f"it ranked {ranked} media: this request's {len(outcome.media)} and "
                          "the conversation's earlier ones")  # fmt: skip
+    elif task in ("generation", "editing"):
+        if scores.get("attr") is not None:
+            parts.append(
+                f"attributes {'right' if scores['attr'] else 'wrong'} by the world's classifier"
+            )
+        if task == "editing" and scores.get("psnr") is not None:
+            parts.append(f"PSNR outside the edit {scores['psnr']:.1f} dB")
     if outcome.error:
         parts.append(f"turn failed: {outcome.error[:120]}")
     return "; ".join(parts)
