@@ -32,6 +32,11 @@ def add_eval_command(commands: argparse._SubParsersAction, common: argparse.Argu
         "split name (refcoco val/testA/testB, davis val, ref-youtube-vos train)",
     )
     parser.add_argument("--limit", type=int, help="at most N samples (shapes default: 10 per task)")
+    parser.add_argument(
+        "--tasks",
+        help="shapes only: comma-separated tasks to score (e.g. vqa,region_caption); each keeps "
+        "the samples a whole-suite run gives it (default: every scored task)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="world and sampling seed (default: 0)")
     parser.add_argument("--data", help="folder of a real benchmark's local copy")
     parser.add_argument(
@@ -78,6 +83,7 @@ def run_eval(args: argparse.Namespace) -> int:
         profile=args.profile, workspace=args.workspace, device=args.device,
         step_limit=args.step_limit, planner_spec=args.planner,
         max_new_tokens=args.max_new_tokens, ablate=list(dict.fromkeys(args.ablate)),
+        tasks=[t.strip() for t in (args.tasks or "").split(",") if t.strip()],
         out=args.out, progress=not args.no_progress,
     )  # fmt: skip
     if args.threads is not None:

@@ -23,7 +23,9 @@ def markdown(report: Mapping[str, Any]) -> str:
     """The report as a markdown document: header facts, one table, notes."""
     head = [f"# vitron eval — suite {report['suite']}, split {report['split']}", "",
             f"- profile: `{report['profile']}`; planner: {report['planner']}",
-            f"- seed: {report['seed']}; samples: {report['samples']}; created {report['created']}",
+            f"- seed: {report['seed']}; samples: {report['samples']}"
+            + (f" of tasks {', '.join(report['tasks'])}" if report.get("tasks") else "")
+            + f"; created {report['created']}",
             ""]  # fmt: skip
     runs: Sequence[Mapping[str, Any]] = report["runs"]
     used = [

@@ -9,6 +9,7 @@ real benchmarks from a local ``--data`` folder: ``refcoco``, ``refcoco+``, ``ref
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -38,6 +39,9 @@ class EvalSettings:
     planner_spec: str | None = None
     max_new_tokens: int = 64
     ablate: list[str] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list)
+    """shapes only: score just these tasks (default: every scored task). The samples are the ones
+    the whole suite gives those tasks, so a filtered run's rows match a full run's."""
     out: str = "vitron-eval"
     progress: bool = True
 
@@ -50,10 +54,9 @@ def load_suite(settings: EvalSettings) -> list[Sample]:
         settings.limit,
     )
     if suite == "shapes":
-        from vitron.evals.shapes.dataset import EVAL_TASKS, generate
-
-        count = limit if limit is not None else SHAPES_DEFAULT_PER_TASK * len(EVAL_TASKS)
-        return list(generate(split, count, seed=settings.seed, tasks=EVAL_TASKS))
+        return _shapes_samples(split, limit, settings.seed, settings.tasks)
+    if settings.tasks:
+        raise ValueError(f"--tasks picks shapes-world tasks; suite {suite} has its own task")
     if suite not in SUITES:
         raise ValueError(f"unknown suite {suite!r}; suites: {', '.join(SUITES)}")
     if not settings.data:
@@ -78,6 +81,22 @@ def load_suite(settings: EvalSettings) -> list[Sample]:
 
         samples = load_magicbrush(settings.data, limit=limit)
     return list(samples)
+
+
+def _shapes_samples(split: str, limit: int | None, seed: int, tasks: Sequence[str]) -> list[Sample]:
+    """The shapes suite's samples: sample ``i`` has task ``EVAL_TASKS[i % len(EVAL_TASKS)]``;
+    with ``tasks``, only the indices of those tasks, in order, until ``limit``."""
+    from vitron.evals.shapes.dataset import EVAL_TASKS, check_split, make_sample
+
+    check_split(split)
+    unknown = sorted(set(tasks) - set(EVAL_TASKS))
+    if unknown:
+        raise ValueError(f"unknown shapes tasks {unknown}; scored tasks: {', '.join(EVAL_TASKS)}")
+    wanted = set(tasks or EVAL_TASKS)
+    count = limit if limit is not None else SHAPES_DEFAULT_PER_TASK * len(wanted)
+    indices = (i for i in itertools.count() if EVAL_TASKS[i % len(EVAL_TASKS)] in wanted)
+    return [make_sample(split, i, seed=seed, tasks=EVAL_TASKS)
+            for i in itertools.islice(indices, count)]  # fmt: skip
 
 
 def evaluate(
@@ -149,6 +168,7 @@ def evaluate(
     return {
         "suite": settings.suite, "split": settings.split or DEFAULT_SPLITS.get(settings.suite),
         "profile": settings.profile, "seed": settings.seed, "samples": len(samples),
+        "tasks": list(settings.tasks) or None,
         "planner": settings.planner_spec or (type(base).__name__ if planner is not None else
                                              f"ChatVitron (max_new_tokens {settings.max_new_tokens})"),
         "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),

@@ -54,3 +54,31 @@ def test_an_attribute_classifier_given_by_name_fills_the_attribute_column(tmp_pa
     assert written["classifier_accuracy"]["colour"] > 0.5
     assert written["classifier_accuracy"]["shape"] == 0.0
     assert any("classifier's own accuracy" in n for n in written["notes"])
+
+
+def test_a_task_filter_scores_the_samples_a_whole_run_gives_those_tasks(tmp_path):
+    from vitron.evals.runner import EvalSettings, load_suite
+
+    whole = load_suite(EvalSettings(limit=3 * LIMIT))
+    picked = load_suite(EvalSettings(limit=3, tasks=["vqa", "region_caption"]))
+    assert [s.task for s in picked] == ["vqa", "region_caption", "vqa"]
+    reading = [s.id for s in whole if s.task in ("vqa", "region_caption")]
+    assert [s.id for s in picked] == reading[:3]
+    # without a limit: ten of each picked task
+    assert len(load_suite(EvalSettings(tasks=["grounding"]))) == 10
+
+    out = tmp_path / "out"
+    code = main(["eval", "--tasks", "vqa", "--limit", "2", "--workspace", str(tmp_path / "ws"),
+                 "--device", "cpu", "--no-progress", "--max-new-tokens", "8", "--out", str(out)])  # fmt: skip
+    assert code == 0
+    written = json.loads((out / "eval-shapes-test.json").read_text())
+    assert set(written["runs"][0]["tasks"]) == {"vqa"} and written["samples"] == 2
+    assert "samples: 2 of tasks vqa;" in (out / "eval-shapes-test.md").read_text()
+
+
+def test_a_task_filter_names_what_it_cannot_pick(tmp_path, capsys):
+    base = ["eval", "--workspace", str(tmp_path / "ws"), "--no-progress", "--out", str(tmp_path)]
+    assert main([*base, "--tasks", "vqa,dancing"]) == 2
+    assert "unknown shapes tasks ['dancing']" in capsys.readouterr().err
+    assert main([*base, "--suite", "davis", "--data", str(tmp_path), "--tasks", "vqa"]) == 2
+    assert "--tasks picks shapes-world tasks" in capsys.readouterr().err
