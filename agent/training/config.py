@@ -141,6 +141,10 @@ class TrainConfig(_Strict):
 
     lora: LoraSettings = Field(default_factory=LoraSettings)
     synergy: SynergySettings = Field(default_factory=SynergySettings)
+    train_vision_tower: bool = False
+    """``base`` only: train the vision tower with the LLM. For a tower built here (``nano``'s
+    small CLIP) that is the pretraining a released tower already had; the paper's stages (and
+    every other stage here) keep it frozen."""
     loss_weights: dict[str, float] = Field(default_factory=dict)
     """Weight per loss term name (``lm``, ``mask_bce``, ``mask_dice``, ``caption_mse``,
     ``caption_cos``, ``synergy_*``); a term not named weighs 1 (synergy terms: the schedule)."""
@@ -155,6 +159,8 @@ class TrainConfig(_Strict):
     def _check(self) -> TrainConfig:
         from vitron.agent.invocation import MODULES, SIGNAL_TOKENS
 
+        if self.train_vision_tower and self.stage != "base":
+            raise ValueError(f"train_vision_tower is for the base stage, not {self.stage!r}")
         unknown = [k for k in self.signal_routes if k not in MODULES and k not in SIGNAL_TOKENS]
         if unknown:
             raise ValueError(f"signal_routes keys {unknown} are neither modules nor signal tokens")

@@ -65,15 +65,22 @@ def prepare_stage(
     tokenizer: Any,
     lora: LoraSettings | None = None,
     synergy: bool = True,
+    vision: bool = False,
 ) -> StageModel:
-    """Freeze and wrap ``vitron`` for ``stage``; the trainable set is exactly the stage's."""
+    """Freeze and wrap ``vitron`` for ``stage``; the trainable set is exactly the stage's.
+
+    ``vision`` (``base`` only) trains the vision tower too: for a tower built here (``nano``'s
+    small CLIP), ``base`` stands in for the pretraining a released tower already had."""
     if stage not in ("base", "align", "invoke", "ground"):
         raise ValueError(f"unknown stage {stage!r}; stages: base, align, invoke, ground")
+    if vision and stage != "base":
+        raise ValueError(f"only the base stage may train the vision tower, not {stage!r}")
     vitron.requires_grad_(False)
     vitron.synergy.enabled = synergy
     if stage in ("base", "align"):
         for name in BASE_MODULES if stage == "base" else ALIGN_MODULES:
             getattr(vitron, name).requires_grad_(True)
+        vitron.image_encoder.requires_grad_(vision)
         vitron.synergy.requires_grad_(synergy and stage == "base")
         return StageModel(vitron, vitron, stage, lora=False)
 
@@ -103,8 +110,11 @@ def prepare_stage(
     return StageModel(model, vitron, stage, lora=True)
 
 
-def expected_trainable(stage: str, names: Iterable[str], *, synergy: bool) -> set[str]:
-    """The parameter names (of ``model.named_parameters()``) ``stage`` must train."""
+def expected_trainable(
+    stage: str, names: Iterable[str], *, synergy: bool, vision: bool = False
+) -> set[str]:
+    """The parameter names (of ``model.named_parameters()``) ``stage`` must train (``vision``:
+    the vision tower too, see :func:`prepare_stage`)."""
     owners = {
         "base": BASE_MODULES,
         "align": ALIGN_MODULES,
@@ -121,15 +131,17 @@ def expected_trainable(stage: str, names: Iterable[str], *, synergy: bool) -> se
                 wanted.add(name)
         elif stage != "align" and synergy and "synergy" in parts:
             wanted.add(name)
+        elif vision and "image_encoder" in parts:
+            wanted.add(name)
     return wanted
 
 
-def check_trainable(stage_model: StageModel, *, synergy: bool) -> list[str]:
+def check_trainable(stage_model: StageModel, *, synergy: bool, vision: bool = False) -> list[str]:
     """Names of the trainable parameters; ``RuntimeError`` when they differ from the stage's
     set (listing what is wrongly frozen and wrongly trainable)."""
     named = dict(stage_model.model.named_parameters())
     have = {n for n, p in named.items() if p.requires_grad}
-    want = expected_trainable(stage_model.stage, named, synergy=synergy)
+    want = expected_trainable(stage_model.stage, named, synergy=synergy, vision=vision)
     if have != want:
         frozen = sorted(want - have)[:5]
         loose = sorted(have - want)[:5]

@@ -210,9 +210,11 @@ class Trainer:
         self.synergy = synergy
         self.stage = prepare_stage(
             vitron, config.stage, tokenizer=self.processor.tokenizer, lora=config.lora,
-            synergy=synergy,
+            synergy=synergy, vision=config.train_vision_tower,
         )  # fmt: skip
-        self.trainable_names = check_trainable(self.stage, synergy=synergy)
+        self.trainable_names = check_trainable(
+            self.stage, synergy=synergy, vision=config.train_vision_tower
+        )
         alignment, projectors = None, {}
         if config.stage == "invoke" and config.signal_alignment:
             alignment, projectors = build_alignment(config, vitron, self.accelerator.device)

@@ -138,3 +138,15 @@ def test_a_batch_that_reaches_no_trainable_part_is_counted_not_fatal(squares, tm
     assert result.steps == 4
     logged = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert logged[-1]["untrained_batches"] == 2
+
+
+def test_base_may_train_the_vision_tower_when_asked_and_no_other_stage_may():
+    model, processor = build_tiny_vitron()
+    prepared = prepare_stage(model, "base", tokenizer=processor.tokenizer, vision=True)
+    trainable = set(check_trainable(prepared, synergy=True, vision=True))
+    tower = _under({n for n, _ in model.named_parameters()}, "image_encoder")
+    assert tower and tower <= trainable
+    with pytest.raises(RuntimeError, match="wrongly trainable"):  # the default set excludes it
+        check_trainable(prepared, synergy=True)
+    with pytest.raises(ValueError, match="only the base stage"):
+        prepare_stage(build_tiny_vitron()[0], "ground", tokenizer=processor.tokenizer, vision=True)
