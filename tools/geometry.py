@@ -28,6 +28,19 @@ def mask_box(mask: np.ndarray) -> list[float] | None:
     return [round(float(v), 4) for v in box]
 
 
+def jittered_box(mask: np.ndarray, rng: np.random.Generator, jitter: float) -> np.ndarray:
+    """The float pixel box ``[x1, y1, x2, y2]`` of a bool H x W ``mask`` as a detector would give
+    it: each edge moved by up to ``jitter`` of the box's side (a detector's box is rarely exact),
+    clipped to the image. An empty mask gives the whole image."""
+    box = region_to_pixels(mask_box(mask) or [0, 0, 1, 1], mask.shape[1], mask.shape[0])
+    w, h = box[2] - box[0], box[3] - box[1]
+    noise = rng.uniform(-jitter, jitter, size=4) * np.array([w, h, w, h])
+    out = box + noise.astype(np.float32)
+    out[[0, 2]] = np.clip(out[[0, 2]], 0, mask.shape[1])
+    out[[1, 3]] = np.clip(out[[1, 3]], 0, mask.shape[0])
+    return out
+
+
 def box_mask(region: list[float], width: int, height: int) -> np.ndarray:
     """The H x W bool mask of a normalised ``[x1, y1, x2, y2]`` box (at least one pixel)."""
     x1, y1, x2, y2 = region_to_pixels(region, width, height)

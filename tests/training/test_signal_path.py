@@ -25,6 +25,7 @@ from vitron.agent.training.decoders import SamAlignment, denoising_pair
 from vitron.agent.training.losses import denoising_loss, mask_loss
 from vitron.agent.training.records import Record, write_jsonl
 from vitron.agent.training.trainer import Trainer
+from vitron.tools.geometry import mask_box
 from vitron.tools.models.sam import SamArchitecture, save_sam
 
 COLOURS = {"red": (220, 30, 30), "blue": (40, 60, 220)}
@@ -195,9 +196,11 @@ def trainer_eval(trainer: Trainer):
 
 def test_trk_is_aligned_through_sam2_on_the_prompt_frame(tmp_path):
     """[TRK] signals reach SAM 2's prompt-frame decoder (the track_video hook) with gradients:
-    the mask terms are computed and the sam2_signal projector's weights move."""
+    the mask terms are computed and the sam2_signal projector's weights move. The invocation
+    names its target in words, so the decoder is prompted as track_video prompts it: with a
+    detector's box around the target (its mask's box, edges jittered), not the whole frame."""
     rng = np.random.default_rng(0)
-    out = []
+    out, targets = [], []
     for k in range(4):
         folder = tmp_path / f"clip{k}"
         folder.mkdir()
@@ -205,6 +208,7 @@ def test_trk_is_aligned_through_sam2_on_the_prompt_frame(tmp_path):
         for t in range(3):
             Image.fromarray(np.roll(pixels, t, axis=1)).save(folder / f"{t:02d}.png")
         Image.fromarray((masks["red"] * 255).astype(np.uint8)).save(tmp_path / f"m{k}.png")
+        targets.append(mask_box(masks["red"] > 0))
         out.append(
             Record.from_json(
                 {
@@ -234,9 +238,20 @@ def test_trk_is_aligned_through_sam2_on_the_prompt_frame(tmp_path):
     sam2 = trainer.module.alignment.mask_decoders["sam2_video"].engine.model
     with torch.no_grad():
         sam2.mask_decoder.pred_obj_score_head.proj_out.bias += 20.0
+    aligner = trainer.module.alignment.mask_decoders["sam2_video"]
+    boxes = []
+    original = aligner.mask_logits
+    aligner.mask_logits = lambda image, tokens, box=None: (
+        boxes.append(box) or original(image, tokens, box)
+    )
     projector = trainer.module.projectors["sam2_signal"]
     start = {k: v.detach().clone() for k, v in projector.state_dict().items()}
     history = trainer.run().history
+    assert boxes and all(b is not None for b in boxes)
+    for box in boxes:  # within a tenth of a side of one target's box, never the whole frame
+        moved = [np.abs(np.subtract(box, t)).max() / max(t[2] - t[0], t[3] - t[1]) for t in targets]
+        assert min(moved) <= 0.1 + 1e-3
+        assert box != WHOLE
     assert all("mask_bce" in h and "mask_dice" in h for h in history)
     moved = [k for k, v in projector.state_dict().items() if not torch.equal(v, start[k])]
     assert moved  # gradients went through SAM 2 into the projector

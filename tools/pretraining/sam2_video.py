@@ -52,7 +52,7 @@ except ImportError:  # transformers < 5.2x names only the fast processor
 from vitron.evals.metrics import j_and_f
 from vitron.evals.shapes.dataset import make_sample
 from vitron.evals.shapes.video import render_video, sample_video
-from vitron.tools.geometry import mask_box, region_to_pixels
+from vitron.tools.geometry import jittered_box, mask_box, region_to_pixels
 from vitron.tools.models.sam2_video import Sam2VideoEngine, VideoPrompt
 from vitron.tools.pretraining.data import ScenePool, pool_size
 from vitron.tools.pretraining.loop import seeded, step_rng
@@ -150,18 +150,6 @@ def training_clip(rng: np.random.Generator) -> Clip:
         if visible:
             index = visible[int(rng.integers(len(visible)))]
             return Clip(rendered.frames, rendered.masks[index])
-
-
-def jittered_box(mask: np.ndarray, rng: np.random.Generator, jitter: float) -> np.ndarray:
-    """The pixel box of ``mask`` as ``track_video`` makes it, each edge moved by up to
-    ``jitter`` of the box's side (a detector's box is rarely exact)."""
-    box = region_to_pixels(mask_box(mask) or [0, 0, 1, 1], mask.shape[1], mask.shape[0])
-    w, h = box[2] - box[0], box[3] - box[1]
-    noise = rng.uniform(-jitter, jitter, size=4) * np.array([w, h, w, h])
-    out = box + noise.astype(np.float32)
-    out[[0, 2]] = np.clip(out[[0, 2]], 0, mask.shape[1])
-    out[[1, 3]] = np.clip(out[[1, 3]], 0, mask.shape[0])
-    return out
 
 
 # ------------------------------------------------------------------------------- training
