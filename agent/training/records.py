@@ -297,14 +297,22 @@ def _short(exc: ValidationError) -> str:
 
 
 def write_jsonl(path: str | Path, records: Iterable[Record]) -> int:
-    """Write records one per line (UTF-8); returns how many."""
+    """Write records one per line (UTF-8); returns how many. The file appears only once every
+    record is written: when ``records`` raises, no empty or partial file is left behind for a
+    resumed pipeline to take for finished data."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
     count = 0
-    with path.open("w", encoding="utf-8") as out:
-        for record in records:
-            out.write(record.to_line() + "\n")
-            count += 1
+    try:
+        with partial.open("w", encoding="utf-8") as out:
+            for record in records:
+                out.write(record.to_line() + "\n")
+                count += 1
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(path)
     return count
 
 

@@ -129,9 +129,9 @@ def expected_trainable(
         elif any(o in parts for o in owners) and "lora_" not in name:
             if "image_encoder" not in parts and (stage == "base" or "language_model" not in parts):
                 wanted.add(name)
-        elif stage != "align" and synergy and "synergy" in parts:
-            wanted.add(name)
-        elif vision and "image_encoder" in parts:
+        elif (stage != "align" and synergy and "synergy" in parts) or (
+            vision and "image_encoder" in parts
+        ):
             wanted.add(name)
     return wanted
 

@@ -111,16 +111,23 @@ def cosine_schedule(warmup: int, total: int, min_ratio: float = 0.0):  # noqa: A
 
 
 def read_data(sources: list[Any], *, max_frames: int) -> tuple[RecordDataset, int]:
-    """All sources as one data set; returns it and the count of records skipped while reading."""
+    """All sources as one data set; returns it and the count of records skipped while reading.
+    A source with no usable record is an error that names it (a mixture silently missing one of
+    its parts trains on something else than was asked)."""
     records, roots, skipped = [], [], 0
     for source in sources:
         result = read_source(source.format, source.root, **source.options)
         chosen = result.records[: source.limit] if source.limit else result.records
+        if not chosen:
+            raise ValueError(
+                f"data source {source.format!r} at {source.root} {source.options or ''} holds no "
+                f"usable records ({len(result.skipped)} skipped; see the warnings above)"
+            )
         records += chosen
         roots += [source.root] * len(chosen)
         skipped += len(result.skipped)
     if not records:
-        raise ValueError("the data sources hold no usable records (see the warnings above)")
+        raise ValueError("no data sources were given")
     return RecordDataset(records, roots, max_frames=max_frames), skipped
 
 

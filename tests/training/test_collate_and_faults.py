@@ -147,3 +147,25 @@ def test_records_written_with_write_jsonl_round_trip_through_the_reader(squares,
     again, skipped = read_jsonl(tmp_path / "copy.jsonl")
     assert again == records and skipped == []
     assert Path(squares / "train.jsonl").read_text() == (tmp_path / "copy.jsonl").read_text()
+
+
+def test_a_failed_write_leaves_no_file_a_resumed_pipeline_could_take_for_data(squares, tmp_path):
+    records, _ = read_jsonl(squares / "train.jsonl")
+
+    def broken():
+        yield records[0]
+        raise RuntimeError("the generator failed half way")
+
+    path = tmp_path / "data" / "train.jsonl"
+    with pytest.raises(RuntimeError, match="half way"):
+        write_jsonl(path, broken())
+    assert not path.exists() and not list(path.parent.iterdir())
+
+
+def test_a_data_source_with_no_usable_record_is_named_not_silently_dropped(squares, tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty/train.jsonl").write_text("")
+    config = tiny_config(squares, tmp_path / "run", "align", epochs=1)
+    config.data.append(config.data[0].model_copy(update={"root": str(tmp_path / "empty")}))
+    with pytest.raises(ValueError, match=f"at {tmp_path / 'empty'} .*holds no usable records"):
+        Trainer(config)

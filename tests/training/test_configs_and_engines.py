@@ -51,7 +51,9 @@ def test_deepspeed_zero2_zero3_engines_build_on_cpu_and_fsdp_plugin_parses():
 
 def test_only_the_base_stage_may_train_the_vision_tower(tmp_path):
     path = tmp_path / "c.toml"
-    path.write_text('stage = "base"\noutput_dir = "o"\ntrain_vision_tower = true\n[[data]]\nroot = "d"\n')
+    path.write_text(
+        'stage = "base"\noutput_dir = "o"\ntrain_vision_tower = true\n[[data]]\nroot = "d"\n'
+    )
     assert TrainConfig.load(path).train_vision_tower is True
     with pytest.raises(ConfigError, match="train_vision_tower is for the base stage"):
         TrainConfig.load(path, stage="ground")
