@@ -79,6 +79,12 @@ class VitronConfig(PreTrainedConfig):
 
     region_mlp_depth: int = 3
     """Linear layers of the region feature MLP (the released Vitron region extractor uses 3)."""
+    region_marks: int = 0
+    """Learned marks added to the image tokens a region covers (``k``-th region of an image:
+    mark ``k``, weighted by the share of each patch the mask covers), so the image tokens the
+    LLM already reads say where the region is, as well as the ``<region>`` token. 0 (the released
+    Vitron's layout): none. The nano planner needs them: trained with the region token alone it
+    learnt to ignore that token (random region tokens moved its answers' logits by < 0.1)."""
 
     image_token: str = "<image>"
     video_token: str = "<video>"
@@ -147,6 +153,8 @@ class VitronConfig(PreTrainedConfig):
             raise ValueError(
                 f"video_num_frames={self.video_num_frames} must be in 1..video_max_frames={self.video_max_frames}"
             )
+        if self.region_marks < 0:
+            raise ValueError(f"region_marks={self.region_marks} must be 0 (none) or more")
         if self.region_mlp_depth < 1:
             raise ValueError(f"region_mlp_depth={self.region_mlp_depth} must be at least 1")
         for token, space in self.signal_token_spaces.items():

@@ -69,6 +69,23 @@ def mask_box_batch(masks: torch.Tensor) -> torch.Tensor:
     return boxes.float()
 
 
+def _check_sources(masks: torch.Tensor, source_index: torch.Tensor, images: int) -> None:
+    """``ValueError`` unless ``masks`` is (R, H, W) and ``source_index`` (R,) points into
+    ``images`` images."""
+    if masks.ndim != 3:
+        raise ValueError(f"region masks must be (R, H, W), got {tuple(masks.shape)}")
+    if source_index.shape != (masks.shape[0],):
+        raise ValueError(
+            f"source_index must be ({masks.shape[0]},) for {masks.shape[0]} masks, "
+            f"got {tuple(source_index.shape)}"
+        )
+    if masks.shape[0] and (source_index.min() < 0 or source_index.max() >= images):
+        raise ValueError(
+            f"region source_index {source_index.tolist()} must point into the "
+            f"{images} image(s) given"
+        )
+
+
 class RegionEncoder(nn.Module):
     """Mask-pooled patch features + box location encoding -> region tokens in the LLM space.
 
@@ -76,12 +93,41 @@ class RegionEncoder(nn.Module):
     maps the normalised box (4,) to the LLM width; the region token is their sum.
     """
 
-    def __init__(self, vision_dim: int, text_dim: int, depth: int = 3) -> None:
+    def __init__(self, vision_dim: int, text_dim: int, depth: int = 3, marks: int = 0) -> None:
         super().__init__()
         self.feature_mlp = MLP(vision_dim, text_dim, text_dim, depth)
         self.location_mlp = nn.Sequential(
             nn.Linear(4, text_dim // 2), nn.ReLU(), nn.Linear(text_dim // 2, text_dim)
         )
+        # zero: a model gains marks without changing what it computes until they are trained
+        self.marks = nn.Parameter(torch.zeros(marks, text_dim)) if marks else None
+
+    def mark_images(
+        self,
+        image_tokens: torch.Tensor,
+        grid: tuple[int, int],
+        masks: torch.Tensor,
+        source_index: torch.Tensor,
+    ) -> torch.Tensor:
+        """(N, rows * cols, D) image tokens with each region's mark added to the patches it covers.
+
+        ``masks`` (R, H, W) in [0, 1] and ``source_index`` (R,) as in :meth:`forward`. Region
+        ``k`` of an image (in the order given) adds mark ``min(k, marks - 1)`` times the share of
+        each patch the mask covers (area resampling). Without marks, the tokens come back as
+        they are."""
+        if self.marks is None or not masks.shape[0]:
+            return image_tokens
+        _check_sources(masks, source_index, image_tokens.shape[0])
+        coverage = F.adaptive_avg_pool2d(masks[:, None].float(), grid).flatten(1)  # (R, P)
+        order = torch.zeros_like(source_index)
+        for r in range(1, len(source_index)):
+            order[r] = int((source_index[:r] == source_index[r]).sum())
+        marks = self.marks[order.clamp(max=len(self.marks) - 1)]  # (R, D)
+        added = torch.zeros_like(image_tokens)
+        added = added.index_add(
+            0, source_index.long(), coverage.to(image_tokens.dtype)[:, :, None] * marks[:, None, :]
+        )
+        return image_tokens + added
 
     def forward(
         self,
@@ -101,20 +147,7 @@ class RegionEncoder(nn.Module):
         Returns:
             (R, text_dim) region tokens.
         """
-        if masks.ndim != 3:
-            raise ValueError(f"region masks must be (R, H, W), got {tuple(masks.shape)}")
-        if source_index.shape != (masks.shape[0],):
-            raise ValueError(
-                f"source_index must be ({masks.shape[0]},) for {masks.shape[0]} masks, "
-                f"got {tuple(source_index.shape)}"
-            )
-        if masks.shape[0] and (
-            source_index.min() < 0 or source_index.max() >= patch_features.shape[0]
-        ):
-            raise ValueError(
-                f"region source_index {source_index.tolist()} must point into the "
-                f"{patch_features.shape[0]} image(s) given"
-            )
+        _check_sources(masks, source_index, patch_features.shape[0])
         weights = mask_patch_weights(masks, grid).to(patch_features.dtype)
         pooled = torch.einsum("rp,rpc->rc", weights, patch_features[source_index.long()])
         boxes = mask_box_batch(masks).to(device=pooled.device, dtype=pooled.dtype)

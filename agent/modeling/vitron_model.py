@@ -141,7 +141,9 @@ class VitronForCausalLM(VitronPreTrainedModel, GenerationMixin):
         self.projector = MultimodalProjector(
             vision_dim, text_dim, config.projector_type, config.projector_bias
         )
-        self.region_encoder = RegionEncoder(vision_dim, text_dim, config.region_mlp_depth)
+        self.region_encoder = RegionEncoder(
+            vision_dim, text_dim, config.region_mlp_depth, config.region_marks
+        )
         self.signal_heads = SignalHeads(
             text_dim, config.signal_spaces, config.signal_head_hidden_size
         )
@@ -210,19 +212,27 @@ class VitronForCausalLM(VitronPreTrainedModel, GenerationMixin):
         region_image_index: torch.Tensor | None,
     ) -> torch.Tensor:
         """(R, H, W) masks on the images behind ``patches`` -> (R, text_dim) region tokens."""
-        if region_image_index is None:
-            if patches.features.shape[0] != 1:
-                raise ValueError(
-                    f"{region_masks.shape[0]} region mask(s) with {patches.features.shape[0]} images: "
-                    "pass region_image_index to say which image each mask is drawn on"
-                )
-            region_image_index = torch.zeros(region_masks.shape[0], dtype=torch.long)
+        sources = self._region_sources(region_masks, region_image_index, patches.features.shape[0])
         return self.region_encoder(
             patches.patches,
             patches.grid,
             region_masks.to(patches.features.device),
-            region_image_index.to(patches.features.device),
+            sources.to(patches.features.device),
         )
+
+    @staticmethod
+    def _region_sources(
+        region_masks: torch.Tensor, region_image_index: torch.Tensor | None, images: int
+    ) -> torch.Tensor:
+        """(R,) the image each region mask is drawn on (all on the one image when not given)."""
+        if region_image_index is not None:
+            return region_image_index.to(region_masks.device)
+        if images != 1:
+            raise ValueError(
+                f"{region_masks.shape[0]} region mask(s) with {images} images: "
+                "pass region_image_index to say which image each mask is drawn on"
+            )
+        return torch.zeros(region_masks.shape[0], dtype=torch.long, device=region_masks.device)
 
     def embed_inputs(
         self,
@@ -246,6 +256,11 @@ class VitronForCausalLM(VitronPreTrainedModel, GenerationMixin):
         patches: PatchFeatures | None = None
         if pixel_values is not None:
             tokens, patches = self.encode_images(pixel_values)
+            if region_masks is not None:
+                tokens = self.region_encoder.mark_images(
+                    tokens, patches.grid, region_masks.to(tokens.device),
+                    self._region_sources(region_masks, region_image_index, tokens.shape[0]),
+                )  # fmt: skip
             embeds = scatter_placeholders(
                 embeds,
                 input_ids,

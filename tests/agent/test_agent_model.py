@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,8 @@ from transformers import AutoConfig, LogitsProcessor, LogitsProcessorList
 from vitron.agent.build import add_lora, build_tiny_vitron, load_vitron, save_vitron, tiny_config
 from vitron.agent.configuration import VitronConfig
 from vitron.agent.inputs import RegionInput, Turn, VideoInput
-from vitron.agent.modeling import mask_box_batch
+from vitron.agent.modeling import VitronForCausalLM, mask_box_batch
+from vitron.agent.modeling.region_encoder import RegionEncoder
 
 rng = np.random.default_rng(0)
 IMAGE = (rng.random((48, 80, 3)) * 255).astype(np.uint8)
@@ -292,3 +295,43 @@ def test_prebuilt_parts_keep_their_weights():
         model.config, language_model=model.language_model, vision_tower=model.image_encoder.tower
     )
     assert torch.equal(rebuilt.language_model.get_input_embeddings().weight, before)
+
+
+def test_region_marks_start_at_zero_and_mark_the_patches_a_region_covers(tiny, batch, tmp_path):
+    model, processor = tiny
+    config = copy.deepcopy(model.config)
+    config.region_marks = 2
+    marked = VitronForCausalLM(config)
+    missing, unexpected = marked.load_state_dict(model.state_dict(), strict=False)
+    assert missing == ["region_encoder.marks"] and not unexpected
+    marked.eval()
+    with torch.no_grad():  # zero marks: a model gains them without changing what it computes
+        assert torch.equal(marked(**batch).logits, model(**batch).logits)
+        marked.region_encoder.marks.copy_(torch.randn_like(marked.region_encoder.marks))
+        assert not torch.allclose(marked(**batch).logits, model(**batch).logits)
+    # region k of an image adds mark k, weighted by the share of each patch it covers
+    tokens = torch.zeros(2, 4, 3)
+    encoder = RegionEncoder(vision_dim=5, text_dim=3, marks=2)
+    with torch.no_grad():
+        encoder.marks.copy_(torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]))
+    left, top = torch.zeros(3, 4, 4), torch.zeros(3, 4, 4)
+    left[:, :, :2] = 1  # left half of a 2x2 grid
+    top[:, :1, :] = 1  # half of the top row of patches
+    masks = torch.stack([left[0], top[1], top[2]])
+    out = encoder.mark_images(tokens, (2, 2), masks, torch.tensor([1, 1, 0]))
+    assert out[1, :, 0].tolist() == [1.0, 0.0, 1.0, 0.0]  # image 1, first region: mark 0, left
+    assert out[1, :, 1].tolist() == [0.5, 0.5, 0.0, 0.0]  # image 1, second region: mark 1
+    assert out[0, :, 0].tolist() == [0.5, 0.5, 0.0, 0.0]  # image 0's first region: mark 0 again
+    with pytest.raises(ValueError, match="must point into the 2 image"):
+        encoder.mark_images(tokens, (2, 2), masks, torch.tensor([0, 1, 2]))
+    # marks reach the answer: a loss on the reply sends them a gradient, and they save and load
+    marked.train()
+    marked(**batch).logits.sum().backward()
+    assert marked.region_encoder.marks.grad is not None
+    assert marked.region_encoder.marks.grad.abs().sum() > 0
+    save_vitron(marked.eval(), processor, tmp_path)
+    loaded, _ = load_vitron(tmp_path)
+    assert loaded.config.region_marks == 2
+    assert torch.equal(loaded.region_encoder.marks, marked.region_encoder.marks)
+    with pytest.raises(ValueError, match="region_marks=-1"):
+        tiny_config(300, region_marks=-1)
