@@ -84,6 +84,8 @@ class Plan:
     backend_steps: dict[str, int] = field(default_factory=dict)
     eval_count: int = 200
     records: int = 960
+    reading_records: int = 480
+    """Extra conversations of the tasks answered by reading pictures (``train_nano``'s ``reading/``)."""
     planner_steps: dict[str, int] = field(default_factory=dict)
     corpus_samples: int | None = None
     """Samples the planner's tokenizer learns its merges from (``None``: ``train_nano``'s own)."""
@@ -94,6 +96,7 @@ QUICK = Plan(
     | dict.fromkeys((backend for backend, _ in DIFFUSION_PARTS.values()), 1),
     eval_count=2,
     records=12,
+    reading_records=4,
     planner_steps={"base": 2, "align": 1, "invoke": 1, "ground": 1},
     corpus_samples=12,
 )
@@ -126,8 +129,14 @@ def committed_plan() -> Plan:
         steps = info.get("config", {}).get("max_steps") if isinstance(info, dict) else None
         if steps:
             planner_steps[stage] = int(steps)
+    from vitron.agent.training.nano import DEFAULT_READING_RECORDS
+
+    # a planner made by continuing an earlier one names the steps a build from nothing takes
+    planner_steps |= {k: int(v) for k, v in training.get("build_steps", {}).items()}
     records = int(training.get("records") or COMMITTED_RECORDS)
-    return Plan(backend_steps=backend_steps, planner_steps=planner_steps, records=records)
+    reading = int(training.get("reading_records", DEFAULT_READING_RECORDS))
+    return Plan(backend_steps=backend_steps, planner_steps=planner_steps, records=records,
+                reading_records=reading)  # fmt: skip
 
 
 def backends() -> list[str]:
@@ -220,7 +229,8 @@ def train_planner(out: Path, runs: Path, seed: int, plan: Plan, profile: Path) -
     if plan.corpus_samples is not None and not (run / "init" / "config.json").is_file():
         _init_planner(run / "init", out / "clip", seed, plan.corpus_samples)
     train_nano(run, seed=seed, records=plan.records, profile=str(profile),
-               steps=plan.planner_steps, clip=out / "clip")  # fmt: skip
+               steps=plan.planner_steps, clip=out / "clip",
+               reading_records=plan.reading_records)  # fmt: skip
     return publish(run, out)
 
 
@@ -307,6 +317,7 @@ def build(out: str | Path = DEFAULT_OUT, *, seed: int = 0, quick: bool = False,
         stages = {k: round(v, 1) for k, v in summary.get("times_s", {}).items()}
         record["parts"]["vitron_llm"] = {
             "command": f"train_nano({runs / 'planner'}, seed={seed}, records={plan.records}, "
+                       f"reading_records={plan.reading_records}, "
                        f"steps={plan.planner_steps}, clip={out / 'clip'}); publish",
             "seconds": round(time.monotonic() - start, 1), "stage_seconds": stages,
             "metrics": {stage: summary[stage]["last_logged"] for stage in summary

@@ -7,7 +7,11 @@
   system prompt, the tool names and shapes-world conversations, so a shapes-world word is mostly
   one token (any text still encodes, byte by byte).
 - Image tower: the vision half of the ``nano`` CLIP (``tools/profiles/nano/clip``, trained on the
-  shapes world by ``vitron pretrain``), frozen in every stage as the stages prescribe.
+  shapes world by ``vitron pretrain``), trained further in ``base`` (the pretraining a released
+  tower already had: the contrastive nano CLIP's patch features tell colours apart but hardly
+  shapes) and frozen in Vitron's three stages as they prescribe.
+- Region marks (``region_marks`` = 4): the image tokens a region covers carry a learned mark,
+  because trained with the ``<region>`` token alone the planner learnt to ignore it.
 - Signal spaces: ``sam`` = 64 (the nano SAM's prompt width, what ``sam_signal`` maps from) and
   ``diffusion`` = 32 (the tiny pipelines' text width).
 
@@ -41,6 +45,7 @@ NANO_GLUE: dict[str, Any] = {
     "synergy_specific_dim": 32,
     "synergy_invariant_dim": 32,
     "synergy_discriminator_hidden_size": 64,
+    "region_marks": 4,
 }
 NANO_VOCAB = 1024
 NANO_PLANNER_PROMPT = "You are Vitron. Call a tool when a request needs pixels; else answer."
@@ -98,6 +103,8 @@ def build_nano_vitron(
     model = VitronForCausalLM(
         config, language_model=LlamaForCausalLM(config.text_config), vision_tower=tower
     )
+    with torch.no_grad():  # at the image tokens' scale (norm ~10-20), so they matter from step 1
+        model.region_encoder.marks.normal_(0.0, 1.0)
     configure_generation(model, tokenizer)
     template = ChatTemplate(planner_prompt=NANO_PLANNER_PROMPT)
     return model.eval(), VitronProcessor.from_config(tokenizer, model.config, template=template)
@@ -114,6 +121,11 @@ NO_SYNERGY = {"synergy": {"enabled": False}}
 """Stage overrides of the synergy ablation's planner (``vitron eval --ablate synergy``)."""
 DEFAULT_RECORDS = 6000
 """Training conversations of the committed planner's run."""
+READING_TASKS = ("vqa", "region_caption", "temporal_grounding", "caption")
+DEFAULT_READING_RECORDS = 3000
+"""Extra conversations of the tasks answered by reading pictures (``reading/``), drawn after the
+``records`` ones: with every task at 1/12, the planner read colours but never used its region
+token."""
 
 
 SIGNAL_ROUTES = {"[SEG]": {"decoder": "sam", "projector": "sam_signal", "fresh": True},
@@ -136,8 +148,8 @@ def stage_configs(
     """The four stages' ``vitron train`` configs (as dicts) for a pipeline under ``run``, in
     order, each starting from the one before (``base`` from ``init/``).
 
-    ``base`` trains every weight of the LLM built from nothing (the language training a
-    pretrained backbone already has, so without synergy: Vicuna had none, and at nano size an
+    ``base`` trains every weight of the LLM built from nothing, and the vision tower (the
+    language and vision training a pretrained backbone already has, so without synergy: Vicuna had none, and at nano size an
     adversarial term from step 0 doubled the LM loss, 0.26 vs 0.11); then Vitron's three stages
     as the paper has them, synergy on. Stages 2
     and 3 use LoRA at full rank (r = hidden size) on every linear layer, which at this size is as
@@ -145,7 +157,8 @@ def stage_configs(
     the signals of :data:`SIGNAL_ROUTES` through the profile's frozen decoders. ``overrides`` (e.g.
     ``{"batch_size": 4}``) apply to every stage.
     """
-    data = [{"format": "records", "root": str(run / "data"), "options": {"files": ["train.jsonl"]}}]
+    data = [{"format": "records", "root": str(run / part), "options": {"files": ["train.jsonl"]}}
+            for part in ("data", "reading") if (run / part / "train.jsonl").is_file()]  # fmt: skip
     lora = {"r": NANO_TEXT_CONFIG["hidden_size"], "alpha": NANO_TEXT_CONFIG["hidden_size"],
             "targets": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}  # fmt: skip
     common = {"seed": seed, "data": data, "batch_size": 8, "progress": False, "log_every": 10,
@@ -153,7 +166,7 @@ def stage_configs(
               "synergy": {"enabled": True, "weight": 0.1, "schedule": "dann"}}  # fmt: skip
     own = {
         "base": {"lr": 2e-3, "warmup_steps": 50, "min_lr_ratio": 0.05, "batch_size": 16,
-                 "weight_decay": 0.01, "synergy": {"enabled": False}},
+                 "weight_decay": 0.01, "synergy": {"enabled": False}, "train_vision_tower": True},
         "align": {"lr": 1e-3, "warmup_steps": 5},
         "invoke": {"lr": 1e-3, "warmup_steps": 10, "lora": lora,
                    "signal_routes": SIGNAL_ROUTES},
@@ -184,8 +197,10 @@ def _profile_path(profile: str, component: str) -> Path:
 def train_nano(run: str | Path, *, seed: int = 0, records: int = DEFAULT_RECORDS, profile: str = "nano",
                steps: dict[str, int] | None = None, clip: str | Path | None = None,
                corpus_samples: int = 600, overrides: dict | None = None,
+               reading_records: int = DEFAULT_READING_RECORDS,
                ) -> dict[str, Any]:  # fmt: skip
-    """Train the nano Vitron under ``run``: data, ``init/``, then ``base/``, ``align/``,
+    """Train the nano Vitron under ``run``: data (``data/`` every task, ``reading/`` the
+    :data:`READING_TASKS`), ``init/``, then ``base/``, ``align/``,
     ``invoke/``, ``ground/`` (each a ``vitron train`` run directory). Resumable: a finished step is skipped,
     an interrupted stage resumes from its latest checkpoint. Returns wall times per step."""
     import json
@@ -204,6 +219,11 @@ def train_nano(run: str | Path, *, seed: int = 0, records: int = DEFAULT_RECORDS
     if not (run / "data" / "train.jsonl").is_file():
         write_conversations(run / "data", "train", records, seed=seed)
         times["data"] = time.monotonic() - start
+    if reading_records and not (run / "reading" / "train.jsonl").is_file():
+        start = time.monotonic()
+        write_conversations(run / "reading", "train", reading_records, seed=seed, start=records,
+                            tasks=READING_TASKS)  # fmt: skip
+        times["reading"] = time.monotonic() - start
     if not (run / "init" / "config.json").is_file():
         start = time.monotonic()
         model, processor = build_nano_vitron(clip or _profile_path(profile, "clip"), seed=seed,
@@ -270,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run", help="run directory (created; resumable)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--records", type=int, default=DEFAULT_RECORDS)
+    parser.add_argument("--reading-records", type=int, default=DEFAULT_READING_RECORDS)
     parser.add_argument("--profile", default="nano", help="profile with the frozen CLIP and SAM")
     parser.add_argument("--clip", help="vision tower source (default: the profile's clip)")
     parser.add_argument("--publish", help="then copy the planner into this profile folder")
@@ -288,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             args.run,
             seed=args.seed,
             records=args.records,
+            reading_records=args.reading_records,
             profile=args.profile,
             steps=steps,
             clip=args.clip,

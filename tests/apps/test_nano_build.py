@@ -28,6 +28,14 @@ def test_quick_build_writes_a_profile_that_answers_through_the_graph(tmp_path, c
         assert info["seconds"] > 0 and info["metrics"], part
         assert f"\n{part} " in printed  # the table of wall times and metrics
     assert set(record["parts"]["vitron_llm"]["metrics"]) == {"base", "align", "invoke", "ground"}
+    planner = out / "runs" / "planner"  # reading conversations beside every task's; base trains
+    assert len((planner / "reading" / "train.jsonl").read_text().splitlines()) == 4  # the tower
+    base = json.loads((planner / "base" / "train_config.json").read_text())
+    assert base["train_vision_tower"] and len(base["data"]) == 2
+    ground = json.loads((planner / "ground" / "train_config.json").read_text())
+    assert not ground["train_vision_tower"] and len(ground["data"]) == 2
+    llm = json.loads((out / "vitron_llm" / "config.json").read_text())
+    assert llm["region_marks"] == 4
     assert record["parts"]["sam"]["command"].startswith("vitron pretrain sam --seed 0 --out ")
     vae = out / "runs" / "diffusion_vae"  # an intermediate: text_to_image/vae/ is its copy
     assert record["parts"]["text_to_image"]["command"].endswith(f"--base {vae}")
@@ -135,6 +143,9 @@ def test_a_full_build_retraces_the_committed_parts_step_counts():
         )
     training = json.loads((folder / "vitron_llm" / "training.json").read_text())
     assert plan.planner_steps["invoke"] == training["invoke"]["config"]["max_steps"]
+    for stage, steps in training.get("build_steps", {}).items():  # a continued planner's
+        assert plan.planner_steps[stage] == steps  # steps from nothing win over its last run's
+    assert plan.reading_records == training.get("reading_records", 3000)
 
 
 def test_profile_file_keeps_the_committed_settings_of_each_part():
