@@ -10,6 +10,8 @@
   shapes world by ``vitron pretrain``), trained further in ``base`` (the pretraining a released
   tower already had: the contrastive nano CLIP's patch features tell colours apart but hardly
   shapes) and frozen in Vitron's three stages as they prescribe.
+- Before ``base``, the tower is pretrained on dense shapes-world labels (``tower/``,
+  :mod:`vitron.agent.training.nano_vision`): each patch's object's colour, shape, size and texture.
 - Region marks (``region_marks`` = 4): the image tokens a region covers carry a learned mark,
   because trained with the ``<region>`` token alone the planner learnt to ignore it.
 - Signal spaces: ``sam`` = 64 (the nano SAM's prompt width, what ``sam_signal`` maps from) and
@@ -115,7 +117,7 @@ def build_nano_vitron(
 
 
 STAGE_ORDER = ("base", "align", "invoke", "ground")
-DEFAULT_STEPS = {"base": 1800, "align": 40, "invoke": 150, "ground": 60}
+DEFAULT_STEPS = {"tower": 1900, "base": 1800, "align": 40, "invoke": 150, "ground": 60}
 """The committed planner's step counts (tools/profiles/nano/vitron_llm/training.json)."""
 NO_SYNERGY = {"synergy": {"enabled": False}}
 """Stage overrides of the synergy ablation's planner (``vitron eval --ablate synergy``)."""
@@ -173,7 +175,7 @@ def stage_configs(
         "ground": {"lr": 5e-4, "warmup_steps": 10, "lora": lora},
     }  # fmt: skip
     configs: dict[str, dict] = {}
-    model, stage_profile = str(run / "init"), profile
+    model, stage_profile = str(run / ("tower" if steps.get("tower") else "init")), profile
     for stage in STAGE_ORDER:
         configs[stage] = common | own[stage] | {
             "stage": stage, "model": model, "profile": stage_profile,
@@ -230,6 +232,10 @@ def train_nano(run: str | Path, *, seed: int = 0, records: int = DEFAULT_RECORDS
                                              corpus_samples=corpus_samples)  # fmt: skip
         save_vitron(model, processor, run / "init")
         times["init"] = time.monotonic() - start
+    if steps.get("tower") and not (run / "tower" / "config.json").is_file():
+        start = time.monotonic()
+        _pretrain_tower(run, steps["tower"], seed)
+        times["tower"] = time.monotonic() - start
     configs = stage_configs(run, seed=seed, profile=profile, steps=steps, overrides=overrides)
     for stage, data in configs.items():
         if (Path(data["output_dir"]) / "profile.toml").is_file():
@@ -241,6 +247,20 @@ def train_nano(run: str | Path, *, seed: int = 0, records: int = DEFAULT_RECORDS
     times = earlier | times  # a resumed run keeps the wall times of the steps done before
     (run / "times.json").write_text(json.dumps(times, indent=2))
     return times
+
+
+def _pretrain_tower(run: Path, steps: int, seed: int) -> None:
+    """``init/`` with its vision tower pretrained on dense shapes-world labels
+    (:mod:`vitron.agent.training.nano_vision`), saved as ``tower/`` with ``tower/tower.json``."""
+    import json
+
+    from vitron.agent.build import load_vitron, save_vitron
+    from vitron.agent.training.nano_vision import pretrain_tower
+
+    model, processor = load_vitron(run / "init")
+    report = pretrain_tower(model, processor, steps=steps, seed=seed)
+    save_vitron(model, processor, run / "tower")
+    (run / "tower" / "tower.json").write_text(json.dumps(report, indent=2))
 
 
 def publish(run: str | Path, profile_dir: str | Path, *, suffix: str = "") -> dict[str, Any]:
@@ -264,6 +284,8 @@ def publish(run: str | Path, profile_dir: str | Path, *, suffix: str = "") -> di
         shutil.rmtree(profile_dir / name, ignore_errors=True)
         shutil.copytree(source, profile_dir / name)
     summary: dict[str, Any] = {"times_s": json.loads((run / "times.json").read_text())}
+    if (run / "tower" / "tower.json").is_file():
+        summary["tower"] = json.loads((run / "tower" / "tower.json").read_text())
     with (run / "data" / "train.jsonl").open() as records:
         summary["records"] = sum(1 for line in records if line.strip())
     for stage in STAGE_ORDER:
@@ -300,7 +322,10 @@ def main(argv: list[str] | None = None) -> int:
         "suffix _no_synergy)",
     )  # fmt: skip
     parser.add_argument(
-        "--steps", default="", help="steps per stage, e.g. base=1800,align=40,invoke=150,ground=60"
+        "--steps",
+        default="",
+        help="steps per stage, e.g. tower=1900,base=1800,align=40,invoke=150,ground=60 (tower=0: "
+        "no dense tower pretraining)",
     )
     args = parser.parse_args(argv)
     steps = dict((k, int(v)) for k, v in (p.split("=") for p in args.steps.split(",") if p))

@@ -32,6 +32,8 @@ def test_quick_build_writes_a_profile_that_answers_through_the_graph(tmp_path, c
     assert len((planner / "reading" / "train.jsonl").read_text().splitlines()) == 4  # the tower
     base = json.loads((planner / "base" / "train_config.json").read_text())
     assert base["train_vision_tower"] and len(base["data"]) == 2
+    assert base["model"] == str(planner / "tower")  # after the dense tower pretraining
+    assert json.loads((out / "vitron_llm" / "training.json").read_text())["tower"]["steps"] == 1
     ground = json.loads((planner / "ground" / "train_config.json").read_text())
     assert not ground["train_vision_tower"] and len(ground["data"]) == 2
     llm = json.loads((out / "vitron_llm" / "config.json").read_text())
