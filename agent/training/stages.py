@@ -6,7 +6,8 @@ stage      trains (everything else frozen)
 base       every weight of the LLM (embeddings and output head included), the projector, the
            region encoder and the video encoder glue: the backbone's own language training, which
            vitron-7b inherits from Vicuna and a backbone built from nothing (``nano``) must do
-           first; not one of the paper's three stages, and never needed for a pretrained LLM
+           first; not one of the paper's three stages, and never needed for a pretrained LLM.
+           With ``train_vision_tower`` the vision tower too (a tower built here)
 align      the projector, the region encoder and the video encoder's temporal/pooling glue
            (the LLM and the vision tower frozen)
 invoke     LoRA on the LLM's attention projections, the embedding and output rows of the
