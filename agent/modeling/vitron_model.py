@@ -256,11 +256,13 @@ class VitronForCausalLM(VitronPreTrainedModel, GenerationMixin):
         patches: PatchFeatures | None = None
         if pixel_values is not None:
             tokens, patches = self.encode_images(pixel_values)
-            if region_masks is not None:
+            if region_masks is not None:  # which image each region is on, worked out once
+                region_image_index = self._region_sources(
+                    region_masks, region_image_index, tokens.shape[0]
+                )
                 tokens = self.region_encoder.mark_images(
-                    tokens, patches.grid, region_masks.to(tokens.device),
-                    self._region_sources(region_masks, region_image_index, tokens.shape[0]),
-                )  # fmt: skip
+                    tokens, patches.grid, region_masks.to(tokens.device), region_image_index
+                )
             embeds = scatter_placeholders(
                 embeds,
                 input_ids,
