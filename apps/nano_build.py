@@ -117,7 +117,9 @@ def committed_plan() -> Plan:
     backend_steps = {}
     for backend, path in reports.items():
         try:
-            backend_steps[backend] = int(json.loads(path.read_text())["planned_steps"])
+            report = json.loads(path.read_text())
+            # a part continued from an earlier run names the steps a build from nothing takes
+            backend_steps[backend] = int(report.get("build_steps") or report["planned_steps"])
         except (OSError, ValueError, KeyError):
             continue
     planner_steps = {}

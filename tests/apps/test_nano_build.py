@@ -133,9 +133,13 @@ def test_a_full_build_retraces_the_committed_parts_step_counts():
 
     folder = resources.files("vitron.tools.profiles") / "nano"
     plan = committed_plan()
-    for backend in ("sam", "clip"):
+    for backend in ("sam", "clip", "grounding_dino", "sam2_video"):
         report = json.loads((folder / backend / "pretrain.json").read_text())
-        assert plan.backend_steps[backend] == report["planned_steps"]
+        # a continued part: the steps from nothing, which its lineage adds up
+        steps = report.get("build_steps") or report["planned_steps"]
+        assert plan.backend_steps[backend] == steps
+        if "lineage" in report:
+            assert steps == sum(run["planned_steps"] for run in report["lineage"])
     for backend, report in (("diffusion_vae", "text_to_image/vae_pretrain.json"),
                             ("diffusion_text_to_image", "text_to_image/pretrain.json"),
                             ("diffusion_inpaint", "inpaint/pretrain.json")):  # fmt: skip

@@ -59,6 +59,8 @@ def test_unknown_backend_and_bad_steps_are_clear_errors(tmp_path, capsys):
     assert "invalid choice" in capsys.readouterr().err
     assert main(["pretrain", "sam", "--out", str(tmp_path), "--steps", "0"]) == 2
     assert "--steps must be at least 1" in capsys.readouterr().err
+    assert main(["pretrain", "sam", "--out", str(tmp_path), "--base", str(tmp_path)]) == 2
+    assert "--base does not apply to sam" in capsys.readouterr().err
 
 
 def test_every_shapes_word_is_one_token_and_any_text_still_encodes():

@@ -90,3 +90,22 @@ def test_saved_weights_load_back_as_the_trained_model(tmp_path):
     fresh = make_pretrainer("grounding_dino", 4).model.eval()
     with torch.no_grad():
         assert not torch.allclose(fresh(**inputs).pred_boxes, loaded.pred_boxes)
+
+
+def test_base_continues_a_trained_detector_without_the_curriculum(tmp_path):
+    first = make_pretrainer("grounding_dino", 4)
+    train(first, RunSettings(seed=4, out=tmp_path / "first", steps=2, eval_count=1, warmup=1,
+                             log=lambda line: None))  # fmt: skip
+    again = make_pretrainer("grounding_dino", 5, tmp_path / "first")
+    for name, value in first.model.state_dict().items():  # seed 5 drew nothing: base's weights
+        assert torch.equal(again.model.state_dict()[name], value), name
+    again.start(0, 100)
+    assert again.easy_steps == 0  # 1-2 object scenes are for a detector from nothing
+    fresh = make_pretrainer("grounding_dino", 5)
+    fresh.start(0, 100)
+    assert fresh.easy_steps == 15
+    assert main(["pretrain", "grounding_dino", "--seed", "5", "--out", str(tmp_path / "more"),
+                 "--steps", "1", "--eval-count", "1", "--base", str(tmp_path / "first")]) == 0  # fmt: skip
+    report = json.loads((tmp_path / "more" / "pretrain.json").read_text())
+    assert report["command"].endswith(f"--base {tmp_path / 'first'}")
+    assert _load(tmp_path / "more").model.config.num_queries == 8

@@ -29,13 +29,21 @@ BACKENDS: dict[str, str] = {
 }
 """Backend name -> the module whose ``make_pretrainer(seed)`` builds its trainer."""
 
+CONTINUABLE = ("grounding_dino", "diffusion_text_to_image", "diffusion_inpaint")
+"""The backends whose ``make_pretrainer(seed, base)`` starts from a trained folder."""
+
 
 def make_pretrainer(backend: str, seed: int, base: Path | None = None) -> Pretrainer:
     """The trainer of ``backend`` (a key of :data:`BACKENDS`), its model initialised from ``seed``;
-    ``base`` is a trained folder it starts from (the diffusion parts build on one another)."""
+    ``base`` is a trained folder it starts from (the diffusion parts build on one another; a
+    detector continues its own training)."""
     if backend not in BACKENDS:
         raise ValueError(
             f"unknown backend {backend!r}; pre-training exists for {', '.join(BACKENDS)}"
         )
     module = import_module(BACKENDS[backend])
-    return module.make_pretrainer(seed) if base is None else module.make_pretrainer(seed, base)
+    if base is None:
+        return module.make_pretrainer(seed)
+    if backend not in CONTINUABLE:
+        raise ValueError(f"--base does not apply to {backend}; it does to {', '.join(CONTINUABLE)}")
+    return module.make_pretrainer(seed, base)

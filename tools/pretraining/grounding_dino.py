@@ -203,17 +203,22 @@ class GroundingDinoPretrainer:
     box_weights = (5.0, 2.0)
     """L1 and GIoU weights of the box losses (and of the matching cost)."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, base: Path | None = None) -> None:
         self.seed = seed
-        self.processor = nano_processor()
-        config = nano_config(len(self.processor.tokenizer))
-        self.model = seeded(seed, lambda: GroundingDinoForObjectDetection(config))
-        # Region-text scores are plain dot products of layer-normed 64-d vectors: at the default
-        # initialisation they spread over tens of units, so every sigmoid starts saturated.
-        # Shrinking the region side's last norms starts them near zero.
-        inner = self.model.model
-        for norm in (inner.enc_output_norm, inner.decoder.layer_norm):
-            norm.weight.data.mul_(REGION_NORM_SCALE)
+        self.base = base
+        if base is not None:  # a continuation: the trained detector, no curriculum again
+            self.processor = GroundingDinoProcessor.from_pretrained(base)
+            self.model = GroundingDinoForObjectDetection.from_pretrained(base)
+        else:
+            self.processor = nano_processor()
+            config = nano_config(len(self.processor.tokenizer))
+            self.model = seeded(seed, lambda: GroundingDinoForObjectDetection(config))
+            # Region-text scores are plain dot products of layer-normed 64-d vectors: at the
+            # default initialisation they spread over tens of units, so every sigmoid starts
+            # saturated. Shrinking the region side's last norms starts them near zero.
+            inner = self.model.model
+            for norm in (inner.enc_output_norm, inner.decoder.layer_norm):
+                norm.weight.data.mul_(REGION_NORM_SCALE)
         image_processor = self.processor.image_processor
         self.mean = torch.tensor(image_processor.image_mean).view(1, 3, 1, 1)
         self.std = torch.tensor(image_processor.image_std).view(1, 3, 1, 1)
@@ -222,7 +227,7 @@ class GroundingDinoPretrainer:
         self.easy_steps = 0
 
     def start(self, step: int, total: int) -> None:
-        self.easy_steps = int(total * EASY_SHARE)
+        self.easy_steps = 0 if self.base is not None else int(total * EASY_SHARE)
         refresh = 4
         self.pool = ScenePool(example, seed=self.seed, capacity=pool_size(self.batch_size, total, refresh),
                               refresh=refresh, step=max(0, step - self.easy_steps))  # fmt: skip
@@ -390,5 +395,7 @@ def evaluate_engine(engine: GroundingEngine, count: int, seed: int = 0) -> dict[
     return {"acc_at_0_5": hits / n, "found": found / n, "acc_at_0_5_top1": top_hits / n}
 
 
-def make_pretrainer(seed: int) -> GroundingDinoPretrainer:
-    return GroundingDinoPretrainer(seed)
+def make_pretrainer(seed: int, base: Path | None = None) -> GroundingDinoPretrainer:
+    """``base``: a trained detector folder to continue from (its weights and processor; the
+    1–2 object curriculum is not repeated)."""
+    return GroundingDinoPretrainer(seed, base)
