@@ -230,10 +230,19 @@ def editing(rng: np.random.Generator, compositional: bool, size: int) -> Sample 
         id="", task="editing", instruction=instruction,
         media=[Media("image", before_r.image, label="before")],
         calls=[TargetCall("edit_image", {"image": "<media:0>", "instruction": edit})],
-        answer=f"Done: I {edit.replace('make', 'made', 1) if edit.startswith('make') else edit}.",
+        answer=f"Done: I {_past(edit)}.",
         gold={"after": after_r.image, "region": region, "operation": operation,
               "expected": expected, "box": changed_box, "edit": edit},
     )  # fmt: skip
+
+
+_PAST = {"make": "made", "remove": "removed", "move": "moved", "add": "added"}
+
+
+def _past(edit: str) -> str:
+    """The edit as done: "remove the red circle" -> "removed the red circle"."""
+    verb, _, rest = edit.partition(" ")
+    return f"{_PAST.get(verb, verb)} {rest}"
 
 
 # ------------------------------------------------------------------------------- generation
