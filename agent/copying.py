@@ -5,8 +5,10 @@ retrained on the tools' own result wording, wrote ``segment_image("the circle")`
 square" (tools/profiles/nano/README.md). The instruction a tool needs is nearly always a phrase of
 the user's request ("the square", "a large green star", "make the small star yellow"), so a profile
 may ask (``copy_instructions = true``) that every word of an instruction be a word of the request
-(case-insensitive; punctuation marks count as words). The model still chooses which words, how
-many and in what order; outside an instruction nothing changes. It runs after the invocation
+(case-insensitive; punctuation marks count as words), besides the few verbs an edit instruction is
+phrased with (:data:`INSTRUCTION_VERBS`: "recolour it yellow" is passed on as "make the star
+yellow"). The model still chooses which words, how many and in what order; outside an instruction
+nothing changes. It runs after the invocation
 grammar (:mod:`vitron.agent.constrained`), whose state machine it follows, and keeps
 ``</Instruction>`` allowed between words; when the token budget forces the grammar to close an
 instruction mid-word, the grammar wins (the last word is then cut short).
@@ -24,6 +26,10 @@ from vitron.agent.constrained import INSTRUCTION, InvocationGrammar, _State
 from vitron.agent.invocation import INSTRUCTION_CLOSE
 
 _WORD = re.compile(r"[^\W_]+|[^\w\s]")
+
+INSTRUCTION_VERBS = frozenset({"make", "remove", "move", "add"})
+"""Words every instruction may use: editing tools take InstructPix2Pix-style commands ("make the
+star yellow", "remove the circle"), which a request need not contain ("… and recolour it yellow")."""
 
 
 def request_words(request: str) -> frozenset[str]:
@@ -45,7 +51,7 @@ class CopiedInstructionProcessor(LogitsProcessor):
 
     def __init__(self, grammar: InvocationGrammar, request: str) -> None:
         self.grammar = grammar
-        self.words = request_words(request)
+        self.words = request_words(request) | INSTRUCTION_VERBS
         self.prefixes = {w[:k] for w in self.words for k in range(1, len(w) + 1)}
         self.close = grammar.tag[INSTRUCTION_CLOSE]
         self._start: int | None = None
@@ -139,4 +145,4 @@ def _pieces(text: str) -> list[tuple[bool, str]]:
     return out
 
 
-__all__ = ["CopiedInstructionProcessor", "request_words"]
+__all__ = ["INSTRUCTION_VERBS", "CopiedInstructionProcessor", "request_words"]
