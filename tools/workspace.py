@@ -61,6 +61,12 @@ HASHED_NAMESPACE = re.compile(r"t_[0-9a-f]{24}")
 can name another's directory."""
 
 
+DERIVED = "derived"
+"""Key set to ``True`` in ``MediaInfo.extra`` of media that only show other media (an overlay of
+masks or boxes, a video of a tracked mask), not content of their own: ``retrieve`` leaves them out
+of a conversation-wide ranking."""
+
+
 @dataclass
 class MediaInfo:
     """What the graph state keeps about one handle: small, JSON-clean, never the bytes."""

@@ -35,6 +35,24 @@ def test_ranks_every_image_and_video_of_the_session(invoke, photo, coffee, squar
     assert ranking[0]["handle"] in result.content and "best first" in result.content
 
 
+def test_the_tools_overlays_are_left_out_unless_named(invoke, photo, coffee, square_video):
+    overlays = []
+    for tool, args in (("segment_image", {"image": photo.handle, "regions": [[0.1, 0.1, 0.6, 0.6]]}),
+                       ("ground", {"image": coffee.handle, "instruction": "a cup"}),
+                       ("track_video", {"video": square_video.handle,
+                                        "regions": [[0.2, 0.2, 0.5, 0.5]]})):  # fmt: skip
+        made = invoke(tool, **args)
+        assert made.status == "success", made.content
+        if made.artifact.get("overlay"):
+            overlays.append(made.artifact["overlay"])
+    assert len(overlays) >= 2  # segment_image and track_video always draw one
+    result = invoke("retrieve", instruction="a cup of coffee on a table")
+    ranked = {r["handle"] for r in result.artifact["ranking"]}
+    assert ranked == {photo.handle, coffee.handle, square_video.handle}, result.content
+    named = invoke("retrieve", instruction="a cup", media=[overlays[0], photo.handle])
+    assert overlays[0] in {r["handle"] for r in named.artifact["ranking"]}  # named: ranked
+
+
 def test_given_handles_frames_and_top_k(invoke, photo, coffee, square_video):
     frame = f"{square_video.handle}#2"
     result = invoke("retrieve", instruction="red", media=[photo.handle, frame, coffee.handle],

@@ -43,7 +43,7 @@ from vitron.tools.handles import parse_handle
 from vitron.tools.schemas import MaskHandle, Point, VideoHandle, check_point_labels
 from vitron.tools.signals import signal_phrase, used_signal
 from vitron.tools.steps.tracking import TrackTarget, track_masks
-from vitron.tools.workspace import MediaInfo
+from vitron.tools.workspace import DERIVED, MediaInfo
 
 logger = logging.getLogger(__name__)
 
@@ -281,7 +281,7 @@ def _tracked_masks(job: VideoJob) -> TargetMasks:
     masks = call.workspace.put_video(
         grey(), tracking.fps, lossless=True, source="edit_video",
         inputs=[video.handle, *([args.mask] if args.mask else [])], label=f"tracked {what}"[:200],
-        extra={"prompt_frame": args.frame},
+        extra={"prompt_frame": args.frame, DERIVED: True},
     )  # fmt: skip
     return TargetMasks(masks, f"{what}{tracking.located}", seen)
 

@@ -9,6 +9,7 @@ from vitron.tools.geometry import fmt_box
 from vitron.tools.overlay import box_overlay
 from vitron.tools.schemas import ImageHandle, MaskHandle, ToolArgs
 from vitron.tools.steps.detection import detect, phrases
+from vitron.tools.workspace import DERIVED
 
 
 class GroundArgs(ToolArgs):
@@ -54,6 +55,7 @@ def ground(args: GroundArgs, call: CallContext) -> ToolOutput:
         source="ground",
         inputs=[*inputs, detections.handle],
         label="detections overlay",
+        extra={DERIVED: True},
     )
     order = "nearest to " + args.near + " first" if args.near else "best first"
     listed = "; ".join(

@@ -1,7 +1,9 @@
 """``retrieve``: rank the conversation's images and videos against a text with CLIP.
 
 Candidates are the handles given in ``media``, or else every image and video stored in the
-thread's workspace. An image (or a video frame ``vid_…#n``) is scored by the cosine similarity of
+thread's workspace except what only shows other media (the tools' overlays and tracked-mask
+videos, marked :data:`~vitron.tools.workspace.DERIVED`), which would otherwise outrank the pictures
+they were drawn on. An image (or a video frame ``vid_…#n``) is scored by the cosine similarity of
 its CLIP feature with the text's; a video by the mean of the normalised features of a few frames
 sampled evenly over its length. Features are cached per handle in the engine, so ranking the same
 media against a new query only encodes the text. ``probability`` is CLIP's softmax over the
@@ -22,7 +24,7 @@ from vitron.tools.backend import CallContext, ToolOutput, backend
 from vitron.tools.errors import MediaError, VitronToolError
 from vitron.tools.handles import parse_handle
 from vitron.tools.schemas import MediaHandle, ToolArgs
-from vitron.tools.workspace import Workspace
+from vitron.tools.workspace import DERIVED, Workspace
 
 if TYPE_CHECKING:
     import torch
@@ -39,7 +41,8 @@ class RetrieveArgs(ToolArgs):
     media: list[MediaHandle] | None = Field(
         default=None,
         max_length=256,
-        description="the images and videos to rank; default: every one in the conversation",
+        description="the images and videos to rank; default: every one in the conversation "
+        "(the tools' overlays and mask videos left out)",
     )
     top_k: int | None = Field(default=None, ge=1, le=256, description="return only the best k")
     frames_per_video: int = Field(
@@ -132,7 +135,9 @@ def retrieve(args: RetrieveArgs, call: CallContext) -> ToolOutput:
 
 
 def _session_media(workspace: Workspace) -> list[str]:
-    return workspace.handles("img") + workspace.handles("vid")
+    """The conversation's images and videos, oldest first, without derived ones (overlays)."""
+    handles = workspace.handles("img") + workspace.handles("vid")
+    return [h for h in handles if not workspace.describe(h).extra.get(DERIVED)]
 
 
 def _kind(handle: str) -> str:

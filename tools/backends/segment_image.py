@@ -44,6 +44,7 @@ from vitron.tools.schemas import ImageHandle, MaskHandle, Point, ToolArgs, check
 from vitron.tools.signals import project_signal
 from vitron.tools.steps.detection import detect_classes, phrases
 from vitron.tools.steps.masks import SIGNAL_COMPONENT, find_masks
+from vitron.tools.workspace import DERIVED
 
 if TYPE_CHECKING:
     from vitron.tools.models.grounding_dino import Detection
@@ -299,6 +300,7 @@ def segment_image(args: SegmentImageArgs, call: CallContext) -> ToolOutput:
         _overlay(args, image, kept),
         source="segment_image", inputs=[args.image, *(m.handle for m in created)],
         label=f"{args.mode} overlay" if args.mode != "referring" else "mask overlay",
+        extra={DERIVED: True},
     )  # fmt: skip
     head = "" if args.mode == "referring" else f"{args.mode} segmentation, {len(kept)} segment(s): "
     return ToolOutput(

@@ -26,7 +26,7 @@ from vitron.tools.geometry import coverage, fmt_box, mask_box
 from vitron.tools.overlay import mask_overlay
 from vitron.tools.signals import used_signal
 from vitron.tools.steps.tracking import TrackTarget, track_masks
-from vitron.tools.workspace import Workspace
+from vitron.tools.workspace import DERIVED, Workspace
 
 logger = logging.getLogger(__name__)
 
@@ -55,12 +55,12 @@ def track_video(args: TrackVideoArgs, call: CallContext) -> ToolOutput:
     masks = call.workspace.put_video(
         grey(), tracking.fps, lossless=True, source="track_video", inputs=inputs, label=label,
         extra={"first_frame": tracking.frames.start, "stride": args.stride,
-               "prompt_frame": args.frame},
+               "prompt_frame": args.frame, DERIVED: True},
     )  # fmt: skip
     overlay = call.workspace.put_video(
         _overlay_frames(call.workspace, args.video, masks.handle, tracking.frames),
         tracking.fps, source="track_video", inputs=[args.video, masks.handle],
-        label="tracking overlay",
+        label="tracking overlay", extra={DERIVED: True},
     )  # fmt: skip
     seen = [i for i, box in enumerate(boxes) if box is not None]
     logger.debug("track_video %s: %d frame(s) tracked, target seen in %d", args.video, len(boxes),
