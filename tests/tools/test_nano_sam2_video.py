@@ -22,6 +22,7 @@ from vitron.evals.shapes.dataset import make_sample
 from vitron.tools.backend import Services, build_tools
 from vitron.tools.geometry import mask_box, region_to_pixels
 from vitron.tools.models.sam2_video import Sam2VideoEngine, VideoPrompt, load_sam2_video
+from vitron.tools.pretraining import make_pretrainer
 from vitron.tools.pretraining.loop import RESUME_NAME
 from vitron.tools.pretraining.sam2_video import HIDDEN, SIZE, Sam2VideoPretrainer
 from vitron.tools.profiles import ComponentSpec, load_profile
@@ -68,6 +69,12 @@ def test_pretrain_command_saves_a_folder_the_loader_reads_and_tracks_with(tmp_pa
     box = region_to_pixels(_gold_box(sample.gold["masks"]), SIZE, SIZE).tolist()
     masks = list(engine.track(iter(frames), 0, VideoPrompt(box=box)))
     assert len(masks) == len(frames) and masks[0].shape == (SIZE, SIZE) and masks[0].dtype == bool
+
+    again = make_pretrainer("sam2_video", 3, out)  # a continuation starts from the saved weights
+    continued = again.model.state_dict()
+    assert all(torch.equal(saved[k], continued[k]) for k in saved)
+    shared = again.model.shared_image_embedding.positional_embedding
+    assert torch.equal(again.model.prompt_encoder.shared_embedding.positional_embedding, shared)
 
 
 @pytest.fixture(scope="module")

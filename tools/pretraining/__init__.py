@@ -29,14 +29,19 @@ BACKENDS: dict[str, str] = {
 }
 """Backend name -> the module whose ``make_pretrainer(seed)`` builds its trainer."""
 
-CONTINUABLE = ("grounding_dino", "diffusion_text_to_image", "diffusion_inpaint")
+CONTINUABLE = (
+    "grounding_dino",
+    "sam2_video",
+    "diffusion_text_to_image",
+    "diffusion_inpaint",
+)
 """The backends whose ``make_pretrainer(seed, base)`` starts from a trained folder."""
 
 
 def make_pretrainer(backend: str, seed: int, base: Path | None = None) -> Pretrainer:
     """The trainer of ``backend`` (a key of :data:`BACKENDS`), its model initialised from ``seed``;
     ``base`` is a trained folder it starts from (the diffusion parts build on one another; a
-    detector continues its own training)."""
+    detector or a tracker continues its own training)."""
     if backend not in BACKENDS:
         raise ValueError(
             f"unknown backend {backend!r}; pre-training exists for {', '.join(BACKENDS)}"

@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base", type=Path, default=None,
                         help="a trained folder to start from: the VAE for diffusion_text_to_image, "
                         "the text-to-image pipeline for diffusion_inpaint, a trained detector "
-                        "for grounding_dino to continue")  # fmt: skip
+                        "(grounding_dino) or tracker (sam2_video) to continue")  # fmt: skip
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
 
 

@@ -162,9 +162,13 @@ class Sam2VideoPretrainer:
     batch_size = 8
     box_jitter = 0.1
 
-    def __init__(self, seed: int, **overrides: Any) -> None:
+    def __init__(self, seed: int, base: Path | None = None, **overrides: Any) -> None:
         self.seed = seed
-        self.model, self.processor = build_nano_sam2_video(seed, **overrides)
+        if base is not None:  # a continuation (its saved position bases are already equal)
+            self.model = Sam2VideoModel.from_pretrained(base)
+            self.processor = Sam2VideoProcessor.from_pretrained(base)
+        else:
+            self.model, self.processor = build_nano_sam2_video(seed, **overrides)
         self.pool: ScenePool[Clip] | None = None
         self._decoded: list[tuple[torch.Tensor, ...]] = []
         self._collect = False
@@ -306,5 +310,6 @@ def _batch_first_memory_output(module, args, output: torch.Tensor) -> torch.Tens
     return output[0]
 
 
-def make_pretrainer(seed: int) -> Sam2VideoPretrainer:
-    return Sam2VideoPretrainer(seed)
+def make_pretrainer(seed: int, base: Path | None = None) -> Sam2VideoPretrainer:
+    """``base``: a trained tracker folder to continue from."""
+    return Sam2VideoPretrainer(seed, base)
