@@ -199,6 +199,23 @@ def test_a_text_target_is_found_with_grounding_dino_and_sam(invoke, workspace, p
     assert np.array_equal(edited[~area], original[~area])
 
 
+def test_the_background_is_what_sams_objects_leave_not_a_detector_box(
+    invoke, workspace, square, tiny_models
+):
+    handle, _, image, _ = square
+    message = invoke("edit_image", image=handle.handle, instruction="make the background white",
+                     grow=2)  # fmt: skip
+    assert "the background (outside every object SAM finds)" in message.content
+    edited, area = result(workspace, message)
+    from PIL import Image
+
+    found = [m.mask for m in tiny_models.get("sam").automatic(Image.fromarray(image))
+             if m.mask.mean() < 0.5]  # fmt: skip
+    objects = np.logical_or.reduce(found) if found else np.zeros(image.shape[:2], dtype=bool)
+    assert np.array_equal(area, grow(~grow(objects, 2), 2))  # stops where the objects start
+    assert np.array_equal(edited[~area], image[~area])
+
+
 def test_global_restyle_changes_the_whole_image_at_its_size(invoke, workspace, square):
     image, _, original, _ = square
     message = invoke(
