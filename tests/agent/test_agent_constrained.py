@@ -1,6 +1,6 @@
 """Constrained decoding: even the random tiny model emits only well-formed invocations, in this
 project's grammar and in the released weights' own (``<module>B</module>`` spelled in text); with
-``copy_instructions`` every instruction is spelled from the request's words only."""
+``copy_instructions`` every instruction is spelled from the request's words only, in their order."""
 
 from __future__ import annotations
 
@@ -12,8 +12,13 @@ from transformers import LogitsProcessor, LogitsProcessorList
 
 from vitron.agent.build import build_tiny_vitron
 from vitron.agent.constrained import InvocationGrammar
-from vitron.agent.copying import INSTRUCTION_VERBS, CopiedInstructionProcessor, request_words
-from vitron.agent.invocation import MODULES
+from vitron.agent.copying import (
+    INSTRUCTION_VERBS,
+    CopiedInstructionProcessor,
+    request_sequence,
+    request_words,
+)
+from vitron.agent.invocation import MODULES, format_invocation
 from vitron.agent.parsing import parse_reply
 
 BOUND = ["segment_image", "ground", "generate_image", "edit_video"]
@@ -229,10 +234,15 @@ def test_every_instruction_is_spelled_from_the_requests_words(setup):
     assert request_words(REQUEST) == {"show", "me", "which", "pixels", "belong", "to", "the",
                                       "large", "green", "star", "."}  # fmt: skip
     words = request_words(REQUEST) | INSTRUCTION_VERBS  # "recolour it" is passed on as "make …"
+    sequence = request_sequence(REQUEST)
     for text in copied:
         assert text.strip(), text
         *whole, last = re.findall(r"[^\W_]+|[^\w\s]", text.lower())
-        assert set(whole) <= words, text
+        position = -1  # each word comes later in the request than the one before (verbs aside)
+        for word in whole:
+            if word not in INSTRUCTION_VERBS:
+                assert word in sequence[position + 1 :], text
+                position = sequence.index(word, position + 1)
         # the last word is whole, or cut short by the token budget's forced close
         assert last in words or any(w.startswith(last) for w in words), text
         assert text == text.strip() or text.startswith(" "), text
@@ -242,6 +252,36 @@ def test_every_instruction_is_spelled_from_the_requests_words(setup):
         free += instructions(generate_for_request(model, processor, [Nudge(grammar),
                                       grammar.logits_processor(MAX_NEW)], seed))  # fmt: skip
     assert any(not set(re.findall(r"\w+", t.lower())) <= words for t in free)
+
+
+def allowed_after(processor, grammar, request: str, written: str) -> set[str]:
+    """The next tokens ``CopiedInstructionProcessor`` allows once ``written`` is inside an
+    ``ground`` instruction for ``request`` (decoded, stripped)."""
+    copy = CopiedInstructionProcessor(grammar, request)
+    prompt = processor.tokenizer(f"USER: {request} ASSISTANT:").input_ids
+    invocation = format_invocation("ground", written).removesuffix("</Instruction>")
+    reply = processor.tokenizer(invocation, add_special_tokens=False).input_ids
+    scores = torch.zeros(1, grammar.vocab_size)
+    copy(torch.tensor([prompt]), scores)  # the first call marks where the reply starts
+    kept = copy(torch.tensor([prompt + reply]), scores)[0]
+    return {processor.tokenizer.decode([i]).strip() for i in torch.isfinite(kept).nonzero()[:, 0]}
+
+
+def test_an_instruction_cannot_reach_back_to_a_word_it_already_passed(setup):
+    _, processor, grammar = setup
+    request = "Put a bounding box on the large dotted purple triangle right of the small diamond."
+    # the nano planner wrote "… right of the triangle" here; only words after "the" remain
+    after_the = allowed_after(
+        processor, grammar, request, "the large dotted purple triangle right of the"
+    )
+    assert "s" in after_the and "tri" not in after_the and "lar" not in after_the
+    # words may be left out ("the triangle"), and edit verbs come from nowhere
+    assert "tri" in allowed_after(processor, grammar, request, "the")
+    assert "ma" in allowed_after(processor, grammar, request, "")
+    # an edit's target words come later in the request than its referent
+    multi = "Find the mask of the small red diamond and recolour it yellow."
+    after_referent = allowed_after(processor, grammar, multi, "make the small red diamond")
+    assert "yell" in after_referent and "s" not in after_referent
 
 
 def test_the_profile_option_turns_it_on_for_chat_vitron(services):
