@@ -130,7 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default="vitron-demo", help="folder for the outputs (default: %(default)s)"
     )
     demo.add_argument(
-        "--seed", type=int, default=0, help="shapes-world seed of the requests (default: 0)"
+        "--seed",
+        type=int,
+        default=0,
+        help="shapes-world seed of the requests, the planner and the generation tools (default: 0)",
     )
     demo.add_argument(
         "--separate",

@@ -24,7 +24,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -323,6 +323,8 @@ def run_demo(
     from vitron.apps.progress import TerminalRenderer
     from vitron.apps.session import Session
 
+    if context.seed is None:  # the generation turn repeats its pixels, as the planner its words
+        context = replace(context, seed=seed)
     if planner is None:
         from vitron.agent.chat_model import ChatVitron
 

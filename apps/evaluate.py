@@ -37,7 +37,9 @@ def add_eval_command(commands: argparse._SubParsersAction, common: argparse.Argu
         help="shapes only: comma-separated tasks to score (e.g. vqa,region_caption); each keeps "
         "the samples a whole-suite run gives it (default: every scored task)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="world and sampling seed (default: 0)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="world, planner and generation-tool seed (default: 0)"
+    )
     parser.add_argument("--data", help="folder of a real benchmark's local copy")
     parser.add_argument(
         "--ablate",

@@ -124,7 +124,8 @@ def evaluate(
     samples = list(samples if samples is not None else load_suite(settings))
     profile = load_profile(settings.profile)
     context = Context(profile=settings.profile, workspace=settings.workspace or Context().workspace,
-                      device=settings.device, step_limit=settings.step_limit)  # fmt: skip
+                      device=settings.device, step_limit=settings.step_limit,
+                      seed=settings.seed)  # fmt: skip
     base = planner if planner is not None else _default_planner(settings)
     notes = []
     runs: list[tuple[str, Any, Any]] = [("full", base, context)]

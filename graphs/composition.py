@@ -43,7 +43,7 @@ from vitron.graphs.context import Context
 from vitron.graphs.graph import build_graph
 from vitron.graphs.ingest import VitronGraph, as_vitron_graph
 from vitron.graphs.state import MediaRegistry, merge_media
-from vitron.tools.backend import build_tools, current_services
+from vitron.tools.backend import build_tools, serving
 
 BRIEF = (
     "Segment the objects this request is about in the media named below and describe what you "
@@ -151,11 +151,8 @@ def _vitron_services() -> Any:
 
     class VitronServices(AgentMiddleware):
         def wrap_tool_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
-            context = getattr(request.runtime, "context", None)
-            token = current_services.set((context or Context()).services())
-            try:
+            context = getattr(request.runtime, "context", None) or Context()
+            with serving(context.services(), context.seed):
                 return handler(request)
-            finally:
-                current_services.reset(token)
 
     return VitronServices()

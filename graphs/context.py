@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ConfigDict
 
-from vitron.tools.defaults import DEFAULT_PROFILE, DEFAULT_WORKSPACE
+from vitron.tools.defaults import DEFAULT_PROFILE, DEFAULT_WORKSPACE, MAX_SEED
 
 if TYPE_CHECKING:
     from vitron.tools.backend import Services
@@ -32,6 +32,11 @@ def _names(text: str) -> list[str]:
 DEFAULT_APPROVE_BEFORE = ("edit_image", "edit_video", "generate_video", "image_to_video")
 """Tools that wait for approval unless a run says otherwise: edits change the user's pictures, and
 video generation is the slowest work there is (see :mod:`vitron.graphs.approval`)."""
+
+
+def _optional_int(name: str) -> int | None:
+    value = os.environ.get(f"VITRON_{name.upper()}", "").strip()
+    return int(value) if value else None
 
 
 def _approve_before_from_env() -> list[str]:
@@ -92,6 +97,15 @@ class Context:
         },
     )
 
+    seed: int | None = field(
+        default_factory=lambda: _optional_int("seed"),
+        metadata={
+            "description": "seed of the generation and editing tools when a call names none, so a "
+            "run repeats its pixels (the same seed, arguments and profile give the same output); "
+            "default from VITRON_SEED, else a fresh seed per call"
+        },
+    )
+
     approve_before: list[str] = field(
         default_factory=_approve_before_from_env,
         metadata={
@@ -106,6 +120,8 @@ class Context:
             self.approve_before, str
         ):  # e.g. a form or a CLI flag: "edit_image,edit_video"
             self.approve_before = _names(self.approve_before)
+        if self.seed is not None and not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"seed must be between 0 and {MAX_SEED}, got {self.seed}")
         if self.step_limit < 1:
             raise ValueError(f"step_limit must be at least 1, got {self.step_limit}")
 

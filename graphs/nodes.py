@@ -20,7 +20,7 @@ from vitron.graphs.context import Context
 from vitron.graphs.messages import media_listing
 from vitron.graphs.state import State, ToolCallInput
 from vitron.prompts import load_prompt
-from vitron.tools.backend import Services, current_services, resolve_thread
+from vitron.tools.backend import Services, resolve_thread, serving
 from vitron.tools.errors import VitronToolError
 
 logger = logging.getLogger(__name__)
@@ -74,16 +74,14 @@ def make_llm_node(model: BaseChatModel, tools: Sequence[BaseTool]) -> Callable[.
         system = SystemMessage(
             content=f"{system_prompt}\n\n{media_listing(state.get('media') or {})}"
         )
-        token = current_services.set(context.services())
         try:
-            response = bound.invoke([system, *messages], config)
+            with serving(context.services()):
+                response = bound.invoke([system, *messages], config)
         except VitronToolError as exc:  # e.g. the planner's checkpoint is missing
             response = planner_failure(exc)
         except Exception as exc:  # the turn ends with the error; the thread stays usable
             logger.exception("the planner failed")
             response = planner_failure(exc)
-        finally:
-            current_services.reset(token)
         return {"messages": [response]}
 
     return vitron_llm
@@ -124,14 +122,12 @@ def make_tool_node(tool: BaseTool) -> Callable[..., dict[str, Any]]:
         if isinstance(reviewed, ToolMessage):  # a person rejected the call: it does not run
             return {"messages": [reviewed]}
         call = reviewed
-        token = current_services.set(services_of(runtime))
         try:
-            result = tool.invoke({**call, "type": "tool_call"}, config)
+            with serving(services_of(runtime), (context or Context()).seed):
+                result = tool.invoke({**call, "type": "tool_call"}, config)
         except Exception as exc:  # a tool outside the package may raise anything
             logger.exception("tool %s raised", tool.name)
             result = error_message(call, f"{tool.name} failed: {type(exc).__name__}: {exc}")
-        finally:
-            current_services.reset(token)
         if not isinstance(result, ToolMessage):
             result = ToolMessage(content=str(result), tool_call_id=call["id"], name=tool.name)
         update: dict[str, Any] = {"messages": [result]}

@@ -11,11 +11,13 @@ the ``vitron.backends`` entry-point group or by being imported.
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import importlib
 import logging
 import os
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import entry_points
@@ -176,6 +178,40 @@ current_services: contextvars.ContextVar[Services | None] = contextvars.ContextV
 """Set by the graph's nodes so tools and planner use the run's services; unset means env defaults."""
 
 
+current_seed: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "vitron_seed", default=None
+)
+"""The run's seed (``Context.seed``), set by the graph's tool nodes: a call of a tool with a
+``seed`` argument that names none takes one derived from it (:func:`with_run_seed`); unset means
+a fresh seed."""
+
+
+@contextmanager
+def serving(services: Services, seed: int | None = None) -> Iterator[None]:
+    """Tool calls (and planner steps) inside use ``services`` and, where a call names no seed,
+    ``seed``: how a graph run hands its ``Context`` to the tools."""
+    services_token, seed_token = current_services.set(services), current_seed.set(seed)
+    try:
+        yield
+    finally:
+        current_seed.reset(seed_token)
+        current_services.reset(services_token)
+
+
+def with_run_seed(args: BaseModel) -> BaseModel:
+    """``args`` with a seed drawn from the run's where the tool takes a seed and the call named
+    none. The seed is a hash of the run's seed and the call's arguments: a run repeats its
+    pixels, two different calls still differ, and the number looks like any drawn seed (the nano
+    planner learnt tool results with 32-bit seeds in them; "seed 0" threw it off). The tool
+    reports the seed it used either way."""
+    run_seed = current_seed.get()
+    if run_seed is None or "seed" not in type(args).model_fields or args.seed is not None:
+        return args
+    key = f"{run_seed}\n{type(args).__name__}\n{args.model_dump_json()}".encode()
+    seed = int.from_bytes(hashlib.sha256(key).digest()[:4], "big")
+    return args.model_copy(update={"seed": seed})
+
+
 def resolve_services(
     *,
     fixed: Services | None = None,
@@ -258,7 +294,7 @@ class VitronTool(BaseTool):
             progress=stream_progress(self.name),
             notices=services.notices_for(thread),
         )
-        args = self.backend.args_schema.model_validate(kwargs)
+        args = with_run_seed(self.backend.args_schema.model_validate(kwargs))
         from vitron.tools.serving import remote_backend  # a served backend runs on Ray Serve
 
         remote = remote_backend(services.models.profile, self.backend)

@@ -21,6 +21,7 @@ from pydantic import Field
 
 from vitron.tools.backend import CallContext
 from vitron.tools.compositing import blend_weights, composite, grow
+from vitron.tools.defaults import MAX_SEED
 from vitron.tools.errors import VitronToolError
 from vitron.tools.registry import ProgressCallback
 from vitron.tools.schemas import ToolArgs
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from vitron.tools.models.diffusion_common import DiffusionEngine, Prompt
     from vitron.tools.models.diffusion_engines import InpaintEngine
 
-MAX_SEED = 2**32 - 1
 E = TypeVar("E", bound="DiffusionEngine")
 
 
