@@ -52,6 +52,11 @@ COMPONENT = "vitron_llm"
 FORMATS = ("vitron", "released")
 
 
+DECODING_OPTIONS = ("constrained", "copy_instructions", "history_turns")
+"""The ``vitron_llm`` options that say how the planner decodes and what it is shown, not which
+weights it has: a training run's profile keeps its base profile's (:mod:`vitron.agent.training.export`)."""
+
+
 @dataclass
 class VitronEngine:
     """A loaded Vitron LLM: model, processor, the profile's decoding default, and the constrained

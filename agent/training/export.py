@@ -34,7 +34,7 @@ def export_profile(trainer: Trainer, output_dir: str | Path) -> Path:
     config = trainer.config
     module = trainer.accelerator.unwrap_model(trainer.module)
     model = module.model
-    llm_options: dict[str, Any] = {"checkpoint": "./llm"}
+    llm_options: dict[str, Any] = {"checkpoint": "./llm"} | _decoding_options(config.profile)
     if trainer.stage.lora:
         if config.lora.merge:
             model = model.merge_and_unload()
@@ -71,6 +71,18 @@ def export_profile(trainer: Trainer, output_dir: str | Path) -> Path:
     return path
 
 
+def _decoding_options(profile: str) -> dict[str, Any]:
+    """The base profile's planner decoding options (constrained decoding, copied instructions,
+    history turns): a run evaluated as a profile decodes as the profile it will be published
+    into does (before, ``vitron eval --profile RUN`` of a nano run lost ``copy_instructions``)."""
+    from vitron.agent.loading import DECODING_OPTIONS
+    from vitron.tools.profiles import load_profile
+
+    base = load_profile(profile).components.get("vitron_llm")
+    options = base.options if base is not None else {}
+    return {k: options[k] for k in DECODING_OPTIONS if k in options}
+
+
 def _base(profile: str) -> str:
     """The base profile as ``extends`` names it: a built-in name, or an absolute path."""
     candidate = Path(profile).expanduser()
@@ -84,4 +96,6 @@ def _q(text: str) -> str:
 def _toml(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
     return _q(str(value))

@@ -139,3 +139,21 @@ def test_a_run_directory_is_a_profile_the_graph_answers_with(squares, tmp_path):
     key = next(k for k in trained if "signal_heads" in k)
     loaded = dict(engine.model.named_parameters())[key]
     assert torch.equal(loaded, trained[key])  # the planner runs the run's weights
+
+
+def test_a_run_profile_decodes_as_its_base_profile(squares, tmp_path):
+    """Decoding options are not weights: evaluating a run as a profile must not silently drop the
+    base profile's constrained decoding, copied instructions or history window."""
+    from vitron.tools.profiles import load_profile
+
+    base = tmp_path / "base.toml"
+    base.write_text(
+        'extends = "tiny"\n\n[components.vitron_llm]\nloader = "vitron.agent.loading:load_vitron_llm"\n'
+        'checkpoint = "tiny"\nconstrained = true\ncopy_instructions = true\nhistory_turns = 1\n'
+    )
+    run = tmp_path / "run"
+    Trainer(tiny_config(squares, run, "ground", epochs=1, profile=str(base))).run()
+    options = load_profile(run).component("vitron_llm").options
+    assert options["constrained"] is True and options["copy_instructions"] is True
+    assert options["history_turns"] == 1
+    assert load_profile(run).component("vitron_llm").checkpoint == str(run / "llm")
