@@ -48,7 +48,9 @@ def markdown(report: Mapping[str, Any]) -> str:
             if value is not None:
                 chances.append(f"{task} {METRIC_LABELS.get(metric, metric)} {value:.3f}")
     if chances:
-        notes.append("Chance (tracking: the score of an empty mask, objects leave the frame): "
+        notes.append("Chance (referring segmentation: the whole picture as the mask; grounding: "
+                     "one of the scene's objects at random; tracking: an empty mask, objects leave "
+                     "the frame; temporal grounding: the whole clip as the span): "
                      + "; ".join(chances) + ".")  # fmt: skip
     for note in report.get("notes", []):
         notes.append(f"- {note}")

@@ -153,13 +153,15 @@ def _segmentation(outcome: Outcome) -> dict[str, Any]:
     union = int(np.logical_or(pred, gold).sum())
     box = metrics.mask_box_of(pred)
     return {"inter": inter, "union": union, "iou": metrics.mask_iou(pred, gold),
-            "box_hit": float(metrics.box_iou(box, outcome.sample.gold.get("box")) >= 0.5)}  # fmt: skip
+            "box_hit": float(metrics.box_iou(box, outcome.sample.gold.get("box")) >= 0.5),
+            "area": int(gold.sum()), "pixels": int(gold.size)}  # fmt: skip
 
 
 def _grounding(outcome: Outcome) -> dict[str, Any]:
-    return {
-        "box_hit": float(metrics.box_iou(predicted_box(outcome), outcome.sample.gold["box"]) >= 0.5)
-    }
+    gold = outcome.sample.gold
+    objects = gold.get("objects")  # chance: one of the scene's objects' boxes, drawn at random
+    return {"box_hit": float(metrics.box_iou(predicted_box(outcome), gold["box"]) >= 0.5),
+            "chance": 1.0 / objects if objects else None}  # fmt: skip
 
 
 def _tracking(outcome: Outcome) -> dict[str, Any]:
@@ -221,8 +223,11 @@ def _region_caption(outcome: Outcome) -> dict[str, Any]:
 
 
 def _temporal(outcome: Outcome) -> dict[str, Any]:
-    iou = metrics.span_iou(metrics.parse_span(outcome.answer), outcome.sample.gold["span"])
-    return {"span_iou": iou, "hit": float(iou >= 0.5)}
+    gold = outcome.sample.gold
+    iou = metrics.span_iou(metrics.parse_span(outcome.answer), gold["span"])
+    whole = (0, gold["frames"] - 1) if gold.get("frames") else None  # chance: the whole clip
+    chance = float(metrics.span_iou(whole, gold["span"]) >= 0.5) if whole else None
+    return {"span_iou": iou, "hit": float(iou >= 0.5), "chance": chance}
 
 
 TASK_SCORERS: dict[str, Callable[[Outcome, Options], dict[str, Any]]] = {
@@ -271,8 +276,11 @@ def aggregate(task: str, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]
         row["cIoU"] = sum(v["inter"] for v in values) / union if union else 0.0
         row["gIoU"] = _mean([v["iou"] for v in values])
         row["Acc@0.5"] = _mean([v["box_hit"] for v in values])
+        pixels = sum(v.get("pixels", 0) for v in values)  # chance: the whole picture as the mask
+        row["chance"] = {"cIoU": sum(v.get("area", 0) for v in values) / pixels if pixels else None}
     elif task == "grounding":
         row["Acc@0.5"] = _mean([v["box_hit"] for v in values])
+        row["chance"] = {"Acc@0.5": _mean([v.get("chance") for v in values])}
     elif task == "tracking":
         row.update({k: v for k, v in metrics.davis_summary(values).items() if k == "J&F"})
         row["J"] = _mean([v["J"] for v in values])
@@ -293,4 +301,5 @@ def aggregate(task: str, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]
     elif task == "temporal_grounding":
         row["accuracy"] = _mean([v["hit"] for v in values])
         row["span_iou"] = _mean([v["span_iou"] for v in values])
+        row["chance"] = {"accuracy": _mean([v.get("chance") for v in values])}
     return row

@@ -103,7 +103,8 @@ def grounding(rng: np.random.Generator, compositional: bool, size: int) -> Sampl
         media=[media],
         calls=[TargetCall("ground", {"image": "<media:0>", "instruction": expression})],
         answer=f"{expression[0].upper()}{expression[1:]} is in the box shown.",
-        gold={"box": rendered.boxes[index], "mask": rendered.masks[index], "expression": expression},
+        gold={"box": rendered.boxes[index], "mask": rendered.masks[index], "expression": expression,
+              "objects": len(scene.objects)},
     )  # fmt: skip
 
 

@@ -72,6 +72,30 @@ def test_tiny_scores_near_chance_and_the_table_tells_it_from_the_oracle(tmp_path
     assert tiny["tracking"]["J&F"] <= oracle["tracking"]["J&F"]
 
 
+def blind_planner(sample):
+    """Answers a temporal question without looking: the whole clip as the span."""
+    if sample.task == "temporal_grounding":
+        last = sample.gold["frames"] - 1
+        return ScriptedChatModel(steps=[AIMessage(content=f"In frames 0 to {last}.")])
+    return oracle_planner(sample)
+
+
+def test_the_chance_rows_are_what_a_blind_guess_scores(tmp_path, samples):
+    tasks = full(evaluate(settings(tmp_path), samples, planner=blind_planner, tools=oracle_tools()))
+    temporal = tasks["temporal_grounding"]
+    assert temporal["accuracy"] == pytest.approx(temporal["chance"]["accuracy"])
+    # the whole picture as the mask: its cIoU is the targets' share of the pixels
+    seg = [s for s in samples if s.task == "referring_segmentation"]
+    whole = sum(int(s.gold["mask"].sum()) for s in seg) / sum(s.gold["mask"].size for s in seg)
+    assert tasks["referring_segmentation"]["chance"]["cIoU"] == pytest.approx(whole)
+    assert 0 < whole < 0.5
+    # one of the scene's objects' boxes, drawn at random
+    grounding = [s for s in samples if s.task == "grounding"]
+    expected = sum(1 / s.gold["objects"] for s in grounding) / len(grounding)
+    assert tasks["grounding"]["chance"]["Acc@0.5"] == pytest.approx(expected)
+    assert all(s.gold["objects"] >= 2 for s in grounding)  # a referring expression picks one
+
+
 def test_a_crashing_planner_is_a_failed_sample_not_a_failed_run(tmp_path, samples):
     class Exploding(ScriptedChatModel):
         def _generate(self, *args, **kwargs):
