@@ -132,6 +132,19 @@ DEFAULT_READING_RECORDS = 3000
 ``records`` ones: with every task at 1/12, the planner read colours but never used its region
 token."""
 
+MICRO: dict[str, Any] = {
+    "records": 600,
+    "reading_records": 200,
+    "corpus_samples": 100,
+    "steps": {"tower": 0, "base": 300, "align": 2, "invoke": 4, "ground": 4},
+    "overrides": {"batch_size": 8, "lr": 3e-3, "warmup_steps": 10, "checkpoint_every": 1000},
+}
+"""``train_nano`` arguments of a micro run of the same pipeline, about 2 minutes on one core
+(``--micro``): what CI trains from nothing to check that the pipeline still learns
+(``tests/training/test_micro_pipeline.py``). Its planner routes most requests to the right tool,
+and through the committed backends grounds, tracks and retrieves well above chance; it does not
+learn to read pictures (tools/profiles/nano/README.md)."""
+
 
 SIGNAL_ROUTES = {"[SEG]": {"decoder": "sam", "projector": "sam_signal", "fresh": True},
                  "[TRK]": {"decoder": "sam2_video", "projector": "sam2_signal", "fresh": True},
@@ -325,6 +338,12 @@ def main(argv: list[str] | None = None) -> int:
         "suffix _no_synergy)",
     )  # fmt: skip
     parser.add_argument(
+        "--micro",
+        action="store_true",
+        help="a micro run (about 2 minutes on one core: 600 + 200 conversations, base=300 and a "
+        "few steps per stage, batch 8) that checks the pipeline learns; --steps still applies",
+    )
+    parser.add_argument(
         "--steps",
         default="",
         help="steps per stage, e.g. base=1800,align=40,invoke=150,ground=60; tower=N (default 0) "
@@ -332,16 +351,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     steps = dict((k, int(v)) for k, v in (p.split("=") for p in args.steps.split(",") if p))
+    sizes: dict[str, Any] = {"records": args.records, "reading_records": args.reading_records}
+    overrides = NO_SYNERGY if args.no_synergy else {}
+    if args.micro:
+        sizes = {k: MICRO[k] for k in ("records", "reading_records", "corpus_samples")}
+        steps, overrides = MICRO["steps"] | steps, MICRO["overrides"] | overrides
     print(
         train_nano(
             args.run,
             seed=args.seed,
-            records=args.records,
-            reading_records=args.reading_records,
             profile=args.profile,
             steps=steps,
             clip=args.clip,
-            overrides=NO_SYNERGY if args.no_synergy else None,
+            overrides=overrides or None,
+            **sizes,
         )
     )
     if args.publish:
