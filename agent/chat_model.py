@@ -31,7 +31,13 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
 from langchain_core.language_models.chat_models import generate_from_stream
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    HumanMessage,
+    ToolMessage,
+)
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
@@ -426,19 +432,23 @@ class ChatVitron(BaseChatModel):
         self, engine: VitronEngine, call: _Call, messages: Sequence[BaseMessage] = ()
     ) -> list[LogitsProcessor]:
         """The logits processors of one generation (see :func:`~vitron.agent.steering.logits_processors`;
-        the request is the text of the last user message)."""
-        last = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
+        the request is the text of the last user message; once a tool has run in this turn, the
+        evidence is the request and the turn's tool results)."""
+        turn = next((k for k in range(len(messages) - 1, -1, -1)
+                     if isinstance(messages[k], HumanMessage)), None)  # fmt: skip
+        last = messages[turn] if turn is not None else None
         request = last.content if last is not None and isinstance(last.content, str) else None
+        after = messages[turn + 1 :] if turn is not None else []
+        results = [m.content if isinstance(m.content, str) else str(m.content)
+                   for m in after if isinstance(m, ToolMessage)]  # fmt: skip
+        evidence = "\n".join([request or "", *results]) if results else None
         return logits_processors(
             engine, call.modules, call.tool_choice, call.constrained,
-            call.sampling.max_new_tokens, request=request,
+            call.sampling.max_new_tokens, request=request, evidence=evidence,
         )  # fmt: skip
 
 
 # ---------------------------------------------------------------------- module helpers
-
-
-__all__ = ["ChatVitron"]
 
 
 __all__ = ["ChatVitron"]

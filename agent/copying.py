@@ -10,8 +10,12 @@ verbs an edit instruction is phrased with (:data:`INSTRUCTION_VERBS`: "Find the 
 star and recolour it yellow" is passed on as "make the red star yellow"). Order matters: with
 words alone, the nano planner wrote "… right of the triangle" for "… triangle right of the small
 diamond", reaching back to a word it had already copied. Every instruction of the shapes world's
-tasks is such an in-order selection. The model still chooses which words and how many; outside an
-instruction nothing changes. It runs after the invocation
+tasks is such an in-order selection. With the profile's ``grounded_words`` (the words that tell one
+object from another: :mod:`vitron.agent.grounded`), words may be left out only where none of them
+is, and an instruction does not end right before one: it wrote "… right of the diamond" for "…
+right of the small diamond", and "make the circle red" for "make the purple circle red", naming
+another object. The model still chooses which words
+and how many; outside an instruction nothing changes. It runs after the invocation
 grammar (:mod:`vitron.agent.constrained`), whose state machine it follows, and keeps
 ``</Instruction>`` allowed between words; when the token budget forces the grammar to close an
 instruction mid-word, the grammar wins (the last word is then cut short).
@@ -31,8 +35,10 @@ from vitron.agent.invocation import INSTRUCTION_CLOSE
 _WORD = re.compile(r"[^\W_]+|[^\w\s]")
 
 INSTRUCTION_VERBS = frozenset({"make", "remove", "move", "add"})
-"""Words every instruction may use: editing tools take InstructPix2Pix-style commands ("make the
-star yellow", "remove the circle"), which a request need not contain ("… and recolour it yellow")."""
+"""Words every instruction may open with, once: editing tools take InstructPix2Pix-style commands
+("make the star yellow", "remove the circle"), which a request need not contain ("… and recolour
+it yellow"). Anywhere else they are words like any other (given everywhere, the nano planner
+wrote "make the add add add …" rather than a word it did not want)."""
 
 
 def request_words(request: str) -> frozenset[str]:
@@ -45,87 +51,139 @@ def request_sequence(request: str) -> tuple[str, ...]:
     return tuple(_WORD.findall(request.lower()))
 
 
+_ODD_SPACE = re.compile(r"\s\s|[^\S ]")
+SPACE = " "
+"""The current word right after a space: none, and no second space may follow."""
+START: frozenset[int] = frozenset({-1})
+"""No word written yet: an edit verb may open the instruction."""
+OPENED: frozenset[int] = frozenset({-2})
+"""Only an edit verb written: copying starts anywhere in the request, as at the start."""
+
+
 @dataclass(frozen=True)
 class _Row:
     state: _State
-    position: int = -1
-    """Index in the request of the instruction's last whole word (-1: none yet; an edit verb
-    leaves it where it was)."""
+    places: frozenset[int] = START
+    """Where in the request the instruction's last whole word can be (:data:`START`,
+    :data:`OPENED`: none yet). A word the request has twice can be either."""
     partial: str = ""
-    """The instruction's current word so far (lower-cased; empty between words)."""
+    """The instruction's current word so far (lower-cased; empty between words, :data:`SPACE`
+    right after a space)."""
 
 
 class CopiedInstructionProcessor(LogitsProcessor):
     """Inside an ``<Instruction>``, allows only tokens that continue or start a word found in
-    ``request`` after the instruction's previous word (or an edit verb; whitespace always;
-    ``</Instruction>`` between words). One instance per ``generate`` call, after the grammar's
-    processor."""
+    ``request`` after the instruction's previous word, and not past a word of ``keep`` (or an
+    edit verb; whitespace always; ``</Instruction>`` between words). One instance per
+    ``generate`` call, after the grammar's processor."""
 
-    def __init__(self, grammar: InvocationGrammar, request: str) -> None:
+    def __init__(
+        self, grammar: InvocationGrammar, request: str, keep: frozenset[str] = frozenset()
+    ) -> None:
         self.grammar = grammar
         self.sequence = request_sequence(request)
+        self.keep = keep
+        self.cased = not any(w[1:] != w[1:].lower() for w in _WORD.findall(request))
+        """Whether capitals may only open a word (they may anywhere when the request has a word
+        like "iPhone"): the nano planner wrote "pURPle", spelling the word case-blind."""
+        """Words an instruction may not leave out between two words it copies."""
         self.close = grammar.tag[INSTRUCTION_CLOSE]
         self._start: int | None = None
         self._rows: dict[tuple[int, ...], _Row] = {(): _Row(_State())}
-        self._prefixes: dict[int, frozenset[str]] = {}
-        self._allowed: dict[tuple[int, str], torch.Tensor] = {}
+        self._prefixes: dict[frozenset[int], frozenset[str]] = {}
+        self._allowed: dict[tuple[frozenset[int], str], torch.Tensor] = {}
 
-    def _after(self, position: int, word: str) -> int | None:
-        """Where ``word`` leaves the copy: the first place after ``position`` the request has it
-        (the earliest keeps the most words open), ``position`` for an edit verb, ``None`` if
-        the request has it nowhere later."""
-        if word in INSTRUCTION_VERBS:
-            return position
-        for index in range(position + 1, len(self.sequence)):
-            if self.sequence[index] == word:
-                return index
-        return None
+    def _next_places(self, place: int) -> range | list[int]:
+        """Where the word after one at ``place`` can be: anywhere later, but not past a word of
+        :attr:`keep` (the first word can be anywhere)."""
+        if place < 0:
+            return range(len(self.sequence))
+        if not self.keep:
+            return range(place + 1, len(self.sequence))
+        out = []
+        for index in range(place + 1, len(self.sequence)):
+            out.append(index)
+            if self.sequence[index] in self.keep:
+                break
+        return out
 
-    def _prefixes_after(self, position: int) -> frozenset[str]:
-        prefixes = self._prefixes.get(position)
+    def _after(self, places: frozenset[int], word: str) -> frozenset[int] | None:
+        """Where ``word`` can be once written after ``places`` (:data:`OPENED` for an opening edit
+        verb; ``None``: nowhere)."""
+        if places == START and word in INSTRUCTION_VERBS:
+            return OPENED
+        found = frozenset(
+            i for p in places for i in self._next_places(p) if self.sequence[i] == word
+        )
+        return found or None
+
+    def _may_close(self, places: frozenset[int]) -> bool:
+        """Whether the instruction may end here: not right before a word of :attr:`keep` (it
+        wrote "make the" for "make the purple circle red" when "circle" could not follow)."""
+        return not self.keep or any(
+            p < 0 or p + 1 >= len(self.sequence) or self.sequence[p + 1] not in self.keep
+            for p in places
+        )
+
+    def _prefixes_after(self, places: frozenset[int]) -> frozenset[str]:
+        prefixes = self._prefixes.get(places)
         if prefixes is None:
-            words = set(self.sequence[position + 1 :]) | INSTRUCTION_VERBS
+            words = {self.sequence[i] for p in places for i in self._next_places(p)}
+            if places == START:
+                words |= INSTRUCTION_VERBS
             prefixes = frozenset(w[:k] for w in words for k in range(1, len(w) + 1))
-            self._prefixes[position] = prefixes
+            self._prefixes[places] = prefixes
         return prefixes
 
-    def _next(self, position: int, partial: str, text: str) -> tuple[int, str] | None:
-        """``(position, partial)`` after ``text`` is written (``None``: it leaves the copy). A
-        token may end one word and start others ("star." -> "star", "."): each piece is checked."""
+    def _next(
+        self, places: frozenset[int], partial: str, text: str
+    ) -> tuple[frozenset[int], str] | None:
+        """``(places, partial)`` after ``text`` is written (``None``: it leaves the copy). A
+        token may end one word and start others ("star." -> "star", "."): each piece is checked.
+        Words are parted by one plain space: ``partial`` is :data:`SPACE` right after one."""
         lowered = text.lower()
+        if _ODD_SPACE.search(lowered) or (partial == SPACE and lowered[:1].isspace()):
+            return None  # "make the  purple circle": two spaces, or a newline
+        partial = partial.strip()
         if not lowered.strip():
             if not partial:
-                return position, ""
-            after = self._after(position, partial)
-            return None if after is None else (after, "")
-        pieces = _pieces(lowered)
-        if "".join(piece for _, piece in pieces) != "".join(lowered.split()):
+                return places, SPACE
+            after = self._after(places, partial)
+            return None if after is None else (after, SPACE)
+        pieces = _pieces(text)
+        if "".join(piece for _, piece in pieces) != "".join(text.split()):
             return None  # a character no word is made of ("_", a control character)
         current = partial
-        for start, piece in pieces:
+        for start, spelled in pieces:
+            opens = start or not current
+            if self.cased and spelled[int(opens) :] != spelled[int(opens) :].lower():
+                return None
+            piece = spelled.lower()
             if start and current:  # a word boundary before this piece: the word so far is whole
-                after = self._after(position, current)
+                after = self._after(places, current)
                 if after is None:
                     return None
-                position, current = after, ""
+                places, current = after, ""
             current += piece
-            if current not in self._prefixes_after(position):
+            if current not in self._prefixes_after(places):
                 return None
         if lowered[-1].isspace():  # a trailing space ends the word
-            after = self._after(position, current)
-            return None if after is None else (after, "")
-        return position, current
+            after = self._after(places, current)
+            return None if after is None else (after, SPACE)
+        return places, current
 
-    def _mask(self, position: int, partial: str) -> torch.Tensor:
-        mask = self._allowed.get((position, partial))
+    def _mask(self, places: frozenset[int], partial: str) -> torch.Tensor:
+        mask = self._allowed.get((places, partial))
         if mask is None:
             mask = torch.zeros(self.grammar.vocab_size, dtype=torch.bool)
             ok = [i for i in self.grammar.plain
-                  if self._next(position, partial, self.grammar.strings[i]) is not None]  # fmt: skip
+                  if self._next(places, partial, self.grammar.strings[i]) is not None]  # fmt: skip
             mask[ok] = True
-            if not partial or self._after(position, partial) is not None:
+            word = partial.strip()
+            ended = self._after(places, word) if word else places
+            if ended is not None and self._may_close(ended):
                 mask[self.close] = True
-            self._allowed[(position, partial)] = mask
+            self._allowed[(places, partial)] = mask
         return mask
 
     def _advance(self, row: _Row, token: int) -> _Row:
@@ -134,8 +192,8 @@ class CopiedInstructionProcessor(LogitsProcessor):
             return _Row(state)
         if row.state.phase != INSTRUCTION:  # just opened
             return _Row(state)
-        step = self._next(row.position, row.partial, self.grammar.strings[token])
-        return _Row(state, *step) if step is not None else _Row(state, row.position)
+        step = self._next(row.places, row.partial, self.grammar.strings[token])
+        return _Row(state, *step) if step is not None else _Row(state, row.places)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if self._start is None:
@@ -157,13 +215,13 @@ class CopiedInstructionProcessor(LogitsProcessor):
             rows[key] = row
             mask = torch.ones(vocab, dtype=torch.bool)
             if row.state.phase == INSTRUCTION:
-                allowed = self._mask(row.position, row.partial)
+                allowed = self._mask(row.places, row.partial)
                 mask[: min(vocab, allowed.shape[0])] = allowed[:vocab]
                 mask[allowed.shape[0] :] = False
             masks.append(mask)
         self._rows = rows
-        keep = torch.stack(masks).to(scores.device)
-        masked = scores.masked_fill(~keep, float("-inf"))
+        allowed_rows = torch.stack(masks).to(scores.device)
+        masked = scores.masked_fill(~allowed_rows, float("-inf"))
         # a row the copy leaves nothing to write keeps the grammar's choice (never a dead end)
         usable = torch.isfinite(masked).any(dim=-1, keepdim=True)
         return torch.where(usable, masked, scores)

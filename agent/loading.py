@@ -52,7 +52,7 @@ COMPONENT = "vitron_llm"
 FORMATS = ("vitron", "released")
 
 
-DECODING_OPTIONS = ("constrained", "copy_instructions", "history_turns")
+DECODING_OPTIONS = ("constrained", "copy_instructions", "history_turns", "grounded_words")
 """The ``vitron_llm`` options that say how the planner decodes and what it is shown, not which
 weights it has: a training run's profile keeps its base profile's (:mod:`vitron.agent.training.export`)."""
 
@@ -76,10 +76,14 @@ class VitronEngine:
     copy_instructions: bool = False
     """With constrained decoding, write an invocation's instruction only with the request's words
     (the profile's ``copy_instructions`` option; :mod:`vitron.agent.copying`)."""
+    grounded_words: frozenset[str] = frozenset()
+    """Words a closing answer may name only if the request or a tool result of the turn has them
+    (the profile's ``grounded_words`` list; :mod:`vitron.agent.grounded`)."""
     format: str = "vitron"
     """The checkpoint's invocation format: ``vitron`` (this project's tag tokens) or ``released``
     (the released weights' ``<module>B</module>`` markup); constrained decoding follows it."""
     _grammars: dict[frozenset[str], InvocationGrammar] = field(default_factory=dict, repr=False)
+    _strings: list[str] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -114,6 +118,15 @@ class VitronEngine:
                     self.processor.tokenizer, sorted(key), style=style
                 )
             return self._grammars[key]
+
+    def token_strings(self) -> list[str]:
+        """Each token's text as it adds to earlier text (built on first use, then cached)."""
+        from vitron.agent.constrained import _token_strings
+
+        with self._lock:
+            if self._strings is None:
+                self._strings = _token_strings(self.processor.tokenizer)
+            return self._strings
 
     def invocable(self, modules: Iterable[str]) -> list[str]:
         """The modules, of ``modules``, this checkpoint's format can invoke (the released format
@@ -150,8 +163,23 @@ def load_vitron_llm(spec: ComponentSpec, context: LoadContext) -> VitronEngine:
         constrained=bool(options.get("constrained", False)),
         history_turns=int(options["history_turns"]) if options.get("history_turns") else None,
         copy_instructions=bool(options.get("copy_instructions", False)),
+        grounded_words=_word_list(options.get("grounded_words"), spec),
         format=fmt,
     )
+
+
+def _word_list(value: Any, spec: ComponentSpec) -> frozenset[str]:
+    """The ``grounded_words`` option: a list of words (lower-cased), or none."""
+    if value is None:
+        return frozenset()
+    if not isinstance(value, list) or not all(isinstance(w, str) and w.strip() for w in value):
+        from vitron.tools.profiles import ProfileError
+
+        raise ProfileError(
+            f"component {spec.name!r} of profile {spec.profile!r}: grounded_words must be a "
+            f"list of words, got {value!r}"
+        )
+    return frozenset(w.strip().lower() for w in value)
 
 
 def _load_own(

@@ -24,12 +24,14 @@ def logits_processors(
     constrained: bool | None,
     max_new_tokens: int,
     request: str | None = None,
+    evidence: str | None = None,
 ) -> list[LogitsProcessor]:
     """Placeholder suppression, then constrained decoding and forced tokens as asked: no
     invocation when nothing is bound or ``tool_choice`` is ``none``; the grammar of the engine's
     format (``constrained`` ``None``: the profile's default), its instructions written with
     ``request``'s words when the profile copies instructions; a forced opening for ``any`` or
-    one named tool."""
+    one named tool. ``evidence`` (the request and the turn's tool results, once a tool has run)
+    holds back the profile's ``grounded_words`` it lacks (:mod:`vitron.agent.grounded`)."""
     from transformers import SuppressTokensLogitsProcessor
 
     from vitron.agent.decoding import ForcedTokens
@@ -42,6 +44,8 @@ def logits_processors(
     if not invocations:  # nothing to call: no invocation may start
         suppressed += [*ids.tags.values(), *ids.signals.values()]
     processors: list[LogitsProcessor] = [SuppressTokensLogitsProcessor(suppressed, device)]
+    if engine.grounded_words and evidence is not None:
+        processors.append(grounded_answer(engine, evidence))
     if not invocations:
         return processors
     constrained = engine.constrained if constrained is None else constrained
@@ -54,10 +58,24 @@ def logits_processors(
         if engine.copy_instructions and request and engine.format == "vitron":
             from vitron.agent.copying import CopiedInstructionProcessor
 
-            processors.append(CopiedInstructionProcessor(grammar, request))
+            processors.append(CopiedInstructionProcessor(grammar, request, engine.grounded_words))
     if choice == "any" or choice in modules:
         processors.append(ForcedTokens(forced_opening(engine, choice, constrained)))
     return processors
+
+
+def grounded_answer(engine: VitronEngine, evidence: str) -> LogitsProcessor:
+    """The processor holding back the profile's ``grounded_words`` that ``evidence`` lacks."""
+    from vitron.agent.grounded import UngroundedWordsProcessor, ungrounded
+
+    ids = engine.processor.token_ids
+    special = {
+        *ids.tags.values(),
+        *ids.signals.values(),
+        *engine.processor.tokenizer.all_special_ids,
+    }
+    held = ungrounded(engine.grounded_words, evidence)
+    return UngroundedWordsProcessor(engine.token_strings(), held, special)
 
 
 def forced_opening(engine: VitronEngine, choice: str, constrained: bool) -> list[int]:

@@ -246,6 +246,8 @@ def test_every_instruction_is_spelled_from_the_requests_words(setup):
         # the last word is whole, or cut short by the token budget's forced close
         assert last in words or any(w.startswith(last) for w in words), text
         assert text == text.strip() or text.startswith(" "), text
+        assert "  " not in text and "\n" not in text, text  # one plain space between words
+        assert not re.search(r"[^\W_][A-Z]", text), text  # capitals only open a word
 
     free = []  # without the copy the same random model writes other words
     for seed in range(4):
@@ -254,10 +256,10 @@ def test_every_instruction_is_spelled_from_the_requests_words(setup):
     assert any(not set(re.findall(r"\w+", t.lower())) <= words for t in free)
 
 
-def allowed_after(processor, grammar, request: str, written: str) -> set[str]:
+def allowed_after(processor, grammar, request: str, written: str, keep=frozenset()) -> set[str]:
     """The next tokens ``CopiedInstructionProcessor`` allows once ``written`` is inside an
     ``ground`` instruction for ``request`` (decoded, stripped)."""
-    copy = CopiedInstructionProcessor(grammar, request)
+    copy = CopiedInstructionProcessor(grammar, request, keep)
     prompt = processor.tokenizer(f"USER: {request} ASSISTANT:").input_ids
     invocation = format_invocation("ground", written).removesuffix("</Instruction>")
     reply = processor.tokenizer(invocation, add_special_tokens=False).input_ids
@@ -275,13 +277,38 @@ def test_an_instruction_cannot_reach_back_to_a_word_it_already_passed(setup):
         processor, grammar, request, "the large dotted purple triangle right of the"
     )
     assert "s" in after_the and "tri" not in after_the and "lar" not in after_the
-    # words may be left out ("the triangle"), and edit verbs come from nowhere
+    # words may be left out ("the triangle"), and an edit verb may open the instruction, once
     assert "tri" in allowed_after(processor, grammar, request, "the")
     assert "ma" in allowed_after(processor, grammar, request, "")
+    assert "ma" not in allowed_after(processor, grammar, request, "make")
+    assert "ma" not in allowed_after(processor, grammar, request, "make the")  # not "make the make"
+    assert "lar" in allowed_after(processor, grammar, request, "make the")
     # an edit's target words come later in the request than its referent
     multi = "Find the mask of the small red diamond and recolour it yellow."
     after_referent = allowed_after(processor, grammar, multi, "make the small red diamond")
     assert "yell" in after_referent and "s" not in after_referent
+
+
+def test_an_instruction_cannot_leave_out_a_word_that_tells_objects_apart(setup):
+    _, processor, grammar = setup
+    request = "Put a box on the large dotted purple triangle right of the small cat."
+    keep = frozenset({"small", "large", "purple", "dotted"})
+    written = "the large dotted purple triangle right of the"
+    # the nano planner wrote "… right of the diamond" for "… of the small diamond": another one
+    assert "cat" in allowed_after(processor, grammar, request, written)
+    assert "cat" not in allowed_after(processor, grammar, request, written, keep)
+    assert "s" in allowed_after(processor, grammar, request, written, keep)
+    # nor stop right before one: "make the" for "make the purple circle red"
+    recolour = "Please make the purple circle red."
+    assert "</Instruction>" in allowed_after(processor, grammar, recolour, "make the")
+    assert "</Instruction>" not in allowed_after(processor, grammar, recolour, "make the", keep)
+    assert "</Instruction>" in allowed_after(
+        processor, grammar, recolour, "make the purple circle", keep
+    )
+    # other words may still be left out: "the mask of" before the object, "and recolour it"
+    multi = "Find the mask of the small red diamond and recolour it yellow."
+    assert "s" in allowed_after(processor, grammar, multi, "make the", keep)
+    assert "yell" in allowed_after(processor, grammar, multi, "make the small red diamond", keep)
 
 
 def test_the_profile_option_turns_it_on_for_chat_vitron(services):

@@ -1,0 +1,111 @@
+"""Grounded answers: with ``grounded_words`` in the profile, once a tool has run the planner cannot
+name a listed word that neither the request nor a tool result of the turn has; before any tool
+has run (a question about a picture) it is free to.
+
+The random tiny model never writes such words by itself, so a logits processor pushes it along a
+scripted answer ("I made it purple and yellow"); the grounding processor still has the last word."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from transformers import LogitsProcessor
+
+from vitron.agent.chat_model import ChatVitron
+from vitron.agent.grounded import UngroundedWordsProcessor, ungrounded
+from vitron.tools.profiles import ProfileError, load_profile
+from vitron.tools.registry import ModelRegistry
+
+TINY = Path(__file__).parents[2] / "tools" / "profiles" / "tiny.toml"
+SCRIPTED = " I made it purple and yellow."
+REQUEST = "make the small star yellow"
+
+
+def grounded_profile(tmp_path: Path, words: str = '["purple", "yellow", "star"]') -> Path:
+    text = TINY.read_text().replace(
+        'checkpoint = "tiny"\nconstrained = false',
+        f'checkpoint = "tiny"\nconstrained = false\ngrounded_words = {words}',
+    )
+    assert "grounded_words" in text
+    path = tmp_path / "grounded.toml"
+    path.write_text(text)
+    return path
+
+
+class FollowScript(LogitsProcessor):
+    """Boosts the next token of ``tokens`` while the reply follows it, then end of sequence."""
+
+    def __init__(self, tokens: list[int], eos: int) -> None:
+        self.tokens, self.eos, self.start = tokens, eos, None
+
+    def __call__(self, input_ids, scores):
+        if self.start is None:
+            self.start = input_ids.shape[1]
+        scores = scores.clone()
+        for row, ids in enumerate(input_ids[:, self.start :].tolist()):
+            if ids == self.tokens[: len(ids)]:
+                target = self.tokens[len(ids)] if len(ids) < len(self.tokens) else self.eos
+                scores[row, target] += 1000.0
+        return scores
+
+
+class ScriptedAnswer(ChatVitron):
+    def _processors(self, engine, call, messages=()):
+        tokenizer = engine.processor.tokenizer
+        script = tokenizer.encode(SCRIPTED, add_special_tokens=False)
+        return [FollowScript(script, tokenizer.eos_token_id), *super()._processors(engine, call, messages)]  # fmt: skip
+
+
+def answer(tmp_path: Path, messages, profile: Path | None = None) -> str:
+    planner = ScriptedAnswer(profile=str(profile or grounded_profile(tmp_path)),
+                             workspace=str(tmp_path / "ws"), device="cpu", max_new_tokens=24)  # fmt: skip
+    return planner.invoke(messages).content
+
+
+def after_a_tool(result: str) -> list:
+    call = {"name": "edit_image", "args": {"instruction": REQUEST}, "id": "c1"}
+    return [HumanMessage(REQUEST), AIMessage(content="", tool_calls=[call]),
+            ToolMessage(result, tool_call_id="c1", name="edit_image")]  # fmt: skip
+
+
+def test_after_a_tool_the_answer_cannot_name_what_the_turn_has_not_seen(tmp_path):
+    torch.manual_seed(0)
+    text = answer(tmp_path, after_a_tool("img_1: recoloured 'the small star'"))
+    assert "purple" not in text.lower()  # the script wanted it; neither request nor result has it
+    assert text.lower().startswith("i made it")  # the rest of the script was kept
+
+
+def test_the_same_words_are_free_before_any_tool_and_without_the_option(tmp_path):
+    torch.manual_seed(0)
+    assert "purple" in answer(tmp_path, [HumanMessage("what colour is the star?")]).lower()
+    plain = tmp_path / "plain.toml"
+    plain.write_text(TINY.read_text())
+    assert "purple" in answer(tmp_path, after_a_tool("img_1: done"), profile=plain).lower()
+
+
+def test_a_word_in_a_tool_result_is_grounded(tmp_path):
+    torch.manual_seed(0)
+    text = answer(tmp_path, after_a_tool("img_1: recoloured 'the small star' purple"))
+    assert "purple" in text.lower()
+
+
+def test_words_are_held_across_token_boundaries():
+    strings = ["", " p", "ur", "ple", " pur", "p", "le", " red", ".", " purpose"]
+    processor = UngroundedWordsProcessor(strings, frozenset({"purple"}), special={0})
+    scores = torch.zeros(3, len(strings))
+    prompt = [[0], [0], [0]]
+    processor(torch.tensor(prompt), scores)  # marks where the reply starts
+    rows = [[0, 1, 2], [0, 4, 5], [0, 7, 8]]  # " p"+"ur", " pur"+"p", " red."
+    kept = processor(torch.tensor(rows), scores)
+    assert kept[0, 3] == float("-inf") and kept[1, 6] == float("-inf")  # would spell "purple"
+    assert torch.isfinite(kept[0, 9]) and torch.isfinite(kept[2]).all()  # " purpose" is free
+    assert ungrounded(["Purple", "star"], "make the STAR yellow") == {"purple"}
+
+
+def test_a_malformed_option_is_a_clear_error(tmp_path):
+    registry = ModelRegistry(load_profile(grounded_profile(tmp_path, '"purple"')), device="cpu")
+    with pytest.raises(ProfileError, match="grounded_words must be a list of words"):
+        registry.get("vitron_llm")
