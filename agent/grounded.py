@@ -4,7 +4,7 @@ A small planner writes its closing sentence from habit as much as from the tool'
 planner said "Done: I made the small star purple" after recolouring it yellow, and "I tracked the
 circle" after tracking the square (tools/profiles/nano/README.md). A profile may list the words
 such a sentence must not make up (``grounded_words``: for ``nano`` the shapes world's colours,
-shapes, sizes, textures and backgrounds). After a tool result in the current turn, a listed word
+shapes, sizes, textures, backgrounds and columns). After a tool result in the current turn, a listed word
 may be written only if the request or one of the turn's tool results has it; other words are
 untouched, and so is every step before a tool has run (a question about a picture is answered
 from the picture: "what colour is the star?" must be free to say "red").
