@@ -154,6 +154,10 @@ class TrainConfig(_Strict):
     denoising: bool = True
     """Stage 2: for signals whose target names a wanted image, add the denoising loss through the
     frozen UNet of a text-to-image pipeline (``denoise_mse``)."""
+    signals_only: bool = False
+    """Stage 2 only: train the signal projectors alone, the whole LLM frozen (no LoRA, no signal
+    heads, no synergy). It re-aligns a trained planner's signals to decoders retrained after it
+    (a longer-trained SAM, a new VAE and UNet) without changing a word the planner says."""
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
@@ -161,6 +165,11 @@ class TrainConfig(_Strict):
 
         if self.train_vision_tower and self.stage != "base":
             raise ValueError(f"train_vision_tower is for the base stage, not {self.stage!r}")
+        if self.signals_only and (self.stage != "invoke" or not self.signal_alignment):
+            raise ValueError(
+                "signals_only trains the projectors of stage 2: it needs stage "
+                f"'invoke' with signal_alignment, not stage {self.stage!r}"
+            )
         unknown = [k for k in self.signal_routes if k not in MODULES and k not in SIGNAL_TOKENS]
         if unknown:
             raise ValueError(f"signal_routes keys {unknown} are neither modules nor signal tokens")

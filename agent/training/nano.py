@@ -25,6 +25,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -317,6 +318,81 @@ def publish(run: str | Path, profile_dir: str | Path, *, suffix: str = "") -> di
     return summary
 
 
+REALIGN_STEPS = 150
+"""Optimizer steps of a re-alignment (the committed planner's stage 2 had 150)."""
+SIGNAL_RECORDS = "signals.jsonl"
+"""The training records that carry a signal (``data/``): the only ones a re-alignment learns from."""
+
+
+def realign_signals(run: str | Path, planner: str | Path, *, seed: int = 0,
+                    records: int = DEFAULT_RECORDS, profile: str = "nano",
+                    steps: int = REALIGN_STEPS, overrides: dict | None = None,
+                    ) -> dict[str, Any]:  # fmt: skip
+    """Stage 2 again for the trained ``planner`` (a ``vitron_llm`` folder), frozen
+    (``signals_only``): the projectors of :data:`SIGNAL_ROUTES` start fresh and align through the
+    profile's *current* decoders on the training records that carry a signal, under
+    ``run/realign/``. A decoder retrained after its planner (a longer-trained SAM, a new VAE and
+    UNet) otherwise reads the old projector's tokens as noise. Resumable; returns the run's
+    wall time and last logged losses."""
+    import json
+    import time
+
+    from vitron.agent.training.config import TrainConfig
+    from vitron.agent.training.conversations import write_conversations
+    from vitron.agent.training.trainer import Trainer
+
+    run = Path(run)
+    data = run / "data"
+    if not (data / "train.jsonl").is_file():
+        write_conversations(data, "train", records, seed=seed)
+    if not (data / SIGNAL_RECORDS).is_file():
+        with (data / "train.jsonl").open() as source:
+            kept = [line for line in source if line.strip() and json.loads(line).get("signals")]
+        if not kept:
+            raise ValueError(f"no record of {data / 'train.jsonl'} carries a signal")
+        (data / SIGNAL_RECORDS).write_text("".join(kept))
+    config = stage_configs(run, seed=seed, profile=profile, steps=DEFAULT_STEPS | {"invoke": steps},
+                           overrides=overrides)["invoke"]  # fmt: skip
+    config |= {
+        "model": str(planner), "output_dir": str(run / "realign"), "signals_only": True,
+        "synergy": {"enabled": False},
+        "data": [{"format": "records", "root": str(data), "options": {"files": [SIGNAL_RECORDS]}}],
+    }  # fmt: skip
+    config.pop("lora", None)
+    report_path = run / "realign" / "realign.json"
+    if not report_path.is_file():  # a finished run is not repeated: its report is read back
+        start = time.monotonic()
+        Trainer(TrainConfig.from_dict(config, source="realign")).run(resume=True)
+        lines = (run / "realign" / "metrics.jsonl").read_text().splitlines()
+        report = {"seconds": round(time.monotonic() - start, 1), "steps": steps,
+                  "records": len((data / SIGNAL_RECORDS).read_text().splitlines()),
+                  "last_logged": json.loads(lines[-1]) if lines else {}}  # fmt: skip
+        report_path.write_text(json.dumps(report, indent=2))
+    return json.loads(report_path.read_text())
+
+
+def publish_projectors(run: str | Path, profile_dir: str | Path, report: dict[str, Any], *,
+                       suffix: str = "", command: str = "") -> None:  # fmt: skip
+    """Copy a finished :func:`realign_signals` run's projectors into ``profile_dir`` (as
+    ``<name><suffix>/``) and record the re-alignment (``report``, ``command``) under
+    ``realigned`` in the planner's ``training.json``; the planner itself is left as it is."""
+    import json
+    import shutil
+
+    run, profile_dir = Path(run), Path(profile_dir)
+    sources = {name: run / "realign" / "projectors" / name for name in PROJECTORS}
+    missing = [str(source) for source in sources.values() if not source.is_dir()]
+    if missing:
+        raise FileNotFoundError(f"{', '.join(missing)} is missing: finish the re-alignment first")
+    summary_path = profile_dir / f"vitron_llm{suffix}" / "training.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    for name, source in sources.items():
+        shutil.rmtree(profile_dir / f"{name}{suffix}", ignore_errors=True)
+        shutil.copytree(source, profile_dir / f"{name}{suffix}")
+    summary["realigned"] = report | {"projectors": list(PROJECTORS), "command": command}
+    summary_path.write_text(json.dumps(summary, indent=2))
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m vitron.agent.training.nano RUN_DIR [--seed 0] [--records 6000]``."""
     import argparse
@@ -344,6 +420,13 @@ def main(argv: list[str] | None = None) -> int:
         "few steps per stage, batch 8) that checks the pipeline learns; --steps still applies",
     )
     parser.add_argument(
+        "--realign",
+        metavar="PLANNER",
+        help="instead of training a planner, re-align the signal projectors of the trained one in "
+        "PLANNER (a vitron_llm folder), frozen, through the profile's current decoders "
+        "(--steps invoke=N, default 150); --publish then copies only the projectors",
+    )
+    parser.add_argument(
         "--steps",
         default="",
         help="steps per stage, e.g. base=1800,align=40,invoke=150,ground=60; tower=N (default 0) "
@@ -356,6 +439,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.micro:
         sizes = {k: MICRO[k] for k in ("records", "reading_records", "corpus_samples")}
         steps, overrides = MICRO["steps"] | steps, MICRO["overrides"] | overrides
+    suffix = "_no_synergy" if args.no_synergy else ""
+    if args.realign:
+        report = realign_signals(
+            args.run, args.realign, seed=args.seed, records=args.records, profile=args.profile,
+            steps=steps.get("invoke", REALIGN_STEPS),
+        )  # fmt: skip
+        print(report)
+        if args.publish:
+            command = "python -m vitron.agent.training.nano " + " ".join(argv or sys.argv[1:])
+            publish_projectors(args.run, args.publish, report, suffix=suffix, command=command)
+        return 0
     print(
         train_nano(
             args.run,
@@ -368,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     if args.publish:
-        publish(args.run, args.publish, suffix="_no_synergy" if args.no_synergy else "")
+        publish(args.run, args.publish, suffix=suffix)
     return 0
 
 

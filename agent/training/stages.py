@@ -12,7 +12,8 @@ align      the projector, the region encoder and the video encoder's temporal/po
            (the LLM and the vision tower frozen)
 invoke     LoRA on the LLM's attention projections, the embedding and output rows of the
            Vitron tokens (grammar tags, signal tokens), the signal heads, the backends' signal
-           projectors, and the synergy module when synergy is on
+           projectors, and the synergy module when synergy is on; with ``signals_only``
+           (:func:`freeze_planner`) the projectors alone
 ground     LoRA as in ``invoke``, the Vitron token rows, the projector, the region encoder, the
            video encoder glue, and the synergy module when synergy is on
 =========  ================================================================================
@@ -109,6 +110,14 @@ def prepare_stage(
         getattr(vitron, name).requires_grad_(True)
     vitron.synergy.requires_grad_(synergy)
     return StageModel(model, vitron, stage, lora=True)
+
+
+def freeze_planner(vitron: VitronForCausalLM) -> StageModel:
+    """Stage 2 with ``signals_only``: every weight of ``vitron`` frozen and synergy off, so only
+    the backends' signal projectors (outside the model) train."""
+    vitron.requires_grad_(False)
+    vitron.synergy.enabled = False
+    return StageModel(vitron, vitron, "invoke", lora=False)
 
 
 def expected_trainable(

@@ -40,7 +40,7 @@ from vitron.agent.training.decoders import Sam2Alignment, SamAlignment, can_deno
 from vitron.agent.training.losses import synergy_weight, weighted_total
 from vitron.agent.training.objective import SignalAlignment, TrainModule
 from vitron.agent.training.readers import read_source
-from vitron.agent.training.stages import check_trainable, prepare_stage
+from vitron.agent.training.stages import check_trainable, freeze_planner, prepare_stage
 
 logger = logging.getLogger(__name__)
 
@@ -213,15 +213,18 @@ class Trainer:
         )
         _seed_everything(config.seed)
         vitron, self.processor = load_model(config.model)
-        synergy = config.synergy.enabled and config.stage != "align"
+        synergy = config.synergy.enabled and config.stage != "align" and not config.signals_only
         self.synergy = synergy
-        self.stage = prepare_stage(
-            vitron, config.stage, tokenizer=self.processor.tokenizer, lora=config.lora,
-            synergy=synergy, vision=config.train_vision_tower,
-        )  # fmt: skip
-        self.trainable_names = check_trainable(
-            self.stage, synergy=synergy, vision=config.train_vision_tower
-        )
+        if config.signals_only:
+            self.stage, self.trainable_names = freeze_planner(vitron), []
+        else:
+            self.stage = prepare_stage(
+                vitron, config.stage, tokenizer=self.processor.tokenizer, lora=config.lora,
+                synergy=synergy, vision=config.train_vision_tower,
+            )  # fmt: skip
+            self.trainable_names = check_trainable(
+                self.stage, synergy=synergy, vision=config.train_vision_tower
+            )
         alignment, projectors = None, {}
         if config.stage == "invoke" and config.signal_alignment:
             alignment, projectors = build_alignment(config, vitron, self.accelerator.device)

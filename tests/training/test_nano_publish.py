@@ -50,3 +50,36 @@ def test_an_unfinished_run_is_refused_and_the_profile_left_alone(tmp_path):
     with pytest.raises(FileNotFoundError, match="sam2_signal is missing"):
         publish(run, profile)
     assert (profile / "vitron_llm" / "keep.txt").read_text() == "old"
+
+
+def test_realigned_projectors_replace_the_profiles_and_the_planner_stays(tmp_path):
+    """``publish_projectors`` copies a re-alignment's projectors (under the ablation's suffix when
+    asked) and records it in the planner's ``training.json``; the planner's weights are kept."""
+    from vitron.agent.training.nano import publish_projectors
+
+    run, profile = tmp_path / "run", tmp_path / "profile"
+    for name in PROJECTORS:
+        (run / "realign" / "projectors" / name).mkdir(parents=True)
+        (run / "realign" / "projectors" / name / "projector_config.json").write_text("new")
+        (profile / f"{name}_no_synergy").mkdir(parents=True)
+        (profile / f"{name}_no_synergy" / "projector_config.json").write_text("old")
+    (profile / "vitron_llm_no_synergy").mkdir()
+    (profile / "vitron_llm_no_synergy" / "model.safetensors").write_text("planner")
+    (profile / "vitron_llm_no_synergy" / "training.json").write_text('{"records": 6000}')
+    report = {"seconds": 1.0, "steps": 150, "records": 3000, "last_logged": {"step": 150}}
+    publish_projectors(run, profile, report, suffix="_no_synergy", command="python -m x")
+    for name in PROJECTORS:
+        assert (profile / f"{name}_no_synergy" / "projector_config.json").read_text() == "new"
+    assert (profile / "vitron_llm_no_synergy" / "model.safetensors").read_text() == "planner"
+    summary = json.loads((profile / "vitron_llm_no_synergy" / "training.json").read_text())
+    assert summary["records"] == 6000 and summary["realigned"]["steps"] == 150
+    assert summary["realigned"]["command"] == "python -m x"
+
+
+def test_an_unfinished_realignment_is_refused(tmp_path):
+    from vitron.agent.training.nano import publish_projectors
+
+    (tmp_path / "run" / "realign" / "projectors" / "sam_signal").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="sam2_signal"):
+        publish_projectors(tmp_path / "run", tmp_path / "profile", {})
+    assert not (tmp_path / "profile").exists()

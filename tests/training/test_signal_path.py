@@ -357,3 +357,37 @@ def test_a_fresh_route_ignores_the_profiles_projector(tmp_path, fresh):
     built = projectors["sam_signal"].state_dict()
     same = all(torch.equal(built[k].float(), v.float()) for k, v in shipped.items())
     assert same is not fresh
+
+
+def test_signals_only_trains_the_projectors_and_leaves_every_planner_weight(profile, tmp_path):
+    """``signals_only`` (a re-alignment to a decoder retrained after its planner): the projector
+    moves through the frozen SAM, and the planner the run exports is the one it started from."""
+    from vitron.agent.build import load_vitron
+
+    records(tmp_path, "train", 8, seed=1)
+    config = tiny_config(
+        tmp_path, tmp_path / "run", "invoke", profile=str(profile), signal_alignment=True,
+        signals_only=True, data=[{"root": str(tmp_path), "options": {"files": ["train.jsonl"]}}],
+        signal_routes={"segment_image": {"decoder": "sam", "projector": "sam_signal"}},
+        max_steps=3, batch_size=4, epochs=10,
+    )  # fmt: skip
+    trainer = Trainer(config)
+    trainable = [n for n, p in trainer.module.named_parameters() if p.requires_grad]
+    assert trainable and all(n.startswith("projectors.sam_signal.") for n in trainable)
+    planner = {k: v.clone() for k, v in trainer.module.vitron.state_dict().items()}
+    projector = trainer.module.projectors["sam_signal"]
+    start = {k: v.detach().clone() for k, v in projector.state_dict().items()}
+    history = trainer.run().history
+    assert all("mask_bce" in h for h in history) and not any("synergy" in k for k in history[-1])
+    assert any(not torch.equal(v, start[k]) for k, v in projector.state_dict().items())
+    exported, _ = load_vitron(tmp_path / "run" / "llm", dtype="float32")
+    for name, value in exported.state_dict().items():
+        assert torch.equal(value, planner[name]), name
+
+
+@pytest.mark.parametrize("stage", ["base", "align", "ground"])
+def test_signals_only_is_refused_outside_stage_two(tmp_path, stage):
+    from vitron.agent.training.config import ConfigError
+
+    with pytest.raises(ConfigError, match="signals_only"):
+        tiny_config(tmp_path, tmp_path / "run", stage, signals_only=True)
