@@ -24,6 +24,26 @@ def test_segment_by_text_goes_through_grounding_dino_and_returns_a_mask(invoke, 
     assert overlay.size == (512, 512)
 
 
+@pytest.mark.parametrize("words", ["the background", "The picture's background"])
+def test_the_background_is_what_sams_objects_leave(invoke, workspace, tiny_models, words):
+    """No detector boxes "the background" (nano's finds nothing): segment_image, like
+    edit_image, takes it as the pixels outside every object SAM's automatic generator finds."""
+    from PIL import Image
+
+    image = np.full((96, 128, 3), 90, dtype=np.uint8)
+    image[30:60, 40:80] = (220, 30, 30)
+    handle = workspace.put_image(image)
+    result = invoke("segment_image", image=handle.handle, instruction=words)
+    assert result.status == "success", result.content
+    assert "the background: outside every object SAM finds" in result.content
+    assert "Grounding DINO" not in result.content
+    (mask,) = result.artifact["masks"]
+    found = [m.mask for m in tiny_models.get("sam").automatic(Image.fromarray(image))
+             if m.mask.mean() < 0.5]  # fmt: skip
+    objects = np.logical_or.reduce(found) if found else np.zeros(image.shape[:2], dtype=bool)
+    assert np.array_equal(workspace.get_mask(mask), ~objects)
+
+
 def test_one_mask_per_region_and_points_and_mask_prompts(invoke, photo, workspace):
     boxes = invoke(
         "segment_image", image=photo.handle, regions=[[0.1, 0.1, 0.5, 0.9], [0.5, 0.0, 1.0, 0.5]]

@@ -15,7 +15,6 @@ height higher; "move the cat to the top right" centres it there.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -47,7 +46,7 @@ from vitron.tools.placement import Placed, add_box, move_box
 from vitron.tools.registry import ProgressCallback
 from vitron.tools.schemas import ImageHandle, MaskHandle
 from vitron.tools.signals import signal_phrase, used_signal
-from vitron.tools.steps.masks import MaskTarget, find_masks
+from vitron.tools.steps.masks import BACKGROUND, MaskTarget, background_mask, find_masks
 
 Operation = Literal["add", "remove", "replace", "move", "recolor", "restyle"]
 
@@ -162,7 +161,7 @@ def locate(job: EditJob, regions: list[list[float]] | None) -> tuple[np.ndarray,
     """The H x W bool area to edit and how it was found, or ``None`` when nothing names one.
 
     Precedence: ``mask``, then SAM inside ``regions`` (a box whose SAM mask is empty counts as a
-    whole), then the text target ("the background": :func:`background_area`).
+    whole), then the text target ("the background": :func:`~vitron.tools.steps.masks.background_mask`).
     """
     args, width, height = job.args, *job.size
     if args.mask:
@@ -181,7 +180,8 @@ def locate(job: EditJob, regions: list[list[float]] | None) -> tuple[np.ndarray,
             area |= result.mask if result.mask.any() else box_mask(region, width, height)
         return area, "the object(s) in the given region(s)"
     if job.target and BACKGROUND.match(job.target.strip()):
-        return background_area(job), "the background (outside every object SAM finds)"
+        area = background_mask(job.call, job.args.image, job.image, clear=job.args.grow)
+        return area, "the background (outside every object SAM finds)"
     if job.target:
         query = MaskTarget(
             image=args.image, instruction=job.target, box_threshold=args.box_threshold
@@ -190,23 +190,6 @@ def locate(job: EditJob, regions: list[list[float]] | None) -> tuple[np.ndarray,
         area = np.logical_or.reduce([r.mask for r in found])
         return _nonempty(area, repr(job.target)), f"{job.target!r}{located}"
     return None
-
-
-BACKGROUND = re.compile(r"(?i)^(the\s+)?(image'?s\s+|picture'?s\s+)?background$")
-"""A target that names the background: no detector is trained to box it, so it is found as what
-the objects leave."""
-
-
-def background_area(job: EditJob) -> np.ndarray:
-    """H x W bool: the pixels outside every object mask of SAM's automatic generator (masks
-    covering half the image or more are background themselves, not objects), kept ``grow`` px
-    away from the objects, since the edit grows its area by that much (else it would swallow
-    small objects)."""
-    sam = job.call.models.get("sam", job.call.progress)
-    objects = [m.mask for m in sam.automatic(job.image, key=job.args.image) if m.mask.mean() < 0.5]
-    width, height = job.size
-    found = np.logical_or.reduce(objects) if objects else np.zeros((height, width), dtype=bool)
-    return _nonempty(~grow(found, job.args.grow), "the background")
 
 
 def _nonempty(mask: np.ndarray, what: str) -> np.ndarray:

@@ -4,7 +4,8 @@ Modes (``mode``), chosen by name from :data:`MODES`:
 
 - ``referring`` (default): one target. Prompts, in order of precedence: ``regions`` (one mask per
   box), ``points``, an earlier ``mask`` to refine; with none of these the ``instruction`` is located
-  by Grounding DINO and its best box prompts SAM.
+  by Grounding DINO and its best box prompts SAM ("the background" is not boxed: it is what the
+  objects of SAM's automatic generator leave).
 - ``instance``: every object of each class in ``vocabulary`` (default: the phrases of
   ``instruction``): Grounding DINO boxes for all class names from one caption (``a . b .``, split
   back by phrase), one SAM mask per box.

@@ -3,11 +3,13 @@
 A target is given by normalised ``[x1, y1, x2, y2]`` regions (one mask per box), ``[x, y]`` points
 (fractions of the image, origin top-left) with labels, an earlier mask to refine, or words located
 by Grounding DINO (its best box prompts SAM). A signal embedding (SAM space) adds its projected
-prompt tokens to every prompt.
+prompt tokens to every prompt. Words that name the background (:data:`BACKGROUND`) are not a
+detector's job: the background is what the objects SAM's automatic generator finds leave.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -15,15 +17,22 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from vitron.tools.backend import CallContext
+from vitron.tools.compositing import grow
 from vitron.tools.errors import VitronToolError
 from vitron.tools.geometry import mask_box, points_to_pixels, region_to_pixels
 from vitron.tools.signals import project_signal
 from vitron.tools.steps.detection import detect
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from vitron.tools.models.sam import SamMask
 
 SIGNAL_COMPONENT = "sam_signal"
+BACKGROUND = re.compile(r"(?i)^(the\s+)?(image'?s\s+|picture'?s\s+)?background$")
+"""Words that name the background: no detector is trained to box it (nano's Grounding DINO finds
+no box for it; a released one boxes the whole picture), so it is found as what the objects leave."""
+BACKGROUND_NOTE = " (the background: outside every object SAM finds)"
 
 
 class MaskRequest(Protocol):
@@ -83,6 +92,10 @@ def find_masks(target: MaskRequest, call: CallContext) -> tuple[list[SamMask], s
     elif prior is not None:
         box = mask_box(prior)
         prompts = [{"box": region_to_pixels(box, width, height) if box else None, "mask": prior}]
+    elif BACKGROUND.match(target.instruction.strip()):
+        from vitron.tools.models.sam import SamMask
+
+        return [SamMask(background_mask(call, target.image, image), 1.0)], BACKGROUND_NOTE
     else:
         found = detect(call, target.image, target.instruction,
                        box_threshold=target.box_threshold, max_boxes=1)  # fmt: skip
@@ -97,3 +110,20 @@ def find_masks(target: MaskRequest, call: CallContext) -> tuple[list[SamMask], s
     return [
         sam.segment(target.image, image, extra_tokens=tokens, **prompt) for prompt in prompts
     ], located
+
+
+def background_mask(
+    call: CallContext, handle: str, image: Image.Image, clear: int = 0
+) -> np.ndarray:
+    """H x W bool: the pixels outside every object mask of SAM's automatic generator for the
+    image ``handle`` (a mask covering half the image or more is background itself, not an
+    object), kept ``clear`` px away from the objects (an edit that grows its area by that much
+    would otherwise swallow small objects)."""
+    sam = call.models.get("sam", call.progress)
+    objects = [m.mask for m in sam.automatic(image, key=handle) if m.mask.mean() < 0.5]
+    width, height = image.size
+    found = np.logical_or.reduce(objects) if objects else np.zeros((height, width), dtype=bool)
+    area = ~grow(found, clear) if clear else ~found
+    if not area.any():
+        raise VitronToolError(f"SAM's objects cover the whole of {handle}: it has no background")
+    return area
