@@ -52,6 +52,11 @@ def markdown(report: Mapping[str, Any]) -> str:
                      "one of the scene's objects at random; tracking: an empty mask, objects leave "
                      "the frame; temporal grounding: the whole clip as the span): "
                      + "; ".join(chances) + ".")  # fmt: skip
+    for run in runs:
+        for task, row in run["tasks"].items():
+            if row.get("per_attribute"):
+                rates = ", ".join(f"{k} {_cell(v)}" for k, v in row["per_attribute"].items())
+                notes.append(f"{run['name']} {task}, each attribute right: {rates}.")
     for note in report.get("notes", []):
         notes.append(f"- {note}")
     return "\n".join(head + lines + notes) + "\n"

@@ -151,3 +151,18 @@ def test_ground_truth_calls_execute_on_the_real_backends(tmp_path, samples):
         assert row["execution"] == 1.0, (task, [r for r in report["records"] if r["task"] == task])
         if "module" in row:
             assert row["module"] == row["arguments"] == 1.0, task
+
+
+def test_generation_is_scored_per_attribute_as_well_as_all_together(tmp_path, samples):
+    """Issue 14 asks for shape and colour; the shapes world's prompts name a position too. A judge
+    that reads colours and no shape gives colour 1, shape 0, and 0 for both together."""
+    from tests.evals.oracle import ColourJudge
+
+    report = evaluate(settings(tmp_path), samples, planner=oracle_planner, tools=oracle_tools(),
+                      classifier=ColourJudge())  # fmt: skip
+    row = full(report)["generation"]
+    assert row["per_attribute"]["colour"] == 1.0 and row["per_attribute"]["shape"] == 0.0
+    assert row["shape_colour"] == 0.0 and row["attribute_accuracy"] == 0.0
+    table = markdown(report)
+    assert "shape+colour" in table
+    assert "full generation, each attribute right: shape 0.000, colour 1.000" in table
