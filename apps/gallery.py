@@ -161,7 +161,9 @@ def _header(profile: str, command: str, seed: int, out: Path) -> list[str]:
         "are 64 px). ✓/✗: what the shapes world's attribute classifier (the judge of "
         "`vitron eval`) reads in the output, against what was asked.",
         "",
-        f"Issue 14's floors: text-to-image shape, colour and position all right ≥ {FLOOR:.2f}; "
+        f"Issue 14's floors: text-to-image shape and colour right ≥ {FLOOR:.2f} (and the count: "
+        "one object is asked for; not judged), held here to the stricter shape, colour and "
+        f"position all right; "
         f"editing target attribute right ≥ {FLOOR:.2f} and PSNR outside the edit ≥ "
         f"{PSNR_FLOOR:.0f} dB. The diffusion parts shown, by their training records (held-out "
         "metrics in `pretrain.json`: 200 test samples for text-to-image, 60 edits for inpainting):",

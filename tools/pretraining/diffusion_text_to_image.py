@@ -120,7 +120,7 @@ def encode_texts(
 
 class TextToImagePretrainer:
     name = "diffusion_text_to_image"
-    default_steps = 1500
+    default_steps = 3000  # the committed nano text-to-image
     learning_rate = 1e-3
     batch_size = 64
 

@@ -99,7 +99,7 @@ def interior_point(mask: np.ndarray) -> tuple[float, float]:
 
 class SamPretrainer:
     name = "sam"
-    default_steps = 2000
+    default_steps = 4000  # the committed nano SAM (box cIoU 0.822 at 2000, 0.867 at 4000)
     learning_rate = 2e-3
     batch_size = 32
 
