@@ -14,7 +14,6 @@ Boxes are ``[x1, y1, x2, y2]`` fractions of the image, origin top-left, as the t
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -31,16 +30,17 @@ SIGNAL_NOTE = (
 """What a tool appends when the planner's signal has no trained projector (``tools/signals.py``)."""
 
 
-def handle(kind: str) -> str:
-    """A fresh workspace handle (``img_…``, ``mask_…``, ``vid_…``, ``box_…``, ``emb_…``)."""
-    return f"{kind}_{secrets.token_hex(8)}"
-
-
 class _Draw:
-    """Random parts of one result: boxes, scores, sampling settings, the signal phrase."""
+    """Random parts of one result: handles, boxes, scores, sampling settings, the signal phrase.
+    Every one comes from ``rng``, so a seed gives the same conversations (fresh random handles made
+    two runs of the same ``--seed`` train different planners)."""
 
     def __init__(self, rng: np.random.Generator) -> None:
         self.rng = rng
+
+    def handle(self, kind: str) -> str:
+        """A fresh workspace handle (``img_…``, ``mask_…``, ``vid_…``, ``box_…``, ``emb_…``)."""
+        return f"{kind}_{self.rng.bytes(8).hex()}"
 
     def box_values(self) -> list[float]:
         x1, y1 = self.rng.uniform(0, 0.6, size=2)
@@ -59,7 +59,7 @@ class _Draw:
     def settings(self) -> str:
         steps = int(self.rng.choice([2, 10, 20, 25]))
         guidance = float(self.rng.choice([4.0, 5.0, 7.5]))
-        signal = f", with signal {handle('emb')}" if self.rng.random() < 0.7 else ""
+        signal = f", with signal {self.handle('emb')}" if self.rng.random() < 0.7 else ""
         return (
             f"seed {int(self.rng.integers(0, 2**32))}, {steps} steps, guidance {guidance:g}{signal}"
         )
@@ -73,15 +73,15 @@ class _Draw:
 
 def _segment(d: _Draw, instruction: str, media: str, _: Sequence[str]) -> str:
     return (
-        f"{handle('mask')}: {instruction!r} covers {d.share()} of {media}, box {d.box()}, "
-        f"SAM score {d.score(0.5)}{d.located(instruction)}. Overlay: {handle('img')}"
+        f"{d.handle('mask')}: {instruction!r} covers {d.share()} of {media}, box {d.box()}, "
+        f"SAM score {d.score(0.5)}{d.located(instruction)}. Overlay: {d.handle('img')}"
     )
 
 
 def _ground(d: _Draw, instruction: str, media: str, _: Sequence[str]) -> str:
     return (
-        f"{handle('box')}: 1 box(es) in {media}, best first: {instruction} {d.box()} score "
-        f"{d.score()}. Overlay: {handle('img')}"
+        f"{d.handle('box')}: 1 box(es) in {media}, best first: {instruction} {d.box()} score "
+        f"{d.score()}. Overlay: {d.handle('img')}"
     )
 
 
@@ -90,9 +90,9 @@ def _track(d: _Draw, instruction: str, media: str, _: Sequence[str]) -> str:
     seen = int(d.rng.integers(frames // 2, frames + 1))
     note = SIGNAL_NOTE.format(component="sam2_signal") if d.rng.random() < 0.5 else ""
     return (
-        f"{handle('vid')}: mask video of {instruction!r} in {media} ({frames} frames), visible in "
+        f"{d.handle('vid')}: mask video of {instruction!r} in {media} ({frames} frames), visible in "
         f"{seen} of {frames} frames (mean coverage {d.share()}); on prompt frame 0 box {d.box()}"
-        f"{d.located(instruction, frame=0)}. Overlay: {handle('vid')}{note}"
+        f"{d.located(instruction, frame=0)}. Overlay: {d.handle('vid')}{note}"
     )
 
 
@@ -137,32 +137,32 @@ def _edit_image(d: _Draw, instruction: str, media: str, _: Sequence[str]) -> str
     where = (
         "the whole image changed"
         if summary.startswith("restyled the whole")
-        else f"only {handle('mask')} ({d.share()} of the image, the area grown by 8 px) changed"
+        else f"only {d.handle('mask')} ({d.share()} of the image, the area grown by 8 px) changed"
     )
-    return f"{handle('img')}: {summary} in {media}; {where} ({d.settings()})"
+    return f"{d.handle('img')}: {summary} in {media}; {where} ({d.settings()})"
 
 
 def _edit_video(d: _Draw, instruction: str, media: str, _: Sequence[str]) -> str:
     summary = _edit_summary(d, instruction).replace("(located by", "(located on frame 0 by")
     frames = int(d.rng.integers(8, 17))
     return (
-        f"{handle('vid')}: {summary} in {media} ({frames} frames, 64x64 at 4 fps); only the area of "
-        f"{handle('vid')} (the target, seen in {int(d.rng.integers(1, frames + 1))} of {frames} "
+        f"{d.handle('vid')}: {summary} in {media} ({frames} frames, 64x64 at 4 fps); only the area of "
+        f"{d.handle('vid')} (the target, seen in {int(d.rng.integers(1, frames + 1))} of {frames} "
         f"frames) grown by 8 px changed ({d.settings()})"
     )
 
 
 def _generate_image(d: _Draw, instruction: str, _: str, __: Sequence[str]) -> str:
-    return f"{handle('img')}: 32x32 image of {instruction!r} (Stable Diffusion, {d.settings()})."
+    return f"{d.handle('img')}: 32x32 image of {instruction!r} (Stable Diffusion, {d.settings()})."
 
 
 def _generate_video(d: _Draw, instruction: str, _: str, __: Sequence[str]) -> str:
-    return f"{handle('vid')}: 32x32 video of {instruction!r}, 4 frames at 4 fps ({d.settings()})"
+    return f"{d.handle('vid')}: 32x32 video of {instruction!r}, 4 frames at 4 fps ({d.settings()})"
 
 
 def _image_to_video(d: _Draw, instruction: str, media: str, _: Sequence[str]) -> str:
     said = f" as {instruction!r}" if instruction else ""
-    return f"{handle('vid')}: {media} animated{said}, 32x32, 4 frames at 4 fps ({d.settings()})"
+    return f"{d.handle('vid')}: {media} animated{said}, 32x32, 4 frames at 4 fps ({d.settings()})"
 
 
 RESULTS: dict[str, Callable[[_Draw, str, str, Sequence[str]], str]] = {
@@ -187,4 +187,5 @@ def tool_result(
     for the tools that make media from words); ``ranked``: retrieve's handles, best first."""
     if name not in RESULTS:
         raise KeyError(f"no result format for tool {name!r}; known: {', '.join(RESULTS)}")
-    return RESULTS[name](_Draw(rng), instruction, media or handle("img"), ranked)
+    draw = _Draw(rng)
+    return RESULTS[name](draw, instruction, media or draw.handle("img"), ranked)

@@ -54,3 +54,13 @@ def test_the_nano_planner_reads_its_own_short_instructions_and_the_media_listing
     custom = "You are a pirate.\n\n" + listing  # a system prompt of the user's own is kept
     assert own.render([("system", custom)], "</s>").startswith(custom)
     assert ChatTemplate().render([("system", generic)], "</s>").startswith(generic)
+
+
+def test_the_same_seed_writes_the_same_conversations(tmp_path):
+    """Tool results in the conversations carry made-up handles; drawn from the seed, not fresh
+    randomness, so two runs of one ``--seed`` train the same planner (they trained different
+    ones, and the micro pipeline's test passed or failed by chance)."""
+    first = write_conversations(tmp_path / "a", "train", 24, seed=3).read_text()
+    second = write_conversations(tmp_path / "b", "train", 24, seed=3).read_text()
+    assert "mask_" in first and first == second
+    assert write_conversations(tmp_path / "c", "train", 24, seed=4).read_text() != first
