@@ -143,8 +143,8 @@ MICRO: dict[str, Any] = {
 """``train_nano`` arguments of a micro run of the same pipeline, about 2 minutes on one core
 (``--micro``): what CI trains from nothing to check that the pipeline still learns
 (``tests/training/test_micro_pipeline.py``). Its planner routes most requests to the right tool,
-and through the committed backends grounds, tracks and retrieves well above chance; it does not
-learn to read pictures (tools/profiles/nano/README.md)."""
+and through the committed backends segments, grounds, tracks and retrieves well above chance; it
+does not learn to read pictures (tools/profiles/nano/README.md)."""
 
 
 SIGNAL_ROUTES = {"[SEG]": {"decoder": "sam", "projector": "sam_signal", "fresh": True},
