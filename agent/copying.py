@@ -14,7 +14,9 @@ tasks is such an in-order selection. With the profile's ``grounded_words`` (the 
 object from another: :mod:`vitron.agent.grounded`), words may be left out only where none of them
 is, and an instruction does not end right before one: it wrote "… right of the diamond" for "…
 right of the small diamond", and "make the circle red" for "make the purple circle red", naming
-another object. The model still chooses which words
+another object. Only an instruction an edit verb opened may gather words from two clauses
+(:data:`CLAUSE_BREAKS`): "make the star red" for "First segment the star, then make it red", but
+not "a … background circle in it" for "Generate a … background, then segment the circle in it". The model still chooses which words
 and how many; outside an instruction nothing changes. It runs after the invocation
 grammar (:mod:`vitron.agent.constrained`), whose state machine it follows, and keeps
 ``</Instruction>`` allowed between words; when the token budget forces the grammar to close an
@@ -58,6 +60,14 @@ START: frozenset[int] = frozenset({-1})
 """No word written yet: an edit verb may open the instruction."""
 OPENED: frozenset[int] = frozenset({-2})
 """Only an edit verb written: copying starts anywhere in the request, as at the start."""
+VERB = -3
+"""Kept among the places of an instruction an edit verb opened: such an instruction may gather its
+words from two clauses ("First segment the star, then make it red" -> "make the star red")."""
+CLAUSE_BREAKS = frozenset({",", ";", ".", "then"})
+"""Words that end a clause. An instruction no edit verb opened may not leave one out between two
+words it copies: the nano planner segmented "a small orange circle on a beige background circle
+in it" for "Generate a small orange circle on a beige background, then segment the circle in it"
+(no such instruction of the shapes world's tasks crosses a clause)."""
 
 
 @dataclass(frozen=True)
@@ -93,29 +103,36 @@ class CopiedInstructionProcessor(LogitsProcessor):
         self._prefixes: dict[frozenset[int], frozenset[str]] = {}
         self._allowed: dict[tuple[frozenset[int], str], torch.Tensor] = {}
 
-    def _next_places(self, place: int) -> range | list[int]:
+    def _next_places(self, place: int, across: bool = False) -> range | list[int]:
         """Where the word after one at ``place`` can be: anywhere later, but not past a word of
-        :attr:`keep` (the first word can be anywhere)."""
+        :attr:`keep`, nor past a clause break unless ``across`` (an edit verb opened the
+        instruction); the first word can be anywhere."""
+        if place == VERB:
+            return []
         if place < 0:
             return range(len(self.sequence))
-        if not self.keep:
+        if not self.keep and across:
             return range(place + 1, len(self.sequence))
         out = []
         for index in range(place + 1, len(self.sequence)):
             out.append(index)
-            if self.sequence[index] in self.keep:
+            word = self.sequence[index]
+            if word in self.keep or (not across and word in CLAUSE_BREAKS):
                 break
         return out
 
     def _after(self, places: frozenset[int], word: str) -> frozenset[int] | None:
         """Where ``word`` can be once written after ``places`` (:data:`OPENED` for an opening edit
-        verb; ``None``: nowhere)."""
+        verb; ``None``: nowhere). An instruction an edit verb opened keeps :data:`VERB`."""
         if places == START and word in INSTRUCTION_VERBS:
             return OPENED
+        across = _across(places)
         found = frozenset(
-            i for p in places for i in self._next_places(p) if self.sequence[i] == word
+            i for p in places for i in self._next_places(p, across) if self.sequence[i] == word
         )
-        return found or None
+        if not found:
+            return None
+        return found | {VERB} if across else found
 
     def _may_close(self, places: frozenset[int]) -> bool:
         """Whether the instruction may end here: not right before a word of :attr:`keep` (it
@@ -123,12 +140,14 @@ class CopiedInstructionProcessor(LogitsProcessor):
         return not self.keep or any(
             p < 0 or p + 1 >= len(self.sequence) or self.sequence[p + 1] not in self.keep
             for p in places
+            if p != VERB
         )
 
     def _prefixes_after(self, places: frozenset[int]) -> frozenset[str]:
         prefixes = self._prefixes.get(places)
         if prefixes is None:
-            words = {self.sequence[i] for p in places for i in self._next_places(p)}
+            across = _across(places)
+            words = {self.sequence[i] for p in places for i in self._next_places(p, across)}
             if places == START:
                 words |= INSTRUCTION_VERBS
             prefixes = frozenset(w[:k] for w in words for k in range(1, len(w) + 1))
@@ -225,6 +244,11 @@ class CopiedInstructionProcessor(LogitsProcessor):
         # a row the copy leaves nothing to write keeps the grammar's choice (never a dead end)
         usable = torch.isfinite(masked).any(dim=-1, keepdim=True)
         return torch.where(usable, masked, scores)
+
+
+def _across(places: frozenset[int]) -> bool:
+    """Whether an edit verb opened the instruction (its words may come from two clauses)."""
+    return places == OPENED or VERB in places
 
 
 def _pieces(text: str) -> list[tuple[bool, str]]:

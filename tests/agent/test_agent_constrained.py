@@ -289,6 +289,20 @@ def test_an_instruction_cannot_reach_back_to_a_word_it_already_passed(setup):
     assert "yell" in after_referent and "s" not in after_referent
 
 
+def test_only_an_edit_instruction_gathers_words_from_two_clauses(setup):
+    _, processor, grammar = setup
+    request = "Generate a small orange circle on a beige background, then segment the circle in it."
+    # the nano planner segmented "a small orange circle on a beige background circle in it"
+    written = "a small orange circle on a beige background"
+    assert "cir" not in allowed_after(processor, grammar, request, written)
+    assert "," in allowed_after(processor, grammar, request, written)
+    assert "cir" in allowed_after(processor, grammar, request, "the")  # a fresh start may
+    # "First segment the star, then make it red" is passed on as "make the star red"
+    edit = "First segment the star, then make it red."
+    assert "re" in allowed_after(processor, grammar, edit, "make the star")
+    assert "re" not in allowed_after(processor, grammar, edit, "the star")
+
+
 def test_an_instruction_cannot_leave_out_a_word_that_tells_objects_apart(setup):
     _, processor, grammar = setup
     request = "Put a box on the large dotted purple triangle right of the small cat."
