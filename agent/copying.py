@@ -16,8 +16,8 @@ is, and an instruction does not end right before one: it wrote "… right of the
 right of the small diamond", and "make the circle red" for "make the purple circle red", naming
 another object. Only an instruction an edit verb opened may gather words from two clauses
 (:data:`CLAUSE_BREAKS`): "make the star red" for "First segment the star, then make it red", but
-not "a … background circle in it" for "Generate a … background, then segment the circle in it". The model still chooses which words
-and how many; outside an instruction nothing changes. It runs after the invocation
+not "a … background circle in it" for "Generate a … background, then segment the circle in it".
+The model still chooses which words and how many; outside an instruction nothing changes. It runs after the invocation
 grammar (:mod:`vitron.agent.constrained`), whose state machine it follows, and keeps
 ``</Instruction>`` allowed between words; when the token budget forces the grammar to close an
 instruction mid-word, the grammar wins (the last word is then cut short).

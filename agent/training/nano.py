@@ -288,18 +288,12 @@ def publish(run: str | Path, profile_dir: str | Path, *, suffix: str = "") -> di
     (``suffix="_no_synergy"`` for the ablation's set), with ``training.json`` (configs, wall times, last logged losses, and the number
     of training conversations, which a rebuild needs to retrace the run)."""
     import json
-    import shutil
 
     run, profile_dir = Path(run), Path(profile_dir)
     copies = {f"vitron_llm{suffix}": run / "ground" / "llm"} | {
         f"{name}{suffix}": run / "invoke" / "projectors" / name for name in PROJECTORS
     }
-    missing = [str(source) for source in copies.values() if not source.is_dir()]
-    if missing:  # checked before anything is replaced, so the profile is never half-published
-        raise FileNotFoundError(f"{', '.join(missing)} is missing: finish the run first")
-    for name, source in copies.items():
-        shutil.rmtree(profile_dir / name, ignore_errors=True)
-        shutil.copytree(source, profile_dir / name)
+    _replace_folders(copies, profile_dir, "finish the run first")
     summary: dict[str, Any] = {"times_s": json.loads((run / "times.json").read_text())}
     if (run / "tower" / "tower.json").is_file():
         summary["tower"] = json.loads((run / "tower" / "tower.json").read_text())
@@ -377,20 +371,27 @@ def publish_projectors(run: str | Path, profile_dir: str | Path, report: dict[st
     ``<name><suffix>/``) and record the re-alignment (``report``, ``command``) under
     ``realigned`` in the planner's ``training.json``; the planner itself is left as it is."""
     import json
-    import shutil
 
     run, profile_dir = Path(run), Path(profile_dir)
-    sources = {name: run / "realign" / "projectors" / name for name in PROJECTORS}
-    missing = [str(source) for source in sources.values() if not source.is_dir()]
-    if missing:
-        raise FileNotFoundError(f"{', '.join(missing)} is missing: finish the re-alignment first")
+    copies = {f"{name}{suffix}": run / "realign" / "projectors" / name for name in PROJECTORS}
+    _replace_folders(copies, profile_dir, "finish the re-alignment first")
     summary_path = profile_dir / f"vitron_llm{suffix}" / "training.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-    for name, source in sources.items():
-        shutil.rmtree(profile_dir / f"{name}{suffix}", ignore_errors=True)
-        shutil.copytree(source, profile_dir / f"{name}{suffix}")
     summary["realigned"] = report | {"projectors": list(PROJECTORS), "command": command}
     summary_path.write_text(json.dumps(summary, indent=2))
+
+
+def _replace_folders(copies: dict[str, Path], profile_dir: Path, unfinished: str) -> None:
+    """Replace ``profile_dir/<name>`` by a copy of each source folder of ``copies``; every
+    source is checked before anything is replaced, so the profile is never half-published."""
+    import shutil
+
+    missing = [str(source) for source in copies.values() if not source.is_dir()]
+    if missing:
+        raise FileNotFoundError(f"{', '.join(missing)} is missing: {unfinished}")
+    for name, source in copies.items():
+        shutil.rmtree(profile_dir / name, ignore_errors=True)
+        shutil.copytree(source, profile_dir / name)
 
 
 def main(argv: list[str] | None = None) -> int:

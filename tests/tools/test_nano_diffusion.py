@@ -21,8 +21,9 @@ from vitron.tools.registry import ModelRegistry
 from vitron.tools.workspace import Workspace
 
 GENERATIONS = range(300, 312)
-RECOLOURS = 8
 """Held-out ``test``-split generation samples (seed 0); training never draws from the splits."""
+RECOLOURS = 8
+"""Held-out ``test``-split recolour edits judged (the first ones from index 1)."""
 
 
 @pytest.fixture(scope="module")
