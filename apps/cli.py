@@ -80,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: VITRON_CHECKPOINTER, else SQLite in the workspace)",
     )
     common.add_argument(
-        "--planner", help="package.module:attribute of another chat model to plan with"
+        "--planner",
+        help="package.module:attribute of another chat model to plan with (vitron eval also "
+        "takes `gold`: each sample's ground-truth calls, which scores the tools alone)",
     )
     common.add_argument(
         "--step-limit",

@@ -288,6 +288,47 @@ def psnr_outside(
     return math.inf if mse == 0 else 10 * math.log10(peak**2 / mse)
 
 
+MIN_OBJECT_PIXELS = 4
+"""Specks smaller than this are noise, not objects."""
+DARK_SHADE = 0.55
+"""A texture's darker pixels are the object's colour times this (the shapes world's renderer)."""
+
+
+def colour_boxes(
+    image: np.ndarray, colour: str, palette: Mapping[str, Sequence[float]]
+) -> list[list[float]]:
+    """Normalised boxes of the regions of ``image`` (H x W x 3 uint8, a plain background) drawn
+    in ``colour``: each pixel takes the nearest of the ``palette``'s colours, their textures'
+    darker shades and the background (the median colour of the picture's border); the connected
+    regions of ``colour`` or its shade are the boxes. Where layout-to-image put an object of the
+    asked colour (touching objects of one colour count as one)."""
+    from scipy.ndimage import find_objects, label
+
+    pixels = np.asarray(image, dtype=np.float64)
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    names = [*palette, *palette, "background"]
+    tones = [*palette.values(), *(np.asarray(v) * DARK_SHADE for v in palette.values()),
+             np.median(border, axis=0)]  # fmt: skip
+    distances = np.stack([np.linalg.norm(pixels - np.asarray(t), axis=2) for t in tones])
+    nearest = distances.argmin(axis=0)
+    mine = np.isin(nearest, [i for i, n in enumerate(names) if n == colour])
+    regions, _ = label(mine)
+    height, width = mine.shape
+    boxes = []
+    for index, found in enumerate(find_objects(regions), start=1):
+        if found is None or (regions[found] == index).sum() < MIN_OBJECT_PIXELS:
+            continue
+        rows, cols = found
+        boxes.append([cols.start / width, rows.start / height, cols.stop / width,
+                      rows.stop / height])  # fmt: skip
+    return boxes
+
+
+def best_box_iou(found: Sequence[Sequence[float]], box: Sequence[float]) -> float:
+    """The IoU of ``box`` with the found box that overlaps it most (0 when none is found)."""
+    return max((box_iou(f, box) for f in found), default=0.0)
+
+
 class AttributeClassifier(Protocol):
     """Judges generated and edited images: the attributes (``shape``, ``colour``, ``position``…)
     it sees in ``image`` (H x W x 3 uint8), optionally within a normalised ``box``. A classifier

@@ -54,6 +54,12 @@ def markdown(report: Mapping[str, Any]) -> str:
                      + "; ".join(chances) + ".")  # fmt: skip
     for run in runs:
         for task, row in run["tasks"].items():
+            if row.get("placed") is not None:
+                notes.append(f"{run['name']} {task}: objects drawn in their box (a region of "
+                             f"their colour whose box has IoU ≥ 0.5 with it) {_cell(row['placed'])} "
+                             f"(the world's own renders: {_cell(row.get('placed_reference'))}); "
+                             "in box: that, and the asked shape and colour read inside the box "
+                             "(attr acc: the shape and colour alone).")  # fmt: skip
             if row.get("per_attribute"):
                 rates = ", ".join(f"{k} {_cell(v)}" for k, v in row["per_attribute"].items())
                 notes.append(f"{run['name']} {task}, each attribute right: {rates}.")

@@ -85,18 +85,26 @@ def load_suite(settings: EvalSettings) -> list[Sample]:
 
 def _shapes_samples(split: str, limit: int | None, seed: int, tasks: Sequence[str]) -> list[Sample]:
     """The shapes suite's samples: sample ``i`` has task ``EVAL_TASKS[i % len(EVAL_TASKS)]``;
-    with ``tasks``, only the indices of those tasks, in order, until ``limit``."""
+    with ``tasks``, only the indices of those tasks, in order, until ``limit``. A task scored
+    only on request (:data:`~vitron.evals.shapes.tasks.ON_REQUEST`) draws from its own indices,
+    taken in turn with the suite's."""
     from vitron.evals.shapes.dataset import EVAL_TASKS, check_split, make_sample
+    from vitron.evals.shapes.tasks import ON_REQUEST
 
     check_split(split)
-    unknown = sorted(set(tasks) - set(EVAL_TASKS))
+    unknown = sorted(set(tasks) - set(EVAL_TASKS) - set(ON_REQUEST))
     if unknown:
-        raise ValueError(f"unknown shapes tasks {unknown}; scored tasks: {', '.join(EVAL_TASKS)}")
+        raise ValueError(f"unknown shapes tasks {unknown}; scored tasks: "
+                         f"{', '.join(EVAL_TASKS)}; on request: {', '.join(ON_REQUEST)}")  # fmt: skip
     wanted = set(tasks or EVAL_TASKS)
     count = limit if limit is not None else SHAPES_DEFAULT_PER_TASK * len(wanted)
-    indices = (i for i in itertools.count() if EVAL_TASKS[i % len(EVAL_TASKS)] in wanted)
-    return [make_sample(split, i, seed=seed, tasks=EVAL_TASKS)
-            for i in itertools.islice(indices, count)]  # fmt: skip
+    streams = [(make_sample(split, i, seed=seed, tasks=[task]) for i in itertools.count())
+               for task in ON_REQUEST if task in wanted]  # fmt: skip
+    if wanted - set(ON_REQUEST):
+        indices = (i for i in itertools.count() if EVAL_TASKS[i % len(EVAL_TASKS)] in wanted)
+        streams.insert(0, (make_sample(split, i, seed=seed, tasks=EVAL_TASKS) for i in indices))
+    in_turn = (next(s) for _ in itertools.count() for s in streams)
+    return list(itertools.islice(in_turn, count))
 
 
 def evaluate(
@@ -186,6 +194,10 @@ def classifier_self_check(classifier: Any, samples: Sequence[Sample]) -> dict[st
     images, expected, boxes = [], [], []
     for sample in samples:
         gold = sample.gold
+        for obj in gold.get("objects", []) if sample.task == "layout" else []:
+            images.append(gold["reference"])
+            expected.append(obj["expected"])
+            boxes.append(obj["box"])
         image = gold.get("reference") if sample.task == "generation" else gold.get("after")
         if image is not None and gold.get("expected"):
             images.append(image)
@@ -194,9 +206,18 @@ def classifier_self_check(classifier: Any, samples: Sequence[Sample]) -> dict[st
     return attribute_accuracy(classifier, images, expected, boxes)
 
 
+GOLD = "gold"
+"""``--planner gold``: every sample's ground-truth calls (a per-sample scripted planner), so the
+tools are scored through the graph without the planner's mistakes."""
+
+
 def _default_planner(settings: EvalSettings) -> Any:
     from vitron.graphs.planner import planner_from_spec
 
+    if settings.planner_spec == GOLD:
+        from vitron.evals.gold_planner import gold_planner
+
+        return gold_planner
     if settings.planner_spec:
         return planner_from_spec(settings.planner_spec)
     from vitron.agent.chat_model import ChatVitron

@@ -44,8 +44,12 @@ METRIC_LABELS: dict[str, str] = {
     "l1": "L1",
     "attribute_accuracy": "attr acc",
     "shape_colour": "shape+colour",
+    "in_box": "in box",
 }
 """Metric key -> column heading, in column order."""
+LAYOUT_IOU = 0.5
+"""Layout-to-image: an object is where it was asked for when a drawn object's box overlaps its
+box this much (issue 14's floor)."""
 
 
 @dataclass
@@ -212,6 +216,41 @@ def _generation(outcome: Outcome, options: Options) -> dict[str, Any]:
     return {"attr": float(all(hits.values())), "attr_by": hits}
 
 
+def judge_layout(
+    classifier: metrics.AttributeClassifier,
+    image: np.ndarray | None,
+    objects: Sequence[Mapping[str, Any]],
+    reference: np.ndarray | None = None,
+) -> list[dict[str, float]]:
+    """Per object asked for (``{"box", "expected": {"shape", "colour"}}``): ``kind`` (the
+    classifier reads its shape and colour inside its box), ``placed`` (a region of its colour
+    was drawn whose box has IoU ≥ 0.5 with it), ``hit`` (both), and with a ``reference`` (the
+    world's own render) whether that render passes the placement check (it misses where two
+    objects of one colour touch). ``image`` ``None``: nothing was drawn, every object missed."""
+    judged = []
+    for obj in objects:
+        want, box = obj["expected"], obj["box"]
+        seen = classifier.predict(image, box) if image is not None else {}
+        kind = all(seen.get(k) == v for k, v in want.items())
+        found = metrics.colour_boxes(image, want["colour"], COLOURS) if image is not None else []
+        placed = metrics.best_box_iou(found, box) >= LAYOUT_IOU
+        scores = {"kind": float(kind), "placed": float(placed), "hit": float(kind and placed)}
+        if reference is not None:
+            drawn = metrics.colour_boxes(reference, want["colour"], COLOURS)
+            scores["reference"] = float(metrics.best_box_iou(drawn, box) >= LAYOUT_IOU)
+        judged.append(scores)
+    return judged
+
+
+def _layout(outcome: Outcome, options: Options) -> dict[str, Any]:
+    """:func:`judge_layout` of the generated picture, against the sample's render."""
+    if options.classifier is None:
+        return {"objects": None}
+    gold = outcome.sample.gold
+    pred = predicted_image(outcome, "generate_image")
+    return {"objects": judge_layout(options.classifier, pred, gold["objects"], gold["reference"])}
+
+
 def _vqa(outcome: Outcome) -> dict[str, Any]:
     gold = outcome.sample.gold
     return {"hit": float(metrics.vqa_correct(outcome.answer, gold["answer"], gold["options"])),
@@ -240,6 +279,7 @@ TASK_SCORERS: dict[str, Callable[[Outcome, Options], dict[str, Any]]] = {
     "retrieval": lambda o, _: _retrieval(o),
     "editing": _editing,
     "generation": _generation,
+    "layout": _layout,
     "vqa": lambda o, _: _vqa(o),
     "region_caption": lambda o, _: _region_caption(o),
     "temporal_grounding": lambda o, _: _temporal(o),
@@ -302,6 +342,12 @@ def aggregate(task: str, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]
         if judged:  # issue 14 asks for shape and colour (and count: one object is asked for)
             row["shape_colour"] = _mean([b.get("shape", 0) * b.get("colour", 0) for b in judged])
             row["per_attribute"] = {k: _mean([b.get(k) for b in judged]) for k in judged[0]}
+    elif task == "layout":  # pooled over every object asked for
+        objects = [o for v in values for o in v.get("objects") or []]
+        row["attribute_accuracy"] = _mean([o["kind"] for o in objects])
+        row["in_box"] = _mean([o["hit"] for o in objects])
+        row["placed"] = _mean([o["placed"] for o in objects])
+        row["placed_reference"] = _mean([o["reference"] for o in objects])
     elif task in ("vqa", "region_caption"):
         row["accuracy"] = _mean([v["hit"] for v in values])
         row["chance"] = {"accuracy": _mean([v["chance"] for v in values])}

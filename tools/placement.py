@@ -188,6 +188,42 @@ def move_box(where: str, box: list[float]) -> Placed | None:
     return Placed(box_at(place, width, height), f"to {place.name}")
 
 
+_PREPOSITIONS = frozenset({"at", "on", "in", "to", "into", "onto", "towards", "toward"})
+_ARTICLES = frozenset({"a", "an", "one"})
+
+
+@dataclass(frozen=True)
+class PlacedObject:
+    """One object a picture's description puts at a named place: its ``phrase`` ('a small red
+    circle'), the ``words`` that place it ('on the left') and the ``box`` they name."""
+
+    phrase: str
+    words: str
+    box: list[float]
+
+
+def placed_object(description: str, aspect: float = 1.0) -> PlacedObject | None:
+    """The one object ``description`` puts at a named place, as in 'a small red circle on the
+    left on a white background' (phrase 'a small red circle', box at the left, sized by 'small');
+    ``None`` unless the description opens with one object ('a' / 'an' / 'one' and its words)
+    followed directly by a place ('on the left', 'in the top right corner', 'at the centre of the
+    image'). What follows the place (a background, a style) is the picture's, not the object's.
+    The longest place wins, so 'in the top left corner' is one place."""
+    words = description.strip().rstrip(".!").split()
+    if len(words) < 3 or words[0].lower() not in _ARTICLES:
+        return None
+    for start in range(2, len(words)):
+        if words[start].lower() not in _PREPOSITIONS:
+            continue
+        for end in range(len(words), start + 1, -1):
+            where = " ".join(words[start:end])
+            placed = add_box(where, " ".join(words[:start]), aspect=aspect)
+            if placed is not None:
+                return PlacedObject(" ".join(words[:start]), where, placed.box)
+        return None  # the object's words end at its first preposition
+    return None
+
+
 def names_place(where: str, *, move: bool = False) -> bool:
     """Whether ``where`` reads as a place (or, for a move, also as a direction)."""
     return read_place(where) is not None or (move and read_direction(where) is not None)

@@ -17,7 +17,7 @@ import numpy as np
 
 from vitron.evals.sample import Sample
 from vitron.evals.shapes.scene import DEFAULT_SIZE, record_combinations
-from vitron.evals.shapes.tasks import BUILDERS
+from vitron.evals.shapes.tasks import BUILDERS, ON_REQUEST
 
 SPLITS: dict[str, int] = {"train": 0, "validation": 1, "test": 2, "compositional": 3}
 """Split name -> its key in the seed (so splits draw from disjoint random streams)."""
@@ -36,19 +36,22 @@ def make_sample(
     split: str, index: int, *, seed: int = 0, tasks: Sequence[str] | None = None,
     size: int = DEFAULT_SIZE,
 ) -> Sample:  # fmt: skip
-    """Sample ``index`` of ``split``: its task is ``tasks[index % len(tasks)]``."""
+    """Sample ``index`` of ``split``: its task is ``tasks[index % len(tasks)]`` (default: every
+    task the world teaches, :data:`~vitron.evals.shapes.tasks.BUILDERS`)."""
     tasks = list(tasks or BUILDERS)
-    unknown = sorted(set(tasks) - set(BUILDERS))
+    builders = BUILDERS | ON_REQUEST
+    unknown = sorted(set(tasks) - set(builders))
     if unknown:
-        raise ValueError(f"unknown shapes tasks {unknown}; known: {', '.join(BUILDERS)}")
+        raise ValueError(f"unknown shapes tasks {unknown}; known: {', '.join(builders)}")
     task = tasks[index % len(tasks)]
     compositional = check_split(split) == "compositional"
     for attempt in range(MAX_ATTEMPTS):
         rng = np.random.default_rng([seed, SPLITS[split], index, attempt])
         with record_combinations() as seen:
-            sample = BUILDERS[task](rng, compositional, size)
+            sample = builders[task](rng, compositional, size)
         if sample is not None:
-            sample.id = f"shapes-{split}-{seed}-{index:06d}"
+            stream = f"{task}-" if task in ON_REQUEST else ""  # its own indices, its own ids
+            sample.id = f"shapes-{split}-{seed}-{stream}{index:06d}"
             sample.split = split
             sample.meta = {"seed": seed, "index": index, "attempt": attempt,
                            "combinations": sorted(seen)}  # fmt: skip

@@ -134,3 +134,9 @@ def number(n: int) -> str:
 def horizontal_position(x: float) -> str:
     """``left``, ``centre`` or ``right`` third of the image."""
     return "left" if x < 1 / 3 else ("right" if x > 2 / 3 else "centre")
+
+
+def layout_caption(phrases: list[str], background: str) -> str:
+    """A picture's description from its objects' phrases: ``"a small red circle and a large blue
+    square on a white background"``."""
+    return f"{' and '.join(phrases)} on a {background} background"

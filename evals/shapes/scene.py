@@ -233,6 +233,23 @@ def training_combination(colour: str, shape: str) -> bool:
     return not is_held_out(colour, shape)
 
 
+def layout_scene(
+    rng: np.random.Generator,
+    objects: tuple[int, int] = (1, 2),
+    allow: Callable[[str, str], bool] = training_combination,
+    size: int = 32,
+) -> Scene:
+    """A plain-background scene of ``objects[0]..objects[1]`` objects placed anywhere, each at
+    least :data:`MIN_VISIBLE` visible at ``size`` px (what layout-to-image is trained and
+    measured on, at the generation task's 32 px)."""
+    count = int(rng.integers(objects[0], objects[1] + 1))
+    background = list(BACKGROUNDS)[int(rng.integers(len(BACKGROUNDS)))]
+    while True:
+        scene = Scene(tuple(random_object(rng, allow) for _ in range(count)), background)
+        if min(visible_fractions(scene, size)) >= MIN_VISIBLE:
+            return scene
+
+
 def sample_scene(
     rng: np.random.Generator,
     *,

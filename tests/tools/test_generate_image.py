@@ -155,3 +155,55 @@ def test_missing_checkpoint_names_profile_and_file(tmp_path, services):
     assert message.status == "error"
     assert "'local-sd'" in message.content and str(missing) in message.content
     assert "'text_to_image'" in message.content
+
+
+def _worded_tool(tmp_path, services, layout_from_words: bool):  # noqa: ANN001, ANN202
+    """generate_image on tiny, with the text-to-image entry's ``layout_from_words`` set."""
+    profile = tmp_path / "worded.toml"
+    profile.write_text(
+        'name = "worded"\nextends = "tiny"\n[components.text_to_image]\nloader = "diffusion"\n'
+        'pipeline = "text_to_image"\ncheckpoint = "tiny"\nwidth = 32\nheight = 32\nsteps = 2\n'
+        f"layout_from_words = {str(layout_from_words).lower()}\n"
+    )
+    worded = Services(
+        workspace=services.workspace, models=ModelRegistry(load_profile(profile), device="cpu")
+    )
+    return {t.name: t for t in build_tools(worded)}["generate_image"]
+
+
+def _generate(tool, instruction: str):  # noqa: ANN001, ANN202
+    args = {"instruction": instruction, "seed": 5}
+    return tool.invoke({"type": "tool_call", "id": "c1", "name": "generate_image", "args": args})
+
+
+def test_a_worded_place_goes_to_gligen_in_its_box_when_the_profile_asks(tmp_path, services):
+    tool = _worded_tool(tmp_path, services, layout_from_words=True)
+    left = _generate(tool, "a small red circle on the left on a white background")
+    assert left.status == "success", left.content
+    assert "GLIGEN" in left.content and "(from 'on the left')" in left.content
+    assert "'a small red circle' in [0.160, 0.410, 0.340, 0.590]" in left.content
+    right = _generate(tool, "a small red circle on the right on a white background")
+    images = [pixels(services.workspace, m.artifact["image"]) for m in (left, right)]
+    assert not np.array_equal(images[0], images[1])
+    unplaced = _generate(tool, "a small red circle on a white background")  # no place: plain
+    assert "Stable Diffusion" in unplaced.content and "GLIGEN" not in unplaced.content
+
+
+def test_worded_places_stay_words_by_default(tmp_path, services):
+    tool = _worded_tool(tmp_path, services, layout_from_words=False)
+    message = _generate(tool, "a small red circle on the left on a white background")
+    assert "Stable Diffusion" in message.content and "GLIGEN" not in message.content
+
+
+def test_a_layout_setting_that_is_not_true_or_false_is_a_clear_error(tmp_path, services):
+    profile = tmp_path / "bad.toml"
+    profile.write_text(
+        'name = "bad"\nextends = "tiny"\n[components.text_to_image]\nloader = "diffusion"\n'
+        'pipeline = "text_to_image"\ncheckpoint = "tiny"\nlayout_from_words = "yes"\n'
+    )
+    bad = Services(
+        workspace=services.workspace, models=ModelRegistry(load_profile(profile), device="cpu")
+    )
+    message = _generate({t.name: t for t in build_tools(bad)}["generate_image"], "a red circle")
+    assert message.status == "error"
+    assert "layout_from_words must be true or false" in message.content

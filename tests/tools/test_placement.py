@@ -14,6 +14,7 @@ from vitron.tools.placement import (
     add_box,
     clamp_box,
     move_box,
+    placed_object,
     read_direction,
     read_place,
     size_of,
@@ -197,3 +198,42 @@ def test_the_shapes_worlds_add_and_move_edits_land_near_their_gold_boxes():
             placed = move_box(reading.where, _box_before(gold, reading.where))
             assert box_iou(placed.box, gold["box"]) >= 0.3, edit
     assert seen["add"] >= 3 and seen["move"] >= 3
+
+
+@pytest.mark.parametrize(
+    ("description", "phrase", "words", "centre"),
+    [
+        ("a small striped red circle on the left on a white background", "a small striped red circle",
+         "on the left", (0.25, 0.5)),
+        ("a large blue star in the centre on a black background", "a large blue star",
+         "in the centre", (0.5, 0.5)),
+        ("an owl in the top right corner of the image.", "an owl", "in the top right corner of the image",
+         (0.75, 0.25)),
+        ("one red square at the bottom", "one red square", "at the bottom", (0.5, 0.75)),
+    ],
+)  # fmt: skip
+def test_a_description_that_places_its_one_object_names_its_box(description, phrase, words, centre):
+    placed = placed_object(description)
+    assert placed is not None and (placed.phrase, placed.words) == (phrase, words)
+    box = placed.box
+    assert ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2) == pytest.approx(centre, abs=1e-3)
+    assert box[2] - box[0] == pytest.approx(size_of(phrase), abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    "description",
+    [
+        "a red circle on a white background",  # no place
+        "the red circle on the left",  # not one new object
+        "a cat on a sofa in the top left corner",  # its first preposition names no place
+        "a red circle",
+        "on the left",
+    ],
+)
+def test_descriptions_that_place_no_single_object_are_left_to_words(description):
+    assert placed_object(description) is None
+
+
+def test_a_placed_object_is_square_in_pixels_of_a_wide_image():
+    box = placed_object("a large red circle on the left", aspect=2.0).box
+    assert (box[2] - box[0]) * 2 == pytest.approx(box[3] - box[1], abs=1e-3)

@@ -1,6 +1,7 @@
-"""``vitron pretrain diffusion_vae / diffusion_text_to_image / diffusion_inpaint``: two steps each
-chain into pipeline folders that the unchanged ``diffusion`` loader reads and samples from, and
-the inpainting UNet starts as the text-to-image UNet."""
+"""``vitron pretrain diffusion_vae / diffusion_text_to_image / diffusion_inpaint /
+diffusion_gligen``: two steps each chain into pipeline folders that the unchanged ``diffusion``
+loader reads and samples from; the inpainting UNet starts as the text-to-image UNet, and GLIGEN
+trains only the layers it adds to it."""
 
 from __future__ import annotations
 
@@ -15,7 +16,12 @@ from PIL import Image
 from vitron.apps.cli import main
 from vitron.tools.models.diffusion import load_diffusion
 from vitron.tools.models.diffusion_common import Prompt
-from vitron.tools.pretraining.diffusion_data import edit_example, generation_example
+from vitron.tools.pretraining.diffusion_data import (
+    edit_example,
+    generation_example,
+    layout_example,
+)
+from vitron.tools.pretraining.diffusion_gligen import NEW_LAYERS, gligen_unet
 from vitron.tools.pretraining.diffusion_inpaint import inpainting_unet
 from vitron.tools.pretraining.diffusion_text_to_image import nano_tokenizer, nano_unet
 from vitron.tools.pretraining.loop import REPORT_NAME, RESUME_NAME
@@ -40,12 +46,14 @@ def _report(folder) -> dict:  # noqa: ANN001
 def chain(tmp_path_factory) -> dict:
     """The three commands on a two-step budget, each building on the previous one's folder."""
     root = tmp_path_factory.mktemp("diffusion")
-    folders = {name: root / name for name in ("vae", "t2i", "inpaint")}
+    folders = {name: root / name for name in ("vae", "t2i", "inpaint", "gligen")}
     common = ["--seed", "1", "--steps", "2", "--eval-count", "2"]
     assert main(["pretrain", "diffusion_vae", "--out", str(folders["vae"]), *common]) == 0
     assert main(["pretrain", "diffusion_text_to_image", "--out", str(folders["t2i"]),
                  "--base", str(folders["vae"]), *common]) == 0  # fmt: skip
     assert main(["pretrain", "diffusion_inpaint", "--out", str(folders["inpaint"]),
+                 "--base", str(folders["t2i"]), *common]) == 0  # fmt: skip
+    assert main(["pretrain", "diffusion_gligen", "--out", str(folders["gligen"]),
                  "--base", str(folders["t2i"]), *common]) == 0  # fmt: skip
     return folders
 
@@ -78,10 +86,59 @@ def test_the_commands_chain_into_pipeline_folders_the_diffusion_loader_samples_f
     assert out.shape == (64, 64, 3) and out.dtype == np.uint8
 
 
+def test_gligen_trains_only_its_new_layers_and_reads_as_both_pipelines(chain):
+    report = _report(chain["gligen"])
+    assert set(report["metrics"]) == {"layout_kind", "layout_placed", "layout_hit"}
+    base = _engine(chain["t2i"], "text_to_image").pipe.unet.state_dict()
+    gligen = _engine(chain["gligen"], "gligen")
+    grown = gligen.pipe.unet.state_dict()
+    assert all(torch.equal(base[k], grown[k]) for k in base)  # the text-to-image UNet, frozen
+    new = [k for k in grown if k not in base]
+    assert new and all(any(part in k for part in NEW_LAYERS) for k in new)
+    gates = [v for k, v in grown.items() if k.endswith("alpha_attn")]
+    assert gates and any(g.abs().item() > 0 for g in gates)  # trained away from zero
+    boxes = [[0.1, 0.3, 0.4, 0.6]]
+    image = gligen.generate(Prompt("a small red circle on a white background"),
+                            ["a small red circle"], boxes, width=32, height=32, seed=0, steps=2,
+                            guidance=4.0, progress=lambda event: None)  # fmt: skip
+    assert image.pixels.shape == (32, 32, 3)
+    as_text_to_image = _engine(chain["gligen"], "text_to_image")  # the folder needs no copy
+    assert as_text_to_image.pipe.unet.config.attention_type == "gated"
+
+
+def test_the_gligen_unet_starts_as_the_text_to_image_unet():
+    """Its gates start at zero, so with boxes it predicts what the text-to-image UNet does, and
+    only the added layers require gradients."""
+    torch.manual_seed(0)
+    unet = nano_unet().eval()
+    grown = gligen_unet(unet).eval()
+    latents, states, t = torch.randn(1, 4, 8, 8), torch.randn(1, 24, 64), torch.tensor([300])
+    gligen = {"boxes": torch.rand(1, 30, 4), "positive_embeddings": torch.randn(1, 30, 64),
+              "masks": torch.ones(1, 30)}  # fmt: skip
+    with torch.no_grad():
+        plain = unet(latents, t, encoder_hidden_states=states).sample
+        grounded = grown(latents, t, encoder_hidden_states=states,
+                         cross_attention_kwargs={"gligen": gligen}).sample  # fmt: skip
+    assert torch.allclose(plain, grounded, atol=1e-5)
+    trained = {k for k, p in grown.named_parameters() if p.requires_grad}
+    assert trained and all(any(part in k for part in NEW_LAYERS) for k in trained)
+
+
+def test_layout_examples_box_every_object_they_name():
+    example = layout_example(np.random.default_rng(4))
+    assert example.image.shape == (32, 32, 3) and 1 <= len(example.phrases) <= 2
+    assert len(example.boxes) == len(example.phrases)
+    assert all(p.removeprefix("a ") in example.caption for p in example.phrases)
+    for x1, y1, x2, y2 in example.boxes:
+        assert 0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1
+
+
 def test_the_weights_are_stored_in_half_precision(chain):
     from safetensors import safe_open
 
-    for folder, part in ((chain["t2i"], "unet"), (chain["inpaint"], "unet"), (chain["t2i"], "vae")):
+    parts = [(chain["t2i"], "unet"), (chain["inpaint"], "unet"), (chain["t2i"], "vae"),
+             (chain["gligen"], "unet")]  # fmt: skip
+    for folder, part in parts:
         (path,) = (folder / part).glob("*.safetensors")
         with safe_open(str(path), "pt") as weights:
             key = next(iter(weights.keys()))
@@ -92,6 +149,7 @@ def test_text_to_image_and_inpainting_need_their_base_folder(tmp_path, capsys):
     assert main(["pretrain", "diffusion_text_to_image", "--out", str(tmp_path / "a")]) != 0
     assert main(["pretrain", "diffusion_inpaint", "--out", str(tmp_path / "b"),
                  "--base", str(tmp_path)]) != 0  # fmt: skip
+    assert main(["pretrain", "diffusion_gligen", "--out", str(tmp_path / "c")]) != 0
     assert "--base" in capsys.readouterr().err
 
 

@@ -2,6 +2,9 @@
 
 Regions are normalised ``[x1, y1, x2, y2]`` boxes of the image to be made (top-left origin), one
 phrase each: GLIGEN draws each phrase inside its box while the instruction describes the whole.
+A profile whose text-to-image entry sets ``layout_from_words`` also sends GLIGEN a description
+that puts its one object at a named place ('a red circle on the left on a white background'),
+with the box those words name (:func:`vitron.tools.placement.placed_object`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from vitron.tools.generation import (
     sampling,
 )
 from vitron.tools.geometry import fmt_box
+from vitron.tools.placement import PlacedObject, placed_object
 from vitron.tools.signals import signal_phrase, used_signal
 
 if TYPE_CHECKING:
@@ -68,20 +72,30 @@ def generate_image(args: GenerateImageArgs, call: CallContext) -> ToolOutput:
     """Text-to-image, optionally with a box layout."""
     from vitron.tools.models.diffusion_engines import GligenEngine, TextToImageEngine
 
-    if args.regions and args.phrases:
+    phrases, regions, worded = args.phrases, args.regions, ""
+    engine = None
+    if not (regions and phrases):
+        engine = get_engine(call, "text_to_image", TextToImageEngine)
+        placed = _placed_by_words(args, engine)
+        if placed is not None:
+            phrases, regions = [placed.phrase], [placed.box]
+            worded = f" (from {placed.words!r})"
+    if regions and phrases:
         gligen = get_engine(call, "gligen", GligenEngine)
         settings, width, height = _settings(args, gligen)
         result = gligen.generate(
-            make_prompt(args.instruction, args, gligen, call), args.phrases, args.regions,
+            make_prompt(args.instruction, args, gligen, call), phrases, regions,
             width=width, height=height, seed=settings.seed, steps=settings.steps,
             guidance=settings.guidance, progress=call.progress, grounding=args.grounding,
         )  # fmt: skip
         method = "GLIGEN"
-        layout = "; layout: " + ", ".join(
-            f"{p!r} in {fmt_box(r)}" for p, r in zip(args.phrases, args.regions, strict=True)
+        layout = (
+            "; layout: "
+            + ", ".join(f"{p!r} in {fmt_box(r)}" for p, r in zip(phrases, regions, strict=True))
+            + worded
         )
     else:
-        engine = get_engine(call, "text_to_image", TextToImageEngine)
+        engine = engine or get_engine(call, "text_to_image", TextToImageEngine)
         settings, width, height = _settings(args, engine)
         result = engine.generate(
             make_prompt(args.instruction, args, engine, call), width=width, height=height,
@@ -102,6 +116,14 @@ def generate_image(args: GenerateImageArgs, call: CallContext) -> ToolOutput:
         created=[stored],
         data={"image": stored.handle, "seed": settings.seed},
     )
+
+
+def _placed_by_words(args: GenerateImageArgs, engine: DiffusionEngine) -> PlacedObject | None:
+    """The object the description places by words, when the profile asks for that."""
+    if not engine.defaults.layout_from_words:
+        return None
+    width, height = output_size(args.width, args.height, engine)
+    return placed_object(args.instruction, aspect=width / height)
 
 
 def _settings(args: GenerateImageArgs, engine: DiffusionEngine) -> tuple[Sampling, int, int]:

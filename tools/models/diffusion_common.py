@@ -49,13 +49,25 @@ class Defaults:
     """How much of the input video-to-video re-noises (1 = ignore the input)."""
     image_guidance: float = 1.5
     """InstructPix2Pix's pull towards the input image."""
+    layout_from_words: bool = False
+    """``generate_image`` (text-to-image entry): a description that puts its one object at a named
+    place ('a red circle on the left on a white background') is drawn by the ``gligen``
+    component inside the box those words name (:func:`vitron.tools.placement.placed_object`),
+    for a text-to-image model that does not place objects by words (nano's)."""
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> Defaults:
-        values = {}
+        values: dict[str, Any] = {}
         for item in fields(cls):
-            if item.name in options:
-                values[item.name] = (int if item.type == "int" else float)(options[item.name])
+            if item.name not in options:
+                continue
+            value = options[item.name]
+            if item.type == "bool":
+                if not isinstance(value, bool):
+                    raise TypeError(f"{item.name} must be true or false, not {value!r}")
+                values[item.name] = value
+            else:
+                values[item.name] = (int if item.type == "int" else float)(value)
         return cls(**values)
 
     @property

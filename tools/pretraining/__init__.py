@@ -26,6 +26,7 @@ BACKENDS: dict[str, str] = {
     "diffusion_vae": "vitron.tools.pretraining.diffusion_vae",
     "diffusion_text_to_image": "vitron.tools.pretraining.diffusion_text_to_image",
     "diffusion_inpaint": "vitron.tools.pretraining.diffusion_inpaint",
+    "diffusion_gligen": "vitron.tools.pretraining.diffusion_gligen",
 }
 """Backend name -> the module whose ``make_pretrainer(seed)`` builds its trainer."""
 
@@ -34,6 +35,7 @@ CONTINUABLE = (
     "sam2_video",
     "diffusion_text_to_image",
     "diffusion_inpaint",
+    "diffusion_gligen",
 )
 """The backends whose ``make_pretrainer(seed, base)`` starts from a trained folder."""
 

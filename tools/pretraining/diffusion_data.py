@@ -18,9 +18,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from vitron.evals.shapes.language import horizontal_position, refer
+from vitron.evals.shapes.language import horizontal_position, layout_caption, refer
 from vitron.evals.shapes.scene import (
     Scene,
+    layout_scene,
     random_object,
     render,
     sample_scene,
@@ -54,6 +55,32 @@ def generation_example(rng: np.random.Generator, jitter: float = 0.05) -> tuple[
     background = list(BACKGROUNDS)[int(rng.integers(len(BACKGROUNDS)))]
     image = render(Scene((obj,), background), GENERATION_SIZE).image
     return image, generation_caption(obj.name, x, background)
+
+
+@dataclass
+class LayoutExample:
+    """A 32 px picture of 1–2 objects with its GLIGEN inputs: one phrase and one normalised
+    ``[x1, y1, x2, y2]`` box (top-left origin, the object's visible extent) per object, and the
+    caption of the whole."""
+
+    image: np.ndarray
+    boxes: list[list[float]]
+    phrases: list[str]
+    caption: str
+
+
+def layout_example(rng: np.random.Generator) -> LayoutExample:
+    """One layout-to-image training picture. A one-object picture is captioned half the time as
+    the generation task words it (with its place: what ``generate_image`` turns into a box),
+    otherwise by :func:`layout_caption`."""
+    scene = layout_scene(rng)
+    rendered = render(scene, GENERATION_SIZE)
+    phrases = [f"a {o.name}" for o in scene.objects]
+    caption = layout_caption(phrases, scene.background)
+    if len(phrases) == 1 and rng.random() < 0.5:
+        caption = generation_caption(scene.objects[0].name, scene.objects[0].x, scene.background)
+    boxes = [list(b) for b in rendered.boxes if b is not None]
+    return LayoutExample(rendered.image, boxes, phrases, caption)
 
 
 @dataclass

@@ -175,10 +175,12 @@ def denoising_loss(
     texts: list[str],
     rng: np.random.Generator,
     extra: torch.Tensor | None = None,
+    cross_attention_kwargs: dict | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Min-SNR-weighted epsilon MSE of ``latents`` (B x 4 x h x w, scaled) noised at random
     timesteps; ``extra`` (B x k x h x w: mask and masked-image latents) is concatenated to the
-    noisy latents as the inpainting UNet's input."""
+    noisy latents as the inpainting UNet's input; ``cross_attention_kwargs`` go to the UNet
+    (GLIGEN's grounding inputs)."""
     generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
     noise = torch.randn(latents.shape, generator=generator)
     timesteps = torch.from_numpy(
@@ -188,7 +190,8 @@ def denoising_loss(
     if extra is not None:
         noisy = torch.cat([noisy, extra], dim=1)
     states = encode_texts(tokenizer, text_encoder, texts)
-    predicted = unet(noisy, timesteps, encoder_hidden_states=states).sample
+    predicted = unet(noisy, timesteps, encoder_hidden_states=states,
+                     cross_attention_kwargs=cross_attention_kwargs).sample  # fmt: skip
     per_sample = F.mse_loss(predicted, noise, reduction="none").mean(dim=(1, 2, 3))
     weights = min_snr_weights(noise_scheduler, timesteps)
     loss = (per_sample * weights).mean()

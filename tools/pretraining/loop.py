@@ -97,7 +97,9 @@ def train(trainer: Pretrainer, settings: RunSettings) -> RunReport:
     out.mkdir(parents=True, exist_ok=True)
     total = settings.steps or trainer.default_steps
     model = trainer.model
-    optimiser = torch.optim.AdamW(model.parameters(), lr=trainer.learning_rate, weight_decay=0.01)
+    # what requires grad (GLIGEN trains only its new layers)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.AdamW(trained, lr=trainer.learning_rate, weight_decay=0.01)
     step, elapsed = 0, 0.0
     resume = out / RESUME_NAME
     if resume.is_file():
@@ -111,7 +113,7 @@ def train(trainer: Pretrainer, settings: RunSettings) -> RunReport:
         optimiser.load_state_dict(state["optimiser"])
         step, elapsed = int(state["step"]), float(state["elapsed"])
         settings.log(f"{trainer.name}: resuming at step {step} ({elapsed:.0f} s trained)")
-    parameters = sum(p.numel() for p in model.parameters())
+    parameters = sum(p.numel() for p in trained)
     settings.log(f"{trainer.name}: {parameters / 1e6:.2f} M parameters, {total} steps, "
                  f"seed {settings.seed}, torch threads {torch.get_num_threads()}")  # fmt: skip
     trainer.start(step, total)
@@ -128,7 +130,7 @@ def train(trainer: Pretrainer, settings: RunSettings) -> RunReport:
             seen.setdefault(key, []).append(value)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
         optimiser.step()
         step += 1
         if step % settings.log_every == 0 or step == total:
