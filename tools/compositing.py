@@ -44,3 +44,33 @@ def composite(original: np.ndarray, edited: np.ndarray, weights: np.ndarray) -> 
     blended = alpha * edited.astype(np.float32) + (1.0 - alpha) * original.astype(np.float32)
     blended = np.clip(np.round(blended), 0, 255).astype(np.uint8)
     return np.where(alpha > 0, blended, original)
+
+
+def paste(
+    base: np.ndarray, source: np.ndarray, mask: np.ndarray, destination: list[float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``base`` with the pixels of ``source`` under ``mask`` (an object) put into the normalised
+    box ``destination``: the object's own box is scaled to it (moved unscaled when the sizes
+    match, as a move by words keeps them). Returns the new image and the pasted pixels' mask.
+    ``base`` and ``source`` are H x W x 3 uint8 of one size, ``mask`` H x W bool."""
+    from PIL import Image
+
+    from vitron.tools.geometry import box_mask
+
+    height, width = mask.shape
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return base.copy(), np.zeros_like(mask)
+    top, left, bottom, right = ys.min(), xs.min(), ys.max() + 1, xs.max() + 1
+    target = np.argwhere(box_mask(destination, width, height))
+    (to_top, to_left), (to_bottom, to_right) = target.min(axis=0), target.max(axis=0) + 1
+    crop, shape = source[top:bottom, left:right], mask[top:bottom, left:right]
+    size = (int(to_right - to_left), int(to_bottom - to_top))  # PIL's (width, height)
+    if size != shape.shape[::-1]:
+        crop = np.asarray(Image.fromarray(crop).resize(size, Image.BICUBIC))
+        shape = np.asarray(Image.fromarray(shape).resize(size, Image.NEAREST))
+    pasted = np.zeros_like(mask)
+    pasted[to_top:to_bottom, to_left:to_right] = shape
+    out = base.copy()
+    out[to_top:to_bottom, to_left:to_right][shape] = crop[shape]
+    return out, pasted

@@ -41,6 +41,7 @@ from vitron.evals.shapes.video import (
     visible_frames,
 )
 from vitron.evals.shapes.vocab import BACKGROUNDS, COLOURS, SHAPES, is_held_out, plural
+from vitron.tools.placement import read_place
 
 GENERATION_SIZE = 32
 """Side of the reference images of generation samples (the ``nano`` generators' size)."""
@@ -215,8 +216,13 @@ def editing(rng: np.random.Generator, compositional: bool, size: int) -> Sample 
     elif operation == "add":
         allow = (lambda c, s: True) if compositional else (lambda c, s: not is_held_out(c, s))
         new = random_object(rng, allow)
-        after = scene.with_objects((*objects, new))
         edit = f"add a {new.name} at the {horizontal_position(new.x)}"
+        # where those words put it (the middle of that side), not the draw's own height
+        place = read_place(edit[edit.rindex(" at the ") :])
+        if place is None:
+            return None
+        new = replace(new, x=place.x, y=place.y)
+        after = scene.with_objects((*objects, new))
         expected = {"colour": new.colour, "shape": new.shape}
         target = new
     else:

@@ -7,9 +7,10 @@ import re
 import numpy as np
 import pytest
 
+from tests.conftest import THREAD
 from vitron.tools.backend import CallContext
 from vitron.tools.backends.edit_image import EditImageArgs, edit_image, read_instruction
-from vitron.tools.compositing import blend_weights, composite, grow
+from vitron.tools.compositing import blend_weights, composite, grow, paste
 from vitron.tools.geometry import box_mask, fmt_box
 from vitron.tools.placement import add_box
 
@@ -116,8 +117,8 @@ def test_a_worded_add_draws_into_the_place_the_words_name(invoke, workspace, squ
 
 
 def test_a_worded_move_shifts_the_located_object_by_its_own_size(invoke, workspace, square):
-    """'move the red square up': the square (rows 30-60, columns 40-80) is cleared and redrawn
-    its own height higher (rows 0-30); nothing outside the two areas changes."""
+    """'move the red square up': the square (rows 30-60, columns 40-80) is cleared and its own
+    pixels put its own height higher (rows 0-30); nothing outside the two areas changes."""
     image, mask, original, inside = square
     message = invoke(
         "edit_image", image=image.handle, instruction="move the red square up", mask=mask.handle,
@@ -129,13 +130,14 @@ def test_a_worded_move_shifts_the_located_object_by_its_own_size(invoke, workspa
     assert np.array_equal(area, inside | destination)
     assert_untouched_outside(original, edited, area)
     box = fmt_box([40 / 128, 0.0, 80 / 128, 30 / 96])
-    assert f"moved the area of {mask.handle} up to {box}" in message.text
+    assert f"moved the area of {mask.handle} up to {box} (its own pixels)" in message.text
+    assert np.array_equal(edited[0:30, 40:80], original[30:60, 40:80])  # the square itself
 
 
 def test_a_worded_move_locates_its_target_by_words(invoke, workspace, square):
     """Words only, as a planner sends them: Grounding DINO and SAM find the target (the tiny
     profile's random SAM masks nearly the whole image, so it moves a little), and the edit stays
-    inside the located mask and the box it is moved to, which the result names."""
+    inside the located mask and where it is pasted, in the box the result names."""
     image, _, original, _ = square
     message = invoke(
         "edit_image", image=image.handle, instruction="move the red square right",
@@ -144,12 +146,13 @@ def test_a_worded_move_locates_its_target_by_words(invoke, workspace, square):
     edited, area = result(workspace, message)
     assert np.array_equal(edited[~area], original[~area])
     said = re.search(
-        r"moved 'the red square' \(located by Grounding DINO as .*\) right to (\[.*?\]) in",
+        r"moved 'the red square' \(located by Grounding DINO as .*\) right to (\[.*?\]) "
+        r"\(its own pixels\) in",
         message.text,
     )
     assert said, message.text
     drawn = box_mask([float(v) for v in said[1].strip("[]").split(", ")], 128, 96)
-    assert area[drawn].all()
+    assert area[drawn].any()  # the located mask, pasted into its box, is edited
     assert workspace.describe(message.artifact["image"]).extra["operation"] == "move"
 
 
@@ -258,6 +261,12 @@ def test_progress_counts_the_steps_that_run(services, workspace, square):
     )  # fmt: skip
     edit_image(move, call)
     stages = [e["stage"] for e in events if e["event"] == "step"]
+    assert stages == ["remove", "remove"]  # then its own pixels are pasted: no steps
+
+    events.clear()
+    redrawn = move.model_copy(update={"prompt": "a blue square"})  # said how: GLIGEN redraws it
+    edit_image(redrawn, call)
+    stages = [e["stage"] for e in events if e["event"] == "step"]
     assert stages == ["remove", "remove", "add", "add"]
 
     events.clear()
@@ -336,3 +345,57 @@ def test_composite_is_exact_outside_the_grown_mask():
     assert np.array_equal(out[~grown], original[~grown])
     assert np.array_equal(out[mask], edited[mask])
     assert (weights[grown & ~mask] > 0).all() and (weights[grown & ~mask] < 1).all()
+
+
+def test_a_profile_can_have_its_inpainting_draw_added_objects(
+    tmp_path, services, workspace, square
+):
+    """With the inpainting entry's ``draws_added_objects`` (nano: its GLIGEN inpainting is
+    untrained), an add paints the phrase into its grown box with the inpainting pipeline; the
+    result says so, nothing outside the box changes, and GLIGEN inpainting is never loaded."""
+    from vitron.tools.backend import Services, build_tools
+    from vitron.tools.profiles import load_profile
+    from vitron.tools.registry import ModelRegistry
+
+    profile = tmp_path / "adds.toml"
+    profile.write_text(
+        'name = "adds"\nextends = "tiny"\n[components.inpaint]\nloader = "diffusion"\n'
+        'pipeline = "inpaint"\ncheckpoint = "tiny"\nsteps = 2\ndraws_added_objects = true\n'
+    )
+    models = ModelRegistry(load_profile(profile), device="cpu")
+    adds = Services(workspace=services.workspace, models=models)
+    tool = {t.name: t for t in build_tools(adds)}["edit_image"]
+    image, _, original, _ = square
+    args = {"image": image.handle, "instruction": "add a large yellow star at the top left",
+            "seed": 2, "grow": 4}  # fmt: skip
+    call = {"type": "tool_call", "id": "c1", "name": "edit_image", "args": args}
+    message = tool.invoke(call, {"configurable": {"thread_id": THREAD}})
+    edited, area = result(workspace, message)
+    box = add_box("at the top left", "a large yellow star", aspect=128 / 96).box
+    assert np.array_equal(area, grow(box_mask(box, 128, 96), 4))
+    assert_untouched_outside(original, edited, area)
+    assert (
+        f"added 'a large yellow star' (inpainting) at the top left {fmt_box(box)}" in message.text
+    )
+    assert "gligen_inpaint" not in models.loaded()
+
+
+def test_paste_moves_an_objects_own_pixels_and_scales_them_to_a_new_box():
+    """A 4 x 6 red block with a dotted texture at rows 2-6, columns 1-7 of a 16 x 16 grey picture:
+    pasted unscaled it is the same pixels elsewhere; into a box twice its size it is scaled."""
+    source = np.full((16, 16, 3), 90, dtype=np.uint8)
+    source[2:6, 1:7] = (200, 20, 20)
+    source[2:6:2, 1:7:2] = (100, 10, 10)
+    mask = np.zeros((16, 16), dtype=bool)
+    mask[2:6, 1:7] = True
+    base = np.full_like(source, 50)
+    moved, pasted = paste(base, source, mask, [8 / 16, 10 / 16, 14 / 16, 14 / 16])
+    assert np.array_equal(moved[10:14, 8:14], source[2:6, 1:7])
+    assert pasted.sum() == mask.sum() and pasted[10:14, 8:14].all()
+    assert np.array_equal(moved[~pasted], base[~pasted])
+    bigger, pasted = paste(base, source, mask, [0.0, 0.5, 12 / 16, 1.0])
+    assert pasted[8:16, 0:12].all() and pasted.sum() == 8 * 12
+    red, green = bigger[8:16, 0:12, 0].astype(int), bigger[8:16, 0:12, 1].astype(int)
+    assert (red > green + 50).all()  # the block's reds, scaled, not the base's grey
+    empty, nothing = paste(base, source, np.zeros_like(mask), [0, 0, 0.5, 0.5])
+    assert np.array_equal(empty, base) and not nothing.any()

@@ -3,13 +3,15 @@
 Local edits find their area first — a given ``mask``, SAM inside given ``regions``, or a text
 ``target`` located by Grounding DINO and segmented by SAM (:func:`vitron.tools.steps.masks.find_masks`)
 — then repaint it with Stable Diffusion inpainting (GLIGEN inpainting where an object is drawn into
-a box: add, and the second half of move). Restyle uses InstructPix2Pix, globally or inside an area.
+a box: add). A move clears the object's area by inpainting and puts the object's own pixels in its
+new box (redrawn there by GLIGEN instead when ``prompt`` says how it should look). Restyle uses
+InstructPix2Pix, globally or inside an area.
 The edit may change the area grown by ``grow`` pixels; every pixel outside it is the input's,
 bit for bit. Regions are normalised ``[x1, y1, x2, y2]`` boxes of the image, top-left origin.
 
 Without ``regions``, add and move take their box from the instruction's words
 (:mod:`vitron.tools.placement`): "add a large purple triangle at the centre" draws into a large
-box at the image's centre; "move the triangle up" locates the triangle and redraws it one own
+box at the image's centre; "move the triangle up" locates the triangle and moves it one own
 height higher; "move the cat to the top right" centres it there.
 """
 
@@ -24,7 +26,7 @@ from PIL import Image
 from pydantic import Field, model_validator
 
 from vitron.tools.backend import CallContext, ToolOutput, backend
-from vitron.tools.compositing import blend_weights, composite, grow
+from vitron.tools.compositing import blend_weights, composite, grow, paste
 from vitron.tools.editing import (
     REMOVE_PROMPT,
     infer_operation,
@@ -240,29 +242,43 @@ def _progress(job: EditJob, stage: str | None) -> ProgressCallback:
     return stage_progress(job.call, stage) if stage else job.call.progress
 
 
-def _gligen_add(
+def _draw_added(
     job: EditJob,
     base: np.ndarray,
     phrase: str,
     boxes: list[list[float]],
     stage: str | None = None,
-) -> tuple[np.ndarray, np.ndarray, Sampling]:
-    """Draw ``phrase`` into each box of ``base``; returns the composite, the box area, settings."""
-    from vitron.tools.models.diffusion_engines import (
-        GligenInpaintEngine,
-    )
+) -> tuple[np.ndarray, np.ndarray, Sampling, str]:
+    """Draw ``phrase`` into each box of ``base``; returns the composite, the box area, settings
+    and what drew it: GLIGEN inpainting, or the inpainting pipeline where its profile entry sets
+    ``draws_added_objects``."""
+    from vitron.tools.models.diffusion_engines import GligenInpaintEngine, InpaintEngine
 
-    engine = get_engine(job.call, "gligen_inpaint", GligenInpaintEngine)
-    settings = sampling(job.args, engine)
     width, height = job.size
     area = np.logical_or.reduce([box_mask(box, width, height) for box in boxes])
     text = job.args.prompt or phrase
+    inpainter = get_engine(job.call, "inpaint", InpaintEngine)
+    if inpainter.defaults.draws_added_objects:
+        settings = sampling(job.args, inpainter)
+        out = inpainter.inpaint(
+            make_prompt(text, job.args, inpainter, job.call), Image.fromarray(base),
+            grow(area, job.args.grow), seed=settings.seed, steps=settings.steps,
+            guidance=settings.guidance, strength=1.0, progress=_progress(job, stage),
+        )  # fmt: skip
+        return (
+            composite(base, out, blend_weights(area, job.args.grow)),
+            area,
+            settings,
+            "inpainting",
+        )
+    engine = get_engine(job.call, "gligen_inpaint", GligenInpaintEngine)
+    settings = sampling(job.args, engine)
     out = engine.add(
         make_prompt(text, job.args, engine, job.call), Image.fromarray(base),
         [phrase] * len(boxes), boxes, seed=settings.seed, steps=settings.steps,
         guidance=settings.guidance, progress=_progress(job, stage),
     )  # fmt: skip
-    return composite(base, out, blend_weights(area, job.args.grow)), area, settings
+    return composite(base, out, blend_weights(area, job.args.grow)), area, settings, "GLIGEN"
 
 
 def _repaint(job: EditJob) -> EditedImage:
@@ -279,16 +295,14 @@ def _repaint(job: EditJob) -> EditedImage:
 def _add(job: EditJob) -> EditedImage:
     phrase = required_content(job.content, "what to add ('add a hat')")
     if job.args.regions:
-        boxes, said = job.args.regions, f"added {phrase!r} (GLIGEN)"
+        boxes, where = job.args.regions, ""
     else:  # the validator let it through only with place words
         width, height = job.size
         sized = f"{job.args.instruction} {phrase}"  # 'small' / 'large' where the words say it
         placed = _placed(add_box(job.where or "", sized, aspect=width / height), job)
-        boxes, said = (
-            [placed.box],
-            f"added {phrase!r} (GLIGEN) {placed.words} {fmt_box(placed.box)}",
-        )
-    pixels, area, settings = _gligen_add(job, job.pixels, phrase, boxes)
+        boxes, where = [placed.box], f" {placed.words} {fmt_box(placed.box)}"
+    pixels, area, settings, method = _draw_added(job, job.pixels, phrase, boxes)
+    said = f"added {phrase!r} ({method}){where}"
     return EditedImage(pixels, grow(area, job.args.grow), said, settings)
 
 
@@ -321,8 +335,12 @@ def _move(job: EditJob) -> EditedImage:
                 f"{how} is already {there}, at {fmt_box(source)}; nothing to move"
             )
         said = f"moved {how} {placed.words}{'' if to_place else ' to'} {fmt_box(destination)}"
-    cleared, _ = _inpaint(job, area, REMOVE_PROMPT, job.target or "", 1.0, stage="remove")
-    pixels, drawn, settings = _gligen_add(job, cleared, phrase, [destination], stage="add")
+    cleared, settings = _inpaint(job, area, REMOVE_PROMPT, job.target or "", 1.0, stage="remove")
+    if job.args.prompt:  # said how it should look: redrawn there
+        pixels, drawn, settings, _ = _draw_added(job, cleared, phrase, [destination], stage="add")
+    else:  # the object itself, its own pixels, in its new box
+        pixels, drawn = paste(cleared, job.pixels, area, destination)
+        said += " (its own pixels)"
     edited = grow(area, job.args.grow) | grow(drawn, job.args.grow)
     return EditedImage(pixels, edited, said, settings)
 

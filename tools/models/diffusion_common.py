@@ -54,6 +54,11 @@ class Defaults:
     place ('a red circle on the left on a white background') is drawn by the ``gligen``
     component inside the box those words name (:func:`vitron.tools.placement.placed_object`),
     for a text-to-image model that does not place objects by words (nano's)."""
+    draws_added_objects: bool = False
+    """``edit_image`` (inpainting entry): an add, and a move's redraw, paints the new object into
+    its box (grown by the edit's ``grow``) with this inpainting pipeline instead of GLIGEN
+    inpainting, for a profile whose inpainting model draws a named object into a masked area
+    (nano's, trained to) and whose GLIGEN inpainting is untrained."""
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> Defaults:
