@@ -185,10 +185,18 @@ RECORD_LABELS = {
     "recolor_psnr_in_mask": "recolour PSNR in the mask",
     "remove_psnr_in_mask": "removal PSNR in the mask",
     "repaint_psnr_in_mask": "repaint PSNR in the mask",
+    "add_attr": "added right",
+    "add_psnr_in_mask": "add PSNR in the mask",
+    "layout_kind": "layout shape and colour right",
+    "layout_placed": "drawn in its box",
+    "layout_hit": "both",
 }
 """Metric key of a diffusion ``pretrain.json`` -> the words the page uses for it."""
-FLOOR_METRIC = {"text_to_image": "gen_all", "inpaint": "recolor_attr"}
+FLOOR_METRIC = {"text_to_image": "gen_all", "gligen": "layout_hit", "inpaint": "recolor_attr"}
 """The training-record metric held against :data:`FLOOR`, per component."""
+SHARED_RECORDS = {"text_to_image": "text_to_image_pretrain.json"}
+"""A component whose checkpoint folder is another part's keeps its own record under this name
+(nano's text-to-image reads the GLIGEN folder)."""
 
 
 def _training_records(profile: str) -> list[str]:
@@ -202,7 +210,10 @@ def _training_records(profile: str) -> list[str]:
     lines = []
     for name, key in FLOOR_METRIC.items():
         spec = loaded.components.get(name)
-        record = Path(spec.checkpoint) / "pretrain.json" if spec else None
+        record = None
+        if spec:
+            shared = Path(spec.checkpoint) / SHARED_RECORDS.get(name, "pretrain.json")
+            record = shared if shared.is_file() else Path(spec.checkpoint) / "pretrain.json"
         if spec is None:
             lines.append(f"`{name}`: not in this profile")
         elif spec.is_tiny:

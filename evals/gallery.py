@@ -26,8 +26,9 @@ from vitron.evals.shapes.vocab import BACKGROUNDS, COLOURS, SHAPES, is_held_out
 
 GRID_X: dict[str, float] = {"left": 0.2, "centre": 0.5, "right": 0.8}
 """Position word -> the object's centre x, as the generation task places objects."""
-EDIT_OPERATIONS: tuple[str, ...] = ("recolor", "remove")
-"""The edit operations shown: the ones ``edit_image`` runs through the inpainting pipeline."""
+EDIT_OPERATIONS: tuple[str, ...] = ("recolor", "remove", "add", "move")
+"""The edit operations shown: the ones ``edit_image`` runs through the inpainting pipeline (a move
+also pastes the object itself; nano's adds are inpainted too)."""
 EDIT_SEARCH = 400
 """How many ``test``-split editing samples are searched for the wanted operations."""
 

@@ -26,8 +26,9 @@ def test_gallery_writes_the_page_and_every_picture_it_references(tmp_path):
     written = {p.name for p in out.glob("*.png")}
     linked = IMAGE_LINK.findall(page)
     assert set(linked) == written and len(linked) == len(written)  # each once, none missing
-    # 2 prompts x (world, output) + 2 edits (recolour, remove) x (input, world, output, area)
-    assert len(written) == 2 * 2 + 2 * 4
+    # 2 prompts x (world, output) + 4 edits (recolour, remove, add, move) x (input, world,
+    # output, area)
+    assert len(written) == 2 * 2 + 4 * 4
     for name in written:  # scaled up for people: 32 px generations and 64 px edits to 128 px
         with Image.open(out / name) as image:
             assert image.size == (128, 128)
@@ -39,6 +40,8 @@ def test_gallery_writes_the_page_and_every_picture_it_references(tmp_path):
     assert "the first 2 of the grid's 15" in page
     assert re.search(r"\| 1 \| make the .* \| !\[input\]\(edit-01-input\.png\)", page)
     assert re.search(r"\| 2 \| remove the .* \| !\[input\]\(edit-02-input\.png\)", page)
+    assert re.search(r"\| 3 \| add a .* \| !\[input\]\(edit-03-input\.png\)", page)
+    assert re.search(r"\| 4 \| move the .* \| !\[input\]\(edit-04-input\.png\)", page)
     # the classifier's readings are on the page, each marked right or wrong
     assert page.count("shape: ") >= 2 and ("✓" in page or "✗" in page)
 

@@ -178,7 +178,30 @@ def test_training_texts_are_the_tasks_texts_and_every_word_is_one_token():
     words = caption.split()
     assert len(tokenizer(caption).input_ids) == len(words) + 2  # start, one per word, end
     kinds = {edit_example(np.random.default_rng(i)).kind for i in range(30)}
-    assert kinds == {"remove", "recolor", "repaint"}
+    assert kinds == {"remove", "recolor", "repaint", "add"}
     example = edit_example(np.random.default_rng(1))
     outside = ~example.mask
     assert np.array_equal(example.source[outside], example.target[outside])
+
+
+def test_add_examples_paint_the_phrase_into_the_box_edit_image_draws_into():
+    from vitron.tools.compositing import grow
+    from vitron.tools.geometry import box_mask
+    from vitron.tools.placement import add_box
+    from vitron.tools.pretraining.diffusion_data import ADD_GROW
+
+    adds = [e for e in map(edit_example, map(np.random.default_rng, range(60))) if e.kind == "add"]
+    assert adds
+    for example in adds:
+        changed = (example.source != example.target).any(axis=2)
+        assert changed.any() and not changed[~example.mask].any()  # only inside the area
+        boxes = [add_box(f"at the {c}", example.text).box for c in ("left", "centre", "right")]
+        masks = [grow(box_mask(box, 64, 64), ADD_GROW) for box in boxes]
+        assert any(np.array_equal(example.mask, mask) for mask in masks)
+        assert example.text.startswith("a ") and example.text.split()[-1] in (
+            "circle",
+            "square",
+            "triangle",
+            "diamond",
+            "star",
+        )

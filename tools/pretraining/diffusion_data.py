@@ -96,7 +96,9 @@ class EditExample:
     kind: str
 
 
-EDIT_KINDS = (("remove", 0.3), ("recolor", 0.4), ("repaint", 0.3))
+EDIT_KINDS = (("remove", 0.25), ("recolor", 0.4), ("repaint", 0.15), ("add", 0.2))
+ADD_GROW = 8
+"""An add's area is its box grown by this many pixels: ``edit_image``'s default ``grow``."""
 
 
 def edit_example(rng: np.random.Generator, grow_px: int = 8) -> EditExample:
@@ -107,7 +109,11 @@ def edit_example(rng: np.random.Generator, grow_px: int = 8) -> EditExample:
     - recolor: the object in a new colour, text ``"<expression> in <new colour>"`` with a
       referring expression of the object as the editing task writes it (what ``edit_image``
       sends for "make the red circle blue": ``"the red circle in blue"``);
-    - repaint: the scene as it is, text the object's name (``"a small red circle"``).
+    - repaint: the scene as it is, text the object's name (``"a small red circle"``);
+    - add: the scene without the object before, with it after at the middle of its side (what
+      "add a small red circle at the left" means), inside the box ``edit_image`` draws an added
+      object into (:func:`~vitron.tools.placement.add_box`, grown by :data:`ADD_GROW`), text its
+      phrase (``"a small red circle"``).
     """
     draw, kind = rng.random(), "repaint"
     for name, share in EDIT_KINDS:
@@ -119,6 +125,8 @@ def edit_example(rng: np.random.Generator, grow_px: int = 8) -> EditExample:
     objects = list(scene.objects)
     index = int(rng.integers(len(objects)))
     obj = objects[index]
+    if kind == "add":
+        return _add_example(scene, index)
     before = render(scene, EDIT_SIZE)
     if kind == "remove":
         after = scene.with_objects(tuple(o for i, o in enumerate(objects) if i != index))
@@ -137,6 +145,23 @@ def edit_example(rng: np.random.Generator, grow_px: int = 8) -> EditExample:
     area = before.masks[index] | (target.image != before.image).any(axis=2)
     mask = grow(area, int(rng.integers(grow_px // 2, grow_px + 1)))
     return EditExample(before.image, target.image, mask, text, kind)
+
+
+def _add_example(scene: Scene, index: int) -> EditExample:
+    """Object ``index`` of ``scene`` added at the middle of its side (see :func:`edit_example`)."""
+    from vitron.tools.geometry import box_mask
+    from vitron.tools.placement import add_box
+
+    obj = scene.objects[index]
+    where = f"at the {horizontal_position(obj.x)}"
+    placed = add_box(where, obj.name)
+    assert placed is not None  # a column is always a place
+    centre = ((placed.box[0] + placed.box[2]) / 2, (placed.box[1] + placed.box[3]) / 2)
+    others = tuple(o for i, o in enumerate(scene.objects) if i != index)
+    before = render(scene.with_objects(others), EDIT_SIZE)
+    after = render(scene.with_objects((*others, replace(obj, x=centre[0], y=centre[1]))), EDIT_SIZE)
+    mask = grow(box_mask(placed.box, EDIT_SIZE, EDIT_SIZE), ADD_GROW)
+    return EditExample(before.image, after.image, mask, f"a {obj.name}", "add")
 
 
 def scene_crop(rng: np.random.Generator, side: int = GENERATION_SIZE) -> np.ndarray:

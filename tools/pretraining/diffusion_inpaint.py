@@ -41,7 +41,7 @@ from vitron.tools.pretraining.diffusion_text_to_image import (
 from vitron.tools.pretraining.diffusion_vae import psnr, to_tensor
 from vitron.tools.pretraining.loop import step_rng
 
-STRENGTHS = {"remove": 1.0, "recolor": 0.8, "repaint": 1.0}
+STRENGTHS = {"remove": 1.0, "recolor": 0.8, "repaint": 1.0, "add": 1.0}
 """``edit_image``'s strength per kind of edit (evaluation runs them as the tool does)."""
 
 
@@ -149,12 +149,12 @@ def evaluate_inpainting(pipe: StableDiffusionInpaintPipeline, count: int, steps:
         scores.setdefault(f"{example.kind}_psnr_in_mask", []).append(
             psnr(image[inside], example.target[inside])
         )
-        if example.kind == "recolor":
+        if example.kind in ("recolor", "add"):
             changed = (example.target != example.source).any(axis=2)
             box = mask_box(changed) if changed.any() else None
             want = judge.predict(example.target, box)
             seen = judge.predict(image, box)
-            scores.setdefault("recolor_attr", []).append(
+            scores.setdefault(f"{example.kind}_attr", []).append(
                 float(seen["colour"] == want["colour"] and seen["shape"] == want["shape"])
             )
     return {k: float(np.mean(v)) for k, v in scores.items()}
