@@ -7,13 +7,10 @@ it (and resumed, through its own checkpoints, when one was interrupted):
 1. the backends, each by ``vitron pretrain BACKEND --seed S --out DIR/BACKEND``: ``sam``, ``clip``,
    ``grounding_dino`` and ``sam2_video`` where :data:`vitron.tools.pretraining.BACKENDS` has it;
 2. the nano Stable Diffusion (issue 14), chained by ``--base``: ``vitron pretrain diffusion_vae``
-   into ``RUNS/diffusion_vae`` and ``diffusion_text_to_image --base RUNS/diffusion_vae`` into
-   ``RUNS/text_to_image`` (intermediates: the pipelines carry their own copies), then
-   ``diffusion_inpaint --base RUNS/text_to_image`` into ``DIR/inpaint`` and ``diffusion_gligen
-   --base RUNS/text_to_image`` into ``DIR/gligen``. GLIGEN keeps the text-to-image UNet frozen
-   and only adds layers, so the profile's ``text_to_image`` reads ``DIR/gligen`` too (one copy
-   of the weights); the VAE's and text-to-image's ``pretrain.json`` are kept there as
-   ``vae_pretrain.json`` and ``text_to_image_pretrain.json``;
+   into ``RUNS/diffusion_vae`` (an intermediate: the pipelines carry their own copy), then
+   ``diffusion_text_to_image --base RUNS/diffusion_vae`` into ``DIR/text_to_image`` (the VAE's
+   ``pretrain.json`` kept beside it as ``vae_pretrain.json``), then ``diffusion_inpaint --base
+   DIR/text_to_image`` into ``DIR/inpaint``;
 3. the planner: :func:`vitron.agent.training.nano.train_nano` (stages base -> align -> invoke ->
    ground) on the CLIP just trained, aligning ``[SEG]`` and ``[TRK]`` through the SAM and SAM 2
    just trained and ``[GEN]``/``[EDIT]`` through the two pipelines just trained, under
@@ -57,25 +54,16 @@ DIFFUSION_PARTS: dict[str, tuple[str, str | None]] = {
     "diffusion_vae": ("diffusion_vae", None),
     "text_to_image": ("diffusion_text_to_image", "diffusion_vae"),
     "inpaint": ("diffusion_inpaint", "text_to_image"),
-    "gligen": ("diffusion_gligen", "text_to_image"),
 }
 """The diffusion parts in training order: part -> (its ``vitron pretrain`` backend, the part whose
 folder is its ``--base``)."""
-INTERMEDIATE_PARTS = ("diffusion_vae", "text_to_image")
-"""Diffusion parts trained under the runs folder: only starting points of the others."""
-DIFFUSION_PROFILE_PARTS = ("text_to_image", "inpaint", "gligen")
-"""The diffusion components the profile loads."""
-FOLDER_OF: dict[str, str] = {"text_to_image": "gligen"}
-"""Profile components whose checkpoint is another part's folder: GLIGEN's pipeline holds the
-text-to-image one unchanged (a ``StableDiffusionPipeline`` reads it)."""
+DIFFUSION_PROFILE_PARTS = ("text_to_image", "inpaint")
+"""The diffusion parts the profile loads (the VAE is only their starting point)."""
 VAE_REPORT = "vae_pretrain.json"
-"""The VAE's ``pretrain.json``, kept in the GLIGEN folder (its VAE is ``vae/`` there)."""
-TEXT_TO_IMAGE_REPORT = "text_to_image_pretrain.json"
-"""The text-to-image run's ``pretrain.json``, kept in the GLIGEN folder (its UNet is in there)."""
+"""The VAE's ``pretrain.json``, kept in the text-to-image folder (its VAE is ``vae/`` there)."""
 COMPANIONS: dict[str, tuple[str, ...]] = {
     "text_to_image": ("image_signal", "diffusion_signal"),
     "inpaint": ("image_signal", "diffusion_signal"),
-    "gligen": ("image_signal", "diffusion_signal"),
 }
 """Parts whose settings must follow a trained one, written with the committed ``nano.toml``'s
 settings: the ``[GEN]``/``[EDIT]`` projector the nano pipelines name (no weights until the
@@ -123,10 +111,9 @@ def committed_plan() -> Plan:
     reports |= {
         backend: folder / part / "pretrain.json"
         for part, (backend, _) in DIFFUSION_PARTS.items()
-        if part not in INTERMEDIATE_PARTS
+        if part in DIFFUSION_PROFILE_PARTS
     }
-    reports["diffusion_vae"] = folder / "gligen" / VAE_REPORT
-    reports["diffusion_text_to_image"] = folder / "gligen" / TEXT_TO_IMAGE_REPORT
+    reports["diffusion_vae"] = folder / "text_to_image" / VAE_REPORT
     backend_steps = {}
     for backend, path in reports.items():
         try:
@@ -189,7 +176,7 @@ def profile_text(parts: list[str], description: str, folder: str = ".") -> str:
     companions = [c for p in parts for c in COMPANIONS.get(p, ()) if c not in parts]
     for part in dict.fromkeys([*parts, *companions]):  # once each, in order
         table = dict(shipped.get(part) or {"loader": tiny.component(part).loader})
-        table["checkpoint"] = f"{folder}/{FOLDER_OF.get(part, part)}"
+        table["checkpoint"] = f"{folder}/{part}"
         lines += ["", f"[components.{part}]"]
         lines += [f"{key} = {toml_value(value)}" for key, value in table.items()]
     return "\n".join(lines) + "\n"
@@ -350,32 +337,27 @@ def build(out: str | Path = DEFAULT_OUT, *, seed: int = 0, quick: bool = False,
 
 def train_diffusion(out: Path, runs: Path, seed: int, plan: Plan, record: dict[str, Any],
                     log: Callable[[str], None]) -> None:  # fmt: skip
-    """The nano Stable Diffusion, VAE -> text-to-image -> inpainting and GLIGEN, each from its
-    base part's folder (:data:`DIFFUSION_PARTS`), recorded in ``record`` as each finishes; a part
-    ``record`` lists is skipped, except an intermediate whose folder is gone while a part built
-    on it is still to train."""
-    folders = {part: (runs if part in INTERMEDIATE_PARTS else out) / part
-               for part in DIFFUSION_PARTS}  # fmt: skip
-    todo = {part for part in DIFFUSION_PARTS if part not in record["parts"]}
-    for part in reversed(DIFFUSION_PARTS):  # a base is needed again when its folder is gone
-        built_on = any(base == part and p in todo for p, (_, base) in DIFFUSION_PARTS.items())
-        if built_on and not (folders[part] / "pretrain.json").is_file():
-            todo.add(part)
+    """The nano Stable Diffusion, VAE -> text-to-image -> inpainting, each from the previous one's
+    folder (:data:`DIFFUSION_PARTS`), recorded in ``record`` as each finishes; a part ``record``
+    lists is skipped, except a VAE whose folder is gone while text-to-image still needs it."""
+    folders = {part: out / part for part in DIFFUSION_PARTS} | {
+        "diffusion_vae": runs / "diffusion_vae"
+    }
     for part, (backend, base_part) in DIFFUSION_PARTS.items():
         base = folders[base_part] if base_part else None
         command = "vitron pretrain " + " ".join(
             pretrain_argv(backend, folders[part], seed, plan, base)
         )
-        if part not in todo:
+        needed_again = (part == "diffusion_vae" and "text_to_image" not in record["parts"]
+                        and not (folders[part] / "config.json").is_file())  # fmt: skip
+        if part in record["parts"] and not needed_again:
             log(f"== {part}: {command} (finished before: skipped)")
             continue
         log(f"== {part}: {command}")
         record["parts"][part] = part_record(pretrain(backend, folders[part], seed, plan, base))
-        kept = {"text_to_image": {VAE_REPORT: folders["diffusion_vae"] / "pretrain.json"},
-                "gligen": {TEXT_TO_IMAGE_REPORT: folders["text_to_image"] / "pretrain.json",
-                           VAE_REPORT: folders["text_to_image"] / VAE_REPORT}}  # fmt: skip
-        for name, source in kept.get(part, {}).items():  # records of the weights it holds
-            (folders[part] / name).write_text(source.read_text())
+        if part == "text_to_image":  # the VAE's record goes with the copy of it the pipeline holds
+            vae_report = folders["diffusion_vae"] / "pretrain.json"
+            (folders[part] / VAE_REPORT).write_text(vae_report.read_text())
         save_record(out, record)
 
 

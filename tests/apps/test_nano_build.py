@@ -12,7 +12,7 @@ import pytest
 from langchain_core.messages import AIMessage
 
 from vitron.apps.cli import main
-from vitron.apps.nano_build import DIFFUSION_PROFILE_PARTS, FOLDER_OF, PLANNER_PARTS, profile_text
+from vitron.apps.nano_build import DIFFUSION_PROFILE_PARTS, PLANNER_PARTS, profile_text
 from vitron.tools.pretraining import BACKENDS
 
 
@@ -22,12 +22,7 @@ def test_quick_build_writes_a_profile_that_answers_through_the_graph(tmp_path, c
     printed = capsys.readouterr().out
     record = json.loads((out / "build.json").read_text())
     backends = [b for b in ("sam", "clip", "grounding_dino", "sam2_video") if b in BACKENDS]
-    diffusion = [
-        "diffusion_vae",
-        "text_to_image",
-        "inpaint",
-        "gligen",
-    ]  # chained, before the planner
+    diffusion = ["diffusion_vae", "text_to_image", "inpaint"]  # chained, before the planner
     assert list(record["parts"]) == [*backends, *diffusion, "vitron_llm"]  # its signals need them
     for part, info in record["parts"].items():
         assert info["seconds"] > 0 and info["metrics"], part
@@ -44,25 +39,18 @@ def test_quick_build_writes_a_profile_that_answers_through_the_graph(tmp_path, c
     llm = json.loads((out / "vitron_llm" / "config.json").read_text())
     assert llm["region_marks"] == 4
     assert record["parts"]["sam"]["command"].startswith("vitron pretrain sam --seed 0 --out ")
-    vae = out / "runs" / "diffusion_vae"  # intermediates: the pipelines hold their copies
-    t2i = out / "runs" / "text_to_image"
+    vae = out / "runs" / "diffusion_vae"  # an intermediate: text_to_image/vae/ is its copy
     assert record["parts"]["text_to_image"]["command"].endswith(f"--base {vae}")
-    assert record["parts"]["inpaint"]["command"].endswith(f"--base {t2i}")
-    assert record["parts"]["gligen"]["command"].endswith(f"--base {t2i}")
+    assert record["parts"]["inpaint"]["command"].endswith(f"--base {out / 'text_to_image'}")
     assert {"gen_shape", "gen_colour"} <= set(record["parts"]["text_to_image"]["metrics"])
-    assert {"layout_hit", "layout_placed"} <= set(record["parts"]["gligen"]["metrics"])
-    kept = json.loads((out / "gligen" / "vae_pretrain.json").read_text())
+    kept = json.loads((out / "text_to_image" / "vae_pretrain.json").read_text())
     assert kept["backend"] == "diffusion_vae" and f"--out {vae} " in kept["command"]
-    kept = json.loads((out / "gligen" / "text_to_image_pretrain.json").read_text())
-    assert kept["backend"] == "diffusion_text_to_image" and f"--out {t2i} " in kept["command"]
-    assert not (out / "text_to_image").exists()  # the GLIGEN folder is read as text-to-image
 
     from vitron.tools.profiles import load_profile
 
     profile = load_profile(record["profile"])
     for part in [*backends, *PLANNER_PARTS, *DIFFUSION_PROFILE_PARTS]:
-        folder = out / FOLDER_OF.get(part, part)
-        assert profile.component(part).checkpoint == str(folder.resolve()), part
+        assert profile.component(part).checkpoint == str((out / part).resolve()), part
     shipped = load_profile("nano")
     for part in DIFFUSION_PROFILE_PARTS:  # the committed entries' settings
         assert profile.component(part).options == shipped.component(part).options, part
@@ -125,7 +113,6 @@ def _generates_and_inpaints(profile, root) -> None:  # noqa: ANN001
             "args": {"instruction": "a small red circle on the left", "seed": 0}}  # fmt: skip
     result = generate.invoke(call, {"configurable": {"thread_id": "t"}})
     assert result.status == "success", result.content
-    assert "GLIGEN" in result.content  # nano.toml's layout_from_words: the built GLIGEN draws it
     image = services.workspace.for_thread("t").get_image(result.artifact["image"])
     assert image.size == (32, 32)  # nano.toml's text_to_image width / height
     assert models.get("text_to_image").pipe.vae_scale_factor == 4  # the nano VAE, not tiny's
@@ -153,10 +140,9 @@ def test_a_full_build_retraces_the_committed_parts_step_counts():
         assert plan.backend_steps[backend] == steps
         if "lineage" in report:
             assert steps == sum(run["planned_steps"] for run in report["lineage"])
-    for backend, report in (("diffusion_vae", "gligen/vae_pretrain.json"),
-                            ("diffusion_text_to_image", "gligen/text_to_image_pretrain.json"),
-                            ("diffusion_inpaint", "inpaint/pretrain.json"),
-                            ("diffusion_gligen", "gligen/pretrain.json")):  # fmt: skip
+    for backend, report in (("diffusion_vae", "text_to_image/vae_pretrain.json"),
+                            ("diffusion_text_to_image", "text_to_image/pretrain.json"),
+                            ("diffusion_inpaint", "inpaint/pretrain.json")):  # fmt: skip
         assert (
             plan.backend_steps[backend]
             == json.loads((folder / report).read_text())["planned_steps"]
@@ -196,10 +182,10 @@ def test_quick_build_refuses_to_overwrite_the_committed_profile(capsys):
     assert "would overwrite the committed nano profile" in capsys.readouterr().err
 
 
-def test_diffusion_parts_chain_by_base_and_a_vanished_base_is_trained_again(tmp_path, monkeypatch):
+def test_diffusion_parts_chain_by_base_and_a_vanished_vae_is_trained_again(tmp_path, monkeypatch):
     """The order and ``--base`` of each diffusion part, without training: a build whose record
-    lists an intermediate part but whose folder is gone (a cleaned ``runs/``) trains it again,
-    and the base under it, rather than failing the next part on a missing base."""
+    lists the VAE but whose VAE folder is gone (a cleaned ``runs/``) trains the VAE again rather
+    than failing text-to-image on a missing base."""
     from vitron.apps import nano_build
 
     calls = []
@@ -217,24 +203,17 @@ def test_diffusion_parts_chain_by_base_and_a_vanished_base_is_trained_again(tmp_
     out, runs = tmp_path / "nano", tmp_path / "nano" / "runs"
     record = {"seed": 0, "quick": True, "parts": {"diffusion_vae": {"seconds": 9.0, "metrics": {}}}}
     nano_build.train_diffusion(out, runs, 0, nano_build.QUICK, record, log=lambda line: None)
-    vae, t2i = runs / "diffusion_vae", runs / "text_to_image"
+    vae = runs / "diffusion_vae"
     assert calls == [("diffusion_vae", vae, None),
-                     ("diffusion_text_to_image", t2i, vae),
-                     ("diffusion_inpaint", out / "inpaint", t2i),
-                     ("diffusion_gligen", out / "gligen", t2i)]  # fmt: skip
+                     ("diffusion_text_to_image", out / "text_to_image", vae),
+                     ("diffusion_inpaint", out / "inpaint", out / "text_to_image")]  # fmt: skip
     assert record["parts"]["diffusion_vae"]["seconds"] == 1.5  # the new run's
-    for name, backend in (("vae_pretrain.json", "diffusion_vae"),
-                          ("text_to_image_pretrain.json", "diffusion_text_to_image"),
-                          ("pretrain.json", "diffusion_gligen")):  # fmt: skip
-        assert json.loads((out / "gligen" / name).read_text())["backend"] == backend
+    assert json.loads((out / "text_to_image" / "vae_pretrain.json").read_text())["backend"] == (
+        "diffusion_vae"
+    )
     assert json.loads((out / "build.json").read_text())["parts"] == record["parts"]
 
     calls.clear()
-    shutil.rmtree(vae)  # the pipelines hold their own copies now: no base is needed again
+    shutil.rmtree(vae)  # text-to-image holds its own copy now: the VAE is not needed again
     nano_build.train_diffusion(out, runs, 0, nano_build.QUICK, record, log=lambda line: None)
     assert calls == []  # all finished: nothing trained again
-
-    shutil.rmtree(t2i)  # a cleaned runs/ and a GLIGEN to train again: its bases come back first
-    del record["parts"]["gligen"]
-    nano_build.train_diffusion(out, runs, 0, nano_build.QUICK, record, log=lambda line: None)
-    assert [c[0] for c in calls] == ["diffusion_vae", "diffusion_text_to_image", "diffusion_gligen"]
