@@ -194,9 +194,6 @@ RECORD_LABELS = {
 """Metric key of a diffusion ``pretrain.json`` -> the words the page uses for it."""
 FLOOR_METRIC = {"text_to_image": "gen_all", "gligen": "layout_hit", "inpaint": "recolor_attr"}
 """The training-record metric held against :data:`FLOOR`, per component."""
-SHARED_RECORDS = {"text_to_image": "text_to_image_pretrain.json"}
-"""A component whose checkpoint folder is another part's keeps its own record under this name
-(nano's text-to-image reads the GLIGEN folder)."""
 
 
 def _training_records(profile: str) -> list[str]:
@@ -210,10 +207,7 @@ def _training_records(profile: str) -> list[str]:
     lines = []
     for name, key in FLOOR_METRIC.items():
         spec = loaded.components.get(name)
-        record = None
-        if spec:
-            shared = Path(spec.checkpoint) / SHARED_RECORDS.get(name, "pretrain.json")
-            record = shared if shared.is_file() else Path(spec.checkpoint) / "pretrain.json"
+        record = Path(spec.checkpoint) / "pretrain.json" if spec else None
         if spec is None:
             lines.append(f"`{name}`: not in this profile")
         elif spec.is_tiny:
