@@ -41,7 +41,8 @@ def add_gallery_command(commands: argparse._SubParsersAction) -> None:
         help="write a markdown page of a profile's generated and edited shapes-world pictures, "
         "each beside what the world's classifier reads in it",
         description="Run a fixed grid of shapes-world prompts (every shape at every position) "
-        "through generate_image, and the first recolour and removal edits of the test split "
+        "through generate_image, and the first recolour, removal, add and move edits of the "
+        "test split "
         "through edit_image, all with one seed; write the pictures and a page showing them.",
     )
     parser.add_argument("--profile", default=DEFAULTS["profile"], help="(default: %(default)s)")
@@ -166,7 +167,7 @@ def _header(profile: str, command: str, seed: int, out: Path) -> list[str]:
         f"position all right; "
         f"editing target attribute right ≥ {FLOOR:.2f} and PSNR outside the edit ≥ "
         f"{PSNR_FLOOR:.0f} dB. The diffusion parts shown, by their training records (held-out "
-        "metrics in `pretrain.json`: 200 test samples for text-to-image, 60 edits for inpainting):",
+        "metrics in `pretrain.json`, 200 held-out samples each):",
         "",
     ]
     lines += [f"- {line}" for line in _training_records(profile)]
@@ -331,12 +332,14 @@ def _edit_section(rows: Sequence[Shown], out: Path) -> list[str]:
     lines = [
         "## Image editing",
         "",
-        "The first recolour and removal edits of the shapes world's `test` split (64 px scenes), "
-        "each through `edit_image` with the edit's own words: Grounding DINO and SAM find the "
-        "object, the inpainting pipeline repaints the area (white in *edited area*), and the "
-        "input is pasted back outside it. *Judged*: what the classifier reads inside the target's "
-        "box (recolours), and the PSNR to the world's own edit outside the edited region (grown "
-        "by 2 px, as `vitron eval` scores it).",
+        "The first recolour, removal, add and move edits of the shapes world's `test` split (64 "
+        "px scenes), each through `edit_image` with the edit's own words: Grounding DINO and SAM "
+        "find the object, the inpainting pipeline repaints the area (white in *edited area*; an "
+        "add is painted into the box its place words name, a move clears the object and pastes "
+        "its own pixels where it goes), and the input is pasted back outside it. *Judged*: what "
+        "the classifier reads inside the target's box (recolours, adds, moves), and the PSNR to "
+        "the world's own edit outside the edited region (grown by 2 px, as `vitron eval` scores "
+        "it).",
         "",
         *_edit_summary(rows),
         "",
