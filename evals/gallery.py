@@ -5,7 +5,8 @@ judges them.
 Text-to-image prompts cover every shape at every horizontal position (the generation task's
 three x values), colours and backgrounds taken in turn, worded by the generation task itself
 (:func:`~vitron.evals.shapes.tasks.generation_sample`). Edits are the first recolour, removal, add
-and move samples of the ``test`` split. Each call gets the same fixed ``seed``, so a page is reproducible.
+and move samples of the ``test`` split. Each call gets the same fixed ``seed``, so a page is
+reproducible.
 Images are H x W x 3 uint8; boxes ``[x1, y1, x2, y2]`` normalised to [0, 1], top-left origin.
 """
 

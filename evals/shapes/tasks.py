@@ -291,7 +291,8 @@ def generation_sample(obj: Obj, background: str, template: str = "{d}") -> Sampl
     )  # fmt: skip
 
 
-LAYOUT = ("Draw {d}, with {p}.", "Generate an image of {d}, with {p}.", "Make a picture of {d}, with {p}.")  # fmt: skip
+LAYOUT = ("Draw {d}, with {p}.", "Generate an image of {d}, with {p}.",
+          "Make a picture of {d}, with {p}.")  # fmt: skip
 
 
 def layout(rng: np.random.Generator, compositional: bool, size: int) -> Sample | None:
@@ -553,4 +554,4 @@ ON_REQUEST: dict[str, Builder] = {"layout": layout}
 """Tasks scored only when named (``vitron eval --tasks layout``), each from its own stream of
 indices: the planner is not trained on them (their calls carry boxes the grammar's planner
 never learnt to write), so they measure a backend through the graph with the gold calls
-(``--planner vitron.evals.gold_planner:gold_planner``), and adding one changes no other sample."""
+(``--planner gold``), and adding one changes no other sample."""
