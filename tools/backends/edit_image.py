@@ -340,7 +340,6 @@ def _move(job: EditJob) -> EditedImage:
         pixels, drawn, settings, _ = _draw_added(job, cleared, phrase, [destination], stage="add")
     else:  # the object itself, its own pixels, in its new box
         pixels, drawn = paste(cleared, job.pixels, area, destination)
-        said += " (its own pixels)"
     edited = grow(area, job.args.grow) | grow(drawn, job.args.grow)
     return EditedImage(pixels, edited, said, settings)
 
