@@ -17,8 +17,8 @@ objects placed anywhere, one phrase and box per object. Saved as a
 ``loader = "diffusion"``, ``pipeline = "gligen"`` reads unchanged.
 
 Measured here, it does not place: after 3000 steps its objects land in their box 0.04 of the time
-(the boxes lower the loss by under 2 %; at 8 x 8 latents the visual tokens carry almost no
-position), so the ``nano`` profile does not ship it (``tools/profiles/nano/README.md``).
+(the boxes lower the loss by under 2 %; the cause is not found), so the ``nano`` profile does not
+ship it (``tools/profiles/nano/README.md`` has the runs).
 """
 
 from __future__ import annotations
