@@ -153,3 +153,18 @@ def test_unknown_split_and_task_are_clear_errors(split):
         make_sample(split, 0)
     with pytest.raises(ValueError, match="unknown shapes tasks"):
         make_sample("train", 0, tasks=["juggling"])
+
+
+def test_an_added_object_stands_where_its_place_words_put_it():
+    """'add a small red circle at the left': the world's after-picture has the new object at the
+    middle of the left side, the centre ``edit_image`` reads from those words, so the judge's
+    box (``gold["box"]``) is where the tool was asked to draw."""
+    from vitron.tools.placement import read_place
+
+    adds = [s for i in range(300) if (s := make_sample("test", i, tasks=["editing"])).gold["operation"] == "add"]  # fmt: skip
+    assert adds
+    for sample in adds:
+        edit = sample.gold["edit"]
+        place = read_place(edit[edit.rindex(" at the ") :])
+        x1, y1, x2, y2 = sample.gold["box"]
+        assert abs((x1 + x2) / 2 - place.x) <= 0.03 and abs((y1 + y2) / 2 - place.y) <= 0.03, edit
