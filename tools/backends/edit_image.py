@@ -222,20 +222,23 @@ def _inpaint(
     negative: str | None,
     strength: float,
     stage: str | None = None,
+    base: np.ndarray | None = None,
 ) -> tuple[np.ndarray, Sampling]:
-    """Inpaint the input inside ``area`` grown by ``grow`` px and composite it back."""
+    """Inpaint ``base`` (default: the input) inside ``area`` grown by ``grow`` px and composite
+    it back."""
     from vitron.tools.models.diffusion_engines import (
         InpaintEngine,
     )
 
+    pixels, image = (job.pixels, job.image) if base is None else (base, Image.fromarray(base))
     engine = get_engine(job.call, "inpaint", InpaintEngine)
     settings = sampling(job.args, engine)
     out = engine.inpaint(
-        make_prompt(text, job.args, engine, job.call, negative), job.image,
+        make_prompt(text, job.args, engine, job.call, negative), image,
         grow(area, job.args.grow), seed=settings.seed, steps=settings.steps,
         guidance=settings.guidance, strength=strength, progress=_progress(job, stage),
     )  # fmt: skip
-    return composite(job.pixels, out, blend_weights(area, job.args.grow)), settings
+    return composite(pixels, out, blend_weights(area, job.args.grow)), settings
 
 
 def _progress(job: EditJob, stage: str | None) -> ProgressCallback:
@@ -257,20 +260,9 @@ def _draw_added(
     width, height = job.size
     area = np.logical_or.reduce([box_mask(box, width, height) for box in boxes])
     text = job.args.prompt or phrase
-    inpainter = get_engine(job.call, "inpaint", InpaintEngine)
-    if inpainter.defaults.draws_added_objects:
-        settings = sampling(job.args, inpainter)
-        out = inpainter.inpaint(
-            make_prompt(text, job.args, inpainter, job.call), Image.fromarray(base),
-            grow(area, job.args.grow), seed=settings.seed, steps=settings.steps,
-            guidance=settings.guidance, strength=1.0, progress=_progress(job, stage),
-        )  # fmt: skip
-        return (
-            composite(base, out, blend_weights(area, job.args.grow)),
-            area,
-            settings,
-            "inpainting",
-        )
+    if get_engine(job.call, "inpaint", InpaintEngine).defaults.draws_added_objects:
+        pixels, settings = _inpaint(job, area, text, None, 1.0, stage, base=base)
+        return pixels, area, settings, "inpainting"
     engine = get_engine(job.call, "gligen_inpaint", GligenInpaintEngine)
     settings = sampling(job.args, engine)
     out = engine.add(

@@ -37,6 +37,7 @@ from vitron.tools.pretraining.diffusion_text_to_image import (
     EMPTY_CAPTIONS,
     denoising_loss,
     encode_images,
+    load_base_pipeline,
     sampling_scheduler,
     save_pipeline,
     training_scheduler,
@@ -103,14 +104,8 @@ class GligenPretrainer:
     batch_size = 48
 
     def __init__(self, seed: int, base: Path | None = None) -> None:
-        if base is None or not (Path(base) / "model_index.json").is_file():
-            raise ValueError("diffusion_gligen needs --base: the nano text-to-image pipeline "
-                             "folder (from `vitron pretrain diffusion_text_to_image`)")  # fmt: skip
         self.seed = seed
-        self.base = StableDiffusionPipeline.from_pretrained(base, torch_dtype=torch.float32)
-        for frozen in (self.base.vae, self.base.text_encoder):
-            frozen.requires_grad_(False)
-            frozen.eval()
+        self.base = load_base_pipeline(base, self.name)
         self.model = gligen_unet(self.base.unet)
         self.noise = training_scheduler()
         self.pool: ScenePool[LayoutExample] | None = None

@@ -25,7 +25,6 @@ import torch.nn.functional as F
 from diffusers import (
     AutoencoderKL,
     StableDiffusionInpaintPipeline,
-    StableDiffusionPipeline,
     UNet2DConditionModel,
 )
 
@@ -35,6 +34,7 @@ from vitron.tools.pretraining.diffusion_text_to_image import (
     EMPTY_CAPTIONS,
     denoising_loss,
     encode_images,
+    load_base_pipeline,
     sampling_scheduler,
     save_pipeline,
     training_scheduler,
@@ -80,15 +80,9 @@ class InpaintPretrainer:
     batch_size = 24
 
     def __init__(self, seed: int, base: Path | None = None) -> None:
-        if base is None or not (Path(base) / "model_index.json").is_file():
-            raise ValueError("diffusion_inpaint needs --base: the nano text-to-image pipeline "
-                             "folder (from `vitron pretrain diffusion_text_to_image`)")  # fmt: skip
         self.seed = seed
-        parts = StableDiffusionPipeline.from_pretrained(base, torch_dtype=torch.float32)
+        parts = load_base_pipeline(base, self.name)
         self.vae, self.tokenizer, self.text_encoder = parts.vae, parts.tokenizer, parts.text_encoder
-        for frozen in (self.vae, self.text_encoder):
-            frozen.requires_grad_(False)
-            frozen.eval()
         self.model = inpainting_unet(parts.unet)
         self.noise = training_scheduler()
         self.pool: ScenePool[EditExample] | None = None

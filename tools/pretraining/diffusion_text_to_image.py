@@ -96,6 +96,19 @@ def load_vae(base: Path) -> AutoencoderKL:
     return vae
 
 
+def load_base_pipeline(base: Path | None, backend: str) -> StableDiffusionPipeline:
+    """The trained nano text-to-image pipeline in ``base`` that ``backend`` builds on, its VAE and
+    text encoder frozen (they stay the base's; only a UNet trains)."""
+    if base is None or not (Path(base) / "model_index.json").is_file():
+        raise ValueError(f"{backend} needs --base: the nano text-to-image pipeline "
+                         "folder (from `vitron pretrain diffusion_text_to_image`)")  # fmt: skip
+    pipe = StableDiffusionPipeline.from_pretrained(base, torch_dtype=torch.float32)
+    for frozen in (pipe.vae, pipe.text_encoder):
+        frozen.requires_grad_(False)
+        frozen.eval()
+    return pipe
+
+
 def encode_images(vae: AutoencoderKL, images: np.ndarray) -> torch.Tensor:
     """B x S x S x 3 uint8 -> the scaled latent means the UNet is trained on."""
     with torch.no_grad():
