@@ -5,7 +5,8 @@ In order, each skipped when ``DIR/build.json`` says an earlier run of the same c
 it (and resumed, through its own checkpoints, when one was interrupted):
 
 1. the backends, each by ``vitron pretrain BACKEND --seed S --out DIR/BACKEND``: ``sam``, ``clip``,
-   ``grounding_dino`` and ``sam2_video`` where :data:`vitron.tools.pretraining.BACKENDS` has it;
+   ``clip_tower`` (the planner's image tower), ``grounding_dino`` and ``sam2_video`` where
+   :data:`vitron.tools.pretraining.BACKENDS` has it;
 2. the nano Stable Diffusion (issue 14), chained by ``--base``: ``vitron pretrain diffusion_vae``
    into ``RUNS/diffusion_vae`` (an intermediate: the pipelines carry their own copy), then
    ``diffusion_text_to_image --base RUNS/diffusion_vae`` into ``DIR/text_to_image`` (the VAE's
@@ -45,7 +46,7 @@ from vitron.tools.profiles import toml_value
 logger = logging.getLogger(__name__)
 
 DEFAULT_OUT = "vitron-nano"
-BACKEND_ORDER = ("sam", "clip", "grounding_dino", "sam2_video")
+BACKEND_ORDER = ("sam", "clip", "clip_tower", "grounding_dino", "sam2_video")
 """Backends the planner's profile uses, in training order (those in ``BACKENDS`` are trained)."""
 PLANNER_PARTS = ("sam_signal", "sam2_signal", "image_signal", "vitron_llm")
 """What :func:`~vitron.agent.training.nano.publish` writes: the planner and the projectors stage 2
@@ -222,16 +223,16 @@ def part_record(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def train_planner(out: Path, runs: Path, seed: int, plan: Plan, profile: Path) -> dict[str, Any]:
-    """The nano Vitron LLM on ``out/clip``'s tower and ``profile``'s SAM, trained under
+    """The nano Vitron LLM on ``out/clip_tower``'s tower and ``profile``'s SAM, trained under
     ``runs/planner`` (resuming what is there) and published into ``out``; returns the stages' wall
     times and last logged numbers (``training.json``)."""
     from vitron.agent.training.nano import publish, train_nano
 
     run = runs / "planner"
     if plan.corpus_samples is not None and not (run / "init" / "config.json").is_file():
-        _init_planner(run / "init", out / "clip", seed, plan.corpus_samples)
+        _init_planner(run / "init", out / "clip_tower", seed, plan.corpus_samples)
     train_nano(run, seed=seed, records=plan.records, profile=str(profile),
-               steps=plan.planner_steps, clip=out / "clip",
+               steps=plan.planner_steps, clip=out / "clip_tower",
                reading_records=plan.reading_records)  # fmt: skip
     return publish(run, out)
 
@@ -313,14 +314,14 @@ def build(out: str | Path = DEFAULT_OUT, *, seed: int = 0, quick: bool = False,
         backends_toml.write_text(profile_text([*trained, *DIFFUSION_PROFILE_PARTS], description,
                                               folder=str(out.resolve())))  # fmt: skip
         log(f"== planner: vitron.agent.training.nano.train_nano in {runs / 'planner'} on "
-            f"{out / 'clip'}, then publish into {out}")  # fmt: skip
+            f"{out / 'clip_tower'}, then publish into {out}")  # fmt: skip
         start = time.monotonic()
         summary = train_planner(out, runs, seed, plan, backends_toml)
         stages = {k: round(v, 1) for k, v in summary.get("times_s", {}).items()}
         record["parts"]["vitron_llm"] = {
             "command": f"train_nano({runs / 'planner'}, seed={seed}, records={plan.records}, "
                        f"reading_records={plan.reading_records}, "
-                       f"steps={plan.planner_steps}, clip={out / 'clip'}); publish",
+                       f"steps={plan.planner_steps}, clip={out / 'clip_tower'}); publish",
             "seconds": round(time.monotonic() - start, 1), "stage_seconds": stages,
             "metrics": {stage: summary[stage]["last_logged"] for stage in summary
                         if isinstance(summary[stage], dict) and "last_logged" in summary[stage]},

@@ -6,8 +6,9 @@
   Vitron placeholders, grammar tags and signal tokens; its merges are learned from the planner's
   system prompt, the tool names and shapes-world conversations, so a shapes-world word is mostly
   one token (any text still encodes, byte by byte).
-- Image tower: the vision half of the ``nano`` CLIP (``tools/profiles/nano/clip``, trained on the
-  shapes world by ``vitron pretrain``), trained further in ``base`` (the pretraining a released
+- Image tower: the vision half of the ``nano`` planner tower (``tools/profiles/nano/clip_tower``:
+  the nano CLIP in 8 px patches, trained on the shapes world by ``vitron pretrain clip_tower``; the
+  retriever's CLIP uses 4 px patches, four times the tokens), trained further in ``base`` (the pretraining a released
   tower already had: the contrastive nano CLIP's patch features tell colours apart but hardly
   shapes) and frozen in Vitron's three stages as they prescribe.
 - With ``steps["tower"]`` > 0 (off by default), the tower is first pretrained on dense
@@ -213,6 +214,15 @@ def _profile_path(profile: str, component: str) -> Path:
     return path if path.is_absolute() else Path(loaded.source).parent / path
 
 
+def tower_source(profile: str) -> Path:
+    """The CLIP folder whose vision half a new planner starts from: ``profile``'s
+    ``clip_tower`` (nano's 8 px patches: 64 image tokens a picture), else its ``clip``."""
+    from vitron.tools.profiles import load_profile
+
+    has_tower = "clip_tower" in load_profile(profile).components
+    return _profile_path(profile, "clip_tower" if has_tower else "clip")
+
+
 def train_nano(run: str | Path, *, seed: int = 0, records: int = DEFAULT_RECORDS, profile: str = "nano",
                steps: dict[str, int] | None = None, clip: str | Path | None = None,
                corpus_samples: int = 600, overrides: dict | None = None,
@@ -245,7 +255,7 @@ def train_nano(run: str | Path, *, seed: int = 0, records: int = DEFAULT_RECORDS
         times["reading"] = time.monotonic() - start
     if not (run / "init" / "config.json").is_file():
         start = time.monotonic()
-        model, processor = build_nano_vitron(clip or _profile_path(profile, "clip"), seed=seed,
+        model, processor = build_nano_vitron(clip or tower_source(profile), seed=seed,
                                              corpus_samples=corpus_samples)  # fmt: skip
         save_vitron(model, processor, run / "init")
         times["init"] = time.monotonic() - start
@@ -407,7 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=DEFAULT_RECORDS)
     parser.add_argument("--reading-records", type=int, default=DEFAULT_READING_RECORDS)
     parser.add_argument("--profile", default="nano", help="profile with the frozen CLIP and SAM")
-    parser.add_argument("--clip", help="vision tower source (default: the profile's clip)")
+    parser.add_argument("--clip", help="vision tower source, a CLIP folder (default: the "
+                        "profile's clip_tower, else its clip)")  # fmt: skip
     parser.add_argument("--publish", help="then copy the planner into this profile folder")
     parser.add_argument(
         "--no-synergy", action="store_true",

@@ -21,7 +21,9 @@ def test_quick_build_writes_a_profile_that_answers_through_the_graph(tmp_path, c
     assert main(["train", "--profile", "nano", "--out", str(out), "--seed", "0", "--quick"]) == 0
     printed = capsys.readouterr().out
     record = json.loads((out / "build.json").read_text())
-    backends = [b for b in ("sam", "clip", "grounding_dino", "sam2_video") if b in BACKENDS]
+    backends = [
+        b for b in ("sam", "clip", "clip_tower", "grounding_dino", "sam2_video") if b in BACKENDS
+    ]
     diffusion = ["diffusion_vae", "text_to_image", "inpaint"]  # chained, before the planner
     assert list(record["parts"]) == [*backends, *diffusion, "vitron_llm"]  # its signals need them
     for part, info in record["parts"].items():
@@ -133,7 +135,7 @@ def test_a_full_build_retraces_the_committed_parts_step_counts():
 
     folder = resources.files("vitron.tools.profiles") / "nano"
     plan = committed_plan()
-    for backend in ("sam", "clip", "grounding_dino", "sam2_video"):
+    for backend in ("sam", "clip", "clip_tower", "grounding_dino", "sam2_video"):
         report = json.loads((folder / backend / "pretrain.json").read_text())
         # a continued part: the steps from nothing, which its lineage adds up
         steps = report.get("build_steps") or report["planned_steps"]

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 BACKENDS: dict[str, str] = {
     "sam": "vitron.tools.pretraining.sam",
     "clip": "vitron.tools.pretraining.clip",
+    "clip_tower": "vitron.tools.pretraining.clip_tower",
     "grounding_dino": "vitron.tools.pretraining.grounding_dino",
     "sam2_video": "vitron.tools.pretraining.sam2_video",
     "diffusion_vae": "vitron.tools.pretraining.diffusion_vae",

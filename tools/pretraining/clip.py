@@ -99,8 +99,8 @@ def _bpe(word: str, ranks: dict[tuple[str, str], int]) -> list[str]:
     return pieces
 
 
-def nano_config(tokenizer: CLIPTokenizer) -> CLIPConfig:
-    """64 px images in 8 px patches; 64-wide, 3-layer towers; a 64-d joint space."""
+def nano_config(tokenizer: CLIPTokenizer, patch_size: int = 4) -> CLIPConfig:
+    """64 px images in ``patch_size`` px patches; 64-wide, 3-layer towers; a 64-d joint space."""
     return CLIPConfig(
         text_config=dict(
             hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
@@ -110,7 +110,7 @@ def nano_config(tokenizer: CLIPTokenizer) -> CLIPConfig:
         ),
         vision_config=dict(
             hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
-            image_size=SIZE, patch_size=8,
+            image_size=SIZE, patch_size=patch_size,
         ),
         projection_dim=64,
     )  # fmt: skip
@@ -160,14 +160,17 @@ def minimal_pair(rng: np.random.Generator) -> tuple[RenderedScene, RenderedScene
 
 class ClipPretrainer:
     name = "clip"
-    default_steps = 2000
+    default_steps = 3000
     learning_rate = 1e-3
     batch_size = 64
+    patch_size = 4
+    """4 px patches (16 x 16 of them): with 8 px ones (:mod:`.clip_tower`) the retriever read
+    colours but not shapes (R@1 of 10 0.765 against 0.905, 200 ``test`` samples)."""
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
         tokenizer = shapes_tokenizer()
-        self.model = seeded(seed, lambda: CLIPModel(nano_config(tokenizer)))
+        self.model = seeded(seed, lambda: CLIPModel(nano_config(tokenizer, self.patch_size)))
         image_processor = CLIPImageProcessor(
             size={"shortest_edge": SIZE}, crop_size={"height": SIZE, "width": SIZE}
         )

@@ -17,8 +17,8 @@ def add_pretrain_command(commands: argparse._SubParsersAction) -> None:
     """Register ``pretrain`` on the ``vitron`` CLI's sub-command parser."""
     parser = commands.add_parser(
         "pretrain",
-        help="train one backend of the nano profile (sam, clip, grounding_dino, sam2_video, the "
-        "diffusion parts) on the shapes world, from nothing",
+        help="train one backend of the nano profile (sam, clip, clip_tower, grounding_dino, "
+        "sam2_video, the diffusion parts) on the shapes world, from nothing",
         description="Train a nano-size backend on the shapes world, deterministically from --seed, "
         "and save it in the format its loader reads. Run the same command again to resume.",
     )
