@@ -24,7 +24,12 @@ from vitron.tools.geometry import mask_box, region_to_pixels
 from vitron.tools.models.sam2_video import Sam2VideoEngine, VideoPrompt, load_sam2_video
 from vitron.tools.pretraining import make_pretrainer
 from vitron.tools.pretraining.loop import RESUME_NAME
-from vitron.tools.pretraining.sam2_video import HIDDEN, SIZE, Sam2VideoPretrainer
+from vitron.tools.pretraining.sam2_video import (
+    HIDDEN,
+    SIZE,
+    Sam2VideoPretrainer,
+    training_clips,
+)
 from vitron.tools.profiles import ComponentSpec, load_profile
 from vitron.tools.registry import ModelRegistry
 from vitron.tools.workspace import Workspace
@@ -75,6 +80,52 @@ def test_pretrain_command_saves_a_folder_the_loader_reads_and_tracks_with(tmp_pa
     assert all(torch.equal(saved[k], continued[k]) for k in saved)
     shared = again.model.shared_image_embedding.positional_embedding
     assert torch.equal(again.model.prompt_encoder.shared_embedding.positional_embedding, shared)
+
+
+def test_the_image_stage_trains_one_frame_clips_and_the_video_stage_continues_it(tmp_path):
+    out = tmp_path / "sam2_image"
+    assert main(["pretrain", "sam2_image", "--seed", "2", "--out", str(out), "--steps", "2",
+                 "--eval-count", "1"]) == 0  # fmt: skip
+    report = json.loads((out / "pretrain.json").read_text())
+    assert report["backend"] == "sam2_image" and report["steps"] == 2
+    image_stage = make_pretrainer("sam2_image", 2)
+    image_stage.start(0, 2)
+    assert image_stage.pool is not None
+    assert {c.frames.shape[0] for group in image_stage.pool.items for c in group} == {1}
+    assert all(len(group) == 2 and group[0].frames is group[1].frames
+               for group in image_stage.pool.items)  # two targets on every picture  # fmt: skip
+    assert image_stage.embedding_norm_weight > 0
+    videos = make_pretrainer("sam2_video", 2)  # the committed tracker's recipe is unchanged
+    assert videos.targets == 1 and videos.embedding_norm_weight == 0
+
+    videos = make_pretrainer("sam2_video", 3, out)  # the video stage starts from its weights
+    saved = load_file(str(out / "model.safetensors"))
+    continued = videos.model.state_dict()
+    assert all(torch.equal(saved[k], continued[k]) for k in saved)
+
+
+def test_each_training_video_gives_two_clips_with_different_targets():
+    """The same frames with two different targets: a model that ignores its prompt cannot fit
+    both (the committed tracker before this gave the same mask for any box)."""
+    for seed in range(5):
+        first, second = training_clips(np.random.default_rng(seed), frames=3, targets=2)
+        assert first.frames is second.frames and first.frames.shape == (3, SIZE, SIZE, 3)
+        assert first.masks[0].sum() >= 4 and second.masks[0].sum() >= 4
+        assert not np.array_equal(first.masks, second.masks)
+
+
+def test_the_embedding_norm_term_is_zero_up_to_the_position_encodings_scale():
+    trainer = Sam2VideoPretrainer(0)
+    scale = float(trainer.model.get_image_wide_positional_embeddings().norm(dim=1).mean())
+    per_channel = scale / HIDDEN**0.5  # a constant embedding of norm `scale` at every position
+    trainer._embeddings[:] = [torch.full((2, HIDDEN, 8, 8), 0.9 * per_channel)]
+    loss, norm = trainer.embedding_norm_loss()
+    assert float(loss) == 0.0 and norm == pytest.approx(0.9 * scale, rel=1e-4)
+    trainer._embeddings[:] = [torch.full((2, HIDDEN, 8, 8), 3 * per_channel, requires_grad=True)]
+    loss, norm = trainer.embedding_norm_loss()
+    assert float(loss) == pytest.approx(4.0, rel=1e-4)  # (3 - 1)^2, relative to the scale
+    loss.backward()  # it trains what made the embedding
+    assert trainer._embeddings[0].grad is not None and trainer._embeddings[0].grad.sum() > 0
 
 
 @pytest.fixture(scope="module")

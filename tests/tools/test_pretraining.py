@@ -142,6 +142,7 @@ def test_seeded_builds_from_the_seed_alone_and_leaves_the_global_generator_alone
         "clip",
         "clip_tower",
         "grounding_dino",
+        "sam2_image",
         "sam2_video",
         "diffusion_vae",
         "diffusion_text_to_image",

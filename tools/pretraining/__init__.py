@@ -23,6 +23,7 @@ BACKENDS: dict[str, str] = {
     "clip": "vitron.tools.pretraining.clip",
     "clip_tower": "vitron.tools.pretraining.clip_tower",
     "grounding_dino": "vitron.tools.pretraining.grounding_dino",
+    "sam2_image": "vitron.tools.pretraining.sam2_image",
     "sam2_video": "vitron.tools.pretraining.sam2_video",
     "diffusion_vae": "vitron.tools.pretraining.diffusion_vae",
     "diffusion_text_to_image": "vitron.tools.pretraining.diffusion_text_to_image",
@@ -33,6 +34,7 @@ BACKENDS: dict[str, str] = {
 
 CONTINUABLE = (
     "grounding_dino",
+    "sam2_image",
     "sam2_video",
     "diffusion_text_to_image",
     "diffusion_inpaint",

@@ -23,12 +23,20 @@ dice on the mask where the object shows, MSE of the IoU head against the mask's 
 of the object-score head (the object leaves the frame in many clips; a negative score empties the
 mask at inference).
 
+Trained so (the committed tracker), the model learns to segment whatever stands out and ignores
+its box: the same mask for any box, about 0.45 frame-0 IoU on 1–3-object scenes. Two settings fix
+that for pictures and are on in the image stage (:mod:`.sam2_image`): each video twice in a batch
+with two different targets (``targets``), and :meth:`~Sam2VideoPretrainer.embedding_norm_loss`,
+which keeps the decoder's image embedding at its position encoding's scale. Continued on videos
+with them, the memory path has not yet learnt to carry the target (``tools/profiles/nano/README.md``).
+
 Multimask outputs are off (``multimask_output_in_sam=False``, no stability fallback): a box or a
 click gives one mask, the same branch in training and inference.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -140,16 +148,22 @@ class Clip:
         self.frames, self.masks = frames, masks
 
 
-def training_clip(rng: np.random.Generator) -> Clip:
-    """A ``FRAMES``-frame shapes video (training combinations only) and one target visible on
-    frame 0, as the tracking task picks them."""
+def training_clips(rng: np.random.Generator, frames: int = FRAMES, targets: int = 1) -> list[Clip]:
+    """A ``frames``-frame shapes video (training combinations only) with ``targets`` different
+    objects visible on frame 0, as the tracking task picks them: one clip per target, same frames.
+
+    Two targets on the same frames keep the model from ignoring its prompt: a tracker that
+    segments whatever stands out, whatever the box, scores the same on a one-target clip (about
+    0.45 frame-0 IoU here), but cannot give two targets on one picture their two masks."""
     while True:
-        video = sample_video(rng, frames=(FRAMES, FRAMES), size=SIZE)
+        video = sample_video(rng, frames=(frames, frames), size=SIZE)
         rendered = render_video(video, SIZE)
         visible = [i for i, m in enumerate(rendered.masks) if m[0].sum() >= 4]
-        if visible:
-            index = visible[int(rng.integers(len(visible)))]
-            return Clip(rendered.frames, rendered.masks[index])
+        if targets == 1 and visible:  # the committed tracker's draw
+            return [Clip(rendered.frames, rendered.masks[visible[int(rng.integers(len(visible)))]])]
+        if len(visible) >= targets:
+            picks = rng.choice(visible, size=targets, replace=False)
+            return [Clip(rendered.frames, rendered.masks[int(i)]) for i in picks]
 
 
 # ------------------------------------------------------------------------------- training
@@ -162,6 +176,18 @@ class Sam2VideoPretrainer:
     batch_size = 8
     box_jitter = 0.1
 
+    frames = FRAMES
+    """Frames per training clip; 1 trains the image path alone (:mod:`.sam2_image`)."""
+    refresh = 2
+    """New videos drawn into the pool per step."""
+    targets = 1
+    """Targets per video in a batch (each a clip of its own): ``batch_size`` clips are
+    ``batch_size / targets`` videos. The committed tracker was trained with one; the image stage
+    (:mod:`.sam2_image`) uses two."""
+    embedding_norm_weight = 0.0
+    """Weight of :meth:`embedding_norm_loss` (off for the committed tracker; on in the image
+    stage)."""
+
     def __init__(self, seed: int, base: Path | None = None, **overrides: Any) -> None:
         self.seed = seed
         if base is not None:  # a continuation (its saved position bases are already equal)
@@ -169,10 +195,12 @@ class Sam2VideoPretrainer:
             self.processor = Sam2VideoProcessor.from_pretrained(base)
         else:
             self.model, self.processor = build_nano_sam2_video(seed, **overrides)
-        self.pool: ScenePool[Clip] | None = None
+        self.pool: ScenePool[list[Clip]] | None = None
         self._decoded: list[tuple[torch.Tensor, ...]] = []
+        self._embeddings: list[torch.Tensor] = []
         self._collect = False
         self.model.mask_decoder.register_forward_hook(self._keep_decoder_output)
+        self.model.mask_decoder.register_forward_pre_hook(self._keep_embedding, with_kwargs=True)
         self.model.memory_attention.register_forward_hook(_batch_first_memory_output)
         mean = torch.tensor(self.processor.image_processor.image_mean, dtype=torch.float32)
         std = torch.tensor(self.processor.image_processor.image_std, dtype=torch.float32)
@@ -184,9 +212,33 @@ class Sam2VideoPretrainer:
         if self._collect:
             self._decoded.append(output)
 
+    def _keep_embedding(self, module, args, kwargs) -> None:  # noqa: ANN001
+        """The image embedding each decoder call gets (``B x C x g x g``), for
+        :meth:`embedding_norm_loss`."""
+        if self._collect:
+            self._embeddings.append(kwargs["image_embeddings"])
+
+    def embedding_norm_loss(self) -> tuple[torch.Tensor, float]:
+        """How far the decoder's image embeddings of the last :meth:`track` rise above the norm
+        of the position encoding added to them (per position, squared, relative), and their mean
+        norm.
+
+        SAM's image encoder ends in a LayerNorm, which holds its embedding at the position
+        encoding's scale; SAM 2's FPN output has no norm, and trained from nothing here it grew
+        from 0.6 to about 170 beside an encoding of norm 8. The two-way transformer's prompt
+        tokens then attend by content alone and the box is lost: the tracker trained without
+        this term gave the same mask for any box."""
+        scale = self.model.get_image_wide_positional_embeddings().norm(dim=1).mean()
+        norms = torch.cat([e.norm(dim=1).flatten() for e in self._embeddings])
+        excess = (torch.relu(norms - scale) ** 2).mean() / scale**2
+        return excess, float(norms.detach().mean())
+
     def start(self, step: int, total: int) -> None:
-        self.pool = ScenePool(training_clip, seed=self.seed, capacity=pool_size(self.batch_size, total, 2, largest=512),
-                              refresh=2, step=step)  # fmt: skip
+        capacity = pool_size(self.batch_size // self.targets, total, self.refresh, largest=512)
+        make = partial(training_clips, frames=self.frames, targets=self.targets)
+        self.pool = ScenePool(
+            make, seed=self.seed, capacity=capacity, refresh=self.refresh, step=step
+        )
 
     def pixels(self, frames: np.ndarray) -> torch.Tensor:
         """``N x S x S x 3`` uint8 frames as the processor's ``N x 3 x S x S`` normalised input."""
@@ -196,7 +248,9 @@ class Sam2VideoPretrainer:
     def loss(self, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         assert self.pool is not None, "call start() first"
         rng = step_rng(self.seed, 1, step)
-        clips = self.pool.batch(rng, self.batch_size)
+        clips = [
+            c for group in self.pool.batch(rng, self.batch_size // self.targets) for c in group
+        ]
         self.pool.advance()
         boxes = np.stack([jittered_box(c.masks[0], rng, self.box_jitter) for c in clips])
         gold = torch.from_numpy(np.stack([c.masks for c in clips]))  # B x T x S x S
@@ -217,7 +271,10 @@ class Sam2VideoPretrainer:
         score_loss = F.binary_cross_entropy_with_logits(scores, present)
         shown = (scores > 0) == present.bool()
         tracked = actual[:, 1:][present[:, 1:].bool()]
-        return mask_loss + iou_loss + score_loss, {
+        embedding_loss, embedding_norm = self.embedding_norm_loss()
+        total = mask_loss + iou_loss + score_loss + self.embedding_norm_weight * embedding_loss
+        return total, {
+            "embed_norm": embedding_norm,
             "iou_f0": float(actual[:, 0].mean()),
             "iou_later": float(tracked.mean()) if len(tracked) else 0.0,
             "presence": float(shown.float().mean()),
@@ -242,6 +299,7 @@ class Sam2VideoPretrainer:
             "point_labels": torch.tensor([2, 3], dtype=torch.int32).repeat(b, 1, 1),
         }
         results = []
+        self._embeddings.clear()
         self._collect = True
         for i in range(t):
             current = [f[:, :, i] for f in feats]
@@ -256,6 +314,11 @@ class Sam2VideoPretrainer:
             )  # fmt: skip
             masks, iou_pred, _, score = self._decoded[-1]
             session.store_output(obj, i, output_value=out, is_conditioning_frame=i == 0)
+            up = F.interpolate(masks[:, 0, :1].float(), size=(SIZE, SIZE), mode="bilinear",
+                               align_corners=False)[:, 0]  # fmt: skip
+            results.append((up, iou_pred[:, 0, 0], score.reshape(b)))
+            if i == t - 1:
+                break  # no later frame reads the last frame's memory
             memory, memory_pos = model._encode_new_memory(
                 current_vision_feats=current[-1], pred_masks_high_res=out["high_res_masks"],
                 object_score_logits=score, is_mask_from_pts=i == 0,
@@ -264,9 +327,6 @@ class Sam2VideoPretrainer:
                 "cond_frame_outputs" if i == 0 else "non_cond_frame_outputs"
             ][i]
             stored["maskmem_features"], stored["maskmem_pos_enc"] = memory, memory_pos
-            up = F.interpolate(masks[:, 0, :1].float(), size=(SIZE, SIZE), mode="bilinear",
-                               align_corners=False)[:, 0]  # fmt: skip
-            results.append((up, iou_pred[:, 0, 0], score.reshape(b)))
         self._collect = False
         self._decoded.clear()
         return results
