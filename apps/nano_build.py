@@ -6,7 +6,8 @@ it (and resumed, through its own checkpoints, when one was interrupted):
 
 1. the backends, each by ``vitron pretrain BACKEND --seed S --out DIR/BACKEND``: ``sam``, ``clip``,
    ``clip_tower`` (the planner's image tower), ``grounding_dino`` and ``sam2_video`` where
-   :data:`vitron.tools.pretraining.BACKENDS` has it;
+   :data:`vitron.tools.pretraining.BACKENDS` has it; ``sam2_video`` continues (``--base``) its
+   image stage, ``sam2_image``, trained first into ``RUNS/sam2_image`` (:data:`FIRST_STAGES`);
 2. the nano Stable Diffusion (issue 14), chained by ``--base``: ``vitron pretrain diffusion_vae``
    into ``RUNS/diffusion_vae`` (an intermediate: the pipelines carry their own copy), then
    ``diffusion_text_to_image --base RUNS/diffusion_vae`` into ``DIR/text_to_image`` (the VAE's
@@ -51,6 +52,10 @@ BACKEND_ORDER = ("sam", "clip", "clip_tower", "grounding_dino", "sam2_video")
 PLANNER_PARTS = ("sam_signal", "sam2_signal", "image_signal", "vitron_llm")
 """What :func:`~vitron.agent.training.nano.publish` writes: the planner and the projectors stage 2
 aligns through SAM, SAM 2 and the diffusion pipelines."""
+FIRST_STAGES: dict[str, tuple[str, str]] = {"sam2_video": ("sam2_image", "image_pretrain.json")}
+"""Backends trained in two stages: backend -> (its first stage, trained into ``RUNS/<stage>``,
+an intermediate the backend continues by ``--base``; the name its ``pretrain.json`` is kept under
+in the backend's folder). SAM 2 learns to follow its prompt on pictures before videos."""
 DIFFUSION_PARTS: dict[str, tuple[str, str | None]] = {
     "diffusion_vae": ("diffusion_vae", None),
     "text_to_image": ("diffusion_text_to_image", "diffusion_vae"),
@@ -94,6 +99,7 @@ class Plan:
 
 QUICK = Plan(
     backend_steps=dict.fromkeys(BACKEND_ORDER, 2)
+    | dict.fromkeys((stage for stage, _ in FIRST_STAGES.values()), 2)
     | dict.fromkeys((backend for backend, _ in DIFFUSION_PARTS.values()), 1),
     eval_count=2,
     records=12,
@@ -115,6 +121,7 @@ def committed_plan() -> Plan:
         if part in DIFFUSION_PROFILE_PARTS
     }
     reports["diffusion_vae"] = folder / "text_to_image" / VAE_REPORT
+    reports |= {stage: folder / backend / kept for backend, (stage, kept) in FIRST_STAGES.items()}
     backend_steps = {}
     for backend, path in reports.items():
         try:
@@ -298,12 +305,17 @@ def build(out: str | Path = DEFAULT_OUT, *, seed: int = 0, quick: bool = False,
                    + (" (--quick: a few steps each, not a usable profile)" if quick else "")
                    + (f"; {', '.join(missing)} still tiny's random weights" if missing else ""))  # fmt: skip
     for backend in trained:
-        command = "vitron pretrain " + " ".join(pretrain_argv(backend, out / backend, seed, plan))
+        base = train_first_stage(backend, out, runs, seed, plan, record, log)
+        argv = pretrain_argv(backend, out / backend, seed, plan, base)
+        command = "vitron pretrain " + " ".join(argv)
         if backend in record["parts"]:
             log(f"== {backend}: {command} (finished before: skipped)")
             continue
         log(f"== {backend}: {command}")
-        record["parts"][backend] = part_record(pretrain(backend, out / backend, seed, plan))
+        record["parts"][backend] = part_record(pretrain(backend, out / backend, seed, plan, base))
+        if base is not None:  # the first stage's record goes with the backend it became
+            kept = out / backend / FIRST_STAGES[backend][1]
+            kept.write_text((base / "pretrain.json").read_text())
         save_record(out, record)
     train_diffusion(out, runs, seed, plan, record, log)
     if "vitron_llm" in record["parts"]:
@@ -334,6 +346,29 @@ def build(out: str | Path = DEFAULT_OUT, *, seed: int = 0, quick: bool = False,
     save_record(out, record)
     log(report_table(record))
     return record
+
+
+def train_first_stage(backend: str, out: Path, runs: Path, seed: int, plan: Plan,
+                      record: dict[str, Any], log: Callable[[str], None]) -> Path | None:  # fmt: skip
+    """The first stage of a backend trained in two (:data:`FIRST_STAGES`), into ``runs/<stage>``,
+    recorded in ``record``; returns its folder (the backend's ``--base``), or ``None`` for a
+    backend trained in one. Skipped when ``record`` lists it, unless its folder is gone while the
+    backend still needs it."""
+    from vitron.tools.pretraining import BACKENDS
+
+    if backend not in FIRST_STAGES or FIRST_STAGES[backend][0] not in BACKENDS:
+        return None
+    stage = FIRST_STAGES[backend][0]
+    folder = runs / stage
+    command = "vitron pretrain " + " ".join(pretrain_argv(stage, folder, seed, plan))
+    needed_again = backend not in record["parts"] and not (folder / "config.json").is_file()
+    if stage in record["parts"] and not needed_again:
+        log(f"== {stage}: {command} (finished before: skipped)")
+        return folder
+    log(f"== {stage}: {command}")
+    record["parts"][stage] = part_record(pretrain(stage, folder, seed, plan))
+    save_record(out, record)
+    return folder
 
 
 def train_diffusion(out: Path, runs: Path, seed: int, plan: Plan, record: dict[str, Any],

@@ -22,8 +22,6 @@ class Sam2ImagePretrainer(Sam2VideoPretrainer):
     batch_size = 32
     frames = 1
     refresh = 8
-    targets = 2
-    embedding_norm_weight = 1.0
 
 
 def make_pretrainer(seed: int, base: Path | None = None) -> Sam2ImagePretrainer:

@@ -23,15 +23,12 @@ dice on the mask where the object shows, MSE of the IoU head against the mask's 
 of the object-score head (the object leaves the frame in many clips; a negative score empties the
 mask at inference).
 
-Trained so (the committed tracker), the model learns to segment whatever stands out and ignores
-its box: the same mask for any box, about 0.45 frame-0 IoU on 1–3-object scenes. Two settings fix
-that for pictures and are on in the image stage (:mod:`.sam2_image`): each video twice in a batch
-with two different targets (``targets``), and :meth:`~Sam2VideoPretrainer.embedding_norm_loss`,
-which keeps the decoder's image embedding at its position encoding's scale. Continued on videos
-with them, the memory path has not yet learnt to carry the target (``tools/profiles/nano/README.md``).
-
-Multimask outputs are off (``multimask_output_in_sam=False``, no stability fallback): a box or a
-click gives one mask, the same branch in training and inference.
+Each video comes twice in a batch, with two different targets (``targets``), and
+:meth:`~Sam2VideoPretrainer.embedding_norm_loss` keeps the decoder's image embedding at its
+position encoding's scale: without them the model learnt to segment whatever stands out and
+ignore its box (the same mask for any box; about 0.45 frame-0 IoU on 1–3-object scenes). The
+tracker starts from its image stage (:mod:`.sam2_image`, ``--base``), which learns to follow the
+box on pictures first; trained from nothing on videos alone it did not learn to.
 """
 
 from __future__ import annotations
@@ -148,7 +145,7 @@ class Clip:
         self.frames, self.masks = frames, masks
 
 
-def training_clips(rng: np.random.Generator, frames: int = FRAMES, targets: int = 1) -> list[Clip]:
+def training_clips(rng: np.random.Generator, frames: int = FRAMES, targets: int = 2) -> list[Clip]:
     """A ``frames``-frame shapes video (training combinations only) with ``targets`` different
     objects visible on frame 0, as the tracking task picks them: one clip per target, same frames.
 
@@ -159,8 +156,6 @@ def training_clips(rng: np.random.Generator, frames: int = FRAMES, targets: int 
         video = sample_video(rng, frames=(frames, frames), size=SIZE)
         rendered = render_video(video, SIZE)
         visible = [i for i, m in enumerate(rendered.masks) if m[0].sum() >= 4]
-        if targets == 1 and visible:  # the committed tracker's draw
-            return [Clip(rendered.frames, rendered.masks[visible[int(rng.integers(len(visible)))]])]
         if len(visible) >= targets:
             picks = rng.choice(visible, size=targets, replace=False)
             return [Clip(rendered.frames, rendered.masks[int(i)]) for i in picks]
@@ -180,13 +175,11 @@ class Sam2VideoPretrainer:
     """Frames per training clip; 1 trains the image path alone (:mod:`.sam2_image`)."""
     refresh = 2
     """New videos drawn into the pool per step."""
-    targets = 1
+    targets = 2
     """Targets per video in a batch (each a clip of its own): ``batch_size`` clips are
-    ``batch_size / targets`` videos. The committed tracker was trained with one; the image stage
-    (:mod:`.sam2_image`) uses two."""
-    embedding_norm_weight = 0.0
-    """Weight of :meth:`embedding_norm_loss` (off for the committed tracker; on in the image
-    stage)."""
+    ``batch_size / targets`` videos."""
+    embedding_norm_weight = 1.0
+    """Weight of :meth:`embedding_norm_loss`."""
 
     def __init__(self, seed: int, base: Path | None = None, **overrides: Any) -> None:
         self.seed = seed
