@@ -8,9 +8,9 @@
   one token (any text still encodes, byte by byte).
 - Image tower: the vision half of the ``nano`` planner tower (``tools/profiles/nano/clip_tower``:
   the nano CLIP in 8 px patches, trained on the shapes world by ``vitron pretrain clip_tower``; the
-  retriever's CLIP uses 4 px patches, four times the tokens), trained further in ``base`` (the pretraining a released
-  tower already had: the contrastive nano CLIP's patch features tell colours apart but hardly
-  shapes) and frozen in Vitron's three stages as they prescribe.
+  retriever's CLIP uses 4 px patches, four times the tokens), trained further in ``base`` (the
+  pretraining a released tower already had: the contrastive nano CLIP's patch features tell
+  colours apart but hardly shapes) and frozen in Vitron's three stages as they prescribe.
 - With ``steps["tower"]`` > 0 (off by default), the tower is first pretrained on dense
   shapes-world labels (``tower/``, :mod:`vitron.agent.training.nano_vision`): each patch's
   object's colour, shape, size and texture. Tried as a continuation of the committed planner it

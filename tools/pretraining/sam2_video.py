@@ -29,6 +29,9 @@ position encoding's scale: without them the model learnt to segment whatever sta
 ignore its box (the same mask for any box; about 0.45 frame-0 IoU on 1–3-object scenes). The
 tracker starts from its image stage (:mod:`.sam2_image`, ``--base``), which learns to follow the
 box on pictures first; trained from nothing on videos alone it did not learn to.
+
+Multimask outputs are off (``multimask_output_in_sam=False``, no stability fallback): a box or a
+click gives one mask, the same branch in training and inference.
 """
 
 from __future__ import annotations
