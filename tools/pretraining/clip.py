@@ -99,7 +99,7 @@ def _bpe(word: str, ranks: dict[tuple[str, str], int]) -> list[str]:
     return pieces
 
 
-def nano_config(tokenizer: CLIPTokenizer, patch_size: int = 4) -> CLIPConfig:
+def nano_config(tokenizer: CLIPTokenizer, patch_size: int) -> CLIPConfig:
     """64 px images in ``patch_size`` px patches; 64-wide, 3-layer towers; a 64-d joint space."""
     return CLIPConfig(
         text_config=dict(
