@@ -33,11 +33,13 @@ lint: $(VENV)/.installed
 
 setup: $(VENV)/.installed
 
-# Every package, direct and transitive, at the locked version; then the project itself, editable,
-# without letting pip resolve anything else; then a consistency check.
+# Every package, direct and transitive, at the locked version (no pip cache: the CUDA build of torch
+# and its libraries make a 7.4 GB venv, and a cached copy would double that); then the project itself,
+# editable, without letting pip resolve anything else; then a consistency check.
 $(VENV)/.installed: pyproject.toml $(LOCK)
+	@.ci/check_disk.sh $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --requirement $(LOCK)
+	$(BIN)/pip install --quiet --no-cache-dir --requirement $(LOCK)
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/pip check
 	touch $@
