@@ -60,7 +60,8 @@ def conversation(
         call_id = f"call_{k}"
         messages.append(AIMessage(content="", tool_calls=[
             {"name": call.name, "args": {"instruction": instruction}, "id": call_id}]))  # fmt: skip
-        text = tool_result(call.name, instruction, media, rng, ranked=_ranked(sample, infos, rng))
+        text = tool_result(call.name, instruction, media, rng, ranked=_ranked(sample, infos, rng),
+                           conversation=[m.handle for m in infos])  # fmt: skip
         made = HANDLE.match(text)  # results that make media start with the new handle
         media = media or (made.group(0) if made else "")
         messages.append(ToolMessage(content=text, name=call.name, tool_call_id=call_id))

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from vitron.tools.backends.retrieve import conversation_places
 from vitron.tools.editing import infer_operation, read_instruction
 from vitron.tools.geometry import fmt_box
 from vitron.tools.placement import add_box, move_box
@@ -33,10 +34,12 @@ SIGNAL_NOTE = (
 class _Draw:
     """Random parts of one result: handles, boxes, scores, sampling settings, the signal phrase.
     Every one comes from ``rng``, so a seed gives the same conversations (fresh random handles made
-    two runs of the same ``--seed`` train different planners)."""
+    two runs of the same ``--seed`` train different planners). ``conversation``: the images and
+    videos the user attached, oldest first (retrieve names each by its place, ``picture 3``)."""
 
-    def __init__(self, rng: np.random.Generator) -> None:
+    def __init__(self, rng: np.random.Generator, conversation: Sequence[str] = ()) -> None:
         self.rng = rng
+        self.conversation = conversation
 
     def handle(self, kind: str) -> str:
         """A fresh workspace handle (``img_…``, ``mask_…``, ``vid_…``, ``box_…``, ``emb_…``)."""
@@ -98,8 +101,9 @@ def _track(d: _Draw, instruction: str, media: str, _: Sequence[str]) -> str:
 
 def _retrieve(d: _Draw, instruction: str, _: str, ranked: Sequence[str]) -> str:
     scores = np.sort(d.rng.uniform(-0.3, 0.7, size=len(ranked)))[::-1]
+    places = conversation_places(list(d.conversation or ranked))
     listed = "; ".join(
-        f"{k + 1}. {h} (image) score {s:.3f}"
+        f"{k + 1}. {h} ({places[h]}) score {s:.3f}"
         for k, (h, s) in enumerate(zip(ranked, scores, strict=True))
     )
     return (
@@ -181,11 +185,12 @@ RESULTS: dict[str, Callable[[_Draw, str, str, Sequence[str]], str]] = {
 
 def tool_result(
     name: str, instruction: str, media: str, rng: np.random.Generator,
-    ranked: Sequence[str] = (),
+    ranked: Sequence[str] = (), conversation: Sequence[str] = (),
 ) -> str:  # fmt: skip
     """A result text of tool ``name`` called with ``instruction`` on ``media`` (a handle, or ""
-    for the tools that make media from words); ``ranked``: retrieve's handles, best first."""
+    for the tools that make media from words); ``ranked``: retrieve's handles, best first;
+    ``conversation``: the user's images and videos, oldest first (default: ``ranked``)."""
     if name not in RESULTS:
         raise KeyError(f"no result format for tool {name!r}; known: {', '.join(RESULTS)}")
-    draw = _Draw(rng)
+    draw = _Draw(rng, conversation)
     return RESULTS[name](draw, instruction, media or draw.handle("img"), ranked)

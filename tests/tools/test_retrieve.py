@@ -35,6 +35,25 @@ def test_ranks_every_image_and_video_of_the_session(invoke, photo, coffee, squar
     assert ranking[0]["handle"] in result.content and "best first" in result.content
 
 
+def test_ranked_media_are_named_by_their_place_in_the_conversation(
+    invoke, photo, coffee, square_video
+):
+    """So an answer can say "picture 2" without looking a handle up; a frame has no place."""
+    result = invoke("retrieve", instruction="a cup of coffee on a table")
+    places = {r["handle"]: r["place"] for r in result.artifact["ranking"]}
+    assert places == {photo.handle: "picture 1", coffee.handle: "picture 2",
+                      square_video.handle: "video 1"}  # fmt: skip
+    for handle, place in places.items():
+        assert f"{handle} ({place}) score" in result.content
+    frame = f"{square_video.handle}#2"
+    named = invoke("retrieve", instruction="red", media=[frame, coffee.handle])
+    assert (
+        f"{frame} (frame) score" in named.content
+        and f"{coffee.handle} (picture 2)" in named.content
+    )
+    assert {r["handle"]: r["place"] for r in named.artifact["ranking"]}[frame] is None
+
+
 def test_the_tools_overlays_are_left_out_unless_named(invoke, photo, coffee, square_video):
     overlays = []
     for tool, args in (("segment_image", {"image": photo.handle, "regions": [[0.1, 0.1, 0.6, 0.6]]}),

@@ -19,7 +19,7 @@ OPTIONAL = (
     re.compile(r" \(located (?:on frame N )?by Grounding DINO as Q, score N\)"),
     re.compile(r", with signal H"),
     re.compile(r" Note: .*$"),
-    re.compile(r"(; N\. H \(image\) score N)+"),  # retrieve: however many are ranked
+    re.compile(r"(; N\. H \(picture N\) score N)+"),  # retrieve: however many are ranked
     re.compile(r"(; [^;\[]+ \[N, N, N, N\] score N)+"),  # ground: however many boxes
 )
 

@@ -110,8 +110,9 @@ def retrieve(args: RetrieveArgs, call: CallContext) -> ToolOutput:
     """Rank the conversation's images and videos by how well they match a text."""
     ranked, skipped = rank(args, call)
     shown = ranked[: args.top_k] if args.top_k else ranked
+    places = conversation_places(_session_media(call.workspace))
     listed = "; ".join(
-        f"{i}. {r.handle} ({r.kind}) score {r.score:.3f}"
+        f"{i}. {r.handle} ({places.get(r.handle, r.kind)}) score {r.score:.3f}"
         for i, r in enumerate(shown[:MAX_LISTED], start=1)
     )
     more = f"; and {len(shown) - MAX_LISTED} more" if len(shown) > MAX_LISTED else ""
@@ -126,12 +127,29 @@ def retrieve(args: RetrieveArgs, call: CallContext) -> ToolOutput:
         data={
             "query": args.instruction.strip(),
             "ranking": [
-                {"handle": r.handle, "kind": r.kind, "score": r.score, "probability": r.probability}
+                {
+                    "handle": r.handle,
+                    "kind": r.kind,
+                    "place": places.get(r.handle),
+                    "score": r.score,
+                    "probability": r.probability,
+                }
                 for r in shown
             ],  # fmt: skip
             "skipped": skipped,
         },
     )
+
+
+def conversation_places(media: list[str]) -> dict[str, str]:
+    """Each image and video by its place in the conversation, as a user names it: ``picture 3``,
+    ``video 1`` (counted from 1, oldest first, images and videos apart). The ranking names them so,
+    so that an answer can say which picture won without looking its handle up."""
+    images = [h for h in media if h.startswith("img_")]
+    videos = [h for h in media if h.startswith("vid_")]
+    return {h: f"picture {i}" for i, h in enumerate(images, start=1)} | {
+        h: f"video {i}" for i, h in enumerate(videos, start=1)
+    }
 
 
 def _session_media(workspace: Workspace) -> list[str]:
