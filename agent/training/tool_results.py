@@ -126,7 +126,10 @@ def _edit_summary(d: _Draw, instruction: str) -> str:
     if operation == "add" and reading.where:
         placed = add_box(reading.where, f"{instruction} {reading.content}")
         if placed is not None:
-            return f"added {reading.content!r} (GLIGEN) {placed.words} {fmt_box(placed.box)}"
+            # GLIGEN inpainting draws it, or plain inpainting where a profile's GLIGEN is
+            # untrained (nano's `draws_added_objects`): the tool names which
+            method = "GLIGEN" if d.rng.random() < 0.5 else "inpainting"
+            return f"added {reading.content!r} ({method}) {placed.words} {fmt_box(placed.box)}"
     if operation == "move" and reading.where:
         placed = move_box(reading.where, d.box_values())
         if placed is not None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import THREAD
 from vitron.agent.training.tool_results import RESULTS, tool_result
 
 OPTIONAL = (
@@ -78,6 +79,29 @@ def test_a_training_result_reads_like_the_tools_own(
     message = invoke(name, **args)
     assert message.status == "success", message.content
     assert skeleton(message.text) in written(name, instruction, handle)
+
+
+def test_an_add_drawn_by_plain_inpainting_reads_like_the_tools_own(tmp_path, services, square):
+    """nano's inpainting draws added objects (``draws_added_objects``) and the result says
+    "(inpainting)" where GLIGEN's says "(GLIGEN)": training words adds both ways."""
+    from vitron.tools.backend import Services, build_tools
+    from vitron.tools.profiles import load_profile
+    from vitron.tools.registry import ModelRegistry
+
+    profile = tmp_path / "adds.toml"
+    profile.write_text(
+        'name = "adds"\nextends = "tiny"\n[components.inpaint]\nloader = "diffusion"\n'
+        'pipeline = "inpaint"\ncheckpoint = "tiny"\nsteps = 2\ndraws_added_objects = true\n'
+    )
+    models = ModelRegistry(load_profile(profile), device="cpu")
+    tool = {t.name: t for t in build_tools(Services(services.workspace, models))}["edit_image"]
+    instruction = "add a large purple triangle at the centre"
+    args = {"image": square.handle, "instruction": instruction, "steps": 2}
+    call = {"type": "tool_call", "id": "c1", "name": "edit_image", "args": args}
+    message = tool.invoke(call, {"configurable": {"thread_id": THREAD}})
+    assert message.status == "success", message.content
+    assert "(inpainting)" in message.text
+    assert skeleton(message.text) in written("edit_image", instruction, square.handle)
 
 
 def test_retrieve_lists_the_ranking_best_first_as_the_tool_does(invoke, workspace, photo):
