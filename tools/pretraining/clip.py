@@ -160,7 +160,8 @@ def minimal_pair(rng: np.random.Generator) -> tuple[RenderedScene, RenderedScene
 
 class ClipPretrainer:
     name = "clip"
-    default_steps = 3000
+    default_steps = 6000
+    """R@1 of 10 through the graph 0.950 on 400 ``test`` samples; 0.877 after 3000 steps."""
     learning_rate = 1e-3
     batch_size = 64
     patch_size = 4
