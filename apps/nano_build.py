@@ -6,8 +6,10 @@ it (and resumed, through its own checkpoints, when one was interrupted):
 
 1. the backends, each by ``vitron pretrain BACKEND --seed S --out DIR/BACKEND``: ``sam``, ``clip``,
    ``clip_tower`` (the planner's image tower), ``grounding_dino`` and ``sam2_video`` where
-   :data:`vitron.tools.pretraining.BACKENDS` has it; ``sam2_video`` continues (``--base``) its
-   image stage, ``sam2_image``, trained first into ``RUNS/sam2_image`` (:data:`FIRST_STAGES`);
+   :data:`vitron.tools.pretraining.BACKENDS` has it; ``sam2_video`` is trained in three stages
+   (:data:`STAGES`), ``sam2_image`` into ``RUNS/sam2_image``, ``sam2_video --base
+   RUNS/sam2_image`` into ``RUNS/sam2_video``, then ``sam2_video_long --base RUNS/sam2_video`` into
+   ``DIR/sam2_video`` (the earlier stages' ``pretrain.json`` kept beside it);
 2. the nano Stable Diffusion (issue 14), chained by ``--base``: ``vitron pretrain diffusion_vae``
    into ``RUNS/diffusion_vae`` (an intermediate: the pipelines carry their own copy), then
    ``diffusion_text_to_image --base RUNS/diffusion_vae`` into ``DIR/text_to_image`` (the VAE's
@@ -52,10 +54,12 @@ BACKEND_ORDER = ("sam", "clip", "clip_tower", "grounding_dino", "sam2_video")
 PLANNER_PARTS = ("sam_signal", "sam2_signal", "image_signal", "vitron_llm")
 """What :func:`~vitron.agent.training.nano.publish` writes: the planner and the projectors stage 2
 aligns through SAM, SAM 2 and the diffusion pipelines."""
-FIRST_STAGES: dict[str, tuple[str, str]] = {"sam2_video": ("sam2_image", "image_pretrain.json")}
-"""Backends trained in two stages: backend -> (its first stage, trained into ``RUNS/<stage>``,
-an intermediate the backend continues by ``--base``; the name its ``pretrain.json`` is kept under
-in the backend's folder). SAM 2 learns to follow its prompt on pictures before videos."""
+STAGES: dict[str, tuple[str, ...]] = {"sam2_video": ("sam2_image", "sam2_video", "sam2_video_long")}
+"""Parts trained in stages, each stage continuing the one before (``--base``): part -> its
+``vitron pretrain`` backends in order. The earlier stages are intermediates trained into
+``RUNS/<stage>`` (recorded as ``<part>/<stage>``, their ``pretrain.json`` kept in the part's folder
+as ``<stage>_pretrain.json``); the last one trains the part's folder. SAM 2 learns to follow its
+prompt on pictures, then to track on 8-frame clips, then on 12-frame ones."""
 DIFFUSION_PARTS: dict[str, tuple[str, str | None]] = {
     "diffusion_vae": ("diffusion_vae", None),
     "text_to_image": ("diffusion_text_to_image", "diffusion_vae"),
@@ -99,7 +103,7 @@ class Plan:
 
 QUICK = Plan(
     backend_steps=dict.fromkeys(BACKEND_ORDER, 2)
-    | dict.fromkeys((stage for stage, _ in FIRST_STAGES.values()), 2)
+    | dict.fromkeys((stage for chain in STAGES.values() for stage in chain), 2)
     | dict.fromkeys((backend for backend, _ in DIFFUSION_PARTS.values()), 1),
     eval_count=2,
     records=12,
@@ -114,14 +118,15 @@ def committed_plan() -> Plan:
     ``pretrain.json``, the planner's ``training.json``), so a full build retraces the committed
     profile; a part without a record gets its own default."""
     folder = Path(str(resources.files("vitron.tools.profiles"))) / "nano"
-    reports = {backend: folder / backend / "pretrain.json" for backend in BACKEND_ORDER}
+    reports = {stages(part)[-1]: folder / part / "pretrain.json" for part in BACKEND_ORDER}
     reports |= {
         backend: folder / part / "pretrain.json"
         for part, (backend, _) in DIFFUSION_PARTS.items()
         if part in DIFFUSION_PROFILE_PARTS
     }
     reports["diffusion_vae"] = folder / "text_to_image" / VAE_REPORT
-    reports |= {stage: folder / backend / kept for backend, (stage, kept) in FIRST_STAGES.items()}
+    reports |= {stage: folder / part / kept_report(stage)
+                for part in BACKEND_ORDER for stage in stages(part)[:-1]}  # fmt: skip
     backend_steps = {}
     for backend, path in reports.items():
         try:
@@ -147,6 +152,16 @@ def committed_plan() -> Plan:
     reading = int(training.get("reading_records", DEFAULT_READING_RECORDS))
     return Plan(backend_steps=backend_steps, planner_steps=planner_steps, records=records,
                 reading_records=reading)  # fmt: skip
+
+
+def stages(part: str) -> tuple[str, ...]:
+    """The ``vitron pretrain`` backends that train ``part``, in order (:data:`STAGES`)."""
+    return STAGES.get(part, (part,))
+
+
+def kept_report(stage: str) -> str:
+    """The name an earlier stage's ``pretrain.json`` is kept under in its part's folder."""
+    return f"{stage}_pretrain.json"
 
 
 def backends() -> list[str]:
@@ -304,18 +319,18 @@ def build(out: str | Path = DEFAULT_OUT, *, seed: int = 0, quick: bool = False,
     description = ("trained by `vitron train --profile nano` on the shapes world"
                    + (" (--quick: a few steps each, not a usable profile)" if quick else "")
                    + (f"; {', '.join(missing)} still tiny's random weights" if missing else ""))  # fmt: skip
-    for backend in trained:
-        base = train_first_stage(backend, out, runs, seed, plan, record, log)
-        argv = pretrain_argv(backend, out / backend, seed, plan, base)
-        command = "vitron pretrain " + " ".join(argv)
-        if backend in record["parts"]:
-            log(f"== {backend}: {command} (finished before: skipped)")
+    for part in trained:
+        base = train_earlier_stages(part, out, runs, seed, plan, record, log)
+        last = stages(part)[-1]
+        command = "vitron pretrain " + " ".join(pretrain_argv(last, out / part, seed, plan, base))
+        if part in record["parts"]:
+            log(f"== {part}: {command} (finished before: skipped)")
             continue
-        log(f"== {backend}: {command}")
-        record["parts"][backend] = part_record(pretrain(backend, out / backend, seed, plan, base))
-        if base is not None:  # the first stage's record goes with the backend it became
-            kept = out / backend / FIRST_STAGES[backend][1]
-            kept.write_text((base / "pretrain.json").read_text())
+        log(f"== {part}: {command}")
+        record["parts"][part] = part_record(pretrain(last, out / part, seed, plan, base))
+        for stage in stages(part)[:-1]:  # the earlier stages' records go with the part they made
+            report = runs / stage / "pretrain.json"
+            (out / part / kept_report(stage)).write_text(report.read_text())
         save_record(out, record)
     train_diffusion(out, runs, seed, plan, record, log)
     if "vitron_llm" in record["parts"]:
@@ -329,12 +344,12 @@ def build(out: str | Path = DEFAULT_OUT, *, seed: int = 0, quick: bool = False,
             f"{out / 'clip_tower'}, then publish into {out}")  # fmt: skip
         start = time.monotonic()
         summary = train_planner(out, runs, seed, plan, backends_toml)
-        stages = {k: round(v, 1) for k, v in summary.get("times_s", {}).items()}
+        stage_times = {k: round(v, 1) for k, v in summary.get("times_s", {}).items()}
         record["parts"]["vitron_llm"] = {
             "command": f"train_nano({runs / 'planner'}, seed={seed}, records={plan.records}, "
                        f"reading_records={plan.reading_records}, "
                        f"steps={plan.planner_steps}, clip={out / 'clip_tower'}); publish",
-            "seconds": round(time.monotonic() - start, 1), "stage_seconds": stages,
+            "seconds": round(time.monotonic() - start, 1), "stage_seconds": stage_times,
             "metrics": {stage: summary[stage]["last_logged"] for stage in summary
                         if isinstance(summary[stage], dict) and "last_logged" in summary[stage]},
         }  # fmt: skip
@@ -348,27 +363,28 @@ def build(out: str | Path = DEFAULT_OUT, *, seed: int = 0, quick: bool = False,
     return record
 
 
-def train_first_stage(backend: str, out: Path, runs: Path, seed: int, plan: Plan,
-                      record: dict[str, Any], log: Callable[[str], None]) -> Path | None:  # fmt: skip
-    """The first stage of a backend trained in two (:data:`FIRST_STAGES`), into ``runs/<stage>``,
-    recorded in ``record``; returns its folder (the backend's ``--base``), or ``None`` for a
-    backend trained in one. Skipped when ``record`` lists it, unless its folder is gone while the
-    backend still needs it."""
-    from vitron.tools.pretraining import BACKENDS
-
-    if backend not in FIRST_STAGES or FIRST_STAGES[backend][0] not in BACKENDS:
-        return None
-    stage = FIRST_STAGES[backend][0]
-    folder = runs / stage
-    command = "vitron pretrain " + " ".join(pretrain_argv(stage, folder, seed, plan))
-    needed_again = backend not in record["parts"] and not (folder / "config.json").is_file()
-    if stage in record["parts"] and not needed_again:
-        log(f"== {stage}: {command} (finished before: skipped)")
-        return folder
-    log(f"== {stage}: {command}")
-    record["parts"][stage] = part_record(pretrain(stage, folder, seed, plan))
-    save_record(out, record)
-    return folder
+def train_earlier_stages(part: str, out: Path, runs: Path, seed: int, plan: Plan,
+                         record: dict[str, Any], log: Callable[[str], None]) -> Path | None:  # fmt: skip
+    """The stages before the last of a part trained in several (:data:`STAGES`), each into
+    ``runs/<stage>`` from the one before, recorded in ``record`` as ``<part>/<stage>``; returns the
+    last one's folder (the part's ``--base``), or ``None`` for a part trained in one. A stage
+    ``record`` lists is skipped, unless its folder is gone while the part still needs it."""
+    chain = stages(part)
+    keys = [*(f"{part}/{stage}" for stage in chain[:-1]), part]
+    base = None
+    for k, stage in enumerate(chain[:-1]):
+        folder, key = runs / stage, keys[k]
+        command = "vitron pretrain " + " ".join(pretrain_argv(stage, folder, seed, plan, base))
+        # a finished stage's folder is needed again while the stage after it is not finished
+        needed_again = keys[k + 1] not in record["parts"] and not (folder / "config.json").is_file()
+        if key in record["parts"] and not needed_again:
+            log(f"== {key}: {command} (finished before: skipped)")
+        else:
+            log(f"== {key}: {command}")
+            record["parts"][key] = part_record(pretrain(stage, folder, seed, plan, base))
+            save_record(out, record)
+        base = folder
+    return base
 
 
 def train_diffusion(out: Path, runs: Path, seed: int, plan: Plan, record: dict[str, Any],

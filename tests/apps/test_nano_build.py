@@ -12,7 +12,7 @@ import pytest
 from langchain_core.messages import AIMessage
 
 from vitron.apps.cli import main
-from vitron.apps.nano_build import DIFFUSION_PROFILE_PARTS, PLANNER_PARTS, profile_text
+from vitron.apps.nano_build import DIFFUSION_PROFILE_PARTS, PLANNER_PARTS, profile_text, stages
 from vitron.tools.pretraining import BACKENDS
 
 
@@ -25,8 +25,8 @@ def test_quick_build_writes_a_profile_that_answers_through_the_graph(tmp_path, c
         b for b in ("sam", "clip", "clip_tower", "grounding_dino", "sam2_video") if b in BACKENDS
     ]
     diffusion = ["diffusion_vae", "text_to_image", "inpaint"]  # chained, before the planner
-    stages = [s for b in backends for s in (["sam2_image"] if b == "sam2_video" else []) + [b]]
-    assert list(record["parts"]) == [*stages, *diffusion, "vitron_llm"]  # its signals need them
+    trained = [key for b in backends for key in (*(f"{b}/{s}" for s in stages(b)[:-1]), b)]
+    assert list(record["parts"]) == [*trained, *diffusion, "vitron_llm"]  # its signals need them
     for part, info in record["parts"].items():
         assert info["seconds"] > 0 and info["metrics"], part
         assert f"\n{part} " in printed  # the table of wall times and metrics
@@ -46,10 +46,14 @@ def test_quick_build_writes_a_profile_that_answers_through_the_graph(tmp_path, c
     assert record["parts"]["text_to_image"]["command"].endswith(f"--base {vae}")
     assert record["parts"]["inpaint"]["command"].endswith(f"--base {out / 'text_to_image'}")
     assert {"gen_shape", "gen_colour"} <= set(record["parts"]["text_to_image"]["metrics"])
-    image_stage = out / "runs" / "sam2_image"  # SAM 2 follows its prompt on pictures first
-    assert record["parts"]["sam2_video"]["command"].endswith(f"--base {image_stage}")
-    kept = json.loads((out / "sam2_video" / "image_pretrain.json").read_text())
-    assert kept["backend"] == "sam2_image" and f"--out {image_stage} " in kept["command"]
+    # SAM 2 follows its prompt on pictures, then tracks on short clips, then on long ones
+    image_stage, video_stage = out / "runs" / "sam2_image", out / "runs" / "sam2_video"
+    assert record["parts"]["sam2_video/sam2_video"]["command"].endswith(f"--base {image_stage}")
+    assert record["parts"]["sam2_video"]["command"].startswith("vitron pretrain sam2_video_long ")
+    assert record["parts"]["sam2_video"]["command"].endswith(f"--base {video_stage}")
+    for stage, folder in (("sam2_image", image_stage), ("sam2_video", video_stage)):
+        kept = json.loads((out / "sam2_video" / f"{stage}_pretrain.json").read_text())
+        assert kept["backend"] == stage and f"--out {folder} " in kept["command"]
     kept = json.loads((out / "text_to_image" / "vae_pretrain.json").read_text())
     assert kept["backend"] == "diffusion_vae" and f"--out {vae} " in kept["command"]
 
@@ -92,7 +96,7 @@ def test_quick_build_writes_a_profile_that_answers_through_the_graph(tmp_path, c
     before = weights.stat().st_mtime_ns
     assert main(["train", "--profile", "nano", "--out", str(out), "--quick"]) == 0
     again = capsys.readouterr().out
-    assert again.count("finished before: skipped") == len(stages) + 1 + len(diffusion)
+    assert again.count("finished before: skipped") == len(trained) + 1 + len(diffusion)
     assert weights.stat().st_mtime_ns == before  # the planner was not trained again
     assert not (out / "inpaint" / "resume.pt").exists()
     assert json.loads((out / "build.json").read_text())["parts"] == record["parts"]
@@ -140,14 +144,16 @@ def test_a_full_build_retraces_the_committed_parts_step_counts():
 
     folder = resources.files("vitron.tools.profiles") / "nano"
     plan = committed_plan()
-    for backend in ("sam", "clip", "clip_tower", "grounding_dino", "sam2_video"):
-        report = json.loads((folder / backend / "pretrain.json").read_text())
+    for part in ("sam", "clip", "clip_tower", "grounding_dino", "sam2_video"):
+        backend = stages(part)[-1]  # the part's last stage trains its folder
+        report = json.loads((folder / part / "pretrain.json").read_text())
         # a continued part: the steps from nothing, which its lineage adds up
         steps = report.get("build_steps") or report["planned_steps"]
         assert plan.backend_steps[backend] == steps
         if "lineage" in report:
             assert steps == sum(run["planned_steps"] for run in report["lineage"])
-    for backend, report in (("sam2_image", "sam2_video/image_pretrain.json"),
+    for backend, report in (("sam2_image", "sam2_video/sam2_image_pretrain.json"),
+                            ("sam2_video", "sam2_video/sam2_video_pretrain.json"),
                             ("diffusion_vae", "text_to_image/vae_pretrain.json"),
                             ("diffusion_text_to_image", "text_to_image/pretrain.json"),
                             ("diffusion_inpaint", "inpaint/pretrain.json")):  # fmt: skip

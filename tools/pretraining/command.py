@@ -18,7 +18,7 @@ def add_pretrain_command(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "pretrain",
         help="train one backend of the nano profile (sam, clip, clip_tower, grounding_dino, "
-        "sam2_image, sam2_video, the diffusion parts) on the shapes world, from nothing",
+        "sam2_image, sam2_video, sam2_video_long, the diffusion parts) on the shapes world",
         description="Train a nano-size backend on the shapes world, deterministically from --seed, "
         "and save it in the format its loader reads. Run the same command again to resume.",
     )
@@ -45,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base", type=Path, default=None,
                         help="a trained folder to start from: the VAE for diffusion_text_to_image, "
                         "the text-to-image pipeline for diffusion_inpaint, a trained detector "
-                        "(grounding_dino) or tracker (sam2_image, sam2_video) to continue")  # fmt: skip
+                        "(grounding_dino) or tracker (sam2_image, sam2_video) to continue, the video "
+                        "stage's tracker for sam2_video_long (required there)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
 
 
