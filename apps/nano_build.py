@@ -368,7 +368,8 @@ def train_earlier_stages(part: str, out: Path, runs: Path, seed: int, plan: Plan
     """The stages before the last of a part trained in several (:data:`STAGES`), each into
     ``runs/<stage>`` from the one before, recorded in ``record`` as ``<part>/<stage>``; returns the
     last one's folder (the part's ``--base``), or ``None`` for a part trained in one. A stage
-    ``record`` lists is skipped, unless its folder is gone while the part still needs it."""
+    ``record`` lists is skipped, unless its folder is gone while the stage after it still needs
+    it."""
     chain = stages(part)
     keys = [*(f"{part}/{stage}" for stage in chain[:-1]), part]
     base = None
