@@ -45,7 +45,7 @@ def test_nano_profile_names_what_is_trained_and_what_is_not():
     assert profile.component("sam").options["automatic"]["pred_iou_thresh"] > 0
     for name in ("sam", "clip", "grounding_dino"):
         assert not profile.component(name).is_tiny
-    assert not profile.component("sam2_video").is_tiny  # trained; under-trained (nano/README.md)
+    assert not profile.component("sam2_video").is_tiny  # trained (nano/README.md has its J&F)
     assert profile.component("sam2_signal").options["out_dim"] == 128  # nano SAM 2 prompt width
     assert not profile.component("vitron_llm").is_tiny
     assert "random" in profile.description and "SAM, CLIP, Grounding DINO" in profile.description
