@@ -5,12 +5,12 @@
 set -euo pipefail
 venv=${1:-.venv}
 [ -x "$venv/bin/python" ] && exit 0  # a venv already there: a re-install only swaps packages
-need_gb=${VITRON_SETUP_NEED_GB:-8}
+need_mb=${VITRON_SETUP_NEED_MB:-7700}  # the venv itself is 7.4 GB: refuse only what cannot fit
 target=$(realpath -m "$venv")
 while [ ! -d "$target" ]; do target=$(dirname "$target"); done  # the nearest folder there now
 free_kb=$(df -Pk "$target" | awk 'NR == 2 {print $4}')
-if [ "$free_kb" -lt $((need_gb * 1024 * 1024)) ]; then
-  echo "setup needs about ${need_gb} GB free for the virtual environment (torch and its CUDA" \
+if [ "$free_kb" -lt $((need_mb * 1024)) ]; then
+  echo "setup needs about ${need_mb} MB free for the virtual environment (torch and its CUDA" \
        "libraries), but $target has $((free_kb / 1024)) MB free: free some space and run it again" >&2
   exit 1
 fi
