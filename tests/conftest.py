@@ -40,6 +40,18 @@ def tiny_models() -> ModelRegistry:
     return ModelRegistry(load_profile("tiny"), device="cpu")
 
 
+@pytest.fixture(scope="session")
+def adds_models(tmp_path_factory) -> ModelRegistry:
+    """Tiny models whose inpainting draws added objects (``draws_added_objects``, as nano's does:
+    its GLIGEN inpainting is untrained), for the whole session."""
+    profile = tmp_path_factory.mktemp("profiles") / "adds.toml"
+    profile.write_text(
+        'name = "adds"\nextends = "tiny"\n[components.inpaint]\nloader = "diffusion"\n'
+        'pipeline = "inpaint"\ncheckpoint = "tiny"\nsteps = 2\ndraws_added_objects = true\n'
+    )
+    return ModelRegistry(load_profile(profile), device="cpu")
+
+
 @pytest.fixture
 def services(tmp_path, tiny_models) -> Services:
     """A fresh workspace per test over the session's tiny models."""

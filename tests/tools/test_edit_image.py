@@ -347,21 +347,14 @@ def test_composite_is_exact_outside_the_grown_mask():
 
 
 def test_a_profile_can_have_its_inpainting_draw_added_objects(
-    tmp_path, services, workspace, square
+    services, workspace, square, adds_models
 ):
     """With the inpainting entry's ``draws_added_objects`` (nano: its GLIGEN inpainting is
     untrained), an add paints the phrase into its grown box with the inpainting pipeline; the
     result says so, nothing outside the box changes, and GLIGEN inpainting is never loaded."""
     from vitron.tools.backend import Services, build_tools
-    from vitron.tools.profiles import load_profile
-    from vitron.tools.registry import ModelRegistry
 
-    profile = tmp_path / "adds.toml"
-    profile.write_text(
-        'name = "adds"\nextends = "tiny"\n[components.inpaint]\nloader = "diffusion"\n'
-        'pipeline = "inpaint"\ncheckpoint = "tiny"\nsteps = 2\ndraws_added_objects = true\n'
-    )
-    models = ModelRegistry(load_profile(profile), device="cpu")
+    models = adds_models
     adds = Services(workspace=services.workspace, models=models)
     tool = {t.name: t for t in build_tools(adds)}["edit_image"]
     image, _, original, _ = square

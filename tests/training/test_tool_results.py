@@ -81,20 +81,13 @@ def test_a_training_result_reads_like_the_tools_own(
     assert skeleton(message.text) in written(name, instruction, handle)
 
 
-def test_an_add_drawn_by_plain_inpainting_reads_like_the_tools_own(tmp_path, services, square):
+def test_an_add_drawn_by_plain_inpainting_reads_like_the_tools_own(services, square, adds_models):
     """nano's inpainting draws added objects (``draws_added_objects``) and the result says
     "(inpainting)" where GLIGEN's says "(GLIGEN)": training words adds both ways."""
     from vitron.tools.backend import Services, build_tools
-    from vitron.tools.profiles import load_profile
-    from vitron.tools.registry import ModelRegistry
 
-    profile = tmp_path / "adds.toml"
-    profile.write_text(
-        'name = "adds"\nextends = "tiny"\n[components.inpaint]\nloader = "diffusion"\n'
-        'pipeline = "inpaint"\ncheckpoint = "tiny"\nsteps = 2\ndraws_added_objects = true\n'
-    )
-    models = ModelRegistry(load_profile(profile), device="cpu")
-    tool = {t.name: t for t in build_tools(Services(services.workspace, models))}["edit_image"]
+    services = Services(services.workspace, adds_models)
+    tool = {t.name: t for t in build_tools(services)}["edit_image"]
     instruction = "add a large purple triangle at the centre"
     args = {"image": square.handle, "instruction": instruction, "steps": 2}
     call = {"type": "tool_call", "id": "c1", "name": "edit_image", "args": args}
