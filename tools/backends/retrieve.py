@@ -68,12 +68,15 @@ class Ranked:
     probability: float
 
 
-def rank(args: RetrieveArgs, call: CallContext) -> tuple[list[Ranked], list[str]]:
-    """Every candidate ranked best first, and the session media that could not be read
-    (skipped with the reason; a handle the caller named explicitly fails the call instead)."""
+def rank(
+    args: RetrieveArgs, call: CallContext, session: list[str]
+) -> tuple[list[Ranked], list[str]]:
+    """Every candidate (``args.media``, else ``session``: the conversation's media, oldest first)
+    ranked best first, and the session media that could not be read (skipped with the reason; a
+    handle the caller named explicitly fails the call instead)."""
     import torch
 
-    candidates = list(dict.fromkeys(args.media or _session_media(call.workspace)))
+    candidates = list(dict.fromkeys(args.media or session))
     if not candidates:
         raise VitronToolError(
             "there are no images or videos in this conversation to rank; attach some first"
@@ -108,9 +111,10 @@ def rank(args: RetrieveArgs, call: CallContext) -> tuple[list[Ranked], list[str]
 @backend("retrieve", RetrieveArgs, components=("clip",))
 def retrieve(args: RetrieveArgs, call: CallContext) -> ToolOutput:
     """Rank the conversation's images and videos by how well they match a text."""
-    ranked, skipped = rank(args, call)
+    session = _session_media(call.workspace)  # listed once: the candidates and their places
+    ranked, skipped = rank(args, call, session)
     shown = ranked[: args.top_k] if args.top_k else ranked
-    places = conversation_places(_session_media(call.workspace))
+    places = conversation_places(session)
     listed = "; ".join(
         f"{i}. {r.handle} ({places.get(r.handle, r.kind)}) score {r.score:.3f}"
         for i, r in enumerate(shown[:MAX_LISTED], start=1)
