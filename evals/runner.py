@@ -198,6 +198,12 @@ def classifier_self_check(classifier: Any, samples: Sequence[Sample]) -> dict[st
             images.append(gold["reference"])
             expected.append(obj["expected"])
             boxes.append(obj["box"])
+        if sample.task == "video_editing":  # each judged frame of the edited clip
+            if gold.get("expected"):
+                images.extend(gold["after"][t] for t in gold["frames"])
+                expected.extend([gold["expected"]] * len(gold["frames"]))
+                boxes.extend(gold["boxes"])
+            continue
         image = gold.get("reference") if sample.task == "generation" else gold.get("after")
         if image is not None and gold.get("expected"):
             images.append(image)

@@ -42,6 +42,7 @@ METRIC_LABELS: dict[str, str] = {
     "span_iou": "span IoU",
     "psnr_outside": "PSNR out",
     "l1": "L1",
+    "frames_right": "frames right",
     "attribute_accuracy": "attr acc",
     "shape_colour": "shape+colour",
     "in_box": "in box",
@@ -129,6 +130,16 @@ def predicted_image(outcome: Outcome, tool: str) -> np.ndarray | None:
     return np.asarray(outcome.workspace.get_image(handle).convert("RGB"))
 
 
+def predicted_video(outcome: Outcome, tool: str) -> np.ndarray | None:
+    """The frames of ``tool``'s latest successful video, T x H x W x 3 uint8 (``None``: none)."""
+    result = outcome.last_result(tool)
+    handle = (result or {}).get("artifact", {}).get("video")
+    if not handle or outcome.workspace is None:
+        return None
+    frames = [np.asarray(f)[..., :3] for f in outcome.workspace.iter_frames(handle)]
+    return np.stack(frames) if frames else None
+
+
 # ------------------------------------------------------------------------------- per sample
 
 
@@ -202,6 +213,55 @@ def _editing(outcome: Outcome, options: Options) -> dict[str, Any]:
     if judged:
         seen = options.classifier.predict(pred, gold.get("box"))
         values["attr"] = float(all(seen.get(k) == v for k, v in gold["expected"].items()))
+    return values
+
+
+VIDEO_FRAMES_RIGHT = 0.8
+"""Video editing: a clip is edited right when the edit shows on this share of its judged frames
+(issue 14's "target attribute in ≥ 80% of frames")."""
+
+
+def _video_frame_right(
+    frame: np.ndarray, gold: Mapping[str, Any], box: Sequence[float], options: Options
+) -> float | None:
+    """A recolour shows when the classifier reads the expected colour and shape in the object's
+    box; a removal, when no region of the object's old colour lies there (box IoU < 0.5)."""
+    if gold["operation"] == "remove":
+        found = metrics.colour_boxes(frame, gold["colour"], COLOURS)
+        return float(metrics.best_box_iou(found, box) < LAYOUT_IOU)
+    if options.classifier is None:
+        return None
+    seen = options.classifier.predict(frame, box)
+    return float(all(seen.get(k) == v for k, v in gold["expected"].items()))
+
+
+def _video_editing(outcome: Outcome, options: Options) -> dict[str, Any]:
+    """``psnr``: the mean over frames of the PSNR outside the pixels the edit changes (grown by
+    :data:`EDIT_BAND`); ``frames_right``: the share of judged frames where the edit shows;
+    ``attr``: 1 when that share reaches :data:`VIDEO_FRAMES_RIGHT`. A missing frame is wrong."""
+    from vitron.tools.compositing import grow
+
+    gold = outcome.sample.gold
+    judged = gold["operation"] == "remove" or options.classifier is not None
+    values: dict[str, Any] = {"operation": gold["operation"], "psnr": None,
+                              "frames_right": 0.0 if judged else None,
+                              "attr": 0.0 if judged else None}  # fmt: skip
+    pred = predicted_video(outcome, "edit_video")
+    if pred is None:
+        return values
+    after = gold["after"]
+    frames = [_resize_image(f, after.shape[1:]) for f in pred[: len(after)]]
+    psnrs = []
+    for frame, want, region in zip(frames, after, gold["region"], strict=False):
+        region = grow(np.asarray(region, dtype=bool), EDIT_BAND)
+        if not region.all():
+            psnrs.append(min(PSNR_CAP, metrics.psnr_outside(frame, want, region)))
+    values["psnr"] = _mean(psnrs)
+    if judged:
+        right = [_video_frame_right(frames[t], gold, box, options) if t < len(frames) else 0.0
+                 for t, box in zip(gold["frames"], gold["boxes"], strict=True)]  # fmt: skip
+        values["frames_right"] = float(np.mean(right))
+        values["attr"] = float(values["frames_right"] >= VIDEO_FRAMES_RIGHT)
     return values
 
 
@@ -283,6 +343,7 @@ TASK_SCORERS: dict[str, Callable[[Outcome, Options], dict[str, Any]]] = {
     "vqa": lambda o, _: _vqa(o),
     "region_caption": lambda o, _: _region_caption(o),
     "temporal_grounding": lambda o, _: _temporal(o),
+    "video_editing": _video_editing,
     "video_tools": lambda o, _: {},
     "multi_step": lambda o, _: {},
     "caption": lambda o, _: {},
@@ -336,6 +397,16 @@ def aggregate(task: str, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]
         row["psnr_outside"] = _mean([v["psnr"] for v in values])
         row["l1"] = _mean([v["l1"] for v in values])
         row["attribute_accuracy"] = _mean([v["attr"] for v in values])
+    elif task == "video_editing":
+        row["psnr_outside"] = _mean([v["psnr"] for v in values])
+        row["frames_right"] = _mean([v["frames_right"] for v in values])
+        row["attribute_accuracy"] = _mean([v["attr"] for v in values])
+        operations = sorted({v["operation"] for v in values})
+        row["per_operation"] = {
+            op: {k: _mean([v[key] for v in values if v["operation"] == op])
+                 for k, key in (("attribute_accuracy", "attr"), ("psnr_outside", "psnr"))}
+            for op in operations
+        }  # fmt: skip
     elif task == "generation":
         row["attribute_accuracy"] = _mean([v["attr"] for v in values])
         judged = [v["attr_by"] for v in values if v.get("attr_by")]

@@ -10,7 +10,7 @@ expression, a query, an edit), written the same way every time so an invocation 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -35,12 +35,14 @@ from vitron.evals.shapes.scene import (
 )
 from vitron.evals.shapes.video import (
     DIRECTIONS,
+    VideoScene,
     inside,
     render_video,
     sample_video,
     visible_frames,
 )
 from vitron.evals.shapes.vocab import BACKGROUNDS, COLOURS, SHAPES, is_held_out, plural
+from vitron.tools.geometry import mask_box
 from vitron.tools.placement import read_place
 
 GENERATION_SIZE = 32
@@ -480,20 +482,79 @@ def video_tools(rng: np.random.Generator, compositional: bool, size: int) -> Sam
             calls=[TargetCall("image_to_video", {"image": "<media:0>", "instruction": text})],
             answer="Here is the animation.", gold={"module": module},
         )  # fmt: skip
+    drawn = _video_edit(rng, compositional, size)
+    if drawn is None:
+        return None
+    return Sample(
+        id="", task="video_tools",
+        instruction=_pick(rng, EDIT_VIDEO).format(e=drawn.edit),
+        media=[Media("video", render_video(drawn.video, size).frames, fps=4.0, label="clip")],
+        calls=[TargetCall("edit_video", {"video": "<media:0>", "instruction": drawn.edit})],
+        answer="Here is the edited video.", gold={"module": module},
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _VideoEdit:
+    """A clip, the object an edit names and the edit in words; ``colour`` is the new colour of a
+    recolour, ``None`` for a removal."""
+
+    video: VideoScene
+    index: int
+    edit: str
+    colour: str | None
+
+    def after(self) -> VideoScene:
+        """The clip with the edit made: the object recoloured, or gone (with its velocity)."""
+        objects, velocities = list(self.video.scene.objects), list(self.video.velocities)
+        if self.colour is not None:
+            objects[self.index] = replace(objects[self.index], colour=self.colour)
+        else:
+            del objects[self.index], velocities[self.index]
+        return replace(self.video, scene=self.video.scene.with_objects(tuple(objects)),
+                       velocities=tuple(velocities))  # fmt: skip
+
+
+def _video_edit(rng: np.random.Generator, compositional: bool, size: int) -> _VideoEdit | None:
+    """Recolour ("make the red circle blue") or remove an object of a new clip."""
     video = sample_video(rng, compositional=compositional, size=size)
     found = _video_reference(rng, video, compositional)
     if found is None:
         return None
     index, expression = found
-    target = video.scene.objects[index]
-    colour = _new_colour(rng, target, compositional)
+    colour = _new_colour(rng, video.scene.objects[index], compositional)
     edit = _pick(rng, (f"make {expression} {colour}", f"remove {expression}"))
+    return _VideoEdit(video, index, edit, colour if edit.startswith("make ") else None)
+
+
+def video_editing(rng: np.random.Generator, compositional: bool, size: int) -> Sample | None:
+    """Recolour or remove an object through a clip, judged on the output (issue 14's video
+    editing). Gold: ``after`` (T x S x S x 3 uint8, the clip rendered with the edit made),
+    ``region`` (T x S x S bool, the pixels the edit changes on each frame), and the frames the
+    object lies wholly inside (``frames``) with its normalised box there (``boxes``), where the
+    output is judged: a recolour by the ``expected`` colour and shape in that box, a removal by
+    no region of the object's old ``colour`` there."""
+    drawn = _video_edit(rng, compositional, size)
+    if drawn is None:
+        return None
+    before, after = render_video(drawn.video, size), render_video(drawn.after(), size)
+    masks = before.masks[drawn.index]
+    frames = [t for t in range(drawn.video.frames)
+              if inside(drawn.video, drawn.index, t) and masks[t].any()]  # fmt: skip
+    if not frames:
+        return None
+    target = drawn.video.scene.objects[drawn.index]
+    recolour = drawn.colour is not None
     return Sample(
-        id="", task="video_tools",
-        instruction=_pick(rng, EDIT_VIDEO).format(e=edit),
-        media=[Media("video", render_video(video, size).frames, fps=4.0, label="clip")],
-        calls=[TargetCall("edit_video", {"video": "<media:0>", "instruction": edit})],
-        answer="Here is the edited video.", gold={"module": module},
+        id="", task="video_editing", instruction=_pick(rng, EDIT_VIDEO).format(e=drawn.edit),
+        media=[Media("video", before.frames, fps=4.0, label="clip")],
+        calls=[TargetCall("edit_video", {"video": "<media:0>", "instruction": drawn.edit})],
+        answer="Here is the edited video.",
+        gold={"after": after.frames, "region": (before.frames != after.frames).any(axis=3),
+              "operation": "recolor" if recolour else "remove", "colour": target.colour,
+              "expected": {"colour": drawn.colour, "shape": target.shape} if recolour else None,
+              "frames": frames, "boxes": [mask_box(masks[t]) for t in frames],
+              "edit": drawn.edit},
     )  # fmt: skip
 
 
@@ -550,8 +611,9 @@ BUILDERS: dict[str, Builder] = {
     "caption": captioning,
 }
 """Every task of the world, in the order the evaluation suite interleaves them."""
-ON_REQUEST: dict[str, Builder] = {"layout": layout}
+ON_REQUEST: dict[str, Builder] = {"layout": layout, "video_editing": video_editing}
 """Tasks scored only when named (``vitron eval --tasks layout``), each from its own stream of
-indices: the planner is not trained on them (their calls carry boxes the grammar's planner
-never learnt to write), so they measure a backend through the graph with the gold calls
-(``--planner gold``), and adding one changes no other sample."""
+indices, so adding one changes no other sample. ``layout``'s calls carry boxes the grammar's
+planner never learnt to write, so it measures a backend through the graph with the gold calls
+(``--planner gold``); ``video_editing`` asks what ``video_tools`` teaches the planner to invoke
+and judges the edited clip, which takes seconds a sample."""

@@ -99,7 +99,11 @@ def _image(key: str):
 
 
 def _video(args, call: CallContext) -> ToolOutput:
-    handle = _store_video(call, np.zeros((4, 32, 32, 3), dtype=np.uint8))
+    """The gold edited clip where the sample has one (``video_editing``), else four black frames."""
+    frames = CURRENT["sample"].gold.get("after")
+    if frames is None or np.ndim(frames) != 4:
+        frames = np.zeros((4, 32, 32, 3), dtype=np.uint8)
+    handle = _store_video(call, frames)
     return ToolOutput(content=handle, data={"video": handle})
 
 
