@@ -37,11 +37,12 @@ if TYPE_CHECKING:
     from vitron.graphs import Context
 
 DEMO_TASKS = ("vqa", "referring_segmentation", "grounding", "region_caption", "generation",
-              "editing", "tracking", "retrieval")  # fmt: skip
+              "editing", "tracking", "video_editing", "retrieval")  # fmt: skip
 """The demo's turns, in order: a question, a mask, a box, a sketched region, a picture to draw,
-one to edit, a video, a set (last: its ten images lengthen every later prompt's media listing)."""
+one to edit, a video to follow, one to edit, a set (last: its ten images lengthen every later
+prompt's media listing)."""
 DEMO_EDIT = "recolor"
-"""The editing turn's operation: a recolour, which the nano inpainting model was trained for (an
+"""The editing turns' operation: a recolour, which the nano inpainting model was trained for (an
 add or move needs GLIGEN, still random in nano)."""
 SPLIT = "test"
 
@@ -57,19 +58,29 @@ score the eval gives that one sample. Quality over many samples: `vitron eval --
 
 def demo_samples(seed: int = 0, split: str = SPLIT) -> list[Sample]:
     """One sample per :data:`DEMO_TASKS` task: the first of that task in ``split``'s stream of
-    :data:`~vitron.evals.shapes.dataset.EVAL_TASKS` (the samples ``vitron eval`` scores); for
-    editing, the first :data:`DEMO_EDIT`."""
+    :data:`~vitron.evals.shapes.dataset.EVAL_TASKS` (the samples ``vitron eval`` scores), or in
+    its own stream for a task scored on request (``video_editing``); for the editing tasks, the
+    first :data:`DEMO_EDIT`."""
+    from itertools import count
+
     from vitron.evals.shapes.dataset import EVAL_TASKS, make_sample
 
+    def wanted(sample: Sample) -> bool:
+        edits = sample.task in ("editing", "video_editing")
+        return not edits or sample.gold.get("operation") == DEMO_EDIT
+
     found: dict[str, Sample] = {}
-    index = 0
-    while len(found) < len(DEMO_TASKS):
+    for index in count():
+        if all(task in found for task in DEMO_TASKS if task in EVAL_TASKS):
+            break
         task = EVAL_TASKS[index % len(EVAL_TASKS)]
         if task in DEMO_TASKS and task not in found:
             sample = make_sample(split, index, seed=seed, tasks=EVAL_TASKS)
-            if task != "editing" or sample.gold.get("operation") == DEMO_EDIT:
+            if wanted(sample):
                 found[task] = sample
-        index += 1
+    for task in (t for t in DEMO_TASKS if t not in EVAL_TASKS):
+        own = (make_sample(split, index, seed=seed, tasks=[task]) for index in count())
+        found[task] = next(s for s in own if wanted(s))
     return [found[task] for task in DEMO_TASKS]
 
 
@@ -155,6 +166,11 @@ def expected_text(sample: Sample, media: Sequence[str] = ()) -> str:
     if task == "editing":
         return (f"{calls} -> the {gold['expected']['shape']} {gold['expected']['colour']}, "
                 "the rest of the picture unchanged")  # fmt: skip
+    if task == "video_editing" and gold["expected"]:
+        return (f"{calls} -> the {gold['expected']['shape']} {gold['expected']['colour']} in "
+                "every frame, the rest of the clip unchanged")  # fmt: skip
+    if task == "video_editing":
+        return f"{calls} -> the clip without it, the rest unchanged"
     return sample.answer
 
 
@@ -165,17 +181,22 @@ def _attributes(expected: dict[str, str]) -> str:
 def write_expected(sample: Sample, folder: Path) -> list[Path]:
     """The world's answer as a picture beside the tools' own overlays: ``expected.png`` (the
     ground-truth mask or box over the image; for retrieval, the right image; for generation, the
-    world's own rendering of the prompt; for editing, the world's edited picture); none for answers
-    in words or videos."""
+    world's own rendering of the prompt; for editing, the world's edited picture; for video
+    editing, the world's edited clip, its frames side by side); none for answers in words or for
+    tracking."""
     import numpy as np
     from PIL import Image
 
     from vitron.tools.overlay import box_overlay, mask_overlay
 
     gold, task = sample.gold, sample.task
-    if task not in ("referring_segmentation", "grounding", "retrieval", "generation", "editing"):
+    pictured = ("referring_segmentation", "grounding", "retrieval", "generation", "editing",
+                "video_editing")  # fmt: skip
+    if task not in pictured:
         return []
-    if task == "retrieval":
+    if task == "video_editing":
+        pixels = np.concatenate(list(gold["after"]), axis=1)
+    elif task == "retrieval":
         pixels = sample.media[gold["target"]].pixels
     elif task in ("generation", "editing"):
         pixels = gold["reference" if task == "generation" else "after"]
@@ -222,6 +243,12 @@ def measured_text(task: str, outcome: Outcome, scores: dict[str, Any]) -> str:
             )
         if task == "editing" and scores.get("psnr") is not None:
             parts.append(f"PSNR outside the edit {scores['psnr']:.1f} dB")
+    elif task == "video_editing":
+        if scores.get("frames_right") is not None:
+            parts.append(f"the edit shows in {scores['frames_right']:.0%} of the frames judged "
+                         "(right from 80 %)")  # fmt: skip
+        if scores.get("psnr") is not None:
+            parts.append(f"PSNR outside the edit {scores['psnr']:.1f} dB (mean over frames)")
     if outcome.error:
         parts.append(f"turn failed: {outcome.error[:120]}")
     return "; ".join(parts)
