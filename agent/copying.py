@@ -69,6 +69,12 @@ words it copies: the nano planner segmented "a small orange circle on a beige ba
 in it" for "Generate a small orange circle on a beige background, then segment the circle in it"
 (no such instruction of the shapes world's tasks crosses a clause)."""
 
+DANGLING = frozenset({"a", "an", "the", "of", "and", "or", "to", "at", "in", "on", "with", "from"})
+"""Words an instruction may not end on: an article, preposition or conjunction leaves its phrase
+open. The nano planner closed "make the" for "Please make the purple triangle blue in the video":
+the rule against ending before a grounded word let it pass, because "the" could also be the one
+before "video". No instruction of the shapes world's tasks ends on one."""
+
 
 @dataclass(frozen=True)
 class _Row:
@@ -135,8 +141,11 @@ class CopiedInstructionProcessor(LogitsProcessor):
         return found | {VERB} if across else found
 
     def _may_close(self, places: frozenset[int]) -> bool:
-        """Whether the instruction may end here: not right before a word of :attr:`keep` (it
-        wrote "make the" for "make the purple circle red" when "circle" could not follow)."""
+        """Whether the instruction may end here: not on a :data:`DANGLING` word, and not right
+        before a word of :attr:`keep` (it wrote "make the" for "make the purple circle red" when
+        "circle" could not follow)."""
+        if any(p >= 0 and self.sequence[p] in DANGLING for p in places):
+            return False  # every place holds the same word: the one just written
         return not self.keep or any(
             p < 0 or p + 1 >= len(self.sequence) or self.sequence[p + 1] not in self.keep
             for p in places

@@ -313,11 +313,26 @@ def test_an_instruction_cannot_leave_out_a_word_that_tells_objects_apart(setup):
     assert "cat" not in allowed_after(processor, grammar, request, written, keep)
     assert "s" in allowed_after(processor, grammar, request, written, keep)
     # nor stop right before one: "make the" for "make the purple circle red"
-    recolour = "Please make the purple circle red."
-    assert "</Instruction>" in allowed_after(processor, grammar, recolour, "make the")
-    assert "</Instruction>" not in allowed_after(processor, grammar, recolour, "make the", keep)
+    recolour = "Please make the large purple circle red."
+    assert "</Instruction>" in allowed_after(processor, grammar, recolour, "make the large")
+    assert "</Instruction>" not in allowed_after(
+        processor, grammar, recolour, "make the large", keep
+    )
     assert "</Instruction>" in allowed_after(
-        processor, grammar, recolour, "make the purple circle", keep
+        processor, grammar, recolour, "make the large purple circle", keep
+    )
+
+
+def test_an_instruction_cannot_end_on_a_word_that_leaves_its_phrase_open(setup):
+    _, processor, grammar = setup
+    keep = frozenset({"purple", "triangle", "blue"})
+    request = "Please make the purple triangle blue in the video."
+    # the nano planner wrote "make the": a later "the" ("in the video") let the keep rule pass
+    for written in ("make the", "make the purple triangle blue in", "the"):
+        assert "</Instruction>" not in allowed_after(processor, grammar, request, written, keep)
+        assert "</Instruction>" not in allowed_after(processor, grammar, request, written)
+    assert "</Instruction>" in allowed_after(
+        processor, grammar, request, "make the purple triangle blue", keep
     )
     # other words may still be left out: "the mask of" before the object, "and recolour it"
     multi = "Find the mask of the small red diamond and recolour it yellow."
