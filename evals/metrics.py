@@ -294,16 +294,12 @@ DARK_SHADE = 0.55
 """A texture's darker pixels are the object's colour times this (the shapes world's renderer)."""
 
 
-def colour_boxes(
+def colour_mask(
     image: np.ndarray, colour: str, palette: Mapping[str, Sequence[float]]
-) -> list[list[float]]:
-    """Normalised boxes of the regions of ``image`` (H x W x 3 uint8, a plain background) drawn
-    in ``colour``: each pixel takes the nearest of the ``palette``'s colours, their textures'
-    darker shades and the background (the median colour of the picture's border); the connected
-    regions of ``colour`` or its shade are the boxes. Where layout-to-image put an object of the
-    asked colour (touching objects of one colour count as one)."""
-    from scipy.ndimage import find_objects, label
-
+) -> np.ndarray:
+    """H x W bool: the pixels of ``image`` (H x W x 3 uint8, a plain background) drawn in
+    ``colour``. Each pixel takes the nearest of the ``palette``'s colours, their textures' darker
+    shades and the background (the median colour of the picture's border)."""
     pixels = np.asarray(image, dtype=np.float64)
     border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
     names = [*palette, *palette, "background"]
@@ -311,7 +307,18 @@ def colour_boxes(
              np.median(border, axis=0)]  # fmt: skip
     distances = np.stack([np.linalg.norm(pixels - np.asarray(t), axis=2) for t in tones])
     nearest = distances.argmin(axis=0)
-    mine = np.isin(nearest, [i for i, n in enumerate(names) if n == colour])
+    return np.isin(nearest, [i for i, n in enumerate(names) if n == colour])
+
+
+def colour_boxes(
+    image: np.ndarray, colour: str, palette: Mapping[str, Sequence[float]]
+) -> list[list[float]]:
+    """Normalised boxes of the regions of ``image`` drawn in ``colour`` (:func:`colour_mask`):
+    the connected regions of ``colour`` or its shade. Where layout-to-image put an object of the
+    asked colour (touching objects of one colour count as one)."""
+    from scipy.ndimage import find_objects, label
+
+    mine = colour_mask(image, colour, palette)
     regions, _ = label(mine)
     height, width = mine.shape
     boxes = []
@@ -322,6 +329,33 @@ def colour_boxes(
         boxes.append([cols.start / width, rows.start / height, cols.stop / width,
                       rows.stop / height])  # fmt: skip
     return boxes
+
+
+MIN_MOTION = 0.1
+"""A clip's object has moved when its centre travelled this share of the picture's side."""
+
+
+def motion_direction(
+    frames: np.ndarray, colour: str, palette: Mapping[str, Sequence[float]]
+) -> str | None:
+    """Which way the ``colour`` object of ``frames`` (T x H x W x 3 uint8) went: ``left``,
+    ``right``, ``up`` or ``down`` by the larger component of its centre's shift from the first
+    frame it shows on to the last (centres of :func:`colour_mask`; image y grows downwards), or
+    ``None`` when it shows on fewer than two frames or moved less than :data:`MIN_MOTION`."""
+    centres = []
+    for frame in frames:
+        mask = colour_mask(frame, colour, palette)
+        if mask.sum() >= MIN_OBJECT_PIXELS:
+            rows, cols = np.nonzero(mask)
+            centres.append((cols.mean() / mask.shape[1], rows.mean() / mask.shape[0]))
+    if len(centres) < 2:
+        return None
+    dx, dy = np.subtract(centres[-1], centres[0])
+    if max(abs(dx), abs(dy)) < MIN_MOTION:
+        return None
+    if abs(dx) >= abs(dy):
+        return "right" if dx > 0 else "left"
+    return "down" if dy > 0 else "up"
 
 
 def best_box_iou(found: Sequence[Sequence[float]], box: Sequence[float]) -> float:

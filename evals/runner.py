@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -98,11 +98,16 @@ def _shapes_samples(split: str, limit: int | None, seed: int, tasks: Sequence[st
                          f"{', '.join(EVAL_TASKS)}; on request: {', '.join(ON_REQUEST)}")  # fmt: skip
     wanted = set(tasks or EVAL_TASKS)
     count = limit if limit is not None else SHAPES_DEFAULT_PER_TASK * len(wanted)
-    streams = [(make_sample(split, i, seed=seed, tasks=[task]) for i in itertools.count())
-               for task in ON_REQUEST if task in wanted]  # fmt: skip
+
+    def stream(indices: Iterable[int], tasks: Sequence[str]) -> Iterator[Sample]:
+        # a function, so each stream keeps its own tasks (a generator expression in the loop
+        # below would read the loop's last task when it runs)
+        return (make_sample(split, i, seed=seed, tasks=tasks) for i in indices)
+
+    streams = [stream(itertools.count(), [task]) for task in ON_REQUEST if task in wanted]
     if wanted - set(ON_REQUEST):
         indices = (i for i in itertools.count() if EVAL_TASKS[i % len(EVAL_TASKS)] in wanted)
-        streams.insert(0, (make_sample(split, i, seed=seed, tasks=EVAL_TASKS) for i in indices))
+        streams.insert(0, stream(indices, EVAL_TASKS))
     in_turn = (next(s) for _ in itertools.count() for s in streams)
     return list(itertools.islice(in_turn, count))
 
@@ -198,6 +203,11 @@ def classifier_self_check(classifier: Any, samples: Sequence[Sample]) -> dict[st
             images.append(gold["reference"])
             expected.append(obj["expected"])
             boxes.append(obj["box"])
+        if sample.task == "video_generation":  # each frame of the world's clip
+            images.extend(gold["reference"])
+            expected.extend([gold["expected"]] * len(gold["reference"]))
+            boxes.extend([None] * len(gold["reference"]))
+            continue
         if sample.task == "video_editing":  # each judged frame of the edited clip
             if gold.get("expected"):
                 images.extend(gold["after"][t] for t in gold["frames"])

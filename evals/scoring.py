@@ -43,6 +43,7 @@ METRIC_LABELS: dict[str, str] = {
     "psnr_outside": "PSNR out",
     "l1": "L1",
     "frames_right": "frames right",
+    "direction": "direction",
     "attribute_accuracy": "attr acc",
     "shape_colour": "shape+colour",
     "in_box": "in box",
@@ -265,6 +266,26 @@ def _video_editing(outcome: Outcome, options: Options) -> dict[str, Any]:
     return values
 
 
+def _video_generation(outcome: Outcome, options: Options) -> dict[str, Any]:
+    """``frames_right``: the share of the clip's frames where the classifier reads the asked shape
+    and colour (issue 14's per-frame attribute accuracy; ``None`` without a classifier);
+    ``direction``: whether the object of the asked colour moved the asked way
+    (:func:`~vitron.evals.metrics.motion_direction`). No clip: both 0."""
+    gold = outcome.sample.gold
+    pred = predicted_video(outcome, "generate_video")
+    values: dict[str, Any] = {"frames_right": None if options.classifier is None else 0.0,
+                              "direction": 0.0}  # fmt: skip
+    if pred is None:
+        return values
+    if options.classifier is not None:
+        hits = [all(options.classifier.predict(frame, None).get(k) == v
+                    for k, v in gold["expected"].items()) for frame in pred]  # fmt: skip
+        values["frames_right"] = float(np.mean(hits))
+    went = metrics.motion_direction(pred, gold["expected"]["colour"], COLOURS)
+    values["direction"] = float(went == gold["direction"])
+    return values
+
+
 def _generation(outcome: Outcome, options: Options) -> dict[str, Any]:
     """``attr``: every expected attribute right; ``attr_by``: each one (shape, colour, position)."""
     if options.classifier is None:
@@ -343,6 +364,7 @@ TASK_SCORERS: dict[str, Callable[[Outcome, Options], dict[str, Any]]] = {
     "vqa": lambda o, _: _vqa(o),
     "region_caption": lambda o, _: _region_caption(o),
     "temporal_grounding": lambda o, _: _temporal(o),
+    "video_generation": _video_generation,
     "video_editing": _video_editing,
     "video_tools": lambda o, _: {},
     "multi_step": lambda o, _: {},
@@ -397,6 +419,10 @@ def aggregate(task: str, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]
         row["psnr_outside"] = _mean([v["psnr"] for v in values])
         row["l1"] = _mean([v["l1"] for v in values])
         row["attribute_accuracy"] = _mean([v["attr"] for v in values])
+    elif task == "video_generation":
+        row["frames_right"] = _mean([v["frames_right"] for v in values])
+        row["direction"] = _mean([v["direction"] for v in values])
+        row["chance"] = {"direction": 1.0 / 4}  # one of four directions
     elif task == "video_editing":
         row["psnr_outside"] = _mean([v["psnr"] for v in values])
         row["frames_right"] = _mean([v["frames_right"] for v in values])

@@ -140,3 +140,8 @@ def layout_caption(phrases: list[str], background: str) -> str:
     """A picture's description from its objects' phrases: ``"a small red circle and a large blue
     square on a white background"``."""
     return f"{' and '.join(phrases)} on a {background} background"
+
+
+def moving_caption(obj_name: str, direction: str, background: str) -> str:
+    """A text-to-video request's clip: ``"a small red circle moving left on a grey background"``."""
+    return f"a {obj_name} moving {direction} on a {background} background"

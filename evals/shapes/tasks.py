@@ -23,6 +23,7 @@ from vitron.evals.shapes.language import (
     holds,
     horizontal_position,
     layout_caption,
+    moving_caption,
     refer,
 )
 from vitron.evals.shapes.scene import (
@@ -37,6 +38,7 @@ from vitron.evals.shapes.video import (
     DIRECTIONS,
     VideoScene,
     inside,
+    moving_video,
     render_video,
     sample_video,
     visible_frames,
@@ -444,6 +446,7 @@ def captioning(rng: np.random.Generator, compositional: bool, size: int) -> Samp
 
 ANIMATE = ("Animate this picture so that {t}.", "Bring this image to life: {t}.",
            "Turn this into a video where {t}.")  # fmt: skip
+GENERATE_VIDEO = ("Make a short video of {t}.", "Generate a clip of {t}.", "I want a video: {t}.")
 EDIT_VIDEO = ("In this video, {e}.", "Edit the clip: {e}.", "Please {e} in the video.")
 SEGMENT_THEN_EDIT = ("First segment {re}, then make it {c}.",
                      "Find the mask of {re} and recolour it {c}.")  # fmt: skip
@@ -456,14 +459,11 @@ def video_tools(rng: np.random.Generator, compositional: bool, size: int) -> Sam
     if module == "generate_video":
         allow = is_held_out if compositional else (lambda c, s: not is_held_out(c, s))
         obj = random_object(rng, allow)
-        text = f"a {obj.name} moving {direction} on a {_pick(rng, tuple(BACKGROUNDS))} background"
+        text = moving_caption(obj.name, direction, _pick(rng, tuple(BACKGROUNDS)))
         return Sample(
             id="",
             task="video_tools",
-            instruction=_pick(
-                rng,
-                ("Make a short video of {t}.", "Generate a clip of {t}.", "I want a video: {t}."),
-            ).format(t=text),  # fmt: skip
+            instruction=_pick(rng, GENERATE_VIDEO).format(t=text),
             calls=[TargetCall("generate_video", {"instruction": text})],
             answer=f"Here is a video of {text}.",
             gold={"module": module},
@@ -525,6 +525,26 @@ def _video_edit(rng: np.random.Generator, compositional: bool, size: int) -> _Vi
     colour = _new_colour(rng, video.scene.objects[index], compositional)
     edit = _pick(rng, (f"make {expression} {colour}", f"remove {expression}"))
     return _VideoEdit(video, index, edit, colour if edit.startswith("make ") else None)
+
+
+def video_generation(rng: np.random.Generator, compositional: bool, size: int) -> Sample | None:
+    """Text-to-video, judged on the output (issue 14): one object moving in a named direction, the
+    request ``video_tools`` trains the planner to pass on to ``generate_video``. Gold: the
+    ``expected`` shape and colour, the ``direction``, and the world's own clip of the request
+    (``reference``, T x 32 x 32 x 3 uint8: the object wholly inside on every frame)."""
+    allow = is_held_out if compositional else (lambda c, s: not is_held_out(c, s))
+    obj = random_object(rng, allow)
+    direction = _pick(rng, tuple(DIRECTIONS))
+    background = _pick(rng, tuple(BACKGROUNDS))
+    text = moving_caption(obj.name, direction, background)
+    clip = render_video(moving_video(rng, obj, direction, background), GENERATION_SIZE)
+    return Sample(
+        id="", task="video_generation", instruction=_pick(rng, GENERATE_VIDEO).format(t=text),
+        calls=[TargetCall("generate_video", {"instruction": text})],
+        answer=f"Here is a video of {text}.",
+        gold={"expected": {"shape": obj.shape, "colour": obj.colour}, "direction": direction,
+              "reference": clip.frames},
+    )  # fmt: skip
 
 
 def video_editing(rng: np.random.Generator, compositional: bool, size: int) -> Sample | None:
@@ -611,9 +631,13 @@ BUILDERS: dict[str, Builder] = {
     "caption": captioning,
 }
 """Every task of the world, in the order the evaluation suite interleaves them."""
-ON_REQUEST: dict[str, Builder] = {"layout": layout, "video_editing": video_editing}
+ON_REQUEST: dict[str, Builder] = {
+    "layout": layout,
+    "video_generation": video_generation,
+    "video_editing": video_editing,
+}
 """Tasks scored only when named (``vitron eval --tasks layout``), each from its own stream of
 indices, so adding one changes no other sample. ``layout``'s calls carry boxes the grammar's
 planner never learnt to write, so it measures a backend through the graph with the gold calls
-(``--planner gold``); ``video_editing`` asks what ``video_tools`` teaches the planner to invoke
-and judges the edited clip, which takes seconds a sample."""
+(``--planner gold``); ``video_generation`` and ``video_editing`` ask what ``video_tools`` teaches
+the planner to invoke and judge the clip it makes, which takes seconds a sample."""

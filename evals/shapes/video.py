@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from vitron.evals.shapes.scene import DEFAULT_SIZE, Scene, render, sample_scene
+from vitron.evals.shapes.scene import DEFAULT_SIZE, Obj, Scene, render, sample_scene
 from vitron.evals.shapes.vocab import SIZES
 
 DIRECTIONS: dict[str, tuple[float, float]] = {
@@ -88,6 +88,34 @@ def sample_video(
             speed = float(rng.uniform(0.09, 0.14))
         velocities.append((round(dx * speed, 4), round(dy * speed, 4)))
     return VideoScene(scene=scene, velocities=tuple(velocities), frames=count)
+
+
+GENERATED_FRAMES = 8
+"""Frames of a text-to-video clip of the shapes world (the ``nano`` text-to-video's length)."""
+MOVING_SPEED = (0.04, 0.08)
+"""Speeds (side per frame) of a generated clip's object: over 8 frames it crosses 0.28-0.56 of
+the picture, enough to read its direction, and never leaves it."""
+
+
+def moving_video(
+    rng: np.random.Generator, obj: Obj, direction: str, background: str,
+    frames: int = GENERATED_FRAMES,
+) -> VideoScene:  # fmt: skip
+    """``obj`` alone on ``background``, moving in ``direction`` (a key of :data:`DIRECTIONS`) at a
+    speed of :data:`MOVING_SPEED`, wholly inside the picture on every frame: what a text-to-video
+    request "a small red circle moving left on a grey background" asks for."""
+    half = SIZES[obj.size] + 0.01
+    dx, dy = DIRECTIONS[direction]
+    room = 1.0 - 2 * half  # where its centre may go
+    speed = float(rng.uniform(MOVING_SPEED[0], min(MOVING_SPEED[1], room / max(frames - 1, 1))))
+    travel = speed * (frames - 1)
+    along = float(rng.uniform(half, 1.0 - half - travel))  # its start, moving towards +
+    across = float(rng.uniform(half, 1.0 - half))
+    start = along if dx + dy > 0 else 1.0 - along
+    x, y = (start, across) if dx else (across, start)
+    moved = replace(obj, x=round(x, 4), y=round(y, 4))
+    velocity = (round(dx * speed, 4), round(dy * speed, 4))
+    return VideoScene(scene=Scene((moved,), background), velocities=(velocity,), frames=frames)
 
 
 def direction_of(velocity: tuple[float, float]) -> str | None:

@@ -99,8 +99,10 @@ def _image(key: str):
 
 
 def _video(args, call: CallContext) -> ToolOutput:
-    """The gold edited clip where the sample has one (``video_editing``), else four black frames."""
-    frames = CURRENT["sample"].gold.get("after")
+    """The gold clip where the sample has one (``video_editing``'s edited clip,
+    ``video_generation``'s reference), else four black frames."""
+    gold = CURRENT["sample"].gold
+    frames = gold.get("after", gold.get("reference"))
     if frames is None or np.ndim(frames) != 4:
         frames = np.zeros((4, 32, 32, 3), dtype=np.uint8)
     handle = _store_video(call, frames)
