@@ -1,7 +1,8 @@
 """``vitron pretrain diffusion_vae / diffusion_text_to_image / diffusion_inpaint /
-diffusion_gligen``: two steps each chain into pipeline folders that the unchanged ``diffusion``
-loader reads and samples from; the inpainting UNet starts as the text-to-image UNet, and GLIGEN
-trains only the layers it adds to it."""
+diffusion_gligen / diffusion_text_to_video``: two steps each chain into pipeline folders that the
+unchanged ``diffusion`` loader reads and samples from; the inpainting UNet starts as the
+text-to-image UNet, the video UNet as that UNet drawing each frame, and GLIGEN trains only the
+layers it adds to it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import types
 import numpy as np
 import pytest
 import torch
+from diffusers import UNet2DConditionModel
 from PIL import Image
 
 from vitron.apps.cli import main
@@ -24,6 +26,7 @@ from vitron.tools.pretraining.diffusion_data import (
 from vitron.tools.pretraining.diffusion_gligen import NEW_LAYERS, gligen_unet
 from vitron.tools.pretraining.diffusion_inpaint import inpainting_unet
 from vitron.tools.pretraining.diffusion_text_to_image import nano_tokenizer, nano_unet
+from vitron.tools.pretraining.diffusion_text_to_video import video_unet
 from vitron.tools.pretraining.loop import REPORT_NAME, RESUME_NAME
 from vitron.tools.profiles import ComponentSpec
 
@@ -46,7 +49,7 @@ def _report(folder) -> dict:  # noqa: ANN001
 def chain(tmp_path_factory) -> dict:
     """The three commands on a two-step budget, each building on the previous one's folder."""
     root = tmp_path_factory.mktemp("diffusion")
-    folders = {name: root / name for name in ("vae", "t2i", "inpaint", "gligen")}
+    folders = {name: root / name for name in ("vae", "t2i", "inpaint", "gligen", "t2v")}
     common = ["--seed", "1", "--steps", "2", "--eval-count", "2"]
     assert main(["pretrain", "diffusion_vae", "--out", str(folders["vae"]), *common]) == 0
     assert main(["pretrain", "diffusion_text_to_image", "--out", str(folders["t2i"]),
@@ -54,6 +57,8 @@ def chain(tmp_path_factory) -> dict:
     assert main(["pretrain", "diffusion_inpaint", "--out", str(folders["inpaint"]),
                  "--base", str(folders["t2i"]), *common]) == 0  # fmt: skip
     assert main(["pretrain", "diffusion_gligen", "--out", str(folders["gligen"]),
+                 "--base", str(folders["t2i"]), *common]) == 0  # fmt: skip
+    assert main(["pretrain", "diffusion_text_to_video", "--out", str(folders["t2v"]),
                  "--base", str(folders["t2i"]), *common]) == 0  # fmt: skip
     return folders
 
@@ -84,6 +89,35 @@ def test_the_commands_chain_into_pipeline_folders_the_diffusion_loader_samples_f
                             seed=0, steps=2, guidance=4.0, progress=lambda event: None,
                             long_side=64)  # fmt: skip
     assert out.shape == (64, 64, 3) and out.dtype == np.uint8
+
+
+def test_the_text_to_video_folder_makes_clips_through_the_diffusion_loader(chain):
+    report = _report(chain["t2v"])
+    assert set(report["metrics"]) == {"frames_right", "direction"}
+    engine = _engine(chain["t2v"], "text_to_video")
+    assert engine.pipe.unet.config.in_channels == 4 and engine.text_width == 64
+    clip = engine.generate(Prompt("a small red circle moving left on a grey background"),
+                           frames=8, width=32, height=32, seed=0, steps=2, guidance=4.0,
+                           progress=lambda event: None)  # fmt: skip
+    assert clip.shape == (8, 32, 32, 3) and clip.dtype == np.uint8
+
+
+def test_the_video_unet_starts_as_the_text_to_image_unet_on_each_frame():
+    """Spatial weights copied, temporal layers the identity: before training, every frame of a
+    clip is denoised as the 2-D UNet denoises that frame alone (for a 2-D UNet whose heads have
+    one size on every level, as the 3-D UNet's must)."""
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel.from_config({**nano_unet().config, "attention_head_dim": (4, 8)})
+    for parameter in unet.parameters():  # a UNet that is not all zeros where diffusers zeroes
+        parameter.data.add_(torch.randn_like(parameter) * 0.02)
+    unet.eval()
+    video = video_unet(unet).eval()
+    latents, states, t = torch.randn(2, 4, 5, 8, 8), torch.randn(2, 24, 64), torch.tensor([300])
+    with torch.no_grad():
+        clip = video(latents, t, encoder_hidden_states=states).sample  # B x 4 x T x h x w
+        frames = latents.permute(0, 2, 1, 3, 4).reshape(10, 4, 8, 8)
+        alone = unet(frames, t, encoder_hidden_states=states.repeat_interleave(5, dim=0)).sample
+    assert torch.allclose(clip.permute(0, 2, 1, 3, 4).reshape(10, 4, 8, 8), alone, atol=1e-4)
 
 
 def test_gligen_trains_only_its_new_layers_and_reads_as_both_pipelines(chain):
@@ -137,7 +171,7 @@ def test_the_weights_are_stored_in_half_precision(chain):
     from safetensors import safe_open
 
     parts = [(chain["t2i"], "unet"), (chain["inpaint"], "unet"), (chain["t2i"], "vae"),
-             (chain["gligen"], "unet")]  # fmt: skip
+             (chain["gligen"], "unet"), (chain["t2v"], "unet")]  # fmt: skip
     for folder, part in parts:
         (path,) = (folder / part).glob("*.safetensors")
         with safe_open(str(path), "pt") as weights:
@@ -150,6 +184,7 @@ def test_text_to_image_and_inpainting_need_their_base_folder(tmp_path, capsys):
     assert main(["pretrain", "diffusion_inpaint", "--out", str(tmp_path / "b"),
                  "--base", str(tmp_path)]) != 0  # fmt: skip
     assert main(["pretrain", "diffusion_gligen", "--out", str(tmp_path / "c")]) != 0
+    assert main(["pretrain", "diffusion_text_to_video", "--out", str(tmp_path / "d")]) != 0
     assert "--base" in capsys.readouterr().err
 
 

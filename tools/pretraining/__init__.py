@@ -30,6 +30,7 @@ BACKENDS: dict[str, str] = {
     "diffusion_text_to_image": "vitron.tools.pretraining.diffusion_text_to_image",
     "diffusion_inpaint": "vitron.tools.pretraining.diffusion_inpaint",
     "diffusion_gligen": "vitron.tools.pretraining.diffusion_gligen",
+    "diffusion_text_to_video": "vitron.tools.pretraining.diffusion_text_to_video",
 }
 """Backend name -> the module whose ``make_pretrainer(seed)`` builds its trainer."""
 
@@ -41,6 +42,7 @@ CONTINUABLE = (
     "diffusion_text_to_image",
     "diffusion_inpaint",
     "diffusion_gligen",
+    "diffusion_text_to_video",
 )
 """The backends whose ``make_pretrainer(seed, base)`` starts from a trained folder."""
 

@@ -1,10 +1,12 @@
 """Shapes-world pictures and texts for the nano diffusion parts (VAE, text-to-image, inpainting).
 
-Two kinds of picture, both drawn from training colour–shape combinations only:
+Three kinds of picture, all drawn from training colour–shape combinations only:
 
 - :func:`generation_example`: what ``vitron eval``'s ``generation`` task asks for — one object at
   32 px on a plain background, left / centre / right, with the task's own caption
   (``"a small striped red circle on the left on a white background"``);
+- :func:`moving_example`: what the ``video_generation`` task asks for — an 8-frame 32 px clip
+  of one object moving in a named direction, with its text;
 - :func:`edit_example`: a 64 px multi-object scene and one masked edit of it (remove, recolour or
   repaint an object as it is), with the text the ``edit_image`` tool sends its inpainting pipeline
   for that edit.
@@ -18,7 +20,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from vitron.evals.shapes.language import horizontal_position, layout_caption, refer
+from vitron.evals.shapes.language import (
+    horizontal_position,
+    layout_caption,
+    moving_caption,
+    refer,
+)
 from vitron.evals.shapes.scene import (
     Scene,
     layout_scene,
@@ -27,6 +34,7 @@ from vitron.evals.shapes.scene import (
     sample_scene,
     training_combination,
 )
+from vitron.evals.shapes.video import DIRECTIONS, moving_video, render_video
 from vitron.evals.shapes.vocab import BACKGROUNDS, COLOURS
 from vitron.tools.compositing import grow
 from vitron.tools.editing import REMOVE_PROMPT
@@ -55,6 +63,17 @@ def generation_example(rng: np.random.Generator, jitter: float = 0.05) -> tuple[
     background = list(BACKGROUNDS)[int(rng.integers(len(BACKGROUNDS)))]
     image = render(Scene((obj,), background), GENERATION_SIZE).image
     return image, generation_caption(obj.name, x, background)
+
+
+def moving_example(rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """One clip of what ``generate_video`` is asked for (``vitron eval``'s ``video_generation``
+    task): T x 32 x 32 x 3 uint8, one object moving left, right, up or down, and its text ("a
+    small red circle moving left on a grey background")."""
+    obj = random_object(rng, training_combination)
+    direction = list(DIRECTIONS)[int(rng.integers(len(DIRECTIONS)))]
+    background = list(BACKGROUNDS)[int(rng.integers(len(BACKGROUNDS)))]
+    clip = render_video(moving_video(rng, obj, direction, background), GENERATION_SIZE)
+    return clip.frames, moving_caption(obj.name, direction, background)
 
 
 @dataclass

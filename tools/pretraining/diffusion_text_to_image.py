@@ -190,7 +190,8 @@ def denoising_loss(
     extra: torch.Tensor | None = None,
     cross_attention_kwargs: dict | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Min-SNR-weighted epsilon MSE of ``latents`` (B x 4 x h x w, scaled) noised at random
+    """Min-SNR-weighted epsilon MSE of ``latents`` (B x 4 x h x w, scaled; B x 4 x T x h x w for a
+    3-D UNet) noised at random
     timesteps; ``extra`` (B x k x h x w: mask and masked-image latents) is concatenated to the
     noisy latents as the inpainting UNet's input; ``cross_attention_kwargs`` go to the UNet
     (GLIGEN's grounding inputs)."""
@@ -205,7 +206,7 @@ def denoising_loss(
     states = encode_texts(tokenizer, text_encoder, texts)
     predicted = unet(noisy, timesteps, encoder_hidden_states=states,
                      cross_attention_kwargs=cross_attention_kwargs).sample  # fmt: skip
-    per_sample = F.mse_loss(predicted, noise, reduction="none").mean(dim=(1, 2, 3))
+    per_sample = F.mse_loss(predicted, noise, reduction="none").flatten(1).mean(dim=1)
     weights = min_snr_weights(noise_scheduler, timesteps)
     loss = (per_sample * weights).mean()
     return loss, {"mse": per_sample.mean().item()}
