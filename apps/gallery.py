@@ -29,21 +29,24 @@ PAGE = "README.md"
 """The page's file name in the output folder (shown by code hosts when the folder is opened)."""
 FLOOR = 0.60
 """Issue 14's floor for text-to-image attribute accuracy and the edit's target attribute."""
+VIDEO_FLOOR = 0.50
+"""Issue 14's floors for text-to-video: per-frame attribute accuracy, and the motion direction."""
 PSNR_FLOOR = 30.0
 """Issue 14's floor for PSNR outside the edited area, in dB."""
 KEYS = ("shape", "colour", "position")
-DEFAULTS = {"profile": "nano", "out": "docs/gallery", "seed": 0, "prompts": None, "edits": 3}
+DEFAULTS = {"profile": "nano", "out": "docs/gallery", "seed": 0, "prompts": None, "videos": 4,
+            "edits": 3}  # fmt: skip
 
 
 def add_gallery_command(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "gallery",
-        help="write a markdown page of a profile's generated and edited shapes-world pictures, "
-        "each beside what the world's classifier reads in it",
+        help="write a markdown page of a profile's generated and edited shapes-world pictures "
+        "and clips, each beside what the world's classifier reads in it",
         description="Run a fixed grid of shapes-world prompts (every shape at every position) "
-        "through generate_image, and the first recolour, removal, add and move edits of the "
-        "test split "
-        "through edit_image, all with one seed; write the pictures and a page showing them.",
+        "through generate_image, a video request per direction through generate_video, and the "
+        "first recolour, removal, add and move edits of the test split through edit_image, all "
+        "with one seed; write the pictures and a page showing them.",
     )
     parser.add_argument("--profile", default=DEFAULTS["profile"], help="(default: %(default)s)")
     parser.add_argument("--out", default=DEFAULTS["out"], help="folder (default: %(default)s)")
@@ -54,6 +57,10 @@ def add_gallery_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--prompts", type=int, help="only the first N text-to-image prompts (default: all 15)"
     )
+    parser.add_argument(
+        "--videos", type=int, default=DEFAULTS["videos"],
+        help="text-to-video requests, one per direction (default: %(default)s, all four)",
+    )  # fmt: skip
     parser.add_argument(
         "--edits", type=int, default=DEFAULTS["edits"],
         help="edits per operation, recolour and remove (default: %(default)s)",
@@ -68,18 +75,19 @@ def add_gallery_command(commands: argparse._SubParsersAction) -> None:
 def run_gallery_command(args: argparse.Namespace) -> int:
     import torch
 
-    from vitron.evals.gallery import edit_samples, prompt_grid, run_gallery
+    from vitron.evals.gallery import edit_samples, prompt_grid, run_gallery, video_prompts
 
-    for flag in ("prompts", "edits", "threads"):
+    for flag in ("prompts", "videos", "edits", "threads"):
         value = getattr(args, flag)
         if value is not None and value < (1 if flag == "threads" else 0):
             raise ValueError(
                 f"--{flag} must be at least {1 if flag == 'threads' else 0}, got {value}"
             )
     torch.set_num_threads(args.threads)
-    samples = prompt_grid(args.prompts) + edit_samples(args.edits, seed=args.seed)
+    samples = [*prompt_grid(args.prompts), *video_prompts(args.videos),
+               *edit_samples(args.edits, seed=args.seed)]  # fmt: skip
     if not samples:
-        raise ValueError("nothing to show: --prompts 0 and --edits 0")
+        raise ValueError("nothing to show: --prompts 0, --videos 0 and --edits 0")
     started = time.perf_counter()
     rows = []
     for shown in run_gallery(samples, args.profile, seed=args.seed, device=args.device):
@@ -101,7 +109,7 @@ def command_line(args: argparse.Namespace) -> str:
         f"--out {args.out}",
         f"--seed {args.seed}",
     ]
-    for flag in ("prompts", "edits"):
+    for flag in ("prompts", "videos", "edits"):
         if getattr(args, flag) != DEFAULTS[flag]:
             parts.append(f"--{flag} {getattr(args, flag)}")
     return " ".join(parts)
@@ -112,13 +120,16 @@ def command_line(args: argparse.Namespace) -> str:
 
 def save_picture(array: np.ndarray, path: Path) -> str:
     """Write an H x W x 3 uint8 picture, or an H x W bool mask (white = True), scaled up by the
-    whole factor that brings its long side nearest :data:`SHOW_SIDE`; returns the file name."""
+    whole factor that brings its short side nearest :data:`SHOW_SIDE` / 2 (a strip of frames) or
+    its long side nearest :data:`SHOW_SIDE` (anything else); returns the file name."""
     import numpy as np
     from PIL import Image
 
     if array.dtype == bool:
         array = np.where(array, 255, 0).astype(np.uint8)
-    factor = max(1, round(SHOW_SIDE / max(array.shape[:2])))
+    height, width = array.shape[:2]
+    strip = max(height, width) >= 4 * min(height, width)
+    factor = max(1, round(SHOW_SIDE / (2 * min(height, width) if strip else max(height, width))))
     image = Image.fromarray(np.ascontiguousarray(array))
     image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST).save(path)
     return path.name
@@ -126,7 +137,7 @@ def save_picture(array: np.ndarray, path: Path) -> str:
 
 def _clear(out: Path) -> None:
     """Remove the pictures an earlier run wrote (a smaller grid must not leave stale files)."""
-    for old in [*out.glob("t2i-*.png"), *out.glob("edit-*.png")]:
+    for old in [*out.glob("t2i-*.png"), *out.glob("t2v-*.png"), *out.glob("edit-*.png")]:
         old.unlink()
 
 
@@ -140,10 +151,13 @@ def write_gallery(
     out.mkdir(parents=True, exist_ok=True)
     _clear(out)
     generated = [r for r in rows if r.sample.task == "generation"]
+    videos = [r for r in rows if r.sample.task == "video_generation"]
     edits = [r for r in rows if r.sample.task == "editing"]
     lines = _header(profile, command, seed, out)
     if generated:
         lines += _generation_section(generated, out)
+    if videos:
+        lines += _video_section(videos, out)
     if edits:
         lines += _edit_section(edits, out)
     page = out / PAGE
@@ -153,18 +167,21 @@ def write_gallery(
 
 def _header(profile: str, command: str, seed: int, out: Path) -> list[str]:
     lines = [
-        f"# Gallery: text-to-image and image editing of the `{profile}` profile",
+        f"# Gallery: text-to-image, text-to-video and image editing of the `{profile}` profile",
         "",
         f"Regenerate with `{command}`. Every tool call gets `seed={seed}`, so the same profile "
-        "gives the same pictures. Each call goes through the real `generate_image` / `edit_image` "
-        "tools (what the graph runs), with the call a perfect planner would make; the planner is "
-        "not involved. Pictures are scaled up without smoothing (the generator draws 32 px, edits "
-        "are 64 px). ✓/✗: what the shapes world's attribute classifier (the judge of "
+        "gives the same pictures. Each call goes through the real `generate_image` / "
+        "`generate_video` / `edit_image` tools (what the graph runs), with the call a perfect "
+        "planner would make; the planner is not involved. Pictures are scaled up without "
+        "smoothing (the generators draw 32 px, edits are 64 px; a clip is its frames side by "
+        "side). ✓/✗: what the shapes world's attribute classifier (the judge of "
         "`vitron eval`) reads in the output, against what was asked.",
         "",
         f"Issue 14's floors: text-to-image shape and colour right ≥ {FLOOR:.2f} (and the count: "
         "one object is asked for; not judged), held here to the stricter shape, colour and "
         f"position all right; "
+        f"text-to-video shape and colour right per frame ≥ {VIDEO_FLOOR:.2f} and the object moving "
+        f"the asked way ≥ {VIDEO_FLOOR:.2f}; "
         f"editing target attribute right ≥ {FLOOR:.2f} and PSNR outside the edit ≥ "
         f"{PSNR_FLOOR:.0f} dB. The diffusion parts shown, by their training records (held-out "
         "metrics in `pretrain.json`, 200 held-out samples each):",
@@ -191,10 +208,13 @@ RECORD_LABELS = {
     "layout_kind": "layout shape and colour right",
     "layout_placed": "drawn in its box",
     "layout_hit": "both",
+    "frames_right": "frames with shape and colour right",
+    "direction": "moved the asked way",
 }
 """Metric key of a diffusion ``pretrain.json`` -> the words the page uses for it."""
-FLOOR_METRIC = {"text_to_image": "gen_all", "gligen": "layout_hit", "inpaint": "recolor_attr"}
-"""The training-record metric held against :data:`FLOOR`, per component."""
+FLOOR_METRIC = {"text_to_image": ("gen_all", FLOOR), "gligen": ("layout_hit", FLOOR),
+                "inpaint": ("recolor_attr", FLOOR), "text_to_video": ("frames_right", VIDEO_FLOOR)}  # fmt: skip
+"""The training-record metric held against its floor, per component."""
 
 
 def _training_records(profile: str) -> list[str]:
@@ -206,7 +226,7 @@ def _training_records(profile: str) -> list[str]:
 
     loaded = load_profile(profile)
     lines = []
-    for name, key in FLOOR_METRIC.items():
+    for name, (key, floor) in FLOOR_METRIC.items():
         spec = loaded.components.get(name)
         record = Path(spec.checkpoint) / "pretrain.json" if spec else None
         if spec is None:
@@ -220,8 +240,8 @@ def _training_records(profile: str) -> list[str]:
             metrics = info.get("metrics", {})
             shown = ", ".join(f"{RECORD_LABELS.get(k, k)} {v:.3g}" for k, v in metrics.items())
             state = "trained"
-            if key in metrics and metrics[key] < FLOOR:
-                state = f"**under-trained** ({RECORD_LABELS[key]} {metrics[key]:.3g} < {FLOOR:.2f})"
+            if key in metrics and metrics[key] < floor:
+                state = f"**under-trained** ({RECORD_LABELS[key]} {metrics[key]:.3g} < {floor:.2f})"
             steps = f"{info.get('steps')} of {info.get('planned_steps')} steps"
             minutes = info.get("train_seconds", 0) / 60
             lines.append(f"`{name}`: {state}; {steps}, {minutes:.0f} min; held out: {shown}")
@@ -301,6 +321,49 @@ def _generation_section(rows: Sequence[Shown], out: Path) -> list[str]:
             f"| {i} | {_cell(prompt)} "
             f"| {_image(out, f't2i-{i:02d}-world.png', row.expected, 'the world draws')} "
             f"| {output} | {_reads(row.reads, row.sample.gold['expected'])} |"
+        )
+    return [*lines, ""]
+
+
+def _video_section(rows: Sequence[Shown], out: Path) -> list[str]:
+    import numpy as np
+
+    n = len(rows)
+    frames = [
+        r.values.get("frames_right") for r in rows if r.values.get("frames_right") is not None
+    ]
+    moved = sum(bool(r.values.get("direction")) for r in rows)
+    lines = [
+        "## Text-to-video",
+        "",
+        f"{n} requests, one per direction, worded as the shapes world's `video_generation` task "
+        "words them, each through `generate_video`; a clip's 8 frames run left to right. The "
+        "classifier reads the asked shape and colour on "
+        + (f"{np.mean(frames):.0%} of the frames" if frames else "– of the frames")
+        + f"; the object of the asked colour moved the asked way in **{moved}/{n}** clips "
+        "(chance 1/4; its centre's shift from the first frame it shows on to the last).",
+        "",
+        "| # | request | the world's clip | output | judged |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for i, row in enumerate(rows, 1):
+        request = row.sample.calls[0].args["instruction"]
+        output = _image(out, f"t2v-{i:02d}-output.png", row.output, "output")
+        judged = "–"
+        if row.output is None:
+            output = f"error: {_cell(row.error or 'no clip')}"
+        else:
+            right = row.values.get("frames_right")
+            asked = row.sample.gold["direction"]
+            went = row.reads.get("moved", "nowhere")
+            judged = "<br>".join([
+                *([f"shape and colour right on {right:.0%} of frames"] if right is not None else []),
+                f"moved: {went} " + ("✓" if went == asked else f"✗ (asked {asked})"),
+            ])  # fmt: skip
+        lines.append(
+            f"| {i} | {_cell(request)} "
+            f"| {_image(out, f't2v-{i:02d}-world.png', row.expected, 'the world draws')} "
+            f"| {output} | {judged} |"
         )
     return [*lines, ""]
 

@@ -1,10 +1,11 @@
-"""What ``vitron gallery`` shows: a fixed grid of shapes-world prompts and edits, each run through
-the real ``generate_image`` / ``edit_image`` tools of a profile and judged as ``vitron eval``
-judges them.
+"""What ``vitron gallery`` shows: a fixed grid of shapes-world prompts, video requests and edits,
+each run through the real ``generate_image`` / ``generate_video`` / ``edit_image`` tools of a
+profile and judged as ``vitron eval`` judges them.
 
 Text-to-image prompts cover every shape at every horizontal position (the generation task's
 three x values), colours and backgrounds taken in turn, worded by the generation task itself
-(:func:`~vitron.evals.shapes.tasks.generation_sample`). Edits are the first recolour, removal, add
+(:func:`~vitron.evals.shapes.tasks.generation_sample`); video requests one per direction, worded
+by the ``video_generation`` task. Edits are the first recolour, removal, add
 and move samples of the ``test`` split. Each call gets the same fixed ``seed``, so a page is
 reproducible.
 Images are H x W x 3 uint8; boxes ``[x1, y1, x2, y2]`` normalised to [0, 1], top-left origin.
@@ -52,6 +53,26 @@ def prompt_grid(limit: int | None = None) -> list[Sample]:
             sample.id = f"gallery-t2i-{len(samples) + 1:02d}"
             samples.append(sample)
             turn += 1
+    return samples[:limit] if limit is not None else samples
+
+
+def video_prompts(limit: int | None = None) -> list[Sample]:
+    """Text-to-video requests, one per direction (left, right, up, down, in that order), each a
+    large plain object; shapes, colours and backgrounds in turn (skipping held-out colour-shape
+    pairs). The world's clip of prompt ``i`` is drawn from ``default_rng(i)``."""
+    from vitron.evals.shapes.tasks import video_generation_sample
+    from vitron.evals.shapes.video import DIRECTIONS
+
+    colours, backgrounds = list(COLOURS), list(BACKGROUNDS)
+    samples: list[Sample] = []
+    for i, direction in enumerate(DIRECTIONS):
+        shape = SHAPES[i % len(SHAPES)]
+        colour = next(c for c in colours[i:] + colours[:i] if not is_held_out(c, shape))
+        obj = Obj(shape, colour, "large", "plain", 0.5, 0.5)
+        sample = video_generation_sample(np.random.default_rng(i), obj, direction,
+                                         backgrounds[i % len(backgrounds)])  # fmt: skip
+        sample.id = f"gallery-t2v-{i + 1:02d}"
+        samples.append(sample)
     return samples[:limit] if limit is not None else samples
 
 
@@ -139,14 +160,29 @@ def run_gallery(
             yield shown
 
 
+def frame_strip(frames: np.ndarray) -> np.ndarray:
+    """T x H x W x 3 frames side by side: H x (T * W) x 3."""
+    return np.concatenate(list(frames), axis=1)
+
+
 def _judge(shown: Shown, judge: Any, options: Any) -> None:
     """Fill ``shown``'s output, edited area, classifier reading and scores."""
     from vitron.evals import scoring
 
     sample, outcome = shown.sample, shown.outcome
     tool = sample.calls[-1].name
-    shown.output = scoring.predicted_image(outcome, tool)
     shown.values = scoring.score(outcome, options)
+    if sample.task == "video_generation":  # clips are shown as strips of their frames
+        from vitron.evals.metrics import motion_direction
+
+        clip = scoring.predicted_video(outcome, tool)
+        shown.expected = frame_strip(sample.gold["reference"])
+        if clip is not None:
+            shown.output = frame_strip(clip)
+            colour = sample.gold["expected"]["colour"]
+            shown.reads = {"moved": motion_direction(clip, colour, COLOURS) or "nowhere"}
+        return
+    shown.output = scoring.predicted_image(outcome, tool)
     result = outcome.last_result(tool)
     mask = (result or {}).get("artifact", {}).get("mask")
     if mask and outcome.workspace is not None:

@@ -536,10 +536,19 @@ def video_generation(rng: np.random.Generator, compositional: bool, size: int) -
     obj = random_object(rng, allow)
     direction = _pick(rng, tuple(DIRECTIONS))
     background = _pick(rng, tuple(BACKGROUNDS))
+    return video_generation_sample(rng, obj, direction, background, _pick(rng, GENERATE_VIDEO))
+
+
+def video_generation_sample(
+    rng: np.random.Generator, obj: Obj, direction: str, background: str, template: str = "{t}"
+) -> Sample:
+    """The ``video_generation`` sample asking for ``obj`` moving ``direction`` on ``background``,
+    worded by ``template`` (``{t}`` is the request's text); the world's clip of it is drawn with
+    ``rng`` (its speed and start). Also what ``vitron gallery`` builds its video prompts from."""
     text = moving_caption(obj.name, direction, background)
     clip = render_video(moving_video(rng, obj, direction, background), GENERATION_SIZE)
     return Sample(
-        id="", task="video_generation", instruction=_pick(rng, GENERATE_VIDEO).format(t=text),
+        id="", task="video_generation", instruction=template.format(t=text),
         calls=[TargetCall("generate_video", {"instruction": text})],
         answer=f"Here is a video of {text}.",
         gold={"expected": {"shape": obj.shape, "colour": obj.colour}, "direction": direction,
