@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -320,9 +320,8 @@ class ChatVitron(BaseChatModel):
         eos = eos_ids(engine)
         states: list[torch.Tensor] = []
         finish_reason = "length"
-        steps = generate_tokens(
-            engine.model, batch, call.sampling, self._processors(engine, call, messages), eos
-        )
+        processors = self._processors(engine, call, messages, rendered.media)
+        steps = generate_tokens(engine.model, batch, call.sampling, processors, eos)
         for step in steps:
             states.append(step.hidden)
             delta = reply.add(step.token_id)
@@ -429,11 +428,16 @@ class ChatVitron(BaseChatModel):
         return engine
 
     def _processors(
-        self, engine: VitronEngine, call: _Call, messages: Sequence[BaseMessage] = ()
+        self,
+        engine: VitronEngine,
+        call: _Call,
+        messages: Sequence[BaseMessage] = (),
+        media: Mapping[str, str] | None = None,
     ) -> list[LogitsProcessor]:
         """The logits processors of one generation (see :func:`~vitron.agent.steering.logits_processors`;
         the request is the text of the last user message; once a tool has run in this turn, the
-        evidence is the request and the turn's tool results)."""
+        evidence is the request and the turn's tool results; ``media``: the conversation's current
+        image and video, which the modules that take one need)."""
         turn = next((k for k in range(len(messages) - 1, -1, -1)
                      if isinstance(messages[k], HumanMessage)), None)  # fmt: skip
         last = messages[turn] if turn is not None else None
@@ -444,7 +448,7 @@ class ChatVitron(BaseChatModel):
         evidence = "\n".join([request or "", *results]) if results else None
         return logits_processors(
             engine, call.modules, call.tool_choice, call.constrained,
-            call.sampling.max_new_tokens, request=request, evidence=evidence,
+            call.sampling.max_new_tokens, request=request, evidence=evidence, media=media,
         )  # fmt: skip
 
 

@@ -5,6 +5,7 @@ required tool call, ``tool_choice`` in LangChain's forms, and the end-of-sequenc
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from vitron.agent.invocation import MODULE_CLOSE, MODULE_OPEN, MODULES, RELEASED_OPEN
@@ -25,19 +26,26 @@ def logits_processors(
     max_new_tokens: int,
     request: str | None = None,
     evidence: str | None = None,
+    media: Mapping[str, str] | None = None,
 ) -> list[LogitsProcessor]:
     """Placeholder suppression, then constrained decoding and forced tokens as asked: no
     invocation when nothing is bound or ``tool_choice`` is ``none``; the grammar of the engine's
     format (``constrained`` ``None``: the profile's default), its instructions written with
     ``request``'s words when the profile copies instructions; a forced opening for ``any`` or
     one named tool. ``evidence`` (the request and the turn's tool results, once a tool has run)
-    holds back the profile's ``grounded_words`` it lacks (:mod:`vitron.agent.grounded`)."""
+    holds back the profile's ``grounded_words`` it lacks (:mod:`vitron.agent.grounded`).
+    ``media`` (kind -> the conversation's current handle; ``None``: not known) leaves out the
+    modules whose input the conversation lacks, unless ``tool_choice`` names one: the planner
+    fills a module's image or video from the conversation, so ``track_video`` with no video can
+    only fail (the nano planner called it for 11 of 40 "make a short video of …" requests)."""
     from transformers import SuppressTokensLogitsProcessor
 
     from vitron.agent.decoding import ForcedTokens
 
     ids = engine.processor.token_ids
     device = engine.device
+    if media is not None and tool_choice not in modules:
+        modules = [m for m in modules if has_input(m, media)]
     suppressed = [ids.image, ids.video, ids.region]
     choice = tool_choice
     invocations = bool(modules) and choice != "none"
@@ -62,6 +70,13 @@ def logits_processors(
     if choice == "any" or choice in modules:
         processors.append(ForcedTokens(forced_opening(engine, choice, constrained)))
     return processors
+
+
+def has_input(module: str, media: Mapping[str, str]) -> bool:
+    """Whether ``media`` holds the image or video ``module`` takes (a module that takes none, or
+    one the grammar does not know, always may run)."""
+    spec = MODULES.get(module)
+    return spec is None or spec.media is None or bool(media.get(spec.media))
 
 
 def grounded_answer(engine: VitronEngine, evidence: str) -> LogitsProcessor:

@@ -353,3 +353,26 @@ def test_the_profile_option_turns_it_on_for_chat_vitron(services):
     assert "InvocationLogitsProcessor" in kinds and "CopiedInstructionProcessor" in kinds
     unconstrained = logits_processors(engine, BOUND, "auto", False, 16, REQUEST)
     assert "CopiedInstructionProcessor" not in [type(p).__name__ for p in unconstrained]
+
+
+def test_modules_whose_input_the_conversation_lacks_are_left_out(services):
+    """The planner fills a module's image or video from the conversation: with none there, the
+    grammar does not offer the modules that take one (the nano planner called ``track_video`` for
+    "make a short video of …"), unless ``tool_choice`` names one."""
+    from vitron.agent.loading import VitronEngine
+    from vitron.agent.steering import logits_processors
+
+    model, processor = build_tiny_vitron(seed=0)
+    engine = VitronEngine(model=model, processor=processor, constrained=True)
+
+    def offered(media, choice="auto"):  # noqa: ANN001, ANN202
+        processors = logits_processors(engine, BOUND, choice, None, 16, REQUEST, media=media)
+        (grammar,) = [p.grammar for p in processors if hasattr(p, "grammar")]
+        return set(grammar.modules)
+
+    assert offered({}) == {"generate_image"}  # nothing to segment, ground or edit
+    assert offered({"image": "img_0123456789abcdef"}) == {"segment_image", "ground",
+                                                         "generate_image"}  # fmt: skip
+    assert offered({"image": "img_0123456789abcdef", "video": "vid_0123456789abcdef"}) == set(BOUND)
+    assert offered(None) == set(BOUND)  # media not known: nothing is left out
+    assert offered({}, choice="edit_video") == {"edit_video"}  # asked for by name

@@ -53,10 +53,10 @@ class FollowScript(LogitsProcessor):
 
 
 class ScriptedAnswer(ChatVitron):
-    def _processors(self, engine, call, messages=()):
+    def _processors(self, engine, call, messages=(), media=None):
         tokenizer = engine.processor.tokenizer
         script = tokenizer.encode(SCRIPTED, add_special_tokens=False)
-        return [FollowScript(script, tokenizer.eos_token_id), *super()._processors(engine, call, messages)]  # fmt: skip
+        return [FollowScript(script, tokenizer.eos_token_id), *super()._processors(engine, call, messages, media)]  # fmt: skip
 
 
 def answer(tmp_path: Path, messages, profile: Path | None = None) -> str:

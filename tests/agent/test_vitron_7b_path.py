@@ -101,8 +101,8 @@ class FollowScript(LogitsProcessor):
 class ScriptedVitron(ChatVitron):
     """ChatVitron with the script's nudge in front of its own processors (grammar included)."""
 
-    def _processors(self, engine, call, messages=()):
-        processors = super()._processors(engine, call, messages)
+    def _processors(self, engine, call, messages=(), media=None):
+        processors = super()._processors(engine, call, messages, media)
         eos = engine.processor.tokenizer.eos_token_id
         return [FollowScript(script(engine.processor), eos), *processors]
 
