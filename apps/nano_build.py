@@ -14,7 +14,8 @@ it (and resumed, through its own checkpoints, when one was interrupted):
    into ``RUNS/diffusion_vae`` (an intermediate: the pipelines carry their own copy), then
    ``diffusion_text_to_image --base RUNS/diffusion_vae`` into ``DIR/text_to_image`` (the VAE's
    ``pretrain.json`` kept beside it as ``vae_pretrain.json``), then ``diffusion_inpaint --base
-   DIR/text_to_image`` into ``DIR/inpaint``;
+   DIR/text_to_image`` into ``DIR/inpaint`` and ``diffusion_text_to_video --base
+   DIR/text_to_image`` into ``DIR/text_to_video``;
 3. the planner: :func:`vitron.agent.training.nano.train_nano` (stages base -> align -> invoke ->
    ground) on the CLIP just trained, aligning ``[SEG]`` and ``[TRK]`` through the SAM and SAM 2
    just trained and ``[GEN]``/``[EDIT]`` through the two pipelines just trained, under
@@ -64,16 +65,18 @@ DIFFUSION_PARTS: dict[str, tuple[str, str | None]] = {
     "diffusion_vae": ("diffusion_vae", None),
     "text_to_image": ("diffusion_text_to_image", "diffusion_vae"),
     "inpaint": ("diffusion_inpaint", "text_to_image"),
+    "text_to_video": ("diffusion_text_to_video", "text_to_image"),
 }
 """The diffusion parts in training order: part -> (its ``vitron pretrain`` backend, the part whose
 folder is its ``--base``)."""
-DIFFUSION_PROFILE_PARTS = ("text_to_image", "inpaint")
+DIFFUSION_PROFILE_PARTS = ("text_to_image", "inpaint", "text_to_video")
 """The diffusion parts the profile loads (the VAE is only their starting point)."""
 VAE_REPORT = "vae_pretrain.json"
 """The VAE's ``pretrain.json``, kept in the text-to-image folder (its VAE is ``vae/`` there)."""
 COMPANIONS: dict[str, tuple[str, ...]] = {
     "text_to_image": ("image_signal", "diffusion_signal"),
     "inpaint": ("image_signal", "diffusion_signal"),
+    "text_to_video": ("diffusion_signal",),
 }
 """Parts whose settings must follow a trained one, written with the committed ``nano.toml``'s
 settings: the ``[GEN]``/``[EDIT]`` projector the nano pipelines name (no weights until the
@@ -390,8 +393,8 @@ def train_earlier_stages(part: str, out: Path, runs: Path, seed: int, plan: Plan
 
 def train_diffusion(out: Path, runs: Path, seed: int, plan: Plan, record: dict[str, Any],
                     log: Callable[[str], None]) -> None:  # fmt: skip
-    """The nano Stable Diffusion, VAE -> text-to-image -> inpainting, each from the previous one's
-    folder (:data:`DIFFUSION_PARTS`), recorded in ``record`` as each finishes; a part ``record``
+    """The nano Stable Diffusion, VAE -> text-to-image -> inpainting and text-to-video, each from
+    its base part's folder (:data:`DIFFUSION_PARTS`), recorded in ``record`` as each finishes; a part ``record``
     lists is skipped, except a VAE whose folder is gone while text-to-image still needs it."""
     folders = {part: out / part for part in DIFFUSION_PARTS} | {
         "diffusion_vae": runs / "diffusion_vae"

@@ -24,7 +24,7 @@ def test_quick_build_writes_a_profile_that_answers_through_the_graph(tmp_path, c
     backends = [
         b for b in ("sam", "clip", "clip_tower", "grounding_dino", "sam2_video") if b in BACKENDS
     ]
-    diffusion = ["diffusion_vae", "text_to_image", "inpaint"]  # chained, before the planner
+    diffusion = ["diffusion_vae", "text_to_image", "inpaint", "text_to_video"]  # before the planner
     trained = [key for b in backends for key in (*(f"{b}/{s}" for s in stages(b)[:-1]), b)]
     assert list(record["parts"]) == [*trained, *diffusion, "vitron_llm"]  # its signals need them
     for part, info in record["parts"].items():
@@ -44,8 +44,10 @@ def test_quick_build_writes_a_profile_that_answers_through_the_graph(tmp_path, c
     assert record["parts"]["sam"]["command"].startswith("vitron pretrain sam --seed 0 --out ")
     vae = out / "runs" / "diffusion_vae"  # an intermediate: text_to_image/vae/ is its copy
     assert record["parts"]["text_to_image"]["command"].endswith(f"--base {vae}")
-    assert record["parts"]["inpaint"]["command"].endswith(f"--base {out / 'text_to_image'}")
+    for part in ("inpaint", "text_to_video"):
+        assert record["parts"][part]["command"].endswith(f"--base {out / 'text_to_image'}")
     assert {"gen_shape", "gen_colour"} <= set(record["parts"]["text_to_image"]["metrics"])
+    assert set(record["parts"]["text_to_video"]["metrics"]) == {"frames_right", "direction"}
     # SAM 2 follows its prompt on pictures, then tracks on short clips, then on long ones
     image_stage, video_stage = out / "runs" / "sam2_image", out / "runs" / "sam2_video"
     assert record["parts"]["sam2_video/sam2_video"]["command"].endswith(f"--base {image_stage}")
@@ -156,7 +158,8 @@ def test_a_full_build_retraces_the_committed_parts_step_counts():
                             ("sam2_video", "sam2_video/sam2_video_pretrain.json"),
                             ("diffusion_vae", "text_to_image/vae_pretrain.json"),
                             ("diffusion_text_to_image", "text_to_image/pretrain.json"),
-                            ("diffusion_inpaint", "inpaint/pretrain.json")):  # fmt: skip
+                            ("diffusion_inpaint", "inpaint/pretrain.json"),
+                            ("diffusion_text_to_video", "text_to_video/pretrain.json")):  # fmt: skip
         assert (
             plan.backend_steps[backend]
             == json.loads((folder / report).read_text())["planned_steps"]
@@ -220,7 +223,8 @@ def test_diffusion_parts_chain_by_base_and_a_vanished_vae_is_trained_again(tmp_p
     vae = runs / "diffusion_vae"
     assert calls == [("diffusion_vae", vae, None),
                      ("diffusion_text_to_image", out / "text_to_image", vae),
-                     ("diffusion_inpaint", out / "inpaint", out / "text_to_image")]  # fmt: skip
+                     ("diffusion_inpaint", out / "inpaint", out / "text_to_image"),
+                     ("diffusion_text_to_video", out / "text_to_video", out / "text_to_image")]  # fmt: skip
     assert record["parts"]["diffusion_vae"]["seconds"] == 1.5  # the new run's
     assert json.loads((out / "text_to_image" / "vae_pretrain.json").read_text())["backend"] == (
         "diffusion_vae"

@@ -1,5 +1,5 @@
-"""The committed nano diffusion pipelines, called through ``generate_image`` and ``edit_image`` as a
-user (or the planner) calls them: they load with the unchanged ``diffusion`` loader, make pictures
+"""The committed nano diffusion pipelines, called through ``generate_image``, ``generate_video`` and
+``edit_image`` as a user (or the planner) calls them: they load with the unchanged ``diffusion`` loader, make pictures
 of the asked size, and follow the text far better than chance on held-out shapes-world samples."""
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from vitron.tools.workspace import Workspace
 
 GENERATIONS = range(300, 312)
 """Held-out ``test``-split generation samples (seed 0); training never draws from the splits."""
+VIDEOS = range(100, 106)
+"""Held-out ``test``-split ``video_generation`` requests (seed 0)."""
 RECOLOURS = 8
 """Held-out ``test``-split recolour edits judged (the first ones from index 1)."""
 
@@ -70,6 +72,26 @@ def test_generate_image_draws_what_held_out_descriptions_ask_for(tools):
     # committed one gets colour (1.00 on 200 test samples) and shape (0.67) right, but not yet the
     # position (0.375, chance): nano/README.md.
     assert rates["colour"] >= 0.6 and rates["shape"] >= 0.4, rates  # 0.5 here on 12
+
+
+def test_generate_video_draws_the_asked_object_on_most_frames(tools):
+    """Eight 32 px frames of held-out requests ("a small red circle moving left on …"): the asked
+    shape and colour on 0.75 of the frames over 60 requests (nano/README.md); tiny's random
+    pipeline, 0.006. Which way the object moves is not learnt yet (0.28, chance 0.25), so it is not
+    asserted."""
+    invoke, workspace = tools
+    judge = load_classifier()
+    rates = []
+    for index in VIDEOS:
+        sample = make_sample("test", index, tasks=["video_generation"])
+        result = invoke("generate_video", instruction=sample.calls[0].args["instruction"], seed=0)
+        assert result.status == "success", result.content
+        frames = np.stack(list(workspace.iter_frames(result.artifact["video"])))
+        assert frames.shape == (8, 32, 32, 3)
+        want = sample.gold["expected"]
+        rates.append(np.mean([all(judge.predict(f)[k] == v for k, v in want.items())
+                              for f in frames]))  # fmt: skip
+    assert np.mean(rates) >= 0.5, rates
 
 
 def _edits(operation: str, count: int) -> list:

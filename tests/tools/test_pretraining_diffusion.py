@@ -102,6 +102,24 @@ def test_the_text_to_video_folder_makes_clips_through_the_diffusion_loader(chain
     assert clip.shape == (8, 32, 32, 3) and clip.dtype == np.uint8
 
 
+def test_a_text_to_video_run_continues_from_its_own_folder(chain, tmp_path):
+    """``--base`` a folder this backend wrote: its UNet and text encoder go on training (not a
+    new UNet grown from a text-to-image one)."""
+    from vitron.tools.pretraining.diffusion_text_to_video import (
+        TextToVideoPretrainer,
+        is_video_pipeline,
+    )
+
+    assert is_video_pipeline(chain["t2v"]) and not is_video_pipeline(chain["t2i"])
+    before = _engine(chain["t2v"], "text_to_video").pipe.unet.state_dict()
+    continued = TextToVideoPretrainer(seed=2, base=chain["t2v"]).model["unet"].state_dict()
+    assert all(torch.equal(before[k], continued[k]) for k in before)  # where it starts
+    out = tmp_path / "t2v-more"
+    assert main(["pretrain", "diffusion_text_to_video", "--out", str(out), "--base",
+                 str(chain["t2v"]), "--seed", "2", "--steps", "1", "--eval-count", "1"]) == 0  # fmt: skip
+    assert json.loads((out / REPORT_NAME).read_text())["command"].endswith(f"--base {chain['t2v']}")
+
+
 def test_the_video_unet_starts_as_the_text_to_image_unet_on_each_frame():
     """Spatial weights copied, temporal layers the identity: before training, every frame of a
     clip is denoised as the 2-D UNet denoises that frame alone (for a 2-D UNet whose heads have

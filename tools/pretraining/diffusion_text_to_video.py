@@ -15,12 +15,16 @@ text-to-image folder keeps its own); the VAE and tokenizer are the base's, froze
 Diffusion's recipe as for text-to-image: epsilon prediction, the scaled-linear schedule, Min-SNR-5,
 10 % empty captions.
 
+``--base`` may also be a folder this backend wrote: the run then continues its UNet and text
+encoder (a new schedule, the seed's own clips).
+
 Latents: B x 4 x T x h x w (h = w = 8 at 32 px). Saved as a ``TextToVideoSDPipeline`` folder (fp16
 safetensors, DPM-Solver++), which the ``diffusion`` loader with ``pipeline = "text_to_video"`` reads.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +45,15 @@ from vitron.tools.pretraining.diffusion_text_to_image import (
 from vitron.tools.pretraining.loop import step_rng
 
 FRAMES = 8
+
+
+def is_video_pipeline(folder: Path) -> bool:
+    """Whether ``folder`` holds a ``TextToVideoSDPipeline`` (a run to continue), not the
+    text-to-image pipeline a first run grows from."""
+    index = Path(folder) / "model_index.json"
+    return index.is_file() and json.loads(index.read_text()).get("_class_name") == (
+        "TextToVideoSDPipeline"
+    )
 
 
 def video_unet(unet: UNet2DConditionModel) -> UNet3DConditionModel:
@@ -94,13 +107,18 @@ class TextToVideoPretrainer:
 
     def __init__(self, seed: int, base: Path | None = None) -> None:
         self.seed = seed
-        parts = load_base_pipeline(base, self.name)
+        if base is not None and is_video_pipeline(base):  # a continuation of an earlier run
+            parts = TextToVideoSDPipeline.from_pretrained(base, torch_dtype=torch.float32)
+            unet = parts.unet
+            parts.vae.requires_grad_(False)
+            parts.vae.eval()
+        else:
+            parts = load_base_pipeline(base, self.name)
+            unet = video_unet(parts.unet)
         self.vae, self.tokenizer = parts.vae, parts.tokenizer
         parts.text_encoder.requires_grad_(True)
         parts.text_encoder.train()
-        self.model = torch.nn.ModuleDict(
-            {"unet": video_unet(parts.unet), "text_encoder": parts.text_encoder}
-        )
+        self.model = torch.nn.ModuleDict({"unet": unet, "text_encoder": parts.text_encoder})
         self.noise = training_scheduler()
         self.pool: ScenePool[tuple[torch.Tensor, str]] | None = None
 
