@@ -184,7 +184,7 @@ def _header(profile: str, command: str, seed: int, out: Path) -> list[str]:
         f"the asked way ≥ {VIDEO_FLOOR:.2f}; "
         f"editing target attribute right ≥ {FLOOR:.2f} and PSNR outside the edit ≥ "
         f"{PSNR_FLOOR:.0f} dB. The diffusion parts shown, by their training records (held-out "
-        "metrics in `pretrain.json`, 200 held-out samples each):",
+        "metrics in `pretrain.json`: 200 held-out samples each, 60 for text-to-video):",
         "",
     ]
     lines += [f"- {line}" for line in _training_records(profile)]
