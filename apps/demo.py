@@ -195,7 +195,9 @@ def write_expected(sample: Sample, folder: Path) -> list[Path]:
     if task not in pictured:
         return []
     if task == "video_editing":
-        pixels = np.concatenate(list(gold["after"]), axis=1)
+        from vitron.evals.gallery import frame_strip
+
+        pixels = frame_strip(gold["after"])
     elif task == "retrieval":
         pixels = sample.media[gold["target"]].pixels
     elif task in ("generation", "editing"):
