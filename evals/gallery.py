@@ -173,14 +173,11 @@ def _judge(shown: Shown, judge: Any, options: Any) -> None:
     tool = sample.calls[-1].name
     shown.values = scoring.score(outcome, options)
     if sample.task == "video_generation":  # clips are shown as strips of their frames
-        from vitron.evals.metrics import motion_direction
-
         clip = scoring.predicted_video(outcome, tool)
         shown.expected = frame_strip(sample.gold["reference"])
         if clip is not None:
             shown.output = frame_strip(clip)
-            colour = sample.gold["expected"]["colour"]
-            shown.reads = {"moved": motion_direction(clip, colour, COLOURS) or "nowhere"}
+            shown.reads = {"moved": shown.values.get("moved") or "nowhere"}
         return
     shown.output = scoring.predicted_image(outcome, tool)
     result = outcome.last_result(tool)

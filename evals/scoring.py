@@ -269,8 +269,8 @@ def _video_editing(outcome: Outcome, options: Options) -> dict[str, Any]:
 def _video_generation(outcome: Outcome, options: Options) -> dict[str, Any]:
     """``frames_right``: the share of the clip's frames where the classifier reads the asked shape
     and colour (issue 14's per-frame attribute accuracy; ``None`` without a classifier);
-    ``direction``: whether the object of the asked colour moved the asked way
-    (:func:`~vitron.evals.metrics.motion_direction`). No clip: both 0."""
+    ``direction``: whether the object of the asked colour moved the asked way, ``moved``: the way
+    it went (:func:`~vitron.evals.metrics.motion_direction`; ``None``: nowhere). No clip: both 0."""
     gold = outcome.sample.gold
     pred = predicted_video(outcome, "generate_video")
     values: dict[str, Any] = {"frames_right": None if options.classifier is None else 0.0,
@@ -281,8 +281,8 @@ def _video_generation(outcome: Outcome, options: Options) -> dict[str, Any]:
         hits = [all(options.classifier.predict(frame, None).get(k) == v
                     for k, v in gold["expected"].items()) for frame in pred]  # fmt: skip
         values["frames_right"] = float(np.mean(hits))
-    went = metrics.motion_direction(pred, gold["expected"]["colour"], COLOURS)
-    values["direction"] = float(went == gold["direction"])
+    values["moved"] = metrics.motion_direction(pred, gold["expected"]["colour"], COLOURS)
+    values["direction"] = float(values["moved"] == gold["direction"])
     return values
 
 

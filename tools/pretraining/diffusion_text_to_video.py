@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from diffusers import TextToVideoSDPipeline, UNet2DConditionModel, UNet3DConditionModel
 
+from vitron.evals.shapes.video import GENERATED_FRAMES
 from vitron.tools.pretraining.data import ScenePool, pool_size
 from vitron.tools.pretraining.diffusion_data import GENERATION_SIZE, moving_example
 from vitron.tools.pretraining.diffusion_text_to_image import (
@@ -43,8 +44,6 @@ from vitron.tools.pretraining.diffusion_text_to_image import (
     training_scheduler,
 )
 from vitron.tools.pretraining.loop import step_rng
-
-FRAMES = 8
 
 
 def is_video_pipeline(folder: Path) -> bool:
@@ -177,7 +176,7 @@ def evaluate_text_to_video(pipe: TextToVideoSDPipeline, count: int, seed: int = 
         texts = [s.calls[0].args["instruction"] for s in samples]
         generator = torch.Generator().manual_seed(seed + first)
         with torch.no_grad():
-            clips = pipe(texts, num_frames=FRAMES, height=GENERATION_SIZE, width=GENERATION_SIZE,
+            clips = pipe(texts, num_frames=GENERATED_FRAMES, height=GENERATION_SIZE, width=GENERATION_SIZE,
                          num_inference_steps=steps, guidance_scale=guidance,
                          generator=generator, output_type="np").frames  # fmt: skip
         for clip, sample in zip(clips, samples, strict=True):
