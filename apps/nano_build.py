@@ -111,7 +111,7 @@ QUICK = Plan(
     eval_count=2,
     records=12,
     reading_records=4,
-    planner_steps={"tower": 1, "base": 2, "align": 1, "invoke": 1, "ground": 1},
+    planner_steps={"base": 2, "align": 1, "invoke": 1, "ground": 1},
     corpus_samples=12,
 )
 

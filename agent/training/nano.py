@@ -6,16 +6,11 @@
   Vitron placeholders, grammar tags and signal tokens; its merges are learned from the planner's
   system prompt, the tool names and shapes-world conversations, so a shapes-world word is mostly
   one token (any text still encodes, byte by byte).
-- Image tower: the vision half of the ``nano`` planner tower (``tools/profiles/nano/clip_tower``:
-  the nano CLIP in 8 px patches, trained on the shapes world by ``vitron pretrain clip_tower``; the
-  retriever's CLIP uses 4 px patches, four times the tokens), trained further in ``base`` (the
-  pretraining a released tower already had: the contrastive nano CLIP's patch features tell
-  colours apart but hardly shapes) and frozen in Vitron's three stages as they prescribe.
-- With ``steps["tower"]`` > 0 (off by default), the tower is first pretrained on dense
-  shapes-world labels (``tower/``, :mod:`vitron.agent.training.nano_vision`): each patch's
-  object's colour, shape, size and texture. Tried as a continuation of the committed planner it
-  doubled region-caption accuracy but cost generation and two-step invocation
-  (``tools/profiles/nano/README.md``), so the committed planner was made without it.
+- Image tower: ``tools/profiles/nano/clip_tower``, a 4-layer 128-wide ``CLIPVisionModel`` in 8 px
+  patches (64 image tokens a picture) pretrained on dense shapes-world labels by ``vitron pretrain
+  clip_tower`` (each patch's object's colour, shape, size and texture: the contrastive nano CLIP's
+  patches told colours apart but hardly shapes, so the planner could not name shapes); trained
+  further in ``base`` and frozen in Vitron's three stages as they prescribe.
 - Region marks (``region_marks`` = 4): the image tokens a region covers carry a learned mark,
   because trained with the ``<region>`` token alone the planner learnt to ignore it.
 - Signal spaces: ``sam`` = 64 (the nano SAM's prompt width, what ``sam_signal`` maps from) and
@@ -122,7 +117,7 @@ def build_nano_vitron(
 
 
 STAGE_ORDER = ("base", "align", "invoke", "ground")
-DEFAULT_STEPS = {"tower": 0, "base": 1800, "align": 40, "invoke": 150, "ground": 60}
+DEFAULT_STEPS = {"base": 1800, "align": 40, "invoke": 150, "ground": 60}
 """The committed planner's step counts (tools/profiles/nano/vitron_llm/training.json)."""
 NO_SYNERGY = {"synergy": {"enabled": False}}
 """Stage overrides of the synergy ablation's planner (``vitron eval --ablate synergy``)."""
@@ -138,7 +133,7 @@ MICRO: dict[str, Any] = {
     "records": 600,
     "reading_records": 200,
     "corpus_samples": 100,
-    "steps": {"tower": 0, "base": 300, "align": 2, "invoke": 4, "ground": 4},
+    "steps": {"base": 300, "align": 2, "invoke": 4, "ground": 4},
     "overrides": {"batch_size": 8, "lr": 3e-3, "warmup_steps": 10, "checkpoint_every": 1000},
 }
 """``train_nano`` arguments of a micro run of the same pipeline, about 2 minutes on one core
@@ -193,7 +188,7 @@ def stage_configs(
         "ground": {"lr": 5e-4, "warmup_steps": 10, "lora": lora},
     }  # fmt: skip
     configs: dict[str, dict] = {}
-    model, stage_profile = str(run / ("tower" if steps.get("tower") else "init")), profile
+    model, stage_profile = str(run / "init"), profile
     for stage in STAGE_ORDER:
         configs[stage] = common | own[stage] | {
             "stage": stage, "model": model, "profile": stage_profile,
@@ -259,10 +254,6 @@ def train_nano(run: str | Path, *, seed: int = 0, records: int = DEFAULT_RECORDS
                                              corpus_samples=corpus_samples)  # fmt: skip
         save_vitron(model, processor, run / "init")
         times["init"] = time.monotonic() - start
-    if steps.get("tower") and not (run / "tower" / "config.json").is_file():
-        start = time.monotonic()
-        _pretrain_tower(run, steps["tower"], seed)
-        times["tower"] = time.monotonic() - start
     configs = stage_configs(run, seed=seed, profile=profile, steps=steps, overrides=overrides)
     for stage, data in configs.items():
         if (Path(data["output_dir"]) / "profile.toml").is_file():
@@ -274,20 +265,6 @@ def train_nano(run: str | Path, *, seed: int = 0, records: int = DEFAULT_RECORDS
     times = earlier | times  # a resumed run keeps the wall times of the steps done before
     (run / "times.json").write_text(json.dumps(times, indent=2))
     return times
-
-
-def _pretrain_tower(run: Path, steps: int, seed: int) -> None:
-    """``init/`` with its vision tower pretrained on dense shapes-world labels
-    (:mod:`vitron.agent.training.nano_vision`), saved as ``tower/`` with ``tower/tower.json``."""
-    import json
-
-    from vitron.agent.build import load_vitron, save_vitron
-    from vitron.agent.training.nano_vision import pretrain_tower
-
-    model, processor = load_vitron(run / "init")
-    report = pretrain_tower(model, processor, steps=steps, seed=seed)
-    save_vitron(model, processor, run / "tower")
-    (run / "tower" / "tower.json").write_text(json.dumps(report, indent=2))
 
 
 def publish(run: str | Path, profile_dir: str | Path, *, suffix: str = "") -> dict[str, Any]:
@@ -305,8 +282,6 @@ def publish(run: str | Path, profile_dir: str | Path, *, suffix: str = "") -> di
     }
     _replace_folders(copies, profile_dir, "finish the run first")
     summary: dict[str, Any] = {"times_s": json.loads((run / "times.json").read_text())}
-    if (run / "tower" / "tower.json").is_file():
-        summary["tower"] = json.loads((run / "tower" / "tower.json").read_text())
     with (run / "data" / "train.jsonl").open() as records:
         summary["records"] = sum(1 for line in records if line.strip())
     for stage in STAGE_ORDER:
@@ -417,8 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=DEFAULT_RECORDS)
     parser.add_argument("--reading-records", type=int, default=DEFAULT_READING_RECORDS)
     parser.add_argument("--profile", default="nano", help="profile with the frozen CLIP and SAM")
-    parser.add_argument("--clip", help="vision tower source, a CLIP folder (default: the "
-                        "profile's clip_tower, else its clip)")  # fmt: skip
+    parser.add_argument("--clip", help="vision tower source, a CLIP or CLIPVisionModel folder "
+                        "(default: the profile's clip_tower, else its clip)")  # fmt: skip
     parser.add_argument("--publish", help="then copy the planner into this profile folder")
     parser.add_argument(
         "--no-synergy", action="store_true",
@@ -441,8 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--steps",
         default="",
-        help="steps per stage, e.g. base=1800,align=40,invoke=150,ground=60; tower=N (default 0) "
-        "first pretrains the vision tower on dense shapes-world labels for N steps",
+        help="steps per stage, e.g. base=1800,align=40,invoke=150,ground=60",
     )
     args = parser.parse_args(argv)
     steps = dict((k, int(v)) for k, v in (p.split("=") for p in args.steps.split(",") if p))

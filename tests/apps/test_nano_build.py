@@ -33,10 +33,13 @@ def test_quick_build_writes_a_profile_that_answers_through_the_graph(tmp_path, c
     assert set(record["parts"]["vitron_llm"]["metrics"]) == {"base", "align", "invoke", "ground"}
     planner = out / "runs" / "planner"  # reading conversations beside every task's; base trains
     assert len((planner / "reading" / "train.jsonl").read_text().splitlines()) == 4  # the tower
+    tower = json.loads((out / "clip_tower" / "config.json").read_text())  # the dense-trained one
+    assert tower["model_type"] == "clip_vision_model" and tower["patch_size"] == 8
     base = json.loads((planner / "base" / "train_config.json").read_text())
     assert base["train_vision_tower"] and len(base["data"]) == 2
-    assert base["model"] == str(planner / "tower")  # after the dense tower pretraining
-    assert json.loads((out / "vitron_llm" / "training.json").read_text())["tower"]["steps"] == 1
+    assert base["model"] == str(planner / "init")
+    llm_tower = json.loads((out / "vitron_llm" / "config.json").read_text())["vision_config"]
+    assert llm_tower["hidden_size"] == tower["hidden_size"]  # built on out/clip_tower
     ground = json.loads((planner / "ground" / "train_config.json").read_text())
     assert not ground["train_vision_tower"] and len(ground["data"]) == 2
     llm = json.loads((out / "vitron_llm" / "config.json").read_text())

@@ -54,23 +54,6 @@ def test_pretrain_clip_command_saves_a_folder_the_clip_loader_reads(tmp_path):
     assert engine.model.config.vision_config.patch_size == 4  # the retriever's: it sees shapes
 
 
-def test_the_planner_tower_is_the_same_clip_in_8_px_patches(tmp_path):
-    """``clip_tower`` (the planner's image tower: 64 tokens a picture) differs from ``clip`` only
-    in its patches; a new planner is built on it, not on the retriever's 256-token tower."""
-    from vitron.agent.training.nano import build_nano_vitron, tower_source
-
-    tower, retriever = make_pretrainer("clip_tower", 0), make_pretrainer("clip", 0)
-    tower_config = tower.model.config.vision_config.to_dict()
-    retriever_config = retriever.model.config.vision_config.to_dict()
-    assert tower_config.pop("patch_size") == 8 and retriever_config.pop("patch_size") == 4
-    assert tower_config == retriever_config
-    assert tower_source("nano").name == "clip_tower"
-    assert tower_source("tiny").name != "clip_tower"  # a profile without one: its clip
-    tower.save(tmp_path / "tower")
-    model, _ = build_nano_vitron(tmp_path / "tower", corpus_samples=2)
-    assert model.config.vision_config.patch_size == 8
-
-
 def test_unknown_backend_and_bad_steps_are_clear_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["pretrain", "vae", "--out", str(tmp_path)])
