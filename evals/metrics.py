@@ -358,6 +358,22 @@ def motion_direction(
     return "down" if dy > 0 else "up"
 
 
+def objects_found(
+    frame: np.ndarray,
+    objects: Sequence[Mapping[str, str]],
+    classifier: AttributeClassifier,
+    palette: Mapping[str, Sequence[float]],
+) -> list[bool]:
+    """Per object (``{"shape", "colour"}``): whether ``frame`` (H x W x 3 uint8) still shows it,
+    i.e. some region of its colour (:func:`colour_boxes`) is read by ``classifier`` as its shape.
+    Where an animated picture kept its objects."""
+    found = []
+    for obj in objects:
+        boxes = colour_boxes(frame, obj["colour"], palette)
+        found.append(any(classifier.predict(frame, b).get("shape") == obj["shape"] for b in boxes))
+    return found
+
+
 def best_box_iou(found: Sequence[Sequence[float]], box: Sequence[float]) -> float:
     """The IoU of ``box`` with the found box that overlaps it most (0 when none is found)."""
     return max((box_iou(f, box) for f in found), default=0.0)

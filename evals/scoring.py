@@ -43,6 +43,8 @@ METRIC_LABELS: dict[str, str] = {
     "psnr_outside": "PSNR out",
     "l1": "L1",
     "frames_right": "frames right",
+    "psnr_first": "PSNR first",
+    "objects_kept": "objects kept",
     "direction": "direction",
     "attribute_accuracy": "attr acc",
     "shape_colour": "shape+colour",
@@ -286,6 +288,55 @@ def _video_generation(outcome: Outcome, options: Options) -> dict[str, Any]:
     return values
 
 
+def judge_animation(
+    frames: np.ndarray, gold: Mapping[str, Any], classifier: metrics.AttributeClassifier | None
+) -> dict[str, Any]:
+    """An animated picture's clip (T x H x W x 3 uint8) against an ``image_to_video`` sample's
+    gold: ``psnr_first``, the PSNR of frame 0 against the input picture box-filtered to the
+    clip's size (as the pipeline shrinks it); ``objects_kept``, over frames 1..T-1 and the
+    scene's objects, the share :func:`~vitron.evals.metrics.objects_found` still finds (``None``
+    without a classifier or a later frame); ``moved``, the way the named object's colour went
+    (:func:`~vitron.evals.metrics.motion_direction`), and ``direction``, whether that is the
+    asked one."""
+    from vitron.evals.shapes.video import shrink
+
+    frames = np.asarray(frames)[..., :3]
+    height, width = frames.shape[1:3]
+    picture = np.asarray(gold["picture"])
+    if picture.shape[:2] != (height, width):
+        picture = (shrink(picture, width) if height == width
+                   else _resize_image(picture, (height, width, 3)))  # fmt: skip
+    values: dict[str, Any] = {
+        "psnr_first": min(
+            PSNR_CAP, metrics.psnr_outside(frames[0], picture, np.zeros((height, width)))
+        ),
+        "objects_kept": None,
+    }
+    if classifier is not None and len(frames) > 1:
+        found = [metrics.objects_found(f, gold["objects"], classifier, COLOURS) for f in frames[1:]]
+        values["objects_kept"] = float(np.mean(found))
+    values["moved"] = metrics.motion_direction(frames, gold["colour"], COLOURS)
+    values["direction"] = float(values["moved"] == gold["direction"])
+    return values
+
+
+def _image_to_video(outcome: Outcome, options: Options) -> dict[str, Any]:
+    """:func:`judge_animation` of ``image_to_video``'s clip, and ``reference_kept``: the same
+    objects-kept share of the world's own clip (what the judge allows at 32 px). No clip: PSNR
+    ``None``, nothing kept, no direction."""
+    gold = outcome.sample.gold
+    values: dict[str, Any] = {"psnr_first": None, "direction": 0.0,
+                              "objects_kept": None if options.classifier is None else 0.0}  # fmt: skip
+    if options.classifier is not None:
+        reference = judge_animation(gold["reference"], gold, options.classifier)
+        values["reference_kept"] = reference["objects_kept"]
+    pred = predicted_video(outcome, "image_to_video")
+    if pred is None:
+        return values
+    values.update(judge_animation(pred, gold, options.classifier))
+    return values
+
+
 def _generation(outcome: Outcome, options: Options) -> dict[str, Any]:
     """``attr``: every expected attribute right; ``attr_by``: each one (shape, colour, position)."""
     if options.classifier is None:
@@ -366,6 +417,7 @@ TASK_SCORERS: dict[str, Callable[[Outcome, Options], dict[str, Any]]] = {
     "temporal_grounding": lambda o, _: _temporal(o),
     "video_generation": _video_generation,
     "video_editing": _video_editing,
+    "image_to_video": _image_to_video,
     "video_tools": lambda o, _: {},
     "multi_step": lambda o, _: {},
     "caption": lambda o, _: {},
@@ -421,6 +473,12 @@ def aggregate(task: str, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]
         row["attribute_accuracy"] = _mean([v["attr"] for v in values])
     elif task == "video_generation":
         row["frames_right"] = _mean([v["frames_right"] for v in values])
+        row["direction"] = _mean([v["direction"] for v in values])
+        row["chance"] = {"direction": 1.0 / 4}  # one of four directions
+    elif task == "image_to_video":
+        row["psnr_first"] = _mean([v["psnr_first"] for v in values])
+        row["objects_kept"] = _mean([v["objects_kept"] for v in values])
+        row["objects_kept_reference"] = _mean([v.get("reference_kept") for v in values])
         row["direction"] = _mean([v["direction"] for v in values])
         row["chance"] = {"direction": 1.0 / 4}  # one of four directions
     elif task == "video_editing":

@@ -37,10 +37,12 @@ from vitron.evals.shapes.scene import (
 from vitron.evals.shapes.video import (
     DIRECTIONS,
     VideoScene,
+    animate_object,
     inside,
     moving_video,
     render_video,
     sample_video,
+    shrink,
     visible_frames,
 )
 from vitron.evals.shapes.vocab import BACKGROUNDS, COLOURS, SHAPES, is_held_out, plural
@@ -452,6 +454,22 @@ SEGMENT_THEN_EDIT = ("First segment {re}, then make it {c}.",
                      "Find the mask of {re} and recolour it {c}.")  # fmt: skip
 
 
+def animation_request(
+    rng: np.random.Generator, compositional: bool, size: int
+) -> tuple[Scene, int, str] | None:
+    """An image-to-video request's picture and object: a scene, the index of the object to
+    animate and its referring expression (``None`` when the scene allows none)."""
+    scene = sample_scene(rng, compositional=compositional, size=size)
+    index = _target(rng, scene, compositional)
+    expression = refer(scene, index, rng)
+    return None if expression is None else (scene, index, expression)
+
+
+def animation_text(expression: str, direction: str) -> str:
+    """The instruction ``image_to_video`` is called with: ``"the red circle moves left"``."""
+    return f"{expression} moves {direction}"
+
+
 def video_tools(rng: np.random.Generator, compositional: bool, size: int) -> Sample | None:
     """Instruction → invocation for generate_video, image_to_video and edit_video."""
     module = _pick(rng, ("generate_video", "image_to_video", "edit_video"))
@@ -469,13 +487,12 @@ def video_tools(rng: np.random.Generator, compositional: bool, size: int) -> Sam
             gold={"module": module},
         )
     if module == "image_to_video":
-        scene = sample_scene(rng, compositional=compositional, size=size)
-        index = _target(rng, scene, compositional)
-        expression = refer(scene, index, rng)
-        if expression is None:
+        request = animation_request(rng, compositional, size)
+        if request is None:
             return None
+        scene, _, expression = request
         media, _ = _image(scene, size)
-        text = f"{expression} moves {direction}"
+        text = animation_text(expression, direction)
         return Sample(
             id="", task="video_tools",
             instruction=_pick(rng, ANIMATE).format(t=text), media=[media],
@@ -587,6 +604,33 @@ def video_editing(rng: np.random.Generator, compositional: bool, size: int) -> S
     )  # fmt: skip
 
 
+def image_to_video(rng: np.random.Generator, compositional: bool, size: int) -> Sample | None:
+    """Image-to-video, judged on the output: a scene and "<expression> moves <direction>", the
+    request ``video_tools`` trains the planner to pass on to ``image_to_video``. Gold: the input
+    ``picture`` (S x S x 3 uint8), the scene's ``objects`` (shape and colour each), the named
+    object's ``colour``, the ``direction``, and the world's own clip of the request
+    (``reference``, T x 32 x 32 x 3 uint8: the picture box-filtered to 32 px as the pipeline
+    shrinks it, the object moving at a speed that keeps it wholly inside, the others still)."""
+    direction = _pick(rng, tuple(DIRECTIONS))
+    request = animation_request(rng, compositional, size)
+    if request is None:
+        return None
+    scene, index, expression = request
+    text = animation_text(expression, direction)
+    media, _ = _image(scene, size)
+    clip = render_video(animate_object(rng, scene, index, direction), size).frames
+    return Sample(
+        id="", task="image_to_video", instruction=_pick(rng, ANIMATE).format(t=text),
+        media=[media],
+        calls=[TargetCall("image_to_video", {"image": "<media:0>", "instruction": text})],
+        answer="Here is the animation.",
+        gold={"picture": media.pixels, "direction": direction,
+              "colour": scene.objects[index].colour,
+              "objects": [{"shape": o.shape, "colour": o.colour} for o in scene.objects],
+              "reference": shrink(clip, GENERATION_SIZE)},
+    )  # fmt: skip
+
+
 def multi_step(rng: np.random.Generator, compositional: bool, size: int) -> Sample | None:
     """Requests that need two tools in turn: find then edit, or generate then segment."""
     kind = _pick(rng, ("segment_then_edit", "generate_then_segment"))
@@ -644,9 +688,11 @@ ON_REQUEST: dict[str, Builder] = {
     "layout": layout,
     "video_generation": video_generation,
     "video_editing": video_editing,
+    "image_to_video": image_to_video,
 }
 """Tasks scored only when named (``vitron eval --tasks layout``), each from its own stream of
 indices, so adding one changes no other sample. ``layout``'s calls carry boxes the grammar's
 planner never learnt to write, so it measures a backend through the graph with the gold calls
-(``--planner gold``); ``video_generation`` and ``video_editing`` ask what ``video_tools`` teaches
-the planner to invoke and judge the clip it makes, which takes seconds a sample."""
+(``--planner gold``); ``video_generation``, ``video_editing`` and ``image_to_video`` ask what
+``video_tools`` teaches the planner to invoke and judge the clip it makes, which takes seconds a
+sample."""

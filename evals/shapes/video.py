@@ -126,3 +126,40 @@ def direction_of(velocity: tuple[float, float]) -> str | None:
     if abs(vx) >= abs(vy):
         return "right" if vx > 0 else "left"
     return "down" if vy > 0 else "up"
+
+
+def room(obj: Obj, direction: str) -> float:
+    """How far (fraction of the side) ``obj``'s centre may go in ``direction`` with the object
+    staying wholly inside the picture (0 when it already touches that edge)."""
+    half = SIZES[obj.size]
+    dx, dy = DIRECTIONS[direction]
+    position = obj.x if dx else obj.y
+    ahead = 1.0 - half - position if dx + dy > 0 else position - half
+    return max(0.0, ahead)
+
+
+def animate_object(
+    rng: np.random.Generator, scene: Scene, index: int, direction: str,
+    frames: int = GENERATED_FRAMES,
+) -> VideoScene:  # fmt: skip
+    """``scene`` with object ``index`` moving in ``direction`` at a speed of
+    :data:`MOVING_SPEED` and the others still: what an image-to-video request "the red circle
+    moves left" asks for. The speed is capped so the object stays wholly inside the picture (it
+    barely moves, or not at all, when it already touches that edge)."""
+    dx, dy = DIRECTIONS[direction]
+    cap = np.floor(room(scene.objects[index], direction) / max(frames - 1, 1) * 1e4) / 1e4
+    speed = min(float(rng.uniform(*MOVING_SPEED)), float(cap))
+    velocities = [(0.0, 0.0)] * len(scene.objects)
+    velocities[index] = (round(dx * speed, 4), round(dy * speed, 4))
+    return VideoScene(scene=scene, velocities=tuple(velocities), frames=frames)
+
+
+def shrink(frames: np.ndarray, side: int) -> np.ndarray:
+    """``... x S x S x 3`` uint8 pictures box-filtered to ``side`` px: what diffusers' I2VGen-XL
+    pipeline does to the picture it animates (``_center_crop_wide``: a PIL ``BOX`` resize)."""
+    from PIL import Image
+
+    frames = np.asarray(frames)
+    flat = frames.reshape(-1, *frames.shape[-3:])
+    small = [np.asarray(Image.fromarray(f).resize((side, side), Image.BOX)) for f in flat]
+    return np.stack(small).reshape(*frames.shape[:-3], side, side, 3)

@@ -31,6 +31,7 @@ BACKENDS: dict[str, str] = {
     "diffusion_inpaint": "vitron.tools.pretraining.diffusion_inpaint",
     "diffusion_gligen": "vitron.tools.pretraining.diffusion_gligen",
     "diffusion_text_to_video": "vitron.tools.pretraining.diffusion_text_to_video",
+    "diffusion_image_to_video": "vitron.tools.pretraining.diffusion_image_to_video",
 }
 """Backend name -> the module whose ``make_pretrainer(seed)`` builds its trainer."""
 
@@ -43,6 +44,7 @@ CONTINUABLE = (
     "diffusion_inpaint",
     "diffusion_gligen",
     "diffusion_text_to_video",
+    "diffusion_image_to_video",
 )
 """The backends whose ``make_pretrainer(seed, base)`` starts from a trained folder."""
 

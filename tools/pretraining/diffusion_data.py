@@ -9,7 +9,10 @@ Three kinds of picture, all drawn from training colour–shape combinations only
   of one object moving in a named direction, with its text;
 - :func:`edit_example`: a 64 px multi-object scene and one masked edit of it (remove, recolour or
   repaint an object as it is), with the text the ``edit_image`` tool sends its inpainting pipeline
-  for that edit.
+  for that edit;
+- :func:`animation_example`: what ``image_to_video`` is asked for — a 64 px multi-object scene
+  and an 8-frame 32 px clip of it where one named object moves left, right, up or down, with the
+  request's text (``"the red circle moves left"``).
 
 Images are S x S x 3 uint8; masks S x S bool; every draw is a function of the generator alone.
 """
@@ -34,7 +37,17 @@ from vitron.evals.shapes.scene import (
     sample_scene,
     training_combination,
 )
-from vitron.evals.shapes.video import DIRECTIONS, moving_video, render_video
+from vitron.evals.shapes.tasks import animation_request, animation_text
+from vitron.evals.shapes.video import (
+    DIRECTIONS,
+    GENERATED_FRAMES,
+    MOVING_SPEED,
+    animate_object,
+    moving_video,
+    render_video,
+    room,
+    shrink,
+)
 from vitron.evals.shapes.vocab import BACKGROUNDS, COLOURS
 from vitron.tools.compositing import grow
 from vitron.tools.editing import REMOVE_PROMPT
@@ -188,3 +201,35 @@ def scene_crop(rng: np.random.Generator, side: int = GENERATION_SIZE) -> np.ndar
     image = render(sample_scene(rng, objects=(1, 4), size=EDIT_SIZE), EDIT_SIZE).image
     top, left = (int(v) for v in rng.integers(0, EDIT_SIZE - side + 1, size=2))
     return image[top : top + side, left : left + side]
+
+
+@dataclass
+class AnimationExample:
+    """An image-to-video request: the still ``picture`` (64 x 64 x 3 uint8, what the tool is
+    given), the ``clip`` it should become (T x 32 x 32 x 3 uint8; frame 0 is the picture shrunk
+    as the I2VGen-XL pipeline shrinks it) and the ``text`` (``"the red circle moves left"``)."""
+
+    picture: np.ndarray
+    clip: np.ndarray
+    text: str
+
+
+def animation_example(rng: np.random.Generator) -> AnimationExample:
+    """One image-to-video training example: a 1–4 object training scene (never a held-out
+    colour–shape pair), one object named as ``video_tools`` names it, moving in a direction it
+    has room for (so every clip shows the motion its text asks for), the others still."""
+    while True:
+        direction = list(DIRECTIONS)[int(rng.integers(len(DIRECTIONS)))]
+        request = animation_request(rng, False, EDIT_SIZE)
+        if request is None:
+            continue
+        scene, index, expression = request
+        travel = MOVING_SPEED[0] * (GENERATED_FRAMES - 1)
+        roomy = [d for d in DIRECTIONS if room(scene.objects[index], d) >= travel]
+        if roomy:
+            break
+    if direction not in roomy:  # ask for a way it can go, named as the request names it
+        direction = roomy[int(rng.integers(len(roomy)))]
+    text = animation_text(expression, direction)
+    frames = render_video(animate_object(rng, scene, index, direction), EDIT_SIZE).frames
+    return AnimationExample(frames[0], shrink(frames, GENERATION_SIZE), text)
