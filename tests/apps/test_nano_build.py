@@ -9,7 +9,9 @@ import json
 import shutil
 
 import pytest
+import torch
 from langchain_core.messages import AIMessage
+from safetensors.torch import load_file
 
 from vitron.apps.cli import main
 from vitron.apps.nano_build import DIFFUSION_PROFILE_PARTS, PLANNER_PARTS, profile_text, stages
@@ -31,15 +33,20 @@ def test_quick_build_writes_a_profile_that_answers_through_the_graph(tmp_path, c
         assert info["seconds"] > 0 and info["metrics"], part
         assert f"\n{part} " in printed  # the table of wall times and metrics
     assert set(record["parts"]["vitron_llm"]["metrics"]) == {"base", "align", "invoke", "ground"}
-    planner = out / "runs" / "planner"  # reading conversations beside every task's; base trains
-    assert len((planner / "reading" / "train.jsonl").read_text().splitlines()) == 4  # the tower
+    planner = out / "runs" / "planner"  # reading conversations beside every task's
+    assert len((planner / "reading" / "train.jsonl").read_text().splitlines()) == 4
     tower = json.loads((out / "clip_tower" / "config.json").read_text())  # the dense-trained one
     assert tower["model_type"] == "clip_vision_model" and tower["patch_size"] == 8
     base = json.loads((planner / "base" / "train_config.json").read_text())
-    assert base["train_vision_tower"] and len(base["data"]) == 2
+    assert not base["train_vision_tower"] and len(base["data"]) == 2  # the tower stays as built
     assert base["model"] == str(planner / "init")
     llm_tower = json.loads((out / "vitron_llm" / "config.json").read_text())["vision_config"]
     assert llm_tower["hidden_size"] == tower["hidden_size"]  # built on out/clip_tower
+    built = load_file(out / "clip_tower" / "model.safetensors")
+    planner_weights = load_file(out / "vitron_llm" / "model.safetensors")
+    assert all(
+        torch.equal(planner_weights[f"image_encoder.tower.{k}"], v) for k, v in built.items()
+    )
     ground = json.loads((planner / "ground" / "train_config.json").read_text())
     assert not ground["train_vision_tower"] and len(ground["data"]) == 2
     llm = json.loads((out / "vitron_llm" / "config.json").read_text())

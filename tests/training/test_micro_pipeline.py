@@ -4,11 +4,11 @@ the committed nano SAM and SAM 2) and ``ground`` with synergy, the run's profile
 eval`` end to end through the graph with the committed nano backends. A broken link anywhere (data,
 the model, a stage, the export, decoding, the harness, the scoring) leaves a planner at chance.
 
-What two minutes of training teaches reliably is asserted: picking the tool, and through the
+What three minutes of training teaches reliably is asserted: picking the tool, and through the
 tools it picks, referring segmentation, grounding, tracking and retrieval above chance. Not
 asserted, because such a short run lands on either side of chance from one seed to the next: VQA
 and temporal grounding; region captions (the colour and shape of a sketched region) stay at 0.
-The nano planner itself trains for an hour (tools/profiles/nano/README.md)."""
+The nano planner itself trains for about 35 minutes (tools/profiles/nano/README.md)."""
 
 from __future__ import annotations
 
