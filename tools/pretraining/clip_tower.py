@@ -119,10 +119,10 @@ class ClipTowerPretrainer:
         scenes = self.pool.batch(step_rng(self.seed, 0, step), self.batch_size)
         self.pool.advance()
         features = self.model.features(self.pixels(scenes))
+        labels = [patch_labels(s.scene, s.masks, self.model.grid) for s in scenes]
         losses = {}
         for attribute, head in self.model.heads.items():
-            target = torch.stack([patch_labels(s.scene, s.masks, self.model.grid)[attribute]
-                                  for s in scenes])  # fmt: skip
+            target = torch.stack([label[attribute] for label in labels])
             losses[attribute] = F.cross_entropy(head(features).flatten(0, 1), target.flatten())
         return sum(losses.values()), {f"{k}_loss": float(v.detach()) for k, v in losses.items()}
 

@@ -36,7 +36,6 @@ loader with ``pipeline = "image_to_video"`` reads.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +55,7 @@ from vitron.tools.pretraining.diffusion_text_to_image import (
     min_snr_weights,
     sampling_scheduler,
     save_pipeline,
+    saved_pipeline_class,
     training_scheduler,
 )
 from vitron.tools.pretraining.loop import step_rng
@@ -70,10 +70,7 @@ CLIP_SKIP = 1
 
 def is_i2v_pipeline(folder: Path) -> bool:
     """Whether ``folder`` holds an ``I2VGenXLPipeline`` (a run to continue)."""
-    index = Path(folder) / "model_index.json"
-    return index.is_file() and json.loads(index.read_text()).get("_class_name") == (
-        "I2VGenXLPipeline"
-    )
+    return saved_pipeline_class(folder) == "I2VGenXLPipeline"
 
 
 def i2v_unet(video: UNet3DConditionModel) -> I2VGenXLUNet:
@@ -169,7 +166,7 @@ class ImageToVideoPretrainer:
             parts = I2VGenXLPipeline.from_pretrained(base, torch_dtype=torch.float32)
             unet, self.image_encoder = parts.unet, parts.image_encoder
             self.feature_extractor = parts.feature_extractor
-        elif base is not None and (Path(base) / "model_index.json").is_file():
+        elif base is not None and saved_pipeline_class(base) is not None:
             parts = TextToVideoSDPipeline.from_pretrained(base, torch_dtype=torch.float32)
             unet = i2v_unet(parts.unet)
             self.image_encoder, self.feature_extractor = nano_image_encoder()

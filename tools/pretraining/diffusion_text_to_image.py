@@ -16,6 +16,7 @@ Saved as a ``StableDiffusionPipeline`` folder (``save_pretrained``; fp16 weights
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +95,14 @@ def load_vae(base: Path) -> AutoencoderKL:
     vae = AutoencoderKL.from_pretrained(folder, torch_dtype=torch.float32).eval()
     vae.requires_grad_(False)
     return vae
+
+
+def saved_pipeline_class(folder: Path) -> str | None:
+    """The diffusers pipeline class a ``save_pretrained`` folder holds (its ``model_index.json``),
+    ``None`` when ``folder`` holds none: how a backend tells the base it grows from from a run of
+    its own to continue."""
+    index = Path(folder) / "model_index.json"
+    return json.loads(index.read_text()).get("_class_name") if index.is_file() else None
 
 
 def load_base_pipeline(base: Path | None, backend: str) -> StableDiffusionPipeline:

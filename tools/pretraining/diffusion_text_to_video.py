@@ -24,7 +24,6 @@ safetensors, DPM-Solver++), which the ``diffusion`` loader with ``pipeline = "te
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +40,7 @@ from vitron.tools.pretraining.diffusion_text_to_image import (
     load_base_pipeline,
     sampling_scheduler,
     save_pipeline,
+    saved_pipeline_class,
     training_scheduler,
 )
 from vitron.tools.pretraining.loop import step_rng
@@ -49,10 +49,7 @@ from vitron.tools.pretraining.loop import step_rng
 def is_video_pipeline(folder: Path) -> bool:
     """Whether ``folder`` holds a ``TextToVideoSDPipeline`` (a run to continue), not the
     text-to-image pipeline a first run grows from."""
-    index = Path(folder) / "model_index.json"
-    return index.is_file() and json.loads(index.read_text()).get("_class_name") == (
-        "TextToVideoSDPipeline"
-    )
+    return saved_pipeline_class(folder) == "TextToVideoSDPipeline"
 
 
 def video_unet(unet: UNet2DConditionModel) -> UNet3DConditionModel:
