@@ -76,13 +76,16 @@ VAE_REPORT = "vae_pretrain.json"
 COMPANIONS: dict[str, tuple[str, ...]] = {
     "text_to_image": ("image_signal", "diffusion_signal"),
     "inpaint": ("image_signal", "diffusion_signal"),
-    "text_to_video": ("diffusion_signal",),
+    "text_to_video": ("diffusion_signal", "video_to_video"),
 }
 """Parts whose settings must follow a trained one, written with the committed ``nano.toml``'s
 settings: the ``[GEN]``/``[EDIT]`` projector the nano pipelines name (no weights until the
 planner's stage 2 aligns it; it makes tokens of the nano text encoder's width, 64), and the
 weightless default projector of tiny's random pipelines, so a signal they cannot take is set aside
 rather than failing."""
+READS_FROM = {"video_to_video": "text_to_video"}
+"""Parts with no folder of their own: nano's video-to-video reads the text-to-video folder (as
+``VideoToVideoSDPipeline``)."""
 BUILD_FILE = "build.json"
 COMMITTED_RECORDS = 6000
 """Training conversations of the committed planner's run, for a ``training.json`` written before
@@ -202,7 +205,7 @@ def profile_text(parts: list[str], description: str, folder: str = ".") -> str:
     companions = [c for p in parts for c in COMPANIONS.get(p, ()) if c not in parts]
     for part in dict.fromkeys([*parts, *companions]):  # once each, in order
         table = dict(shipped.get(part) or {"loader": tiny.component(part).loader})
-        table["checkpoint"] = f"{folder}/{part}"
+        table["checkpoint"] = f"{folder}/{READS_FROM.get(part, part)}"
         lines += ["", f"[components.{part}]"]
         lines += [f"{key} = {toml_value(value)}" for key, value in table.items()]
     return "\n".join(lines) + "\n"

@@ -1,0 +1,74 @@
+"""Whole-clip restyles on the shapes world (``edit_video``'s restyle, video-to-video): requests
+and their judge, shared by ``benchmarks/bench_nano_restyle.py`` and the nano profile's tests.
+
+A request is one object moving on one background tone and a caption that asks for another tone
+("a large red circle moving left on a black background"); a restyle is right where the background
+takes the asked tone and the object stays what it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vitron.evals.shapes.scene import Obj
+from vitron.evals.shapes.video import RenderedVideo
+
+SEED = 2026
+"""Requests are drawn from ``[SEED, index]``, apart from every split of the world's tasks."""
+
+
+@dataclass(frozen=True)
+class RestyleRequest:
+    obj: Obj
+    asked: str
+    """The background tone the caption asks for (a key of ``BACKGROUNDS``)."""
+    prompt: str
+    clip: RenderedVideo
+    """The input: T x 32 x 32 x 3 frames and the object's mask per frame."""
+
+
+def restyle_requests(count: int, start: int = 0) -> list[RestyleRequest]:
+    """Requests ``start`` .. ``start + count - 1``, each fixed by its index."""
+    from vitron.evals.shapes.language import moving_caption
+    from vitron.evals.shapes.video import DIRECTIONS, moving_video, render_video
+    from vitron.evals.shapes.vocab import BACKGROUNDS, COLOURS, SHAPES, TEXTURES
+
+    tones = list(BACKGROUNDS)
+    made = []
+    for index in range(start, start + count):
+        rng = np.random.default_rng([SEED, index])
+        obj = Obj(_pick(rng, SHAPES), _pick(rng, list(COLOURS)), "large", _pick(rng, TEXTURES),
+                  0.5, 0.5)  # fmt: skip
+        before = _pick(rng, tones)
+        asked = _pick(rng, [t for t in tones if t != before])
+        direction = _pick(rng, list(DIRECTIONS))
+        clip = render_video(moving_video(rng, obj, direction, before), 32)
+        made.append(RestyleRequest(obj, asked, moving_caption(obj.name, direction, asked), clip))
+    return made
+
+
+def _pick(rng: np.random.Generator, options: list[str] | tuple[str, ...]) -> str:
+    return options[int(rng.integers(len(options)))]
+
+
+def judge_restyle(frames: np.ndarray, request: RestyleRequest, classifier) -> tuple[float, float]:  # noqa: ANN001
+    """``(background_right, object_kept)`` over ``frames`` (T x 32 x 32 x 3 uint8, the input's
+    size): the share of frames whose pixels outside the object's mask are nearest the asked tone,
+    and the share the attribute classifier reads as the object's shape and colour."""
+    from vitron.evals.shapes.vocab import BACKGROUNDS
+
+    tones = {name: np.array(rgb, dtype=float) for name, rgb in BACKGROUNDS.items()}
+    mask, obj = request.clip.masks[0], request.obj
+    background, kept = [], []
+    for t, frame in enumerate(np.asarray(frames)[..., :3]):
+        outside = frame[~mask[t]].astype(float).mean(axis=0)
+        nearest = min(tones, key=lambda name: np.linalg.norm(outside - tones[name]))
+        background.append(nearest == request.asked)
+        seen = classifier.predict(frame)
+        kept.append(seen["shape"] == obj.shape and seen["colour"] == obj.colour)
+    return float(np.mean(background)), float(np.mean(kept))
+
+
+__all__ = ["RestyleRequest", "judge_restyle", "restyle_requests"]
