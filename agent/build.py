@@ -25,6 +25,7 @@ from vitron.agent.modeling import VitronForCausalLM
 from vitron.agent.modeling.image_encoder import load_vision_tower
 from vitron.agent.processing import VitronProcessor
 from vitron.agent.released import load_released_vitron
+from vitron.agent.shared_tower import TOWER_FILE, load_with_tower, shared_tower
 from vitron.agent.tokens import (
     bind_token_ids,
     build_tiny_tokenizer,
@@ -137,10 +138,16 @@ def load_vitron(
 ) -> tuple[Any, VitronProcessor]:
     """Load a saved Vitron LLM and its processor (both written to ``path_or_id``).
 
-    With ``lora`` (a PEFT adapter directory), the adapter is applied; ``merge=True`` folds it
+    A folder that names its image tower instead of holding it (:mod:`vitron.agent.shared_tower`)
+    gets that tower. With ``lora`` (a PEFT adapter directory), the adapter is applied; ``merge=True`` folds it
     into the weights and returns a plain ``VitronForCausalLM``, otherwise a ``PeftModel``.
     """
-    model = VitronForCausalLM.from_pretrained(path_or_id, dtype=_dtype(dtype) if dtype else None)
+    dtype = _dtype(dtype) if dtype else None
+    tower = shared_tower(path_or_id, dtype)
+    if tower is None:
+        model = VitronForCausalLM.from_pretrained(path_or_id, dtype=dtype)
+    else:
+        model = load_with_tower(VitronForCausalLM, path_or_id, tower, dtype=dtype)
     if lora is not None:
         from peft import PeftModel
 
@@ -158,8 +165,10 @@ def load_vitron(
 def save_vitron(
     model: VitronForCausalLM, processor: VitronProcessor, directory: str | Path
 ) -> None:
-    """Write model weights (safetensors), config and processor so :func:`load_vitron` reads them."""
+    """Write model weights (safetensors), config and processor so :func:`load_vitron` reads them.
+    The weights hold the image tower, so a stale note naming a shared one is removed."""
     model.save_pretrained(directory)
+    (Path(directory) / TOWER_FILE).unlink(missing_ok=True)
     processor.save_pretrained(directory)
 
 
