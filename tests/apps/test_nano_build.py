@@ -13,6 +13,7 @@ import torch
 from langchain_core.messages import AIMessage
 from safetensors.torch import load_file
 
+from vitron.agent.build import load_vitron
 from vitron.apps.cli import main
 from vitron.apps.nano_build import DIFFUSION_PROFILE_PARTS, PLANNER_PARTS, profile_text, stages
 from vitron.tools.pretraining import BACKENDS
@@ -44,9 +45,11 @@ def test_quick_build_writes_a_profile_that_answers_through_the_graph(tmp_path, c
     assert llm_tower["hidden_size"] == tower["hidden_size"]  # built on out/clip_tower
     built = load_file(out / "clip_tower" / "model.safetensors")
     planner_weights = load_file(out / "vitron_llm" / "model.safetensors")
-    assert all(
-        torch.equal(planner_weights[f"image_encoder.tower.{k}"], v) for k, v in built.items()
-    )
+    assert not any(k.startswith("image_encoder.tower.") for k in planner_weights)  # named instead
+    note = json.loads((out / "vitron_llm" / "vision_tower.json").read_text())
+    assert note == {"source": "../clip_tower"}
+    loaded, _ = load_vitron(out / "vitron_llm")
+    assert all(torch.equal(loaded.image_encoder.tower.state_dict()[k], v) for k, v in built.items())
     ground = json.loads((planner / "ground" / "train_config.json").read_text())
     assert not ground["train_vision_tower"] and len(ground["data"]) == 2
     llm = json.loads((out / "vitron_llm" / "config.json").read_text())
@@ -75,8 +78,10 @@ def test_quick_build_writes_a_profile_that_answers_through_the_graph(tmp_path, c
     for part in [*backends, *PLANNER_PARTS, *DIFFUSION_PROFILE_PARTS]:
         assert profile.component(part).checkpoint == str((out / part).resolve()), part
     shipped = load_profile("nano")
-    for part in DIFFUSION_PROFILE_PARTS:  # the committed entries' settings
+    for part in [*DIFFUSION_PROFILE_PARTS, "video_to_video"]:  # the committed entries' settings
         assert profile.component(part).options == shipped.component(part).options, part
+    restyler = profile.component("video_to_video")  # reads the built text-to-video folder
+    assert restyler.checkpoint == str((out / "text_to_video").resolve())
     signal = profile.component("image_signal")  # aligned in stage 2, at nano's width
     assert not signal.is_tiny and signal.options["out_dim"] == 64
     config = json.loads((out / "image_signal" / "projector_config.json").read_text())
@@ -178,7 +183,7 @@ def test_a_full_build_retraces_the_committed_parts_step_counts():
     assert plan.planner_steps["invoke"] == training["invoke"]["config"]["max_steps"]
     for stage, steps in training.get("build_steps", {}).items():  # a continued planner's
         assert plan.planner_steps[stage] == steps  # steps from nothing win over its last run's
-    assert plan.reading_records == training.get("reading_records", 3000)
+    assert plan.reading_records == training["reading_records"] == 6000  # publish records it
 
 
 def test_profile_file_keeps_the_committed_settings_of_each_part():

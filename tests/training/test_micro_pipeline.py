@@ -8,7 +8,7 @@ What three minutes of training teaches reliably is asserted: picking the tool, a
 tools it picks, referring segmentation, grounding, tracking and retrieval above chance. Not
 asserted, because such a short run lands on either side of chance from one seed to the next: VQA
 and temporal grounding; region captions (the colour and shape of a sketched region) stay at 0.
-The nano planner itself trains for about 35 minutes (tools/profiles/nano/README.md)."""
+The nano planner itself trains for about 50 minutes (tools/profiles/nano/README.md)."""
 
 from __future__ import annotations
 
