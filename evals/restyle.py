@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vitron.evals.metrics import AttributeClassifier
 from vitron.evals.shapes.scene import Obj
 from vitron.evals.shapes.video import RenderedVideo
 
@@ -53,7 +54,9 @@ def _pick(rng: np.random.Generator, options: list[str] | tuple[str, ...]) -> str
     return options[int(rng.integers(len(options)))]
 
 
-def judge_restyle(frames: np.ndarray, request: RestyleRequest, classifier) -> tuple[float, float]:  # noqa: ANN001
+def judge_restyle(
+    frames: np.ndarray, request: RestyleRequest, classifier: AttributeClassifier
+) -> tuple[float, float]:
     """``(background_right, object_kept)`` over ``frames`` (T x 32 x 32 x 3 uint8, the input's
     size): the share of frames whose pixels outside the object's mask are nearest the asked tone,
     and the share the attribute classifier reads as the object's shape and colour."""
