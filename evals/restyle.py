@@ -33,6 +33,7 @@ class RestyleRequest:
 def restyle_requests(count: int, start: int = 0) -> list[RestyleRequest]:
     """Requests ``start`` .. ``start + count - 1``, each fixed by its index."""
     from vitron.evals.shapes.language import moving_caption
+    from vitron.evals.shapes.tasks import pick
     from vitron.evals.shapes.video import DIRECTIONS, moving_video, render_video
     from vitron.evals.shapes.vocab import BACKGROUNDS, COLOURS, SHAPES, TEXTURES
 
@@ -40,18 +41,14 @@ def restyle_requests(count: int, start: int = 0) -> list[RestyleRequest]:
     made = []
     for index in range(start, start + count):
         rng = np.random.default_rng([SEED, index])
-        obj = Obj(_pick(rng, SHAPES), _pick(rng, list(COLOURS)), "large", _pick(rng, TEXTURES),
+        obj = Obj(pick(rng, SHAPES), pick(rng, list(COLOURS)), "large", pick(rng, TEXTURES),
                   0.5, 0.5)  # fmt: skip
-        before = _pick(rng, tones)
-        asked = _pick(rng, [t for t in tones if t != before])
-        direction = _pick(rng, list(DIRECTIONS))
+        before = pick(rng, tones)
+        asked = pick(rng, [t for t in tones if t != before])
+        direction = pick(rng, list(DIRECTIONS))
         clip = render_video(moving_video(rng, obj, direction, before), 32)
         made.append(RestyleRequest(obj, asked, moving_caption(obj.name, direction, asked), clip))
     return made
-
-
-def _pick(rng: np.random.Generator, options: list[str] | tuple[str, ...]) -> str:
-    return options[int(rng.integers(len(options)))]
 
 
 def judge_restyle(

@@ -55,7 +55,8 @@ GENERATION_SIZE = 32
 Builder = Callable[[np.random.Generator, bool, int], Sample | None]
 
 
-def _pick(rng: np.random.Generator, options: list[str] | tuple[str, ...]) -> str:
+def pick(rng: np.random.Generator, options: list[str] | tuple[str, ...]) -> str:
+    """One of ``options``, drawn with ``rng`` (one integer draw, so streams stay reproducible)."""
     return options[int(rng.integers(len(options)))]
 
 
@@ -75,7 +76,7 @@ def _target(rng: np.random.Generator, scene: Scene, compositional: bool) -> int:
 def _new_colour(rng: np.random.Generator, target: Obj, compositional: bool) -> str:
     """A colour to repaint ``target`` with; outside the compositional split never one that would
     make a held-out combination (a recoloured object is shown, or named, in that colour)."""
-    return _pick(rng, [c for c in COLOURS if c != target.colour
+    return pick(rng, [c for c in COLOURS if c != target.colour
                        and (compositional or not is_held_out(c, target.shape))])  # fmt: skip
 
 
@@ -99,7 +100,7 @@ def referring_segmentation(
     media, rendered = _image(scene, size)
     return Sample(
         id="", task="referring_segmentation",
-        instruction=_pick(rng, SEGMENT).format(re=expression), media=[media],
+        instruction=pick(rng, SEGMENT).format(re=expression), media=[media],
         calls=[TargetCall("segment_image", {"image": "<media:0>", "instruction": expression})],
         answer=f"Here is the mask of {expression}.",
         gold={"mask": rendered.masks[index], "box": rendered.boxes[index], "expression": expression},
@@ -114,7 +115,7 @@ def grounding(rng: np.random.Generator, compositional: bool, size: int) -> Sampl
         return None
     media, rendered = _image(scene, size)
     return Sample(
-        id="", task="grounding", instruction=_pick(rng, GROUND).format(re=expression),
+        id="", task="grounding", instruction=pick(rng, GROUND).format(re=expression),
         media=[media],
         calls=[TargetCall("ground", {"image": "<media:0>", "instruction": expression})],
         answer=f"{expression[0].upper()}{expression[1:]} is in the box shown.",
@@ -143,7 +144,7 @@ def tracking(rng: np.random.Generator, compositional: bool, size: int) -> Sample
     index, expression = found
     rendered = render_video(video, size)
     return Sample(
-        id="", task="tracking", instruction=_pick(rng, TRACK).format(re=expression),
+        id="", task="tracking", instruction=pick(rng, TRACK).format(re=expression),
         media=[Media("video", rendered.frames, fps=4.0, label="clip")],
         calls=[TargetCall("track_video", {"video": "<media:0>", "instruction": expression})],
         answer=f"I tracked {expression} through the video.",
@@ -172,7 +173,7 @@ def retrieval(rng: np.random.Generator, compositional: bool, size: int) -> Sampl
              for n, i in enumerate(order)]  # fmt: skip
     target = order.index(0)
     return Sample(
-        id="", task="retrieval", instruction=_pick(rng, RETRIEVE).format(q=query), media=media,
+        id="", task="retrieval", instruction=pick(rng, RETRIEVE).format(q=query), media=media,
         calls=[TargetCall("retrieve", {"instruction": query})],
         answer=f"Picture {target + 1} shows {query}.",
         gold={"target": target, "query": query},
@@ -192,7 +193,7 @@ def editing(rng: np.random.Generator, compositional: bool, size: int) -> Sample 
     """Remove, recolour, move or add an object, or restyle the background; the gold ``after``
     image is the scene rendered with the edit made, ``region`` the pixels the edit may change."""
     scene = sample_scene(rng, compositional=compositional, size=size)
-    operation = _pick(rng, ("remove", "recolor", "move", "add", "restyle"))
+    operation = pick(rng, ("remove", "recolor", "move", "add", "restyle"))
     objects = list(scene.objects)
     index = _target(rng, scene, compositional)
     expression = refer(scene, index, rng)
@@ -212,7 +213,7 @@ def editing(rng: np.random.Generator, compositional: bool, size: int) -> Sample 
         edit = f"make {expression} {colour}"
         expected = {"colour": colour, "shape": target.shape}
     elif operation == "move":
-        direction = _pick(rng, tuple(DIRECTIONS))
+        direction = pick(rng, tuple(DIRECTIONS))
         objects[index] = _moved(target, direction)
         if objects[index] == target:
             return None
@@ -232,7 +233,7 @@ def editing(rng: np.random.Generator, compositional: bool, size: int) -> Sample 
         expected = {"colour": new.colour, "shape": new.shape}
         target = new
     else:
-        background = _pick(rng, [b for b in BACKGROUNDS if b != scene.background])
+        background = pick(rng, [b for b in BACKGROUNDS if b != scene.background])
         after = replace(scene, background=background)
         edit = f"make the background {background}"
     before_r, after_r = render(scene, size), render(after, size)
@@ -244,7 +245,7 @@ def editing(rng: np.random.Generator, compositional: bool, size: int) -> Sample 
         region = changed.any(axis=2)
         moved_index = len(after.objects) - 1 if operation == "add" else index
         changed_box = after_r.boxes[moved_index] if operation != "remove" else None
-    instruction = _pick(
+    instruction = pick(
         rng, ("{e}.", "Please {e}.", "Can you {e}?", "Edit the picture: {e}.")
     ).format(e=edit)
     return Sample(
@@ -275,10 +276,10 @@ GENERATE = ("Draw {d}.", "Generate an image of {d}.", "Make a picture of {d}.",
 def generation(rng: np.random.Generator, compositional: bool, size: int) -> Sample | None:
     allow = is_held_out if compositional else (lambda c, s: not is_held_out(c, s))
     obj = random_object(rng, allow)
-    x = float(_pick(rng, ("0.2", "0.5", "0.8")))
+    x = float(pick(rng, ("0.2", "0.5", "0.8")))
     obj = replace(obj, x=x)
-    background = _pick(rng, tuple(BACKGROUNDS))
-    return generation_sample(obj, background, _pick(rng, GENERATE))
+    background = pick(rng, tuple(BACKGROUNDS))
+    return generation_sample(obj, background, pick(rng, GENERATE))
 
 
 def generation_sample(obj: Obj, background: str, template: str = "{d}") -> Sample:
@@ -319,7 +320,7 @@ def layout(rng: np.random.Generator, compositional: bool, size: int) -> Sample |
         f"{p} in the box {fmt_box(b)}" for p, b in zip(phrases, boxes, strict=True)
     )
     return Sample(
-        id="", task="layout", instruction=_pick(rng, LAYOUT).format(d=description, p=placed),
+        id="", task="layout", instruction=pick(rng, LAYOUT).format(d=description, p=placed),
         calls=[TargetCall("generate_image", {"instruction": description, "regions": boxes,
                                              "phrases": phrases})],
         answer=f"Here is {description}.",
@@ -336,7 +337,7 @@ def vqa(rng: np.random.Generator, compositional: bool, size: int) -> Sample | No
     """Count, colour, shape, existence or relation questions; the answer is one word."""
     scene = sample_scene(rng, compositional=compositional, size=size)
     objects = scene.objects
-    kind = _pick(rng, ("count", "colour", "shape", "exist", "relation"))
+    kind = pick(rng, ("count", "colour", "shape", "exist", "relation"))
     index = _target(rng, scene, compositional)
     target = objects[index]
     if kind == "count":
@@ -359,7 +360,7 @@ def vqa(rng: np.random.Generator, compositional: bool, size: int) -> Sample | No
         question = f"What shape is the {target.size} {target.colour} object?"
         answer, options = target.shape, list(SHAPES)
     elif kind == "exist":
-        colour, shape = _pick(rng, tuple(COLOURS)), _pick(rng, SHAPES)
+        colour, shape = pick(rng, tuple(COLOURS)), pick(rng, SHAPES)
         if rng.random() < 0.5 or (not compositional and is_held_out(colour, shape)):
             colour, shape = target.colour, target.shape
         present = any(o.colour == colour and o.shape == shape for o in objects)
@@ -373,7 +374,7 @@ def vqa(rng: np.random.Generator, compositional: bool, size: int) -> Sample | No
         a, b = attribute_descriptions(scene, index), attribute_descriptions(scene, j)
         if not a or not b:
             return None
-        relation = _pick(rng, tuple(RELATIONS))
+        relation = pick(rng, tuple(RELATIONS))
         question = f"Is the {a[0]} {relation} the {b[0]}?"
         answer, options = ("yes" if holds(target, objects[j], relation) else "no"), ["yes", "no"]
     media, _ = _image(scene, size)
@@ -403,7 +404,7 @@ def region_caption(rng: np.random.Generator, compositional: bool, size: int) -> 
         return None
     target = scene.objects[index]
     return Sample(
-        id="", task="region_caption", instruction=_pick(rng, REGION_CAPTION), media=[media],
+        id="", task="region_caption", instruction=pick(rng, REGION_CAPTION), media=[media],
         regions=[RegionInput(0, box, sketch)], answer=f"a {target.name}",
         gold={"colour": target.colour, "shape": target.shape, "name": target.name},
     )  # fmt: skip
@@ -438,7 +439,7 @@ def captioning(rng: np.random.Generator, compositional: bool, size: int) -> Samp
     scene = sample_scene(rng, compositional=compositional, size=size)
     media, _ = _image(scene, size)
     text = caption(scene)
-    return Sample(id="", task="caption", instruction=_pick(rng, ("Describe this image.",
+    return Sample(id="", task="caption", instruction=pick(rng, ("Describe this image.",
                   "What do you see?", "Caption this picture.")), media=[media],
                   answer=text[0].upper() + text[1:] + ".", gold={"caption": text})  # fmt: skip
 
@@ -472,16 +473,16 @@ def animation_text(expression: str, direction: str) -> str:
 
 def video_tools(rng: np.random.Generator, compositional: bool, size: int) -> Sample | None:
     """Instruction → invocation for generate_video, image_to_video and edit_video."""
-    module = _pick(rng, ("generate_video", "image_to_video", "edit_video"))
-    direction = _pick(rng, tuple(DIRECTIONS))
+    module = pick(rng, ("generate_video", "image_to_video", "edit_video"))
+    direction = pick(rng, tuple(DIRECTIONS))
     if module == "generate_video":
         allow = is_held_out if compositional else (lambda c, s: not is_held_out(c, s))
         obj = random_object(rng, allow)
-        text = moving_caption(obj.name, direction, _pick(rng, tuple(BACKGROUNDS)))
+        text = moving_caption(obj.name, direction, pick(rng, tuple(BACKGROUNDS)))
         return Sample(
             id="",
             task="video_tools",
-            instruction=_pick(rng, GENERATE_VIDEO).format(t=text),
+            instruction=pick(rng, GENERATE_VIDEO).format(t=text),
             calls=[TargetCall("generate_video", {"instruction": text})],
             answer=f"Here is a video of {text}.",
             gold={"module": module},
@@ -495,7 +496,7 @@ def video_tools(rng: np.random.Generator, compositional: bool, size: int) -> Sam
         text = animation_text(expression, direction)
         return Sample(
             id="", task="video_tools",
-            instruction=_pick(rng, ANIMATE).format(t=text), media=[media],
+            instruction=pick(rng, ANIMATE).format(t=text), media=[media],
             calls=[TargetCall("image_to_video", {"image": "<media:0>", "instruction": text})],
             answer="Here is the animation.", gold={"module": module},
         )  # fmt: skip
@@ -504,7 +505,7 @@ def video_tools(rng: np.random.Generator, compositional: bool, size: int) -> Sam
         return None
     return Sample(
         id="", task="video_tools",
-        instruction=_pick(rng, EDIT_VIDEO).format(e=drawn.edit),
+        instruction=pick(rng, EDIT_VIDEO).format(e=drawn.edit),
         media=[Media("video", render_video(drawn.video, size).frames, fps=4.0, label="clip")],
         calls=[TargetCall("edit_video", {"video": "<media:0>", "instruction": drawn.edit})],
         answer="Here is the edited video.", gold={"module": module},
@@ -540,7 +541,7 @@ def _video_edit(rng: np.random.Generator, compositional: bool, size: int) -> _Vi
         return None
     index, expression = found
     colour = _new_colour(rng, video.scene.objects[index], compositional)
-    edit = _pick(rng, (f"make {expression} {colour}", f"remove {expression}"))
+    edit = pick(rng, (f"make {expression} {colour}", f"remove {expression}"))
     return _VideoEdit(video, index, edit, colour if edit.startswith("make ") else None)
 
 
@@ -551,9 +552,9 @@ def video_generation(rng: np.random.Generator, compositional: bool, size: int) -
     (``reference``, T x 32 x 32 x 3 uint8: the object wholly inside on every frame)."""
     allow = is_held_out if compositional else (lambda c, s: not is_held_out(c, s))
     obj = random_object(rng, allow)
-    direction = _pick(rng, tuple(DIRECTIONS))
-    background = _pick(rng, tuple(BACKGROUNDS))
-    return video_generation_sample(rng, obj, direction, background, _pick(rng, GENERATE_VIDEO))
+    direction = pick(rng, tuple(DIRECTIONS))
+    background = pick(rng, tuple(BACKGROUNDS))
+    return video_generation_sample(rng, obj, direction, background, pick(rng, GENERATE_VIDEO))
 
 
 def video_generation_sample(
@@ -592,7 +593,7 @@ def video_editing(rng: np.random.Generator, compositional: bool, size: int) -> S
     target = drawn.video.scene.objects[drawn.index]
     recolour = drawn.colour is not None
     return Sample(
-        id="", task="video_editing", instruction=_pick(rng, EDIT_VIDEO).format(e=drawn.edit),
+        id="", task="video_editing", instruction=pick(rng, EDIT_VIDEO).format(e=drawn.edit),
         media=[Media("video", before.frames, fps=4.0, label="clip")],
         calls=[TargetCall("edit_video", {"video": "<media:0>", "instruction": drawn.edit})],
         answer="Here is the edited video.",
@@ -611,7 +612,7 @@ def image_to_video(rng: np.random.Generator, compositional: bool, size: int) -> 
     object's ``colour``, the ``direction``, and the world's own clip of the request
     (``reference``, T x 32 x 32 x 3 uint8: the picture box-filtered to 32 px as the pipeline
     shrinks it, the object moving at a speed that keeps it wholly inside, the others still)."""
-    direction = _pick(rng, tuple(DIRECTIONS))
+    direction = pick(rng, tuple(DIRECTIONS))
     request = animation_request(rng, compositional, size)
     if request is None:
         return None
@@ -620,7 +621,7 @@ def image_to_video(rng: np.random.Generator, compositional: bool, size: int) -> 
     media, _ = _image(scene, size)
     clip = render_video(animate_object(rng, scene, index, direction), size).frames
     return Sample(
-        id="", task="image_to_video", instruction=_pick(rng, ANIMATE).format(t=text),
+        id="", task="image_to_video", instruction=pick(rng, ANIMATE).format(t=text),
         media=[media],
         calls=[TargetCall("image_to_video", {"image": "<media:0>", "instruction": text})],
         answer="Here is the animation.",
@@ -633,7 +634,7 @@ def image_to_video(rng: np.random.Generator, compositional: bool, size: int) -> 
 
 def multi_step(rng: np.random.Generator, compositional: bool, size: int) -> Sample | None:
     """Requests that need two tools in turn: find then edit, or generate then segment."""
-    kind = _pick(rng, ("segment_then_edit", "generate_then_segment"))
+    kind = pick(rng, ("segment_then_edit", "generate_then_segment"))
     if kind == "segment_then_edit":
         scene = sample_scene(rng, compositional=compositional, size=size)
         index = _target(rng, scene, compositional)
@@ -646,7 +647,7 @@ def multi_step(rng: np.random.Generator, compositional: bool, size: int) -> Samp
         edit = f"make {expression} {colour}"
         return Sample(
             id="", task="multi_step",
-            instruction=_pick(rng, SEGMENT_THEN_EDIT).format(re=expression, c=colour),
+            instruction=pick(rng, SEGMENT_THEN_EDIT).format(re=expression, c=colour),
             media=[media],
             calls=[TargetCall("segment_image", {"image": "<media:0>", "instruction": expression}),
                    TargetCall("edit_image", {"image": "<media:0>", "instruction": edit,
@@ -657,7 +658,7 @@ def multi_step(rng: np.random.Generator, compositional: bool, size: int) -> Samp
         )  # fmt: skip
     allow = is_held_out if compositional else (lambda c, s: not is_held_out(c, s))
     obj = random_object(rng, allow)
-    text = f"a {obj.name} on a {_pick(rng, tuple(BACKGROUNDS))} background"
+    text = f"a {obj.name} on a {pick(rng, tuple(BACKGROUNDS))} background"
     return Sample(
         id="", task="multi_step",
         instruction=f"Generate {text}, then segment the {obj.shape} in it.",

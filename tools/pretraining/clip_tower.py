@@ -61,10 +61,16 @@ def patch_labels(
     coverage = F.adaptive_avg_pool2d(stacked, grid).flatten(1)  # (objects, patches)
     share, best = coverage.max(dim=0)
     labels = {}
-    for attribute, values in ATTRIBUTES.items():
-        ids = torch.tensor([values.index(getattr(o, attribute)) + 1 for o in scene.objects])
+    for attribute in ATTRIBUTES:
+        ids = class_ids(scene, attribute)
         labels[attribute] = torch.where(share >= COVERED, ids[best], torch.zeros_like(best))
     return labels
+
+
+def class_ids(scene: Scene, attribute: str) -> torch.Tensor:
+    """(K,) the class of each of ``scene``'s objects for ``attribute`` (1 + its value's index)."""
+    values = ATTRIBUTES[attribute]
+    return torch.tensor([values.index(getattr(o, attribute)) + 1 for o in scene.objects])
 
 
 def object_weights(masks: np.ndarray, grid: tuple[int, int]) -> torch.Tensor:
@@ -142,11 +148,8 @@ class ClipTowerPretrainer:
             for attribute, head in self.model.heads.items():
                 hits = head(feature).argmax(-1)[covered] == labels[attribute][covered]
                 right[f"patch_{attribute}"] += hits.tolist()
-                wanted = [ATTRIBUTES[attribute].index(getattr(o, attribute)) + 1
-                          for o in scene.scene.objects]  # fmt: skip
-                right[f"object_{attribute}"] += (
-                    head(pooled).argmax(-1) == torch.tensor(wanted)
-                ).tolist()
+                wanted = class_ids(scene.scene, attribute)
+                right[f"object_{attribute}"] += (head(pooled).argmax(-1) == wanted).tolist()
         return {k: float(np.mean(v)) if v else 0.0 for k, v in right.items()}
 
     def save(self, directory: Path) -> None:

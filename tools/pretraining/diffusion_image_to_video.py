@@ -58,6 +58,7 @@ from vitron.tools.pretraining.diffusion_text_to_image import (
     saved_pipeline_class,
     training_scheduler,
 )
+from vitron.tools.pretraining.diffusion_vae import to_tensor
 from vitron.tools.pretraining.loop import step_rng
 
 CLIP_FOLDER = Path(__file__).resolve().parents[1] / "profiles" / "nano" / "clip"
@@ -146,11 +147,6 @@ def condition_latents(first: torch.Tensor, frames: int) -> torch.Tensor:
     scales = torch.arange(1, frames, dtype=first.dtype) / max(frames - 1, 1)
     masks = torch.ones_like(first)[:, :, None] * scales.view(1, 1, -1, 1, 1)
     return torch.cat([first[:, :, None], masks], dim=2)
-
-
-def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """B x S x S x 3 uint8 -> B x 3 x S x S in [-1, 1] (the VAE's input)."""
-    return torch.from_numpy(np.asarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
 class ImageToVideoPretrainer:
