@@ -108,8 +108,10 @@ class RegionEncoder(nn.Module):
         grid: tuple[int, int],
         masks: torch.Tensor,
         source_index: torch.Tensor,
+        num_prefix: int = 0,
     ) -> torch.Tensor:
-        """(N, rows * cols, D) image tokens with each region's mark added to the patches it covers.
+        """(N, num_prefix + rows * cols, D) image tokens with each region's mark added to the
+        patches it covers (prefix tokens such as CLS are left as they are).
 
         ``masks`` (R, H, W) in [0, 1] and ``source_index`` (R,) as in :meth:`forward`. Region
         ``k`` of an image (in the order given) adds mark ``min(k, marks - 1)`` times the share of
@@ -119,6 +121,7 @@ class RegionEncoder(nn.Module):
             return image_tokens
         _check_sources(masks, source_index, image_tokens.shape[0])
         coverage = F.adaptive_avg_pool2d(masks[:, None].float(), grid).flatten(1)  # (R, P)
+        coverage = F.pad(coverage, (num_prefix, 0))  # (R, num_prefix + P)
         order = torch.zeros_like(source_index)
         for r in range(1, len(source_index)):
             order[r] = int((source_index[:r] == source_index[r]).sum())

@@ -261,7 +261,11 @@ class VitronForCausalLM(VitronPreTrainedModel, GenerationMixin):
                     region_masks, region_image_index, tokens.shape[0]
                 )
                 tokens = self.region_encoder.mark_images(
-                    tokens, patches.grid, region_masks.to(tokens.device), region_image_index
+                    tokens,
+                    patches.grid,
+                    region_masks.to(tokens.device),
+                    region_image_index,
+                    num_prefix=patches.num_prefix,
                 )
             embeds = scatter_placeholders(
                 embeds,

@@ -324,6 +324,8 @@ def test_region_marks_start_at_zero_and_mark_the_patches_a_region_covers(tiny, b
     assert out[0, :, 0].tolist() == [0.5, 0.5, 0.0, 0.0]  # image 0's first region: mark 0 again
     with pytest.raises(ValueError, match="must point into the 2 image"):
         encoder.mark_images(tokens, (2, 2), masks, torch.tensor([0, 1, 2]))
+    with_cls = encoder.mark_images(torch.zeros(2, 5, 3), (2, 2), masks, torch.tensor([1, 1, 0]), 1)
+    assert torch.equal(with_cls[:, 1:], out) and not with_cls[:, 0].any()  # a CLS token: unmarked
     # marks reach the answer: a loss on the reply sends them a gradient, and they save and load
     marked.train()
     marked(**batch).logits.sum().backward()
@@ -335,3 +337,21 @@ def test_region_marks_start_at_zero_and_mark_the_patches_a_region_covers(tiny, b
     assert torch.equal(loaded.region_encoder.marks, marked.region_encoder.marks)
     with pytest.raises(ValueError, match="region_marks=-1"):
         tiny_config(300, region_marks=-1)
+
+
+def test_a_planner_reading_the_class_token_gets_one_more_token_an_image_and_marks_its_regions():
+    model, processor = build_tiny_vitron(seed=0, vision_feature_select="cls_patch", region_marks=2)
+    patches_only, _ = build_tiny_vitron(seed=0, region_marks=2)
+    assert model.config.tokens_per_image == patches_only.config.tokens_per_image + 1
+    inputs = processor.encode_chat(
+        [Turn("user", ["What is in ", IMAGE, " at ", RegionInput(BOX_MASK), "?"])]
+    )
+    is_image = inputs["input_ids"][0] == model.config.image_token_id
+    assert int(is_image.sum()) == model.config.tokens_per_image
+    with torch.no_grad():
+        model.region_encoder.marks.normal_()
+        media = {k: inputs[k] for k in ("input_ids", "pixel_values")}
+        marked = model.embed_inputs(**media, region_masks=inputs["region_masks"])[0, is_image]
+        unmarked = model.embed_inputs(**media, check_placeholders=False)[0, is_image]
+    changed = (marked != unmarked).any(-1)
+    assert not changed[0] and changed[1:].any() and not changed[1:].all()  # CLS first, unmarked
