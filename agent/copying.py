@@ -37,10 +37,18 @@ from vitron.agent.invocation import INSTRUCTION_CLOSE
 _WORD = re.compile(r"[^\W_]+|[^\w\s]")
 
 INSTRUCTION_VERBS = frozenset({"make", "remove", "move", "add"})
-"""Words every instruction may open with, once: editing tools take InstructPix2Pix-style commands
+"""Words an instruction may open with, once: editing tools take InstructPix2Pix-style commands
 ("make the star yellow", "remove the circle"), which a request need not contain ("… and recolour
-it yellow"). Anywhere else they are words like any other (given everywhere, the nano planner
-wrote "make the add add add …" rather than a word it did not want)."""
+it yellow"). A request that has some of them may open only with those: the nano planner wrote
+"move the small star yellow" for "make the small star yellow", another edit. Anywhere else they are
+words like any other (given everywhere, the nano planner wrote "make the add add add …" rather
+than a word it did not want)."""
+
+
+def opening_verbs(sequence: tuple[str, ...]) -> frozenset[str]:
+    """The edit verbs an instruction for a request of these words may open with: the request's
+    own, or any of :data:`INSTRUCTION_VERBS` when it has none."""
+    return INSTRUCTION_VERBS.intersection(sequence) or INSTRUCTION_VERBS
 
 
 def request_words(request: str) -> frozenset[str]:
@@ -90,14 +98,15 @@ class _Row:
 class CopiedInstructionProcessor(LogitsProcessor):
     """Inside an ``<Instruction>``, allows only tokens that continue or start a word found in
     ``request`` after the instruction's previous word, and not past a word of ``keep`` (or an
-    edit verb; whitespace always; ``</Instruction>`` between words). One instance per
-    ``generate`` call, after the grammar's processor."""
+    edit verb of :func:`opening_verbs`; whitespace always; ``</Instruction>`` between words).
+    One instance per ``generate`` call, after the grammar's processor."""
 
     def __init__(
         self, grammar: InvocationGrammar, request: str, keep: frozenset[str] = frozenset()
     ) -> None:
         self.grammar = grammar
         self.sequence = request_sequence(request)
+        self.verbs = opening_verbs(self.sequence)
         self.keep = keep
         self.cased = not any(w[1:] != w[1:].lower() for w in _WORD.findall(request))
         """Whether capitals may only open a word (they may anywhere when the request has a word
@@ -130,7 +139,7 @@ class CopiedInstructionProcessor(LogitsProcessor):
     def _after(self, places: frozenset[int], word: str) -> frozenset[int] | None:
         """Where ``word`` can be once written after ``places`` (:data:`OPENED` for an opening edit
         verb; ``None``: nowhere). An instruction an edit verb opened keeps :data:`VERB`."""
-        if places == START and word in INSTRUCTION_VERBS:
+        if places == START and word in self.verbs:
             return OPENED
         across = _across(places)
         found = frozenset(
@@ -158,7 +167,7 @@ class CopiedInstructionProcessor(LogitsProcessor):
             across = _across(places)
             words = {self.sequence[i] for p in places for i in self._next_places(p, across)}
             if places == START:
-                words |= INSTRUCTION_VERBS
+                words |= self.verbs
             prefixes = frozenset(w[:k] for w in words for k in range(1, len(w) + 1))
             self._prefixes[places] = prefixes
         return prefixes
@@ -272,4 +281,10 @@ def _pieces(text: str) -> list[tuple[bool, str]]:
     return out
 
 
-__all__ = ["INSTRUCTION_VERBS", "CopiedInstructionProcessor", "request_sequence", "request_words"]
+__all__ = [
+    "INSTRUCTION_VERBS",
+    "CopiedInstructionProcessor",
+    "opening_verbs",
+    "request_sequence",
+    "request_words",
+]

@@ -15,6 +15,7 @@ from vitron.agent.constrained import InvocationGrammar
 from vitron.agent.copying import (
     INSTRUCTION_VERBS,
     CopiedInstructionProcessor,
+    opening_verbs,
     request_sequence,
     request_words,
 )
@@ -287,6 +288,19 @@ def test_an_instruction_cannot_reach_back_to_a_word_it_already_passed(setup):
     multi = "Find the mask of the small red diamond and recolour it yellow."
     after_referent = allowed_after(processor, grammar, multi, "make the small red diamond")
     assert "yell" in after_referent and "s" not in after_referent
+
+
+def test_a_request_with_an_edit_verb_is_passed_on_with_that_verb(setup):
+    _, processor, grammar = setup
+    # the nano planner wrote "move the small star yellow" for this request: another edit
+    recolour = allowed_after(processor, grammar, "Make the small star yellow.", "")
+    assert "ma" in recolour and "mo" not in recolour and "r" not in recolour
+    both = allowed_after(processor, grammar, "Remove the circle and make the star red.", "")
+    assert {"r", "ma"} <= both and "mo" not in both
+    # a request phrased without one may open with any ("recolour it" -> "make …")
+    multi = allowed_after(processor, grammar, "Find the mask of the star and recolour it red.", "")
+    assert {"ma", "mo"} <= multi
+    assert opening_verbs(request_sequence("Please add a red circle at the left.")) == {"add"}
 
 
 def test_only_an_edit_instruction_gathers_words_from_two_clauses(setup):
