@@ -6,9 +6,10 @@ it (and resumed, through its own checkpoints, when one was interrupted):
 
 1. the backends, each by ``vitron pretrain BACKEND --seed S --out DIR/BACKEND``: ``sam``, ``clip``,
    ``clip_tower`` (the planner's image tower), ``grounding_dino`` and ``sam2_video`` where
-   :data:`vitron.tools.pretraining.BACKENDS` has it; ``sam2_video`` is trained in three stages
+   :data:`vitron.tools.pretraining.BACKENDS` has it; ``sam2_video`` is trained in four stages
    (:data:`STAGES`), ``sam2_image`` into ``RUNS/sam2_image``, ``sam2_video --base
-   RUNS/sam2_image`` into ``RUNS/sam2_video``, then ``sam2_video_long --base RUNS/sam2_video`` into
+   RUNS/sam2_image`` into ``RUNS/sam2_video``, ``sam2_video_long --base RUNS/sam2_video`` into
+   ``RUNS/sam2_video_long``, then ``sam2_video_finish --base RUNS/sam2_video_long`` into
    ``DIR/sam2_video`` (the earlier stages' ``pretrain.json`` kept beside it);
 2. the nano Stable Diffusion (issue 14), chained by ``--base``: ``vitron pretrain diffusion_vae``
    into ``RUNS/diffusion_vae`` (an intermediate: the pipelines carry their own copy), then
@@ -55,12 +56,15 @@ BACKEND_ORDER = ("sam", "clip", "clip_tower", "grounding_dino", "sam2_video")
 PLANNER_PARTS = ("sam_signal", "sam2_signal", "image_signal", "vitron_llm")
 """What :func:`~vitron.agent.training.nano.publish` writes: the planner and the projectors stage 2
 aligns through SAM, SAM 2 and the diffusion pipelines."""
-STAGES: dict[str, tuple[str, ...]] = {"sam2_video": ("sam2_image", "sam2_video", "sam2_video_long")}
+STAGES: dict[str, tuple[str, ...]] = {
+    "sam2_video": ("sam2_image", "sam2_video", "sam2_video_long", "sam2_video_finish")
+}
 """Parts trained in stages, each stage continuing the one before (``--base``): part -> its
 ``vitron pretrain`` backends in order. The earlier stages are intermediates trained into
 ``RUNS/<stage>`` (recorded as ``<part>/<stage>``, their ``pretrain.json`` kept in the part's folder
 as ``<stage>_pretrain.json``); the last one trains the part's folder. SAM 2 learns to follow its
-prompt on pictures, then to track on 8-frame clips, then on 12-frame ones."""
+prompt on pictures, then to track on 8-frame clips, then on 12-frame ones, then on fresh 12-frame
+ones at a third of that rate."""
 DIFFUSION_PARTS: dict[str, tuple[str, str | None]] = {
     "diffusion_vae": ("diffusion_vae", None),
     "text_to_image": ("diffusion_text_to_image", "diffusion_vae"),

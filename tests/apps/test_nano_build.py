@@ -61,12 +61,17 @@ def test_quick_build_writes_a_profile_that_answers_through_the_graph(tmp_path, c
         assert record["parts"][part]["command"].endswith(f"--base {out / 'text_to_image'}")
     assert {"gen_shape", "gen_colour"} <= set(record["parts"]["text_to_image"]["metrics"])
     assert set(record["parts"]["text_to_video"]["metrics"]) == {"frames_right", "direction"}
-    # SAM 2 follows its prompt on pictures, then tracks on short clips, then on long ones
+    # SAM 2 follows its prompt on pictures, then tracks on short clips, then on long ones, twice
     image_stage, video_stage = out / "runs" / "sam2_image", out / "runs" / "sam2_video"
+    long_stage = out / "runs" / "sam2_video_long"
     assert record["parts"]["sam2_video/sam2_video"]["command"].endswith(f"--base {image_stage}")
-    assert record["parts"]["sam2_video"]["command"].startswith("vitron pretrain sam2_video_long ")
-    assert record["parts"]["sam2_video"]["command"].endswith(f"--base {video_stage}")
-    for stage, folder in (("sam2_image", image_stage), ("sam2_video", video_stage)):
+    long_command = record["parts"]["sam2_video/sam2_video_long"]["command"]
+    assert long_command.endswith(f"--base {video_stage}")
+    assert record["parts"]["sam2_video"]["command"].startswith("vitron pretrain sam2_video_finish ")
+    assert record["parts"]["sam2_video"]["command"].endswith(f"--base {long_stage}")
+    earlier = (("sam2_image", image_stage), ("sam2_video", video_stage),
+              ("sam2_video_long", long_stage))  # fmt: skip
+    for stage, folder in earlier:
         kept = json.loads((out / "sam2_video" / f"{stage}_pretrain.json").read_text())
         assert kept["backend"] == stage and f"--out {folder} " in kept["command"]
     kept = json.loads((out / "text_to_image" / "vae_pretrain.json").read_text())

@@ -116,6 +116,20 @@ def test_the_image_stage_trains_one_frame_clips_and_the_video_stages_continue_it
     with pytest.raises(ValueError, match="continues a tracker trained on videos: give --base"):
         make_pretrainer("sam2_video_long", 3)
 
+    # then once more, more gently still, on clips the long stage did not draw at the same seed
+    finish = make_pretrainer("sam2_video_finish", 3, out)
+    assert finish.frames == long.frames and finish.learning_rate < long.learning_rate
+    assert all(torch.equal(saved[k], finish.model.state_dict()[k]) for k in saved)
+    finish.start(0, 2)
+    assert finish.pool is not None
+    assert not np.array_equal(finish.pool.items[0][0].frames, long.pool.items[0][0].frames)
+    shifted = make_pretrainer("sam2_video_long", 4, out)  # the clips of seed + 1
+    shifted.start(0, 2)
+    assert shifted.pool is not None
+    assert np.array_equal(finish.pool.items[0][0].frames, shifted.pool.items[0][0].frames)
+    with pytest.raises(ValueError, match="trained on long clips: give --base"):
+        make_pretrainer("sam2_video_finish", 3)
+
 
 def test_each_training_video_gives_two_clips_with_different_targets():
     """The same frames with two different targets: a model that ignores its prompt cannot fit

@@ -54,6 +54,28 @@ def test_pretrain_clip_command_saves_a_folder_the_clip_loader_reads(tmp_path):
     assert engine.model.config.vision_config.patch_size == 4  # the retriever's: it sees shapes
 
 
+def test_a_learning_rate_given_replaces_the_backends_and_a_resume_must_keep_it(tmp_path, capsys):
+    out = tmp_path / "sam"
+    args = ["pretrain", "sam", "--seed", "3", "--out", str(out)]
+    assert main([*args, "--steps", "2", "--eval-count", "1", "--learning-rate", "1e-4"]) == 0
+    report = json.loads((out / "pretrain.json").read_text())
+    assert report["learning_rate"] == 1e-4 and report["command"].endswith("--learning-rate 0.0001")
+    assert "learning rate 0.0001" in capsys.readouterr().out
+    assert main([*args, "--steps", "1", "--eval-count", "1"]) == 0  # the backend's own rate
+    assert json.loads((out / "pretrain.json").read_text())["learning_rate"] == 2e-3
+
+    interrupted = _Interrupting(make_pretrainer("sam", 3), at=1)
+    settings = RunSettings(seed=3, out=tmp_path / "cut", steps=2, eval_count=1, checkpoint_every=1,
+                           learning_rate=1e-4, log=lambda line: None)  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        train(interrupted, settings)
+    settings.learning_rate = 2e-4
+    with pytest.raises(ValueError, match="learning rate 0.0001"):
+        train(make_pretrainer("sam", 3), settings)
+    assert main([*args, "--learning-rate", "0"]) == 2
+    assert "--learning-rate must be positive" in capsys.readouterr().err
+
+
 def test_unknown_backend_and_bad_steps_are_clear_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["pretrain", "vae", "--out", str(tmp_path)])

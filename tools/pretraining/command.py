@@ -18,7 +18,8 @@ def add_pretrain_command(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "pretrain",
         help="train one backend of the nano profile (sam, clip, clip_tower, grounding_dino, "
-        "sam2_image, sam2_video, sam2_video_long, the diffusion parts) on the shapes world",
+        "sam2_image, sam2_video, sam2_video_long, sam2_video_finish, the diffusion parts) on the "
+        "shapes world",
         description="Train a nano-size backend on the shapes world, deterministically from --seed, "
         "and save it in the format its loader reads. Run the same command again to resume.",
     )
@@ -46,7 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a trained folder to start from: the VAE for diffusion_text_to_image, "
                         "the text-to-image pipeline for diffusion_inpaint, a trained detector "
                         "(grounding_dino) or tracker (sam2_image, sam2_video) to continue, the video "
-                        "stage's tracker for sam2_video_long (required there)")  # fmt: skip
+                        "stage's tracker for sam2_video_long and the long stage's for "
+                        "sam2_video_finish (required there)")  # fmt: skip
+    parser.add_argument("--learning-rate", type=float, default=None,
+                        help="AdamW's peak rate, after a 50-step warm-up and before the cosine "
+                        "decay to a tenth of it (default: the backend's own)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
 
 
@@ -61,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--steps must be at least 1")
     if args.minutes is not None and args.minutes <= 0:
         raise ValueError("--minutes must be positive")
+    if args.learning_rate is not None and not args.learning_rate > 0:
+        raise ValueError("--learning-rate must be positive")
     torch.set_num_threads(max(1, args.threads))
     command = ["vitron", "pretrain", args.backend, "--seed", str(args.seed), "--out", str(args.out)]
     if args.steps is not None:
@@ -69,9 +76,11 @@ def run(args: argparse.Namespace) -> int:
         command += ["--minutes", str(args.minutes)]
     if args.base is not None:
         command += ["--base", str(args.base)]
+    if args.learning_rate is not None:
+        command += ["--learning-rate", repr(args.learning_rate)]
     settings = RunSettings(
         seed=args.seed, out=args.out, steps=args.steps, minutes=args.minutes,
-        eval_count=args.eval_count, command=shlex.join(command),
+        eval_count=args.eval_count, learning_rate=args.learning_rate, command=shlex.join(command),
     )  # fmt: skip
     train(make_pretrainer(args.backend, args.seed, args.base), settings)
     return 0

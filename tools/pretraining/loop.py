@@ -60,6 +60,8 @@ class RunSettings:
     minutes: float | None = None
     """Wall-time cap of this invocation (training only; the final evaluation comes on top)."""
     eval_count: int = 200
+    learning_rate: float | None = None
+    """AdamW's peak rate; ``None``: the backend's own (``Pretrainer.learning_rate``)."""
     log_every: int = 25
     checkpoint_every: int = 100
     warmup: int = 50
@@ -81,6 +83,7 @@ class RunReport:
     metrics: dict[str, float]
     command: str
     torch_threads: int
+    learning_rate: float
 
 
 def learning_rate(step: int, total: int, base: float, warmup: int) -> float:
@@ -99,15 +102,18 @@ def train(trainer: Pretrainer, settings: RunSettings) -> RunReport:
     model = trainer.model
     # what requires grad (GLIGEN trains only its new layers)
     trained = [p for p in model.parameters() if p.requires_grad]
-    optimiser = torch.optim.AdamW(trained, lr=trainer.learning_rate, weight_decay=0.01)
+    peak = settings.learning_rate if settings.learning_rate is not None else trainer.learning_rate
+    optimiser = torch.optim.AdamW(trained, lr=peak, weight_decay=0.01)
     step, elapsed = 0, 0.0
     resume = out / RESUME_NAME
     if resume.is_file():
         state = torch.load(resume, map_location="cpu", weights_only=True)
-        if int(state["seed"]) != settings.seed or int(state["total"]) != total:
+        saved_peak = float(state.get("learning_rate", trainer.learning_rate))
+        if (int(state["seed"]), int(state["total"]), saved_peak) != (settings.seed, total, peak):
             raise ValueError(
-                f"{resume} belongs to a run with seed {int(state['seed'])} and "
-                f"{int(state['total'])} steps; delete it or run that command again"
+                f"{resume} belongs to a run with seed {int(state['seed'])}, "
+                f"{int(state['total'])} steps and learning rate {saved_peak:g}; delete it or run "
+                "that command again"
             )
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
@@ -115,7 +121,8 @@ def train(trainer: Pretrainer, settings: RunSettings) -> RunReport:
         settings.log(f"{trainer.name}: resuming at step {step} ({elapsed:.0f} s trained)")
     parameters = sum(p.numel() for p in trained)
     settings.log(f"{trainer.name}: {parameters / 1e6:.2f} M parameters, {total} steps, "
-                 f"seed {settings.seed}, torch threads {torch.get_num_threads()}")  # fmt: skip
+                 f"seed {settings.seed}, learning rate {peak:g}, "
+                 f"torch threads {torch.get_num_threads()}")  # fmt: skip
     trainer.start(step, total)
     model.train()
     session = window = time.perf_counter()
@@ -124,7 +131,7 @@ def train(trainer: Pretrainer, settings: RunSettings) -> RunReport:
     seen: dict[str, list[float]] = {}  # logged numbers since the last log line, averaged
     while step < total and time.perf_counter() - session < cap:
         for group in optimiser.param_groups:
-            group["lr"] = learning_rate(step, total, trainer.learning_rate, settings.warmup)
+            group["lr"] = learning_rate(step, total, peak, settings.warmup)
         loss, logged = trainer.loss(step)
         for key, value in {"loss": loss.item(), **logged}.items():
             seen.setdefault(key, []).append(value)
@@ -142,12 +149,11 @@ def train(trainer: Pretrainer, settings: RunSettings) -> RunReport:
             settings.log(f"{trainer.name} step {step}/{total} {numbers} "
                          f"({per_step:.2f} s/step, {now - started:.0f} s)")  # fmt: skip
         if step % settings.checkpoint_every == 0 and step < total:
-            _checkpoint(
-                resume, model, optimiser, step, time.perf_counter() - started, settings.seed, total
-            )
+            _checkpoint(resume, model, optimiser, step, time.perf_counter() - started,
+                        settings.seed, total, peak)  # fmt: skip
     train_seconds = time.perf_counter() - started
     if step < total:  # keep the resume state: the same command carries on from here
-        _checkpoint(resume, model, optimiser, step, train_seconds, settings.seed, total)
+        _checkpoint(resume, model, optimiser, step, train_seconds, settings.seed, total, peak)
         settings.log(f"{trainer.name}: time cap reached at step {step} of {total}; "
                      "run the same command again to go on")  # fmt: skip
     model.eval()
@@ -161,6 +167,7 @@ def train(trainer: Pretrainer, settings: RunSettings) -> RunReport:
         eval_seconds=round(time.perf_counter() - evaluated, 1), parameters=parameters,
         metrics={k: round(float(v), 4) for k, v in metrics.items()},
         command=settings.command or " ".join(sys.argv), torch_threads=torch.get_num_threads(),
+        learning_rate=peak,
     )  # fmt: skip
     (out / REPORT_NAME).write_text(json.dumps(asdict(report), indent=2) + "\n")
     if report.finished:
@@ -171,12 +178,13 @@ def train(trainer: Pretrainer, settings: RunSettings) -> RunReport:
 
 
 def _checkpoint(
-    path: Path, model, optimiser, step: int, elapsed: float, seed: int, total: int
+    path: Path, model, optimiser, step: int, elapsed: float, seed: int, total: int, peak: float
 ) -> None:  # noqa: ANN001
     """Write the resume state atomically (a crash mid-write leaves the previous one)."""
     tmp = path.with_suffix(".tmp")
     torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "step": step,
-                "elapsed": elapsed, "seed": seed, "total": total}, tmp)  # fmt: skip
+                "elapsed": elapsed, "seed": seed, "total": total, "learning_rate": peak},
+               tmp)  # fmt: skip
     tmp.replace(path)
 
 

@@ -183,9 +183,13 @@ class Sam2VideoPretrainer:
     ``batch_size / targets`` videos."""
     embedding_norm_weight = 1.0
     """Weight of :meth:`embedding_norm_loss`."""
+    clip_seed_offset = 0
+    """The clips come from ``seed + clip_seed_offset``: a later stage of a build, which gets the
+    build's one seed, draws clips the stage before it did not."""
 
     def __init__(self, seed: int, base: Path | None = None, **overrides: Any) -> None:
         self.seed = seed
+        self.clip_seed = seed + self.clip_seed_offset
         if base is not None:  # a continuation (its saved position bases are already equal)
             self.model = Sam2VideoModel.from_pretrained(base)
             self.processor = Sam2VideoProcessor.from_pretrained(base)
@@ -233,7 +237,7 @@ class Sam2VideoPretrainer:
         capacity = pool_size(self.batch_size // self.targets, total, self.refresh, largest=512)
         make = partial(training_clips, frames=self.frames, targets=self.targets)
         self.pool = ScenePool(
-            make, seed=self.seed, capacity=capacity, refresh=self.refresh, step=step
+            make, seed=self.clip_seed, capacity=capacity, refresh=self.refresh, step=step
         )
 
     def pixels(self, frames: np.ndarray) -> torch.Tensor:
@@ -243,7 +247,7 @@ class Sam2VideoPretrainer:
 
     def loss(self, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         assert self.pool is not None, "call start() first"
-        rng = step_rng(self.seed, 1, step)
+        rng = step_rng(self.clip_seed, 1, step)
         clips = [
             c for group in self.pool.batch(rng, self.batch_size // self.targets) for c in group
         ]

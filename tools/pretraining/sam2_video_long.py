@@ -7,7 +7,8 @@ later frames carried the target poorly (held-out J&F 0.62 from a gold box, frame
 As SAM 2.1 ends its training on longer clips, this stage continues it (``--base``, required) on
 :attr:`~Sam2VideoLongPretrainer.frames`-frame clips at about a seventh of the learning rate: the memory
 path keeps what it learnt and extends it. Continued at the video stage's own rate (on 12-frame
-clips), its later-frame IoU fell from 0.48 to under 0.2 within 200 steps.
+clips), its later-frame IoU fell from 0.48 to under 0.2 within 200 steps. The last stage,
+:mod:`.sam2_video_finish`, continues this one once more, more gently still.
 """
 
 from __future__ import annotations
