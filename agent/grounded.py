@@ -9,9 +9,19 @@ may be written only if the request or one of the turn's tool results has it; oth
 untouched, and so is every step before a tool has run (a question about a picture is answered
 from the picture: "what colour is the star?" must be free to say "red").
 
+Each word being seen is not enough: the nano planner, asked to box "the large dotted purple
+triangle right of the small diamond", closed with "The large dotted purple diamond right of the
+small dotted diamond right of the triangle purple diamond …", every word of it in the request. So
+listed words written one after another, up to a noun the profile names (``grounded_nouns``), must
+also be bound as the turn bound them: such a phrase must be a subsequence of a phrase of listed
+words in the evidence (:func:`phrases`). "The small star" may come from "the small yellow star",
+"the purple diamond" not from "the purple triangle right of the small diamond"; a phrase ends at
+its noun, so "make the large star blue" stays free after "segment the large star, then make it
+blue".
+
 Words are checked as they are spelled, over token boundaries: a token is held back when it would
-complete a held word (the word so far, lower-cased, equal to it). One instance per ``generate``
-call; the rows of a batch are tracked apart.
+complete a held word (the word so far, lower-cased, equal to it), or a listed word that would
+leave its phrase unbound. One instance per ``generate`` call; the rows of a batch are tracked apart.
 """
 
 from __future__ import annotations
@@ -23,6 +33,8 @@ import torch
 from transformers import LogitsProcessor
 
 _WORD = re.compile(r"[^\W_]+")
+_ITEM = re.compile(r"[^\W_]+|[^\w\s]|_")
+"""Words and punctuation marks: a run of listed words is broken by a mark as by an unlisted word."""
 
 
 def words_of(text: str) -> frozenset[str]:
@@ -35,57 +47,132 @@ def ungrounded(grounded_words: Iterable[str], evidence: str) -> frozenset[str]:
     return frozenset(w.lower() for w in grounded_words) - words_of(evidence)
 
 
+def phrases(
+    grounded_words: Iterable[str], evidence: str, nouns: Iterable[str] = ()
+) -> frozenset[tuple[str, ...]]:
+    """The phrases of listed words in ``evidence``: its longest stretches of consecutive words
+    that are all in ``grounded_words``, each ended by a word of ``nouns`` too ("box the small
+    yellow star left of the circle", with colours, shapes, sizes and columns listed and the shapes
+    as nouns: ``("small", "yellow", "star")``, ``("left",)`` and ``("circle",)``)."""
+    listed = frozenset(w.lower() for w in grounded_words)
+    ends = frozenset(w.lower() for w in nouns)
+    found: list[tuple[str, ...]] = []
+    phrase: list[str] = []
+    for word in [*_ITEM.findall(evidence.lower()), ""]:  # "" ends the last phrase
+        if word in listed:
+            phrase.append(word)
+        if phrase and (word not in listed or word in ends):
+            found.append(tuple(phrase))
+            phrase = []
+    return frozenset(found)
+
+
+def _is_subsequence(words: tuple[str, ...], run: tuple[str, ...]) -> bool:
+    remaining = iter(run)
+    return all(word in remaining for word in words)
+
+
 class UngroundedWordsProcessor(LogitsProcessor):
-    """Holds back every token that would complete a word of ``held``.
+    """Holds back every token that would complete a word of ``held``, and, given ``phrases``
+    (:func:`phrases` of the evidence), every token that would complete a word of ``listed``
+    whose phrase so far (the listed words just before it, back to the last word of ``nouns``) is
+    a subsequence of none of them.
 
     ``strings``: each token's text as it adds to earlier text (leading spaces kept; see
     :func:`vitron.agent.constrained._token_strings`); ``special`` tokens (tags, end of sequence)
     end the current word and are never held."""
 
-    def __init__(self, strings: Sequence[str], held: frozenset[str], special: Iterable[int] = ()):
+    def __init__(
+        self,
+        strings: Sequence[str],
+        held: frozenset[str],
+        special: Iterable[int] = (),
+        *,
+        listed: Iterable[str] = (),
+        nouns: Iterable[str] = (),
+        phrases: frozenset[tuple[str, ...]] | None = None,
+    ) -> None:
         self.strings = strings
         self.held = held
         self.special = frozenset(special)
+        self.listed = frozenset(w.lower() for w in listed) | held
+        self.nouns = frozenset(w.lower() for w in nouns)
+        self.phrases = phrases
         self._start: int | None = None
-        self._masks: dict[str, torch.Tensor] = {}
+        self._masks: dict[tuple[tuple[str, ...], str], torch.Tensor] = {}
+        self._bound: dict[tuple[str, ...], bool] = {}
 
     def _written(self, partial: str, token: int) -> tuple[list[str], str]:
-        """The words ``token`` touches after ``partial`` (the current word so far) and the
-        current word after it."""
+        """The words and punctuation marks ``token`` touches after ``partial`` (the current word
+        so far), and the current word after it."""
         if token in self.special or token >= len(self.strings):
             return [], ""
         text = (partial + self.strings[token]).lower()
-        pieces = _WORD.findall(text)
-        open_word = bool(pieces) and text.endswith(pieces[-1])
-        return pieces, pieces[-1] if open_word else ""
+        pieces = _ITEM.findall(text)
+        last = pieces[-1] if pieces else ""
+        open_word = bool(_WORD.fullmatch(last)) and text.endswith(last)
+        return pieces, last if open_word else ""
 
-    def _mask(self, partial: str) -> torch.Tensor:
-        """``True`` where a token is held back after ``partial``."""
-        mask = self._masks.get(partial)
+    def _is_bound(self, run: tuple[str, ...]) -> bool:
+        """Whether a run of listed words is one the evidence has (in order, gaps allowed)."""
+        if self.phrases is None:
+            return True
+        bound = self._bound.get(run)
+        if bound is None:
+            bound = any(_is_subsequence(run, seen) for seen in self.phrases)
+            self._bound[run] = bound
+        return bound
+
+    def _extend(self, run: tuple[str, ...], word: str) -> tuple[str, ...]:
+        """The phrase after ``word``: longer by it if it is listed, else empty."""
+        return (*run, word) if word in self.listed else ()
+
+    def _holds(self, run: tuple[str, ...], words: list[str]) -> bool:
+        """Whether writing ``words`` after the phrase ``run`` breaks a rule."""
+        for word in words:
+            if word in self.held:
+                return True
+            run = self._extend(run, word)
+            if run and not self._is_bound(run):
+                return True
+            if word in self.nouns:
+                run = ()
+        return False
+
+    def _mask(self, run: tuple[str, ...], partial: str) -> torch.Tensor:
+        """``True`` where a token is held back after ``partial``, the listed words ``run``
+        written just before it."""
+        mask = self._masks.get((run, partial))
         if mask is None:
             held = [i for i in range(len(self.strings))
-                    if any(w in self.held for w in self._written(partial, i)[0])]  # fmt: skip
+                    if self._holds(run, self._written(partial, i)[0])]  # fmt: skip
             mask = torch.zeros(len(self.strings), dtype=torch.bool)
             mask[held] = True
-            self._masks[partial] = mask
+            self._masks[(run, partial)] = mask
         return mask
 
-    def _partial(self, generated: list[int]) -> str:
-        """The word the row is in the middle of (empty after a space or punctuation)."""
+    def _state(self, generated: list[int]) -> tuple[tuple[str, ...], str]:
+        """The phrase the row is in (its last complete words, all listed, after the last noun)
+        and the word it is in the middle of (empty after a space or punctuation)."""
+        run: tuple[str, ...] = ()
         partial = ""
         for token in generated:
-            partial = self._written(partial, token)[1]
-        return partial
+            words, partial = self._written(partial, token)
+            if token in self.special:
+                run = ()
+            for word in words[:-1] if partial else words:  # the complete ones
+                run = () if word in self.nouns else self._extend(run, word)
+        return run, partial
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if self._start is None:
             self._start = input_ids.shape[1]
-        if not self.held:
+        if not self.held and self.phrases is None:
             return scores
         vocab = scores.shape[-1]
         rows = []
         for generated in input_ids[:, self._start :].tolist():
-            held = self._mask(self._partial(generated))
+            held = self._mask(*self._state(generated))
             row = torch.zeros(vocab, dtype=torch.bool)
             row[: min(vocab, held.shape[0])] = held[:vocab]
             rows.append(row)
@@ -96,4 +183,4 @@ class UngroundedWordsProcessor(LogitsProcessor):
         return torch.where(usable, masked, scores)
 
 
-__all__ = ["UngroundedWordsProcessor", "ungrounded", "words_of"]
+__all__ = ["UngroundedWordsProcessor", "phrases", "ungrounded", "words_of"]

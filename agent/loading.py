@@ -52,7 +52,13 @@ COMPONENT = "vitron_llm"
 FORMATS = ("vitron", "released")
 
 
-DECODING_OPTIONS = ("constrained", "copy_instructions", "history_turns", "grounded_words")
+DECODING_OPTIONS = (
+    "constrained",
+    "copy_instructions",
+    "history_turns",
+    "grounded_words",
+    "grounded_nouns",
+)
 """The ``vitron_llm`` options that say how the planner decodes and what it is shown, not which
 weights it has: a training run's profile keeps its base profile's (:mod:`vitron.agent.training.export`)."""
 
@@ -79,6 +85,9 @@ class VitronEngine:
     grounded_words: frozenset[str] = frozenset()
     """Words a closing answer may name only if the request or a tool result of the turn has them
     (the profile's ``grounded_words`` list; :mod:`vitron.agent.grounded`)."""
+    grounded_nouns: frozenset[str] = frozenset()
+    """Words of ``grounded_words`` that end a phrase (the profile's ``grounded_nouns``): the
+    listed words before one must be bound as the turn bound them. Empty: no phrase is checked."""
     format: str = "vitron"
     """The checkpoint's invocation format: ``vitron`` (this project's tag tokens) or ``released``
     (the released weights' ``<module>B</module>`` markup); constrained decoding follows it."""
@@ -156,6 +165,13 @@ def load_vitron_llm(spec: ComponentSpec, context: LoadContext) -> VitronEngine:
     else:
         model, processor = _load_released(spec, options, context)
     model.eval()
+    grounded = _word_list(options.get("grounded_words"), spec, "grounded_words")
+    nouns = _word_list(options.get("grounded_nouns"), spec, "grounded_nouns")
+    if nouns - grounded:
+        raise _option_error(
+            spec,
+            f"grounded_nouns must be words of grounded_words: {sorted(nouns - grounded)} are not",
+        )
     return VitronEngine(
         model=model,
         processor=processor,
@@ -163,23 +179,25 @@ def load_vitron_llm(spec: ComponentSpec, context: LoadContext) -> VitronEngine:
         constrained=bool(options.get("constrained", False)),
         history_turns=int(options["history_turns"]) if options.get("history_turns") else None,
         copy_instructions=bool(options.get("copy_instructions", False)),
-        grounded_words=_word_list(options.get("grounded_words"), spec),
+        grounded_words=grounded,
+        grounded_nouns=nouns,
         format=fmt,
     )
 
 
-def _word_list(value: Any, spec: ComponentSpec) -> frozenset[str]:
-    """The ``grounded_words`` option: a list of words (lower-cased), or none."""
+def _word_list(value: Any, spec: ComponentSpec, option: str) -> frozenset[str]:
+    """A word-list option (``grounded_words``, ``grounded_nouns``), lower-cased, or none."""
     if value is None:
         return frozenset()
     if not isinstance(value, list) or not all(isinstance(w, str) and w.strip() for w in value):
-        from vitron.tools.profiles import ProfileError
-
-        raise ProfileError(
-            f"component {spec.name!r} of profile {spec.profile!r}: grounded_words must be a "
-            f"list of words, got {value!r}"
-        )
+        raise _option_error(spec, f"{option} must be a list of words, got {value!r}")
     return frozenset(w.strip().lower() for w in value)
+
+
+def _option_error(spec: ComponentSpec, message: str) -> Exception:
+    from vitron.tools.profiles import ProfileError
+
+    return ProfileError(f"component {spec.name!r} of profile {spec.profile!r}: {message}")
 
 
 def _load_own(

@@ -33,14 +33,14 @@ def logits_processors(
     format (``constrained`` ``None``: the profile's default), its instructions written with
     ``request``'s words when the profile copies instructions; a forced opening for ``any`` or
     one named tool. ``evidence`` (the request and the turn's tool results, once a tool has run)
-    holds back the profile's ``grounded_words`` it lacks (:mod:`vitron.agent.grounded`).
+    holds back the profile's ``grounded_words`` it lacks, and phrases of them (up to one of
+    ``grounded_nouns``) it binds otherwise (:mod:`vitron.agent.grounded`); that processor comes last, so where the grammar or a copied
+    instruction leaves only held tokens it yields rather than leaving none.
     ``media`` (kind -> the conversation's current handle; ``None``: not known) leaves out the
     modules whose input the conversation lacks, unless ``tool_choice`` names one: the planner
     fills a module's image or video from the conversation, so ``track_video`` with no video can
     only fail (the nano planner called it for 11 of 40 "make a short video of …" requests)."""
     from transformers import SuppressTokensLogitsProcessor
-
-    from vitron.agent.decoding import ForcedTokens
 
     ids = engine.processor.token_ids
     device = engine.device
@@ -52,10 +52,28 @@ def logits_processors(
     if not invocations:  # nothing to call: no invocation may start
         suppressed += [*ids.tags.values(), *ids.signals.values()]
     processors: list[LogitsProcessor] = [SuppressTokensLogitsProcessor(suppressed, device)]
+    if invocations:
+        processors += invocation_processors(engine, modules, choice, constrained, max_new_tokens,
+                                            request)  # fmt: skip
     if engine.grounded_words and evidence is not None:
+        # last: where the grammar or a copied instruction leaves only held words, it yields
         processors.append(grounded_answer(engine, evidence))
-    if not invocations:
-        return processors
+    return processors
+
+
+def invocation_processors(
+    engine: VitronEngine,
+    modules: list[str],
+    choice: str,
+    constrained: bool | None,
+    max_new_tokens: int,
+    request: str | None,
+) -> list[LogitsProcessor]:
+    """The grammar (and copied instructions) and the forced opening of a generation that may
+    call one of ``modules``."""
+    from vitron.agent.decoding import ForcedTokens
+
+    processors: list[LogitsProcessor] = []
     constrained = engine.constrained if constrained is None else constrained
     allowed = engine.invocable([choice] if choice in modules else modules)
     if not allowed:  # e.g. the released format names none of the bound tools
@@ -80,8 +98,9 @@ def has_input(module: str, media: Mapping[str, str]) -> bool:
 
 
 def grounded_answer(engine: VitronEngine, evidence: str) -> LogitsProcessor:
-    """The processor holding back the profile's ``grounded_words`` that ``evidence`` lacks."""
-    from vitron.agent.grounded import UngroundedWordsProcessor, ungrounded
+    """The processor holding back the profile's ``grounded_words`` that ``evidence`` lacks, and
+    phrases of them bound otherwise than in ``evidence``."""
+    from vitron.agent.grounded import UngroundedWordsProcessor, phrases, ungrounded
 
     ids = engine.processor.token_ids
     special = {
@@ -90,7 +109,16 @@ def grounded_answer(engine: VitronEngine, evidence: str) -> LogitsProcessor:
         *engine.processor.tokenizer.all_special_ids,
     }
     held = ungrounded(engine.grounded_words, evidence)
-    return UngroundedWordsProcessor(engine.token_strings(), held, special)
+    return UngroundedWordsProcessor(
+        engine.token_strings(),
+        held,
+        special,
+        listed=engine.grounded_words,
+        nouns=engine.grounded_nouns,
+        phrases=phrases(engine.grounded_words, evidence, engine.grounded_nouns)
+        if engine.grounded_nouns
+        else None,
+    )
 
 
 def forced_opening(engine: VitronEngine, choice: str, constrained: bool) -> list[int]:

@@ -367,6 +367,10 @@ def test_the_profile_option_turns_it_on_for_chat_vitron(services):
     assert "InvocationLogitsProcessor" in kinds and "CopiedInstructionProcessor" in kinds
     unconstrained = logits_processors(engine, BOUND, "auto", False, 16, REQUEST)
     assert "CopiedInstructionProcessor" not in [type(p).__name__ for p in unconstrained]
+    # after a tool, grounded words come last: they yield where the copy leaves nothing else
+    engine.grounded_words = frozenset({"star", "yellow"})
+    after = logits_processors(engine, BOUND, "auto", None, 16, REQUEST, evidence=REQUEST)
+    assert [type(p).__name__ for p in after][-1] == "UngroundedWordsProcessor"
 
 
 def test_modules_whose_input_the_conversation_lacks_are_left_out(services):

@@ -15,7 +15,7 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from transformers import LogitsProcessor
 
 from vitron.agent.chat_model import ChatVitron
-from vitron.agent.grounded import UngroundedWordsProcessor, ungrounded
+from vitron.agent.grounded import UngroundedWordsProcessor, phrases, ungrounded
 from vitron.tools.profiles import ProfileError, load_profile
 from vitron.tools.registry import ModelRegistry
 
@@ -105,7 +105,71 @@ def test_words_are_held_across_token_boundaries():
     assert ungrounded(["Purple", "star"], "make the STAR yellow") == {"purple"}
 
 
+LISTED = ["small", "large", "purple", "triangle", "diamond", "right"]
+
+
+NOUNS = ["triangle", "diamond"]
+
+
+def test_the_phrases_of_listed_words_are_read_from_the_evidence():
+    evidence = "Box the large dotted purple triangle right of the small diamond. ground: 1 box"
+    assert phrases(LISTED + ["dotted"], evidence, NOUNS) == {
+        ("large", "dotted", "purple", "triangle"), ("right",), ("small", "diamond")
+    }  # fmt: skip
+    assert ("large", "dotted", "purple", "triangle", "right") in phrases(
+        LISTED + ["dotted"], evidence
+    )
+    assert phrases(LISTED, "nothing listed here") == frozenset()
+
+
+def test_listed_words_before_a_noun_must_be_bound_to_it_as_the_evidence_binds_them():
+    """The nano planner closed a box on "the large purple triangle right of the small diamond"
+    with "The large purple diamond …": every word seen, the object made up."""
+    strings = ["", " the", " large", " purple", " triangle", " diamond", " small", " of", ".",
+               " dia", "mond", " right"]  # fmt: skip
+    tokens = {text.strip(): i for i, text in enumerate(strings) if text.strip()}
+    evidence = phrases(LISTED, "the large purple triangle right of the small diamond", NOUNS)
+    processor = UngroundedWordsProcessor(strings, frozenset(), special={0}, listed=LISTED,
+                                         nouns=NOUNS, phrases=evidence)  # fmt: skip
+    processor(torch.tensor([[0]]), torch.zeros(1, len(strings)))  # marks where the reply starts
+    rows = [
+        ["the", "large", "purple"],  # next: "triangle", not "diamond", in one token or two
+        ["the", "large", "purple", "dia"],
+        ["the", "purple"],  # adjectives in the evidence's order; one left out keeps the binding
+        ["the", "large", "purple", "triangle", "right", "of", "the", "small"],
+        ["the", "triangle", "."],  # a phrase ends at any unlisted word or punctuation
+        ["the", "small", "diamond"],  # and at its noun: "make the small diamond purple"
+    ]
+    blocked = torch.cat([
+        processor(torch.tensor([[0, *(tokens[w] for w in row)]]), torch.zeros(1, len(strings)))
+        for row in rows
+    ]) == float("-inf")  # fmt: skip
+    assert blocked[0, tokens["diamond"]] and not blocked[0, tokens["triangle"]]
+    assert blocked[1, tokens["mond"]]
+    assert blocked[2, tokens["large"]] and not blocked[2, tokens["triangle"]]
+    assert not blocked[3, tokens["diamond"]] and blocked[3, tokens["triangle"]]
+    assert not blocked[4].any()  # a new phrase may start with any word the evidence has
+    assert not blocked[5, tokens["purple"]] and not blocked[5, tokens["large"]]
+
+    # where earlier processors (the grammar, a copied instruction) left only a held token, it stays
+    only = torch.full((1, len(strings)), float("-inf"))
+    only[0, tokens["diamond"]] = 0.0
+    row = torch.tensor([[0, *(tokens[w] for w in rows[0])]])
+    assert torch.equal(processor(row, only), only)
+
+    free = UngroundedWordsProcessor(strings, frozenset(), special={0}, listed=LISTED, nouns=NOUNS)
+    free(torch.tensor([[0]]), torch.zeros(1, len(strings)))
+    row = torch.tensor([[0, *(tokens[w] for w in ["the", "large", "purple"])]])
+    assert torch.isfinite(free(row, torch.zeros(1, len(strings)))).all()  # no phrases: no binding
+
+
 def test_a_malformed_option_is_a_clear_error(tmp_path):
     registry = ModelRegistry(load_profile(grounded_profile(tmp_path, '"purple"')), device="cpu")
     with pytest.raises(ProfileError, match="grounded_words must be a list of words"):
+        registry.get("vitron_llm")
+    words = '["purple", "star"]\ngrounded_nouns = ["star", "circle"]'
+    registry = ModelRegistry(load_profile(grounded_profile(tmp_path, words)), device="cpu")
+    with pytest.raises(
+        ProfileError, match=r"grounded_nouns must be words of grounded_words: \['circle'\]"
+    ):
         registry.get("vitron_llm")
