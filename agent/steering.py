@@ -34,8 +34,9 @@ def logits_processors(
     ``request``'s words when the profile copies instructions; a forced opening for ``any`` or
     one named tool. ``evidence`` (the request and the turn's tool results, once a tool has run)
     holds back the profile's ``grounded_words`` it lacks, and phrases of them (up to one of
-    ``grounded_nouns``) it binds otherwise (:mod:`vitron.agent.grounded`); that processor comes last, so where the grammar or a copied
-    instruction leaves only held tokens it yields rather than leaving none.
+    ``grounded_nouns``) it binds otherwise (:mod:`vitron.agent.grounded`); that processor comes
+    last, so where the grammar or a copied instruction leaves only held tokens it yields rather
+    than leaving none.
     ``media`` (kind -> the conversation's current handle; ``None``: not known) leaves out the
     modules whose input the conversation lacks, unless ``tool_choice`` names one: the planner
     fills a module's image or video from the conversation, so ``track_video`` with no video can
