@@ -123,20 +123,19 @@ class UngroundedWordsProcessor(LogitsProcessor):
             self._bound[run] = bound
         return bound
 
-    def _extend(self, run: tuple[str, ...], word: str) -> tuple[str, ...]:
-        """The phrase after ``word``: longer by it if it is listed, else empty."""
-        return (*run, word) if word in self.listed else ()
+    def _after(self, run: tuple[str, ...], word: str) -> tuple[str, ...]:
+        """The phrase once ``word`` follows ``run``: longer by it, or empty after a noun (which
+        ends it) or an unlisted word or mark."""
+        return () if word in self.nouns or word not in self.listed else (*run, word)
 
     def _holds(self, run: tuple[str, ...], words: list[str]) -> bool:
         """Whether writing ``words`` after the phrase ``run`` breaks a rule."""
         for word in words:
             if word in self.held:
                 return True
-            run = self._extend(run, word)
-            if run and not self._is_bound(run):
+            if word in self.listed and not self._is_bound((*run, word)):
                 return True
-            if word in self.nouns:
-                run = ()
+            run = self._after(run, word)
         return False
 
     def _mask(self, run: tuple[str, ...], partial: str) -> torch.Tensor:
@@ -161,7 +160,7 @@ class UngroundedWordsProcessor(LogitsProcessor):
             if token in self.special:
                 run = ()
             for word in words[:-1] if partial else words:  # the complete ones
-                run = () if word in self.nouns else self._extend(run, word)
+                run = self._after(run, word)
         return run, partial
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
