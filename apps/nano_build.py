@@ -106,6 +106,8 @@ class Plan:
     records: int = 960
     reading_records: int = 480
     """Extra conversations of the tasks answered by reading pictures (``train_nano``'s ``reading/``)."""
+    region_records: int = 240
+    """Region-caption conversations of ``train_nano``'s ``regions`` step (``regions_data/``)."""
     planner_steps: dict[str, int] = field(default_factory=dict)
     corpus_samples: int | None = None
     """Samples the planner's tokenizer learns its merges from (``None``: ``train_nano``'s own)."""
@@ -118,7 +120,8 @@ QUICK = Plan(
     eval_count=2,
     records=12,
     reading_records=4,
-    planner_steps={"base": 2, "align": 1, "invoke": 1, "ground": 1},
+    region_records=4,
+    planner_steps={"base": 2, "regions": 1, "align": 1, "invoke": 1, "ground": 1},
     corpus_samples=12,
 )
 
@@ -154,14 +157,15 @@ def committed_plan() -> Plan:
         steps = info.get("config", {}).get("max_steps") if isinstance(info, dict) else None
         if steps:
             planner_steps[stage] = int(steps)
-    from vitron.agent.training.nano import DEFAULT_READING_RECORDS
+    from vitron.agent.training.nano import DEFAULT_READING_RECORDS, DEFAULT_REGION_RECORDS
 
     # a planner made by continuing an earlier one names the steps a build from nothing takes
     planner_steps |= {k: int(v) for k, v in training.get("build_steps", {}).items()}
     records = int(training.get("records") or COMMITTED_RECORDS)
     reading = int(training.get("reading_records", DEFAULT_READING_RECORDS))
+    regions = int(training.get("region_records", DEFAULT_REGION_RECORDS))
     return Plan(backend_steps=backend_steps, planner_steps=planner_steps, records=records,
-                reading_records=reading)  # fmt: skip
+                reading_records=reading, region_records=regions)  # fmt: skip
 
 
 def stages(part: str) -> tuple[str, ...]:
@@ -265,7 +269,7 @@ def train_planner(out: Path, runs: Path, seed: int, plan: Plan, profile: Path) -
         _init_planner(run / "init", out / "clip_tower", seed, plan.corpus_samples)
     train_nano(run, seed=seed, records=plan.records, profile=str(profile),
                steps=plan.planner_steps, clip=out / "clip_tower",
-               reading_records=plan.reading_records)  # fmt: skip
+               reading_records=plan.reading_records, region_records=plan.region_records)  # fmt: skip
     return publish(run, out)
 
 
@@ -358,6 +362,7 @@ def build(out: str | Path = DEFAULT_OUT, *, seed: int = 0, quick: bool = False,
         record["parts"]["vitron_llm"] = {
             "command": f"train_nano({runs / 'planner'}, seed={seed}, records={plan.records}, "
                        f"reading_records={plan.reading_records}, "
+                       f"region_records={plan.region_records}, "
                        f"steps={plan.planner_steps}, clip={out / 'clip_tower'}); publish",
             "seconds": round(time.monotonic() - start, 1), "stage_seconds": stage_times,
             "metrics": {stage: summary[stage]["last_logged"] for stage in summary

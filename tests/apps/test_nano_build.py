@@ -33,7 +33,13 @@ def test_quick_build_writes_a_profile_that_answers_through_the_graph(tmp_path, c
     for part, info in record["parts"].items():
         assert info["seconds"] > 0 and info["metrics"], part
         assert f"\n{part} " in printed  # the table of wall times and metrics
-    assert set(record["parts"]["vitron_llm"]["metrics"]) == {"base", "align", "invoke", "ground"}
+    assert set(record["parts"]["vitron_llm"]["metrics"]) == {
+        "base",
+        "regions",
+        "align",
+        "invoke",
+        "ground",
+    }
     planner = out / "runs" / "planner"  # reading conversations beside every task's
     assert len((planner / "reading" / "train.jsonl").read_text().splitlines()) == 4
     tower = json.loads((out / "clip_tower" / "config.json").read_text())  # the dense-trained one
