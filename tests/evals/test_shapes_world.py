@@ -168,3 +168,44 @@ def test_an_added_object_stands_where_its_place_words_put_it():
         place = read_place(edit[edit.rindex(" at the ") :])
         x1, y1, x2, y2 = sample.gold["box"]
         assert abs((x1 + x2) / 2 - place.x) <= 0.03 and abs((y1 + y2) / 2 - place.y) <= 0.03, edit
+
+
+def test_count_and_is_there_answers_name_the_asked_objects_before_the_word():
+    """ "How many circles?" -> "red circle, blue circle: 2": the planner learns to answer by
+    naming; the gold stays the one word, and the scorer reads it from the whole answer."""
+    from vitron.evals.metrics import vqa_correct
+
+    kinds = set()
+    for sample in generate("train", 120, tasks=["vqa"]):
+        gold, kind = sample.gold["answer"], sample.gold["kind"]
+        kinds.add(kind)
+        assert vqa_correct(sample.answer, gold, sample.gold["options"]), sample.answer
+        if kind not in ("count", "exist"):
+            assert sample.answer == gold
+            continue
+        named, word = sample.answer.rsplit(": ", 1)
+        assert word == gold
+        names = [] if named in ("none", "nothing " + named.split()[-1]) else named.split(", ")
+        if kind == "count":
+            assert len(names) == int(gold)
+            asked = sample.instruction.split()[2]  # "How many circles" / "How many red shapes"
+            for name in names:
+                colour, shape = name.split()
+                assert asked == colour or asked.startswith(shape), (sample.instruction, name)
+        else:
+            colour, shape = sample.instruction.removeprefix("Is there a ").rstrip("?").split()
+            assert all(name.split()[0] == colour for name in names)
+            assert (f"{colour} {shape}" in names) == (gold == "yes")
+    assert {"count", "exist", "colour", "shape"} <= kinds
+
+
+def test_a_retrieval_answer_names_the_match_as_retrieve_names_it():
+    """The answer uses retrieve's own word for the best match ("picture 7"), mid-sentence."""
+    from vitron.tools.backends.retrieve import conversation_places
+
+    samples = [make_sample("train", i, tasks=["retrieval"]) for i in range(5)]
+    for sample in samples:
+        handles = [f"img_{k:016x}" for k in range(len(sample.media))]
+        place = conversation_places(handles)[handles[sample.gold["target"]]]
+        assert f" {place}:" in sample.answer, (place, sample.answer)
+    assert len({s.gold["target"] for s in samples}) > 1
