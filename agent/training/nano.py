@@ -118,16 +118,15 @@ def build_nano_vitron(
 
 STAGE_ORDER = ("base", "regions", "align", "invoke", "ground")
 """The run's training steps, each a ``vitron train`` run in the folder of its name. ``regions``
-is a ``base``-type continuation (not one of Vitron's stages); with 0 steps it is left out."""
-DEFAULT_STEPS = {"base": 3600, "regions": 500, "align": 40, "invoke": 150, "ground": 150}
+is a ``base``-type continuation (not one of Vitron's stages); with 0 steps (the committed
+planner's) it is left out."""
+DEFAULT_STEPS = {"base": 2400, "regions": 0, "align": 40, "invoke": 150, "ground": 150}
 """The committed planner's step counts (tools/profiles/nano/vitron_llm/training.json)."""
 DEFAULT_REGION_RECORDS = 3000
 """Region-caption conversations (``regions_data/``) that ``regions`` adds to the mix. A planner
 taught to answer counts and "is there" by naming objects first described sketched regions worse
 (0.807 on 150 test samples, against 0.873); ``--steps regions=500`` with these restored them
-(0.880); the committed planner's ``base`` (3600 steps) described them at 0.693, and 0.833
-after its ``regions`` and stages (tools/profiles/nano/README.md, "Rationale answers in the whole
-planner")."""
+(0.880; tools/profiles/nano/README.md, "Rationale answers in the whole planner")."""
 REGION_START = 20_000
 """The first training-split sample of ``regions_data/`` (after the ``data/`` and ``reading/``
 ones of any build of up to 20 000 conversations)."""
@@ -137,12 +136,11 @@ DEFAULT_RECORDS = 6000
 """Training conversations of the committed planner's run."""
 READING_TASKS = ("vqa", "region_caption", "vqa", "temporal_grounding", "vqa", "caption")
 """The tasks of ``reading/``, in turn (a task named twice gets twice the conversations)."""
-DEFAULT_READING_RECORDS = 9000
+DEFAULT_READING_RECORDS = 6000
 """Extra conversations of the tasks answered by reading pictures (``reading/``), drawn after the
 ``records`` ones: with every task at 1/12, the planner read colours but never used its region
 token; with 3000 in four equal parts, it answered questions at 0.59 (0.62 on its own training
-questions: under-fitted), so half of them are questions. 9000 with ``base`` at 3600 steps
-(against 6000 and 2400) read shapes better (shape questions 0.97 against 0.72)."""
+questions: under-fitted), so half of them are questions."""
 
 MICRO: dict[str, Any] = {
     "records": 600,

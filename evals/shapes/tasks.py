@@ -160,9 +160,6 @@ CANDIDATES = 10
 
 
 def retrieval(rng: np.random.Generator, compositional: bool, size: int) -> Sample | None:
-    """Ten pictures, one showing the query. The answer names the best match with retrieve's word
-    for it (``picture 7``), mid-sentence: taught "Picture 7 shows …", the nano planner answered
-    "Picture 1" to 42 of 44 test requests."""
     scenes = [sample_scene(rng, compositional=compositional, objects=(1, 2), size=size)]
     target_obj = scenes[0].objects[_target(rng, scenes[0], compositional)]
     keys = ("colour", "shape") if rng.random() < 0.6 else ("size", "colour", "shape")
@@ -178,7 +175,7 @@ def retrieval(rng: np.random.Generator, compositional: bool, size: int) -> Sampl
     return Sample(
         id="", task="retrieval", instruction=pick(rng, RETRIEVE).format(q=query), media=media,
         calls=[TargetCall("retrieve", {"instruction": query})],
-        answer=f"The best match is picture {target + 1}: {query}.",
+        answer=f"Picture {target + 1} shows {query}.",
         gold={"target": target, "query": query},
     )  # fmt: skip
 
@@ -337,25 +334,20 @@ def layout(rng: np.random.Generator, compositional: bool, size: int) -> Sample |
 
 
 def vqa(rng: np.random.Generator, compositional: bool, size: int) -> Sample | None:
-    """Count, colour, shape, existence or relation questions. ``gold["answer"]`` is one word; the
-    spoken answer to a count or "is there" question first names, left to right, the objects the
-    question is about (:func:`_named_first`): the nano planner, taught the word alone, answered
-    them at its priors ("1", "yes"); naming objects first taught it "is there" (0.66 -> 0.91)."""
+    """Count, colour, shape, existence or relation questions; the answer is one word."""
     scene = sample_scene(rng, compositional=compositional, size=size)
     objects = scene.objects
     kind = pick(rng, ("count", "colour", "shape", "exist", "relation"))
     index = _target(rng, scene, compositional)
     target = objects[index]
-    spoken = None  # the answer as said, where it differs from the one word
     if kind == "count":
         if rng.random() < 0.5:
-            asked = [o for o in objects if o.shape == target.shape]
+            n = sum(o.shape == target.shape for o in objects)
             question = f"How many {plural(target.shape)} are there?"
         else:
-            asked = [o for o in objects if o.colour == target.colour]
+            n = sum(o.colour == target.colour for o in objects)
             question = f"How many {target.colour} shapes are there?"
-        answer, options = str(len(asked)), [str(i) for i in range(5)]
-        spoken = _named_first(asked, answer, none="none")
+        answer, options = str(n), [str(i) for i in range(5)]
     elif kind == "colour":
         names = [d for d in attribute_descriptions(scene, index) if target.colour not in d.split()]
         if not names:
@@ -374,8 +366,6 @@ def vqa(rng: np.random.Generator, compositional: bool, size: int) -> Sample | No
         present = any(o.colour == colour and o.shape == shape for o in objects)
         question = f"Is there a {colour} {shape}?"
         answer, options = ("yes" if present else "no"), ["yes", "no"]
-        asked = [o for o in objects if o.colour == colour]
-        spoken = _named_first(asked, answer, none=f"nothing {colour}")
     else:
         others = [j for j in range(len(objects)) if j != index]
         if not others:
@@ -389,17 +379,9 @@ def vqa(rng: np.random.Generator, compositional: bool, size: int) -> Sample | No
         answer, options = ("yes" if holds(target, objects[j], relation) else "no"), ["yes", "no"]
     media, _ = _image(scene, size)
     return Sample(
-        id="", task="vqa", instruction=question, media=[media], answer=spoken or answer,
+        id="", task="vqa", instruction=question, media=[media], answer=answer,
         gold={"answer": answer, "options": options, "kind": kind},
     )  # fmt: skip
-
-
-def _named_first(asked: list[Obj], answer: str, *, none: str) -> str:
-    """``"red circle, blue circle: 2"``: the asked objects by colour and shape, left to right
-    (``none`` when there are none), then the one-word answer. No option word comes before the
-    colon, so :func:`~vitron.evals.metrics.vqa_correct` reads the answer alone."""
-    names = [f"{o.colour} {o.shape}" for o in sorted(asked, key=lambda o: o.x)]
-    return f"{', '.join(names) or none}: {answer}"
 
 
 REGION_CAPTION = ("What is in this region?", "Describe the object I marked.",
