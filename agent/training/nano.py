@@ -182,8 +182,9 @@ def stage_configs(
     overrides: dict | None = None,
     stage_overrides: dict[str, dict] | None = None,
 ) -> dict[str, dict]:
-    """The run's ``vitron train`` configs (``base``, ``regions``, then Vitron's three stages) (as dicts) for a pipeline under ``run``, in
-    order, each starting from the one before (``base`` from ``init/``).
+    """The run's ``vitron train`` configs (as dicts) for a pipeline under ``run``: ``base``,
+    ``regions``, then Vitron's three stages, in order, each starting from the one before (``base``
+    from ``init/``).
 
     ``base`` trains every weight of the LLM built from nothing, the tower frozen as LLaVA keeps
     its CLIP (the language and vision training a pretrained backbone already has, so without
@@ -267,8 +268,8 @@ def train_nano(run: str | Path, *, seed: int = 0, records: int = DEFAULT_RECORDS
     """Train the nano Vitron under ``run``: data (``data/`` every task, ``reading/`` the
     :data:`READING_TASKS`, ``regions_data/`` region captions when ``regions`` has steps),
     ``init/``, then ``base/``, ``regions/``, ``align/``, ``invoke/``, ``ground/`` (each a ``vitron
-    train`` run directory). Resumable: a finished step is skipped,
-    an interrupted stage resumes from its latest checkpoint. Returns wall times per step."""
+    train`` run directory). Resumable: a finished step is skipped, an interrupted stage resumes
+    from its latest checkpoint. Returns wall times per step."""
     import json
     import time
 
