@@ -216,7 +216,7 @@ def stage_configs(
             "weight_decay": 0.01, "synergy": {"enabled": False}, "train_vision_tower": False}  # fmt: skip
     own = {
         "base": base,
-        "regions": base | {"lr": 5e-4, "warmup_steps": 20,
+        "regions": base | {"stage": "base", "lr": 5e-4, "warmup_steps": 20,
                            "data": data + records("regions_data")},
         "align": {"lr": 1e-3, "warmup_steps": 5},
         "invoke": {"lr": 1e-3, "warmup_steps": 10, "lora": lora,
@@ -226,8 +226,8 @@ def stage_configs(
     configs: dict[str, dict] = {}
     model, stage_profile = str(run / "init"), profile
     for stage in (s for s in STAGE_ORDER if steps.get(s)):
-        configs[stage] = common | own[stage] | {
-            "stage": "base" if stage == "regions" else stage, "model": model, "profile": stage_profile,
+        configs[stage] = common | {"stage": stage} | own[stage] | {
+            "model": model, "profile": stage_profile,
             "output_dir": str(run / stage), "max_steps": steps[stage],
         } | (overrides or {}) | (stage_overrides or {}).get(stage, {})  # fmt: skip
         model = str(run / stage)
