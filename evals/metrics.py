@@ -269,6 +269,17 @@ def retrieval_at_1(ranking: Sequence[str], target: str) -> float:
     return float(bool(ranking) and ranking[0] == target)
 
 
+_PICTURE_NUMBER = re.compile(r"\bpicture\s+(\d+)\b", re.IGNORECASE)
+
+
+def names_picture(reply: str, number: int) -> float:
+    """1 when ``reply`` names picture ``number`` (counted from 1) and no other picture: the
+    answer of a retrieval turn says which picture won ("The best match is picture 7: …"), which
+    R@1, read from the tool's ranking, does not check."""
+    named = {int(n) for n in _PICTURE_NUMBER.findall(reply or "")}
+    return float(named == {number})
+
+
 # ------------------------------------------------------------------------------- images
 
 

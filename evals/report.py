@@ -40,8 +40,9 @@ def markdown(report: Mapping[str, Any]) -> str:
             lines.append("| " + " | ".join(cells) + " |")
     notes = ["", "exec: execution success rate (every call succeeded; for text tasks, an answer "
              "without calls). module / args: invocation exact match of tool names / of arguments "
-             "too. s/turn: mean seconds per user turn. n/a: not computable here; –: not a metric "
-             "of that task."]  # fmt: skip
+             "too. named: the retrieval answer names the right picture, and no other. s/turn: "
+             "mean seconds per user turn. n/a: not computable here; –: not a metric of that "
+             "task."]  # fmt: skip
     chances = []
     for task, row in runs[0]["tasks"].items() if runs else []:
         for metric, value in (row.get("chance") or {}).items():

@@ -38,6 +38,7 @@ METRIC_LABELS: dict[str, str] = {
     "Acc@0.5": "Acc@0.5",
     "J&F": "J&F",
     "R@1": "R@1",
+    "named": "named",
     "accuracy": "acc",
     "span_iou": "span IoU",
     "psnr_outside": "PSNR out",
@@ -194,7 +195,9 @@ def _tracking(outcome: Outcome) -> dict[str, Any]:
 def _retrieval(outcome: Outcome) -> dict[str, Any]:
     ranking = (outcome.last_result("retrieve") or {}).get("artifact", {}).get("ranking") or []
     target = outcome.media[outcome.sample.gold["target"]]
+    number = outcome.sample.gold["target"] + 1  # the user's "picture N": its place in the turn
     return {"r1": metrics.retrieval_at_1([r["handle"] for r in ranking], target),
+            "named": metrics.names_picture(outcome.answer, number),
             "chance": 1.0 / len(outcome.media)}  # fmt: skip
 
 
@@ -466,7 +469,9 @@ def aggregate(task: str, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]
         row["chance"] = {"J&F": _mean([v["floor"] for v in values])}  # an empty mask's score
     elif task == "retrieval":
         row["R@1"] = _mean([v["r1"] for v in values])
-        row["chance"] = {"R@1": _mean([v["chance"] for v in values])}
+        row["named"] = _mean([v.get("named") for v in values])
+        row["chance"] = {"R@1": _mean([v["chance"] for v in values]),
+                         "named": _mean([v["chance"] for v in values])}  # fmt: skip
     elif task == "editing":
         row["psnr_outside"] = _mean([v["psnr"] for v in values])
         row["l1"] = _mean([v["l1"] for v in values])
