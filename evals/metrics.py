@@ -157,6 +157,13 @@ def normalise_text(text: str) -> str:
     return _SPACE.sub(" ", _PUNCT.sub(" ", text.lower())).strip()
 
 
+def same_sentence(reply: str, reference: str) -> float:
+    """1 when ``reply`` says ``reference`` word for word (:func:`normalise_text`): a closing
+    sentence after tool calls ("Here is the mask of the square.") that adds, drops or repeats
+    words is 0; the calls themselves are judged by :func:`invocation_scores`."""
+    return float(normalise_text(reply) == normalise_text(reference))
+
+
 def argument_match(pred: Mapping[str, Any], gold: Mapping[str, Any], *,
                    tolerance: float = 2e-3) -> bool:  # fmt: skip
     """Whether ``pred`` has every argument of ``gold`` with an equal value: strings equal after

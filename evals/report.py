@@ -40,7 +40,8 @@ def markdown(report: Mapping[str, Any]) -> str:
             lines.append("| " + " | ".join(cells) + " |")
     notes = ["", "exec: execution success rate (every call succeeded; for text tasks, an answer "
              "without calls). module / args: invocation exact match of tool names / of arguments "
-             "too. named: the retrieval answer names the right picture, and no other. s/turn: "
+             "too. closing: the sentence after the calls is the reference's, word for word. "
+             "named: the retrieval answer names the right picture, and no other. s/turn: "
              "mean seconds per user turn. n/a: not computable here; –: not a metric of that "
              "task."]  # fmt: skip
     chances = []

@@ -33,6 +33,7 @@ METRIC_LABELS: dict[str, str] = {
     "execution": "exec",
     "module": "module",
     "arguments": "args",
+    "closing": "closing",
     "cIoU": "cIoU",
     "gIoU": "gIoU",
     "Acc@0.5": "Acc@0.5",
@@ -161,6 +162,8 @@ def _invocation(outcome: Outcome) -> dict[str, float]:
     scores = metrics.invocation_scores(outcome.calls, gold, statuses)
     if not sample.calls:  # a text answer: executed when the turn ended with one, untroubled
         scores = {"execution": float(bool(outcome.answer.strip()) and not outcome.calls)}
+    elif sample.answer:  # the sentence the user reads after the calls, as the reference words it
+        scores["closing"] = metrics.same_sentence(outcome.answer, sample.answer)
     if outcome.error:
         scores["execution"] = 0.0
     return scores
@@ -452,6 +455,8 @@ def aggregate(task: str, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]
     if any("module" in v for v in values):
         row["module"] = _mean([v.get("module") for v in values])
         row["arguments"] = _mean([v.get("arguments") for v in values])
+    if any("closing" in v for v in values):
+        row["closing"] = _mean([v.get("closing") for v in values])
     if task == "referring_segmentation":
         union = sum(v["union"] for v in values)
         row["cIoU"] = sum(v["inter"] for v in values) / union if union else 0.0
