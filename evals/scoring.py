@@ -3,8 +3,9 @@
 :func:`score` turns one :class:`~vitron.evals.harness.Outcome` into per-sample values (the raw
 material: an IoU, intersection and union counts, a hit, a PSNR); :func:`aggregate` turns a task's
 per-sample values into the table's metrics. Every task with ground-truth tool calls also gets the
-invocation metrics (module exact match, argument match, execution success); every task gets the
-execution success rate. A value is ``None`` where a metric does not apply or cannot be computed
+invocation metrics (module exact match, argument match, execution success) and, where the sample
+has a reference answer, whether the closing sentence is it; every task gets the execution success
+rate. A value is ``None`` where a metric does not apply or cannot be computed
 (e.g. attribute accuracy without a trained classifier).
 """
 

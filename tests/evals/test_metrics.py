@@ -138,17 +138,17 @@ def test_answers_in_text():
     assert metrics.span_iou(None, [1, 2]) == 0.0
     assert metrics.retrieval_at_1(["b", "a"], "b") == 1.0 and metrics.retrieval_at_1([], "a") == 0.0
     assert metrics.names_picture("The best match is picture 7: a red star.", 7) == 1.0
-    assert metrics.same_sentence(
-        "here is the mask of the square", "Here is the mask of the square."
-    )
-    assert not metrics.same_sentence(
-        "Here is the mask of the square square.", "Here is the mask of the square."
-    )
     assert metrics.names_picture("Picture 7 shows it", 7) == 1.0  # any case, any wording
     assert metrics.names_picture("Picture 1 shows a red star.", 7) == 0.0
     assert metrics.names_picture("picture 7, or picture 2", 7) == 0.0  # one picture, not a list
     assert (
         metrics.names_picture("It is picture 17.", 7) == 0.0 and metrics.names_picture("", 7) == 0.0
+    )
+    assert metrics.same_sentence(
+        "here is the mask of the square", "Here is the mask of the square."
+    )
+    assert not metrics.same_sentence(
+        "Here is the mask of the square square.", "Here is the mask of the square."
     )
 
 
