@@ -58,6 +58,7 @@ DECODING_OPTIONS = (
     "history_turns",
     "grounded_words",
     "grounded_nouns",
+    "best_match_places",
 )
 """The ``vitron_llm`` options that say how the planner decodes and what it is shown, not which
 weights it has: a training run's profile keeps its base profile's (:mod:`vitron.agent.training.export`)."""
@@ -88,6 +89,9 @@ class VitronEngine:
     grounded_nouns: frozenset[str] = frozenset()
     """Words of ``grounded_words`` that end a phrase (the profile's ``grounded_nouns``): the
     listed words before one must be bound as the turn bound them. Empty: no phrase is checked."""
+    best_match_places: bool = False
+    """After a retrieve result in the turn, a number written right after "picture" or "video" is
+    the best match's place (the profile's ``best_match_places`` option; :mod:`vitron.agent.places`)."""
     format: str = "vitron"
     """The checkpoint's invocation format: ``vitron`` (this project's tag tokens) or ``released``
     (the released weights' ``<module>B</module>`` markup); constrained decoding follows it."""
@@ -181,6 +185,7 @@ def load_vitron_llm(spec: ComponentSpec, context: LoadContext) -> VitronEngine:
         copy_instructions=bool(options.get("copy_instructions", False)),
         grounded_words=grounded,
         grounded_nouns=nouns,
+        best_match_places=bool(options.get("best_match_places", False)),
         format=fmt,
     )
 

@@ -33,6 +33,8 @@ def logits_processors(
     format (``constrained`` ``None``: the profile's default), its instructions written with
     ``request``'s words when the profile copies instructions; a forced opening for ``any`` or
     one named tool. ``evidence`` (the request and the turn's tool results, once a tool has run)
+    makes a number after "picture" or "video" the best match's place of a retrieve result in it
+    when the profile asks (:mod:`vitron.agent.places`), and
     holds back the profile's ``grounded_words`` it lacks, and phrases of them (up to one of
     ``grounded_nouns``) it binds otherwise (:mod:`vitron.agent.grounded`); that processor comes
     last, so where the grammar or a copied instruction leaves only held tokens it yields rather
@@ -56,6 +58,10 @@ def logits_processors(
     if invocations:
         processors += invocation_processors(engine, modules, choice, constrained, max_new_tokens,
                                             request)  # fmt: skip
+    if engine.best_match_places and evidence is not None:
+        places = best_match_places(engine, evidence)
+        if places is not None:
+            processors.append(places)
     if engine.grounded_words and evidence is not None:
         # last: where the grammar or a copied instruction leaves only held words, it yields
         processors.append(grounded_answer(engine, evidence))
@@ -98,22 +104,33 @@ def has_input(module: str, media: Mapping[str, str]) -> bool:
     return spec is None or spec.media is None or bool(media.get(spec.media))
 
 
+def best_match_places(engine: VitronEngine, evidence: str) -> LogitsProcessor | None:
+    """The processor making a number after "picture" or "video" the best match's place of a
+    retrieve result in ``evidence``; ``None`` when the turn has no such result."""
+    from vitron.agent.places import BestMatchPlaceProcessor, best_places
+
+    places = best_places(evidence)
+    if not places:
+        return None
+    return BestMatchPlaceProcessor(engine.token_strings(), places, special_ids(engine))
+
+
+def special_ids(engine: VitronEngine) -> set[int]:
+    """Tokens that end the words a closing is checked by: tags, signals, the tokenizer's own."""
+    ids = engine.processor.token_ids
+    return {*ids.tags.values(), *ids.signals.values(), *engine.processor.tokenizer.all_special_ids}
+
+
 def grounded_answer(engine: VitronEngine, evidence: str) -> LogitsProcessor:
     """The processor holding back the profile's ``grounded_words`` that ``evidence`` lacks, and
     phrases of them bound otherwise than in ``evidence``."""
     from vitron.agent.grounded import UngroundedWordsProcessor, phrases, ungrounded
 
-    ids = engine.processor.token_ids
-    special = {
-        *ids.tags.values(),
-        *ids.signals.values(),
-        *engine.processor.tokenizer.all_special_ids,
-    }
     held = ungrounded(engine.grounded_words, evidence)
     return UngroundedWordsProcessor(
         engine.token_strings(),
         held,
-        special,
+        special_ids(engine),
         listed=engine.grounded_words,
         nouns=engine.grounded_nouns,
         phrases=phrases(engine.grounded_words, evidence, engine.grounded_nouns)

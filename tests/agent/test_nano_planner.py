@@ -13,7 +13,7 @@ from vitron.evals.runner import EvalSettings, evaluate
 from vitron.evals.shapes.dataset import make_sample
 from vitron.tools.profiles import load_profile
 
-INVOKING = {"referring_segmentation": 0, "grounding": 1, "tracking": 2}
+INVOKING = {"referring_segmentation": 0, "grounding": 1, "tracking": 2, "retrieval": 3}
 """Tasks answered by one tool call -> their position in the test split's task cycle (12 tasks)."""
 HELD_OUT = [INVOKING[task] + 12 * k for task in INVOKING for k in (40, 41)]
 """Test-split samples (seed 0) far from any training draw (training uses the train split)."""
@@ -42,6 +42,8 @@ def test_nano_planner_calls_the_right_tool_with_the_referring_expression(tmp_pat
         if task != "grounding":  # its expression is copied about half the time (README)
             assert row["arguments"] == pytest.approx(1.0), (task, row, records)
         assert row["execution"] == pytest.approx(1.0), (task, row)
+    # the closing names the picture retrieve ranked first (best_match_places), here the right one
+    assert tasks["retrieval"]["R@1"] == tasks["retrieval"]["named"] == 1.0, records
     assert all(
         r["calls"][:1] == ["segment_image"]
         for r in records
