@@ -1,7 +1,8 @@
-"""The committed ``nano`` Vitron LLM plans: given held-out shapes-world requests to segment, ground
-or track, it calls the right tool through the real graph (nano profile backends, constrained
-invocation decoding as the profile sets it), for segmentation and tracking with the referring
-expression copied word for word, and the call executes; a random planner would pick one of nine modules and could not copy. What
+"""The committed ``nano`` Vitron LLM plans: given held-out shapes-world requests to segment, ground,
+track or retrieve, it calls the right tool through the real graph (nano profile backends,
+constrained invocation decoding as the profile sets it), for segmentation and tracking with the
+referring expression copied word for word, and the call executes; its retrieval answers name the
+picture retrieve ranked first; a random planner would pick one of nine modules and could not copy. What
 it does not do yet (see tools/profiles/nano/README.md): copy attributes on text-only requests,
 make a second call after a tool result, answer VQA."""
 
