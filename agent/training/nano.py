@@ -150,7 +150,7 @@ MICRO: dict[str, Any] = {
     "overrides": {"batch_size": 8, "lr": 3e-3, "warmup_steps": 10, "checkpoint_every": 1000},
     "stage_overrides": {"base": {"train_vision_tower": True}},
 }
-"""``train_nano`` arguments of a micro run of the same pipeline, about 3 minutes on one core
+"""``train_nano`` arguments of a micro run of the same pipeline, about 2.5 minutes on two cores
 (``--micro``): what CI trains from nothing to check that the pipeline still learns
 (``tests/training/test_micro_pipeline.py``). Its planner routes most requests to the right tool,
 and through the committed backends segments, grounds, tracks and retrieves well above chance; it
