@@ -13,11 +13,16 @@ Each word being seen is not enough: the nano planner, asked to box "the large do
 triangle right of the small diamond", closed with "The large dotted purple diamond right of the
 small dotted diamond right of the triangle purple diamond …", every word of it in the request. So
 listed words written one after another, up to a noun the profile names (``grounded_nouns``), must
-also be bound as the turn bound them: such a phrase must be a subsequence of a phrase of listed
-words in the evidence (:func:`phrases`). "The small star" may come from "the small yellow star",
+also be bound as the turn bound them: such a phrase must be a phrase of listed words in the
+evidence (:func:`phrases`) with words left out, but no noun or relation after its first word
+(:func:`binds`). "The small star" may come from "the small yellow star",
 "the purple diamond" not from "the purple triangle right of the small diamond"; a phrase ends at
 its noun, so "make the large star blue" stays free after "segment the large star, then make it
-blue".
+blue". Unless a relation the profile names (``grounded_relations``) follows the noun: then the
+phrase runs on through it (and "of", "the", "a" after it) to what it relates, so that is bound
+too. Boxing "the large dotted purple triangle right of the small diamond", the planner closed with
+"… triangle right of the small diamond right of the triangle is in the box shown": with the
+relations, the second "right" is held, as nothing in the request is right of the diamond.
 
 Words are checked as they are spelled, over token boundaries: a token is held back when it would
 complete a held word (the word so far, lower-cased, equal to it), or a listed word that would
@@ -47,36 +52,84 @@ def ungrounded(grounded_words: Iterable[str], evidence: str) -> frozenset[str]:
     return frozenset(w.lower() for w in grounded_words) - words_of(evidence)
 
 
+LINKS = frozenset({"of", "the", "a", "an"})
+"""Unlisted words a phrase runs on through right after a relation ("right of the small circle")."""
+
+
+def advance(
+    run: tuple[str, ...],
+    word: str,
+    listed: frozenset[str],
+    nouns: frozenset[str],
+    relations: frozenset[str] = frozenset(),
+) -> tuple[str, ...]:
+    """The phrase of listed words once ``word`` (a lower-cased word or mark) follows ``run``.
+
+    A listed word lengthens it, except after a noun, where it starts a new one unless it is a
+    relation; after a relation, the :data:`LINKS` keep it; any other word or mark ends it."""
+    if word in listed:
+        if run and run[-1] in nouns and word not in relations:
+            return (word,)
+        return (*run, word)
+    if run and run[-1] in relations and word in LINKS:
+        return run
+    return ()
+
+
 def phrases(
-    grounded_words: Iterable[str], evidence: str, nouns: Iterable[str] = ()
+    grounded_words: Iterable[str],
+    evidence: str,
+    nouns: Iterable[str] = (),
+    relations: Iterable[str] = (),
 ) -> frozenset[tuple[str, ...]]:
     """The phrases of listed words in ``evidence``: its longest stretches of consecutive words
-    that are all in ``grounded_words``, each ended by a word of ``nouns`` too ("box the small
-    yellow star left of the circle", with colours, shapes, sizes and columns listed and the shapes
-    as nouns: ``("small", "yellow", "star")``, ``("left",)`` and ``("circle",)``)."""
+    that are all in ``grounded_words``, each ended by a word of ``nouns`` too, unless a word of
+    ``relations`` follows it (:func:`advance`). "box the small yellow star left of the circle",
+    with colours, shapes, sizes and columns listed and the shapes as nouns: ``("small", "yellow",
+    "star")``, ``("left",)`` and ``("circle",)``; with "left" a relation too, ``("small",
+    "yellow", "star", "left", "circle")``."""
     listed = frozenset(w.lower() for w in grounded_words)
     ends = frozenset(w.lower() for w in nouns)
+    joins = frozenset(w.lower() for w in relations)
     found: list[tuple[str, ...]] = []
-    phrase: list[str] = []
+    run: tuple[str, ...] = ()
     for word in [*_ITEM.findall(evidence.lower()), ""]:  # "" ends the last phrase
-        if word in listed:
-            phrase.append(word)
-        if phrase and (word not in listed or word in ends):
-            found.append(tuple(phrase))
-            phrase = []
+        after = advance(run, word, listed, ends, joins)
+        if run and after[: len(run)] != run:  # the phrase did not go on
+            found.append(run)
+        run = after
     return frozenset(found)
 
 
-def _is_subsequence(words: tuple[str, ...], run: tuple[str, ...]) -> bool:
-    remaining = iter(run)
-    return all(word in remaining for word in words)
+def binds(run: tuple[str, ...], phrase: tuple[str, ...], anchors: frozenset[str]) -> bool:
+    """Whether ``run`` is ``phrase`` with words left out, none of them one of ``anchors`` (nouns,
+    relations) once ``run`` has begun: "the small diamond" is bound by "the triangle right of the
+    small diamond", "the orange diamond" not by "the orange triangle left of the diamond"."""
+    return any(
+        _follows(run[1:], phrase[start + 1 :], anchors)
+        for start, word in enumerate(phrase)
+        if run and word == run[0]
+    )
+
+
+def _follows(words: tuple[str, ...], rest: tuple[str, ...], anchors: frozenset[str]) -> bool:
+    remaining = iter(rest)
+    for word in words:
+        for seen in remaining:
+            if seen == word:
+                break
+            if seen in anchors:
+                return False
+        else:
+            return False
+    return True
 
 
 class UngroundedWordsProcessor(LogitsProcessor):
     """Holds back every token that would complete a word of ``held``, and, given ``phrases``
     (:func:`phrases` of the evidence), every token that would complete a word of ``listed``
-    whose phrase so far (the listed words just before it, back to the last word of ``nouns``) is
-    a subsequence of none of them.
+    whose phrase so far (the listed words just before it, back to the last word of ``nouns`` not
+    followed by one of ``relations``: :func:`advance`) none of them binds (:func:`binds`).
 
     ``strings``: each token's text as it adds to earlier text (leading spaces kept; see
     :func:`vitron.agent.constrained._token_strings`); ``special`` tokens (tags, end of sequence)
@@ -90,6 +143,7 @@ class UngroundedWordsProcessor(LogitsProcessor):
         *,
         listed: Iterable[str] = (),
         nouns: Iterable[str] = (),
+        relations: Iterable[str] = (),
         phrases: frozenset[tuple[str, ...]] | None = None,
     ) -> None:
         self.strings = strings
@@ -97,6 +151,7 @@ class UngroundedWordsProcessor(LogitsProcessor):
         self.special = frozenset(special)
         self.listed = frozenset(w.lower() for w in listed) | held
         self.nouns = frozenset(w.lower() for w in nouns)
+        self.relations = frozenset(w.lower() for w in relations)
         self.phrases = phrases
         self._start: int | None = None
         self._masks: dict[tuple[tuple[str, ...], str], torch.Tensor] = {}
@@ -114,28 +169,29 @@ class UngroundedWordsProcessor(LogitsProcessor):
         return pieces, last if open_word else ""
 
     def _is_bound(self, run: tuple[str, ...]) -> bool:
-        """Whether a run of listed words is one the evidence has (in order, gaps allowed)."""
+        """Whether a run of listed words is one the evidence has (in order, words other than
+        nouns and relations may be left out: :func:`binds`)."""
         if self.phrases is None:
             return True
         bound = self._bound.get(run)
         if bound is None:
-            bound = any(_is_subsequence(run, seen) for seen in self.phrases)
+            anchors = self.nouns | self.relations
+            bound = any(binds(run, seen, anchors) for seen in self.phrases)
             self._bound[run] = bound
         return bound
 
     def _after(self, run: tuple[str, ...], word: str) -> tuple[str, ...]:
-        """The phrase once ``word`` follows ``run``: longer by it, or empty after a noun (which
-        ends it) or an unlisted word or mark."""
-        return () if word in self.nouns or word not in self.listed else (*run, word)
+        """The phrase once ``word`` follows ``run`` (:func:`advance`)."""
+        return advance(run, word, self.listed, self.nouns, self.relations)
 
     def _holds(self, run: tuple[str, ...], words: list[str]) -> bool:
         """Whether writing ``words`` after the phrase ``run`` breaks a rule."""
         for word in words:
             if word in self.held:
                 return True
-            if word in self.listed and not self._is_bound((*run, word)):
-                return True
             run = self._after(run, word)
+            if word in self.listed and not self._is_bound(run):
+                return True
         return False
 
     def _mask(self, run: tuple[str, ...], partial: str) -> torch.Tensor:
@@ -151,8 +207,8 @@ class UngroundedWordsProcessor(LogitsProcessor):
         return mask
 
     def _state(self, generated: list[int]) -> tuple[tuple[str, ...], str]:
-        """The phrase the row is in (its last complete words, all listed, after the last noun)
-        and the word it is in the middle of (empty after a space or punctuation)."""
+        """The phrase the row is in (:func:`advance` over its complete words) and the word it is
+        in the middle of (empty after a space or punctuation)."""
         run: tuple[str, ...] = ()
         partial = ""
         for token in generated:
@@ -182,4 +238,4 @@ class UngroundedWordsProcessor(LogitsProcessor):
         return torch.where(usable, masked, scores)
 
 
-__all__ = ["UngroundedWordsProcessor", "phrases", "ungrounded", "words_of"]
+__all__ = ["UngroundedWordsProcessor", "advance", "binds", "phrases", "ungrounded", "words_of"]

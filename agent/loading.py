@@ -58,6 +58,7 @@ DECODING_OPTIONS = (
     "history_turns",
     "grounded_words",
     "grounded_nouns",
+    "grounded_relations",
     "best_match_places",
 )
 """The ``vitron_llm`` options that say how the planner decodes and what it is shown, not which
@@ -89,6 +90,10 @@ class VitronEngine:
     grounded_nouns: frozenset[str] = frozenset()
     """Words of ``grounded_words`` that end a phrase (the profile's ``grounded_nouns``): the
     listed words before one must be bound as the turn bound them. Empty: no phrase is checked."""
+    grounded_relations: frozenset[str] = frozenset()
+    """Words of ``grounded_words`` that join a noun to what it is related to ("right" in "the star
+    right of the circle"; the profile's ``grounded_relations``): a phrase runs on through one, so
+    the object it relates must be bound too."""
     best_match_places: bool = False
     """After a retrieve result in the turn, a number written right after "picture" or "video" is
     the best match's place (the profile's ``best_match_places`` option; :mod:`vitron.agent.places`)."""
@@ -171,11 +176,13 @@ def load_vitron_llm(spec: ComponentSpec, context: LoadContext) -> VitronEngine:
     model.eval()
     grounded = _word_list(options.get("grounded_words"), spec, "grounded_words")
     nouns = _word_list(options.get("grounded_nouns"), spec, "grounded_nouns")
-    if nouns - grounded:
-        raise _option_error(
-            spec,
-            f"grounded_nouns must be words of grounded_words: {sorted(nouns - grounded)} are not",
-        )
+    relations = _word_list(options.get("grounded_relations"), spec, "grounded_relations")
+    for option, words in (("grounded_nouns", nouns), ("grounded_relations", relations)):
+        if words - grounded:
+            raise _option_error(
+                spec,
+                f"{option} must be words of grounded_words: {sorted(words - grounded)} are not",
+            )
     return VitronEngine(
         model=model,
         processor=processor,
@@ -185,13 +192,15 @@ def load_vitron_llm(spec: ComponentSpec, context: LoadContext) -> VitronEngine:
         copy_instructions=bool(options.get("copy_instructions", False)),
         grounded_words=grounded,
         grounded_nouns=nouns,
+        grounded_relations=relations,
         best_match_places=bool(options.get("best_match_places", False)),
         format=fmt,
     )
 
 
 def _word_list(value: Any, spec: ComponentSpec, option: str) -> frozenset[str]:
-    """A word-list option (``grounded_words``, ``grounded_nouns``), lower-cased, or none."""
+    """A word-list option (``grounded_words``, ``grounded_nouns``, ``grounded_relations``),
+    lower-cased, or none."""
     if value is None:
         return frozenset()
     if not isinstance(value, list) or not all(isinstance(w, str) and w.strip() for w in value):

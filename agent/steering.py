@@ -36,7 +36,8 @@ def logits_processors(
     makes a number after "picture" or "video" the best match's place of a retrieve result in it
     when the profile asks (:mod:`vitron.agent.places`), and
     holds back the profile's ``grounded_words`` it lacks, and phrases of them (up to one of
-    ``grounded_nouns``) it binds otherwise (:mod:`vitron.agent.grounded`); that processor comes
+    ``grounded_nouns``, or on through one of ``grounded_relations``) it binds otherwise
+    (:mod:`vitron.agent.grounded`); that processor comes
     last, so where the grammar or a copied instruction leaves only held tokens it yields rather
     than leaving none.
     ``media`` (kind -> the conversation's current handle; ``None``: not known) leaves out the
@@ -133,7 +134,10 @@ def grounded_answer(engine: VitronEngine, evidence: str) -> LogitsProcessor:
         special_ids(engine),
         listed=engine.grounded_words,
         nouns=engine.grounded_nouns,
-        phrases=phrases(engine.grounded_words, evidence, engine.grounded_nouns)
+        relations=engine.grounded_relations,
+        phrases=phrases(
+            engine.grounded_words, evidence, engine.grounded_nouns, engine.grounded_relations
+        )
         if engine.grounded_nouns
         else None,
     )

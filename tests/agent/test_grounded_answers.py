@@ -15,7 +15,7 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from transformers import LogitsProcessor
 
 from vitron.agent.chat_model import ChatVitron
-from vitron.agent.grounded import UngroundedWordsProcessor, phrases, ungrounded
+from vitron.agent.grounded import UngroundedWordsProcessor, binds, phrases, ungrounded
 from vitron.tools.profiles import ProfileError, load_profile
 from vitron.tools.registry import ModelRegistry
 
@@ -163,6 +163,57 @@ def test_listed_words_before_a_noun_must_be_bound_to_it_as_the_evidence_binds_th
     assert torch.isfinite(free(row, torch.zeros(1, len(strings)))).all()  # no phrases: no binding
 
 
+def test_a_phrase_runs_on_through_a_relation_to_what_it_relates():
+    """Boxing "the large dotted purple triangle right of the small diamond", the nano planner
+    closed with "… right of the small diamond right of the triangle is in the box shown"."""
+    request = "Box the large purple triangle right of the small diamond."
+    assert phrases(LISTED, request, NOUNS, ["right"]) == {
+        ("large", "purple", "triangle", "right", "small", "diamond")
+    }
+    assert phrases(LISTED, "the diamond, right of it", NOUNS, ["right"]) == {
+        ("diamond",),
+        ("right",),
+    }
+    strings = ["", " the", " large", " purple", " triangle", " diamond", " small", " of", ".",
+               " right", " is"]  # fmt: skip
+    tokens = {text.strip(): i for i, text in enumerate(strings) if text.strip()}
+
+    def blocked(relations: list[str], written: list[str]) -> torch.Tensor:
+        processor = UngroundedWordsProcessor(
+            strings, frozenset(), special={0}, listed=LISTED, nouns=NOUNS, relations=relations,
+            phrases=phrases(LISTED, request, NOUNS, relations),
+        )  # fmt: skip
+        processor(torch.tensor([[0]]), torch.zeros(1, len(strings)))
+        row = torch.tensor([[0, *(tokens[w] for w in written)]])
+        return processor(row, torch.zeros(1, len(strings)))[0] == float("-inf")
+
+    said = ["the", "large", "purple", "triangle", "right", "of", "the", "small", "diamond"]
+    assert blocked(["right"], said)[tokens["right"]]  # nothing is right of the diamond
+    assert not blocked(["right"], said)[tokens["is"]]
+    assert not blocked([], said)[tokens["right"]]  # without relations the phrase ended at its noun
+    assert blocked(["right"], ["the", "small", "diamond"])[tokens["right"]]
+    assert not blocked(["right"], ["the", "purple", "triangle"])[tokens["right"]]
+    after = blocked(["right"], ["the", "triangle", "right", "of", "the"])  # its object, bound
+    assert after[tokens["triangle"]] and after[tokens["large"]]
+    assert not after[tokens["small"]] and not after[tokens["diamond"]]
+    assert not blocked(["right"], ["the", "diamond", "."])[tokens["right"]]  # a new phrase
+    # the longer phrase binds no more than before: the triangle's words stay off the diamond
+    assert blocked(["right"], ["the", "large", "purple"])[tokens["diamond"]]
+    assert not blocked(["right"], ["the", "large", "purple"])[tokens["triangle"]]
+
+
+def test_a_bound_phrase_leaves_out_no_noun_or_relation_once_begun():
+    phrase = ("large", "orange", "triangle", "left", "small", "diamond")
+    anchors = frozenset({"triangle", "diamond", "left"})
+    assert binds(("orange", "triangle"), phrase, anchors)
+    assert binds(("small", "diamond"), phrase, anchors)  # what comes before it may be left out
+    assert binds(("triangle", "left", "diamond"), phrase, anchors)
+    assert not binds(("orange", "diamond"), phrase, anchors)
+    assert not binds(("large", "left"), phrase, anchors)
+    assert not binds(("diamond", "triangle"), phrase, anchors)
+    assert binds(("orange", "diamond"), phrase, frozenset())  # gaps allowed without anchors
+
+
 def test_a_malformed_option_is_a_clear_error(tmp_path):
     registry = ModelRegistry(load_profile(grounded_profile(tmp_path, '"purple"')), device="cpu")
     with pytest.raises(ProfileError, match="grounded_words must be a list of words"):
@@ -171,5 +222,11 @@ def test_a_malformed_option_is_a_clear_error(tmp_path):
     registry = ModelRegistry(load_profile(grounded_profile(tmp_path, words)), device="cpu")
     with pytest.raises(
         ProfileError, match=r"grounded_nouns must be words of grounded_words: \['circle'\]"
+    ):
+        registry.get("vitron_llm")
+    words = '["star", "left"]\ngrounded_nouns = ["star"]\ngrounded_relations = ["left", "of"]'
+    registry = ModelRegistry(load_profile(grounded_profile(tmp_path, words)), device="cpu")
+    with pytest.raises(
+        ProfileError, match=r"grounded_relations must be words of grounded_words: \['of'\]"
     ):
         registry.get("vitron_llm")
