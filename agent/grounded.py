@@ -181,8 +181,19 @@ class UngroundedWordsProcessor(LogitsProcessor):
         return bound
 
     def _after(self, run: tuple[str, ...], word: str) -> tuple[str, ...]:
-        """The phrase once ``word`` follows ``run`` (:func:`advance`)."""
-        return advance(run, word, self.listed, self.nouns, self.relations)
+        """The phrase once ``word`` follows ``run`` (:func:`advance`); a relation right after a
+        noun that the evidence has on its own, and not after that noun, starts a new phrase
+        instead: "the star moves right" allows "I moved the star right" (a direction)."""
+        after = advance(run, word, self.listed, self.nouns, self.relations)
+        if (
+            word in self.relations
+            and self.phrases is not None
+            and len(after) > 1
+            and (word,) in self.phrases
+            and not self._is_bound(after)
+        ):
+            return (word,)
+        return after
 
     def _holds(self, run: tuple[str, ...], words: list[str]) -> bool:
         """Whether writing ``words`` after the phrase ``run`` breaks a rule."""

@@ -197,6 +197,17 @@ def test_a_phrase_runs_on_through_a_relation_to_what_it_relates():
     assert after[tokens["triangle"]] and after[tokens["large"]]
     assert not after[tokens["small"]] and not after[tokens["diamond"]]
     assert not blocked(["right"], ["the", "diamond", "."])[tokens["right"]]  # a new phrase
+    # a relation the evidence has on its own (a direction: "the star moves right") stays free
+    moves = phrases(LISTED, "Animate it: the small diamond moves right.", NOUNS, ["right"])
+    processor = UngroundedWordsProcessor(strings, frozenset(), special={0}, listed=LISTED,
+                                         nouns=NOUNS, relations=["right"], phrases=moves)  # fmt: skip
+    processor(torch.tensor([[0]]), torch.zeros(1, len(strings)))
+    row = torch.tensor(
+        [[0, *(tokens[w] for w in ["the", "small", "diamond", "right", "of", "the"])]]
+    )
+    assert torch.isfinite(processor(row[:, :4], torch.zeros(1, len(strings)))[0, tokens["right"]])
+    after = processor(row, torch.zeros(1, len(strings)))[0] == float("-inf")
+    assert after[tokens["small"]] and after[tokens["diamond"]]  # but relates nothing
     # the longer phrase binds no more than before: the triangle's words stay off the diamond
     assert blocked(["right"], ["the", "large", "purple"])[tokens["diamond"]]
     assert not blocked(["right"], ["the", "large", "purple"])[tokens["triangle"]]
