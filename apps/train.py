@@ -56,6 +56,12 @@ def add_train_command(commands: Any) -> None:
         help="with --profile: a few steps per part (checks the pipeline; not a usable profile)",
     )
     train.add_argument(
+        "--threads",
+        type=int,
+        help="with --profile: torch intra-op threads for every part (default: two, or one on a "
+        "one-core machine; on two cores each part trains 1.2-1.6 times as fast as on one)",
+    )
+    train.add_argument(
         "--stage",
         choices=("base", "align", "invoke", "ground"),
         help="the stage (overrides the config's)",
@@ -91,8 +97,10 @@ def run_train(args: argparse.Namespace) -> int:
         return run_profile_build(args)
     if args.config is None:
         raise ValueError("vitron train needs --config (one stage) or --profile nano (every part)")
-    if args.out or args.quick:
-        raise ValueError("--out and --quick go with --profile; one stage writes to --output-dir")
+    if args.out or args.quick or args.threads:
+        raise ValueError(
+            "--out, --quick and --threads go with --profile; one stage writes to --output-dir"
+        )
     from vitron.agent.training.config import TrainConfig
 
     overrides = {
@@ -128,10 +136,13 @@ def run_profile_build(args: argparse.Namespace) -> int:
     if given:
         raise ValueError(f"{', '.join(given)} configure one stage; --profile trains every part "
                          "with its own settings (see --help)")  # fmt: skip
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {args.threads}")
     import torch
 
-    from vitron.apps.nano_build import build
+    from vitron.apps.nano_build import build, default_threads
 
-    torch.set_num_threads(1)  # the nano parts are too small to gain from more threads
-    build(args.out or DEFAULT_BUILD, seed=args.seed or 0, quick=args.quick)
+    threads = args.threads or default_threads()
+    torch.set_num_threads(threads)
+    build(args.out or DEFAULT_BUILD, seed=args.seed or 0, quick=args.quick, threads=threads)
     return 0

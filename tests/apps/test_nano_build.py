@@ -21,9 +21,13 @@ from vitron.tools.pretraining import BACKENDS
 
 def test_quick_build_writes_a_profile_that_answers_through_the_graph(tmp_path, capsys):
     out = tmp_path / "nano"
-    assert main(["train", "--profile", "nano", "--out", str(out), "--seed", "0", "--quick"]) == 0
+    argv = ["train", "--profile", "nano", "--out", str(out), "--seed", "0", "--quick"]
+    assert main([*argv, "--threads", "2"]) == 0
     printed = capsys.readouterr().out
     record = json.loads((out / "build.json").read_text())
+    assert record["threads"] == 2  # every vitron pretrain ran (and records that it ran) on two
+    commands = [p["command"] for p in record["parts"].values() if p["command"].startswith("vitron")]
+    assert len(commands) >= 9 and all("--threads 2" in c for c in commands)
     backends = [
         b for b in ("sam", "clip", "clip_tower", "grounding_dino", "sam2_video") if b in BACKENDS
     ]
@@ -209,7 +213,9 @@ def test_profile_file_keeps_the_committed_settings_of_each_part():
     [
         (["train"], "needs --config (one stage) or --profile nano"),
         (["train", "--profile", "nano", "--stage", "align"], "--stage configure one stage"),
-        (["train", "--config", "x.toml", "--quick"], "--out and --quick go with --profile"),
+        (["train", "--config", "x.toml", "--quick"], "--quick and --threads go with --profile"),
+        (["train", "--config", "x.toml", "--threads", "2"], "and --threads go with --profile"),
+        (["train", "--profile", "nano", "--threads", "0"], "--threads must be at least 1"),
     ],
 )
 def test_train_arguments_that_do_not_go_together_are_one_clear_error(argv, message, capsys):
