@@ -56,6 +56,7 @@ from vitron.agent.steering import (
     normalise_tool_choice,
     warn_if_too_long,
 )
+from vitron.graphs.messages import user_words
 from vitron.tools.backend import (
     DEFAULT_WORKSPACE,
     Services,
@@ -435,20 +436,22 @@ class ChatVitron(BaseChatModel):
         media: Mapping[str, str] | None = None,
     ) -> list[LogitsProcessor]:
         """The logits processors of one generation (see :func:`~vitron.agent.steering.logits_processors`;
-        the request is the text of the last user message; once a tool has run in this turn, the
-        evidence is the request and the turn's tool results; ``media``: the conversation's current
-        image and video, which the modules that take one need)."""
+        the request is the user's own words in the last user message, whether its content is
+        text or blocks (:func:`~vitron.graphs.messages.user_words`: without the notes on what
+        was attached, whose handles and sizes an instruction must not copy); once a tool has run
+        in this turn, the evidence is that message and the turn's tool results; ``media``: the
+        conversation's current image and video, which the modules that take one need)."""
         turn = next((k for k in range(len(messages) - 1, -1, -1)
                      if isinstance(messages[k], HumanMessage)), None)  # fmt: skip
-        last = messages[turn] if turn is not None else None
-        request = last.content if last is not None and isinstance(last.content, str) else None
+        said = messages[turn].text if turn is not None else None
         after = messages[turn + 1 :] if turn is not None else []
         results = [m.content if isinstance(m.content, str) else str(m.content)
                    for m in after if isinstance(m, ToolMessage)]  # fmt: skip
-        evidence = "\n".join([request or "", *results]) if results else None
+        evidence = "\n".join([said or "", *results]) if results else None
+        request = user_words(said) if said else None
         return logits_processors(
             engine, call.modules, call.tool_choice, call.constrained,
-            call.sampling.max_new_tokens, request=request, evidence=evidence, media=media,
+            call.sampling.max_new_tokens, request=request or None, evidence=evidence, media=media,
         )  # fmt: skip
 
 

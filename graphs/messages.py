@@ -34,6 +34,21 @@ def user_message(
     return HumanMessage(content="\n".join(p for p in parts if p), additional_kwargs=kwargs)
 
 
+_MARKUP = re.compile(
+    r"\[(?:attached [^\[\]]*|attachment not usable: [^\[\]]*"
+    r"|region \d+: \[[^\[\]]*\] of [^\[\]]*)\]"
+)
+"""What :func:`user_message` and the ingest step add to a user's words: ``[attached …]``,
+``[region N: […] of …]`` and ``[attachment not usable: …]``."""
+
+
+def user_words(text: str) -> str:
+    """A user message's own words: its text without the attachment and region notes the graph
+    adds (:data:`_MARKUP`), so that what the user said is told apart from what they sent."""
+    lines = (line.strip() for line in _MARKUP.sub("\n", text).splitlines())
+    return "\n".join(line for line in lines if line)
+
+
 LISTING_HEAD = "Media in this conversation"
 _LISTED = re.compile(r"^- ((?:img|vid|mask|emb|box)_[0-9a-f]{12,64}) ")
 
