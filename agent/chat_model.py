@@ -56,6 +56,7 @@ from vitron.agent.steering import (
     normalise_tool_choice,
     warn_if_too_long,
 )
+from vitron.graphs.approval import REJECTED
 from vitron.graphs.messages import user_words
 from vitron.tools.backend import (
     DEFAULT_WORKSPACE,
@@ -440,7 +441,10 @@ class ChatVitron(BaseChatModel):
         text or blocks (:func:`~vitron.graphs.messages.user_words`: without the notes on what
         was attached, whose handles and sizes an instruction must not copy); once a tool has run
         in this turn, the evidence is that message and the turn's tool results; ``media``: the
-        conversation's current image and video, which the modules that take one need)."""
+        conversation's current image and video, which the modules that take one need). A
+        module whose call the user rejected in this turn is not offered again in it (the
+        rejection says "do not call it again unless the user asks"; the nano planner asked three
+        times), unless ``tool_choice`` names it."""
         turn = next((k for k in range(len(messages) - 1, -1, -1)
                      if isinstance(messages[k], HumanMessage)), None)  # fmt: skip
         said = messages[turn].text if turn is not None else None
@@ -449,8 +453,11 @@ class ChatVitron(BaseChatModel):
                    for m in after if isinstance(m, ToolMessage)]  # fmt: skip
         evidence = "\n".join([said or "", *results]) if results else None
         request = user_words(said) if said else None
+        rejected = {m.name for m in after
+                    if isinstance(m, ToolMessage) and m.additional_kwargs.get(REJECTED)}  # fmt: skip
+        modules = [m for m in call.modules if m not in rejected or m == call.tool_choice]
         return logits_processors(
-            engine, call.modules, call.tool_choice, call.constrained,
+            engine, modules, call.tool_choice, call.constrained,
             call.sampling.max_new_tokens, request=request or None, evidence=evidence, media=media,
         )  # fmt: skip
 

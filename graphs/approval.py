@@ -101,8 +101,13 @@ def approval_request(call: ToolCall) -> dict[str, Any]:
     }
 
 
+REJECTED = "rejected"
+"""``additional_kwargs`` key that marks a rejection's ``ToolMessage`` (``True``), so a planner can
+tell it from a failed call without reading its words."""
+
+
 def rejection(call: ToolCall, reason: str = "") -> ToolMessage:
-    """What the planner receives for a rejected call."""
+    """What the planner receives for a rejected call (marked :data:`REJECTED`)."""
     why = f": {reason}" if reason else ""
     return ToolMessage(
         content=f"The user rejected this call to {call['name']}{why}. It did not run and made "
@@ -110,6 +115,7 @@ def rejection(call: ToolCall, reason: str = "") -> ToolMessage:
         tool_call_id=call.get("id") or "",
         name=call["name"],
         status="error",
+        additional_kwargs={REJECTED: True},
     )
 
 

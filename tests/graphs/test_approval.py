@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.types import Command
 
+import vitron.agent.chat_model as chat_model
 from vitron.apps.scripted import ScriptedChatModel, tool_call
 from vitron.graphs import Context, build_graph, user_message
-from vitron.graphs.approval import Decision, pending_approvals
+from vitron.graphs.approval import Decision, pending_approvals, rejection
 from vitron.graphs.persistence import sqlite_checkpointer
+from vitron.tools.backend import build_tools
 
 CONFIG = {"configurable": {"thread_id": "approval"}}
 
@@ -125,3 +127,28 @@ def test_approve_before_setting_reads_names_and_none(monkeypatch):
 )  # fmt: skip
 def test_decisions_are_read_and_anything_unclear_rejects(value, action):
     assert Decision.parse(value).action == action
+
+
+def test_a_planner_is_not_offered_a_module_the_user_rejected_in_this_turn(tmp_path, monkeypatch):
+    """The rejection says "do not call it again unless the user asks"; the nano planner called
+    ``edit_image`` three times in one turn, each time rejected. ChatVitron leaves the module out
+    of the grammar for the rest of the turn; a new request offers it again."""
+    offered = []
+    steer = chat_model.logits_processors
+    monkeypatch.setattr(chat_model, "logits_processors",
+                        lambda engine, modules, *a, **kw: offered.append(set(modules))
+                        or steer(engine, modules, *a, **kw))  # fmt: skip
+    planner = chat_model.ChatVitron(profile="tiny", workspace=str(tmp_path / "ws"), device="cpu",
+                                    max_new_tokens=2, constrained=True)  # fmt: skip
+    bound = planner.bind_tools(build_tools(names=["segment_image", "edit_image"]))
+    call = {"name": "edit_image", "args": {"instruction": "make it red"}, "id": "c1"}
+    turn = [HumanMessage("make it red"), AIMessage(content="", tool_calls=[call]),
+            rejection(call)]  # fmt: skip
+    bound.invoke(turn)
+    bound.invoke([*turn, AIMessage("Not done."), HumanMessage("do it after all")])
+    failed = ToolMessage("edit_image failed: no image", tool_call_id="c1", name="edit_image",
+                         status="error")  # fmt: skip
+    bound.invoke([*turn[:2], failed])  # a failure is not a refusal
+    assert offered == [{"segment_image"}, {"segment_image", "edit_image"},
+                       {"segment_image", "edit_image"}]  # fmt: skip
+    assert rejection(call).additional_kwargs == {"rejected": True}
