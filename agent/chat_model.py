@@ -24,7 +24,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -47,7 +47,7 @@ from pydantic import ConfigDict, Field, PrivateAttr
 
 from vitron.agent.invocation import MODULES
 from vitron.agent.loading import COMPONENT, VitronEngine
-from vitron.agent.parsing import parse_reply
+from vitron.agent.parsing import ParsedReply, parse_reply
 from vitron.agent.reply import ReplyText
 from vitron.agent.reply_signals import attach_signals, store_signals
 from vitron.agent.steering import (
@@ -57,7 +57,7 @@ from vitron.agent.steering import (
     warn_if_too_long,
 )
 from vitron.graphs.approval import REJECTED
-from vitron.graphs.messages import user_words
+from vitron.graphs.messages import attached_media, user_words
 from vitron.tools.backend import (
     DEFAULT_WORKSPACE,
     Services,
@@ -339,6 +339,7 @@ class ChatVitron(BaseChatModel):
         finished = reply.finish()
         handles, signals = store_signals(engine, workspace, reply.ids, states, finished)
         parsed = parse_reply(finished.text, modules=call.modules, media=rendered.media)
+        parsed = with_request_media(parsed, request_message(messages))
         if parsed.errors:
             logger.info("ChatVitron reply did not parse cleanly: %s", parsed.errors)
         message = AIMessageChunk(
@@ -463,6 +464,25 @@ class ChatVitron(BaseChatModel):
 
 
 # ---------------------------------------------------------------------- module helpers
+
+
+def request_message(messages: Sequence[BaseMessage]) -> str:
+    """The text of the last user message (attachment notes included), or ``""``."""
+    last = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
+    return last.text if last is not None else ""
+
+
+def with_request_media(parsed: ParsedReply, request: str) -> ParsedReply:
+    """``parsed`` with every ``retrieve`` call that names no ``media`` ranking the images and
+    videos the request attached, when it attached some. Without a list, ``retrieve`` ranks the
+    whole conversation: asked to "find the image with a large green star" among ten pictures
+    sent with the request, the demo's planner ranked those and the ten of earlier turns."""
+    attached = attached_media(request)
+    if not attached or not any(c["name"] == "retrieve" for c in parsed.calls):
+        return parsed
+    calls = [c | {"args": {"media": attached} | c["args"]} if c["name"] == "retrieve" else c
+             for c in parsed.calls]  # fmt: skip
+    return replace(parsed, calls=calls)
 
 
 __all__ = ["ChatVitron"]

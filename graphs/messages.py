@@ -42,6 +42,14 @@ _MARKUP = re.compile(
 ``[region N: […] of …]`` and ``[attachment not usable: …]``."""
 
 
+_ATTACHED = re.compile(r"\[attached ((?:img|vid)_[0-9a-f]{12,64}) [^\[\]]*\]")
+
+
+def attached_media(text: str) -> list[str]:
+    """The image and video handles a user message's ``[attached …]`` notes name, in order."""
+    return list(dict.fromkeys(_ATTACHED.findall(text)))
+
+
 def user_words(text: str) -> str:
     """A user message's own words: its text without the attachment and region notes the graph
     adds (:data:`_MARKUP`), so that what the user said is told apart from what they sent."""

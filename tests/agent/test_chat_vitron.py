@@ -388,3 +388,18 @@ def test_outside_a_graph_the_model_is_the_default_profiles_unless_named(monkeypa
     assert ChatVitron(workspace=workspace)._services().models.profile.name == "tiny"
     named = ChatVitron(profile="tiny", workspace=workspace)
     assert named._services().models.profile.name == "tiny"
+
+
+def test_retrieve_ranks_the_media_the_request_attached(chat, workspace):
+    """Without a media list ``retrieve`` ranks the whole conversation; ChatVitron fills the list
+    with what the request attached (the demo's "find the image with …" ranked its ten pictures
+    and the ten of earlier turns), and leaves a request with nothing attached alone."""
+    pictures = [workspace.put_image(np.full((16, 16, 3), 40 * k, dtype=np.uint8)) for k in range(3)]
+    bound = chat.bind_tools(build_tools(names=["retrieve"]), tool_choice="retrieve")
+    settings = {"temperature": 1.0, "seed": 0, "constrained": True, "thread_id": THREAD}
+    earlier = [user_message("a picture", media=[pictures[0]]), AIMessage("Got it.")]
+    asked = [*earlier, user_message("find the darkest one", media=pictures[1:])]
+    (call,) = bound.invoke(asked, **settings).tool_calls
+    assert call["name"] == "retrieve" and call["args"]["media"] == [p.handle for p in pictures[1:]]
+    (call,) = bound.invoke([*earlier, HumanMessage("find the darkest one")], **settings).tool_calls
+    assert "media" not in call["args"]  # the whole conversation, as retrieve's default
