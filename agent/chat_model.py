@@ -339,7 +339,7 @@ class ChatVitron(BaseChatModel):
         finished = reply.finish()
         handles, signals = store_signals(engine, workspace, reply.ids, states, finished)
         parsed = parse_reply(finished.text, modules=call.modules, media=rendered.media)
-        parsed = with_request_media(parsed, request_message(messages))
+        parsed = with_request_media(parsed, current_turn(messages)[0] or "")
         if parsed.errors:
             logger.info("ChatVitron reply did not parse cleanly: %s", parsed.errors)
         message = AIMessageChunk(
@@ -446,10 +446,7 @@ class ChatVitron(BaseChatModel):
         module whose call the user rejected in this turn is not offered again in it (the
         rejection says "do not call it again unless the user asks"; the nano planner asked three
         times), unless ``tool_choice`` names it."""
-        turn = next((k for k in range(len(messages) - 1, -1, -1)
-                     if isinstance(messages[k], HumanMessage)), None)  # fmt: skip
-        said = messages[turn].text if turn is not None else None
-        after = messages[turn + 1 :] if turn is not None else []
+        said, after = current_turn(messages)
         results = [m.content if isinstance(m.content, str) else str(m.content)
                    for m in after if isinstance(m, ToolMessage)]  # fmt: skip
         evidence = "\n".join([said or "", *results]) if results else None
@@ -466,10 +463,14 @@ class ChatVitron(BaseChatModel):
 # ---------------------------------------------------------------------- module helpers
 
 
-def request_message(messages: Sequence[BaseMessage]) -> str:
-    """The text of the last user message (attachment notes included), or ``""``."""
-    last = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
-    return last.text if last is not None else ""
+def current_turn(messages: Sequence[BaseMessage]) -> tuple[str | None, Sequence[BaseMessage]]:
+    """The text of the last user message (attachment notes included; ``None`` without one) and
+    the messages after it: the turn a generation continues."""
+    turn = next((k for k in range(len(messages) - 1, -1, -1)
+                 if isinstance(messages[k], HumanMessage)), None)  # fmt: skip
+    if turn is None:
+        return None, []
+    return messages[turn].text, messages[turn + 1 :]
 
 
 def with_request_media(parsed: ParsedReply, request: str) -> ParsedReply:

@@ -32,6 +32,7 @@ import torch
 from transformers import LogitsProcessor
 
 from vitron.agent.constrained import INSTRUCTION, InvocationGrammar, _State
+from vitron.agent.decoding import hold_back
 from vitron.agent.invocation import INSTRUCTION_CLOSE
 
 _WORD = re.compile(r"[^\W_]+|[^\w\s]")
@@ -257,11 +258,8 @@ class CopiedInstructionProcessor(LogitsProcessor):
                 mask[allowed.shape[0] :] = False
             masks.append(mask)
         self._rows = rows
-        allowed_rows = torch.stack(masks).to(scores.device)
-        masked = scores.masked_fill(~allowed_rows, float("-inf"))
-        # a row the copy leaves nothing to write keeps the grammar's choice (never a dead end)
-        usable = torch.isfinite(masked).any(dim=-1, keepdim=True)
-        return torch.where(usable, masked, scores)
+        # a row the copy leaves nothing to write keeps the grammar's choice
+        return hold_back(scores, ~torch.stack(masks))
 
 
 def _across(places: frozenset[int]) -> bool:

@@ -120,6 +120,15 @@ def generate_tokens(
             )
 
 
+def hold_back(scores: torch.Tensor, hold: torch.Tensor) -> torch.Tensor:
+    """``scores`` (B, V) with the tokens ``hold`` (B, V, bool) marks set to -inf, except in a row
+    where that would leave no token: such a row keeps the scores it came with (never a dead end,
+    so a later processor yields to the earlier ones instead of stopping generation)."""
+    masked = scores.masked_fill(hold.to(scores.device), float("-inf"))
+    usable = torch.isfinite(masked).any(dim=-1, keepdim=True)
+    return torch.where(usable, masked, scores)
+
+
 def _pick(scores: torch.Tensor, sample: bool, generator: torch.Generator | None) -> int:
     if not bool(torch.isfinite(scores).any()):
         raise RuntimeError("every token was masked out; check stop tokens and logits processors")

@@ -37,6 +37,8 @@ from collections.abc import Iterable, Sequence
 import torch
 from transformers import LogitsProcessor
 
+from vitron.agent.decoding import hold_back
+
 _WORD = re.compile(r"[^\W_]+")
 _ITEM = re.compile(r"[^\W_]+|[^\w\s]|_")
 """Words and punctuation marks: a run of listed words is broken by a mark as by an unlisted word."""
@@ -242,11 +244,7 @@ class UngroundedWordsProcessor(LogitsProcessor):
             row = torch.zeros(vocab, dtype=torch.bool)
             row[: min(vocab, held.shape[0])] = held[:vocab]
             rows.append(row)
-        hold = torch.stack(rows).to(scores.device)
-        masked = scores.masked_fill(hold, float("-inf"))
-        # a row with nothing left keeps its scores (never a dead end)
-        usable = torch.isfinite(masked).any(dim=-1, keepdim=True)
-        return torch.where(usable, masked, scores)
+        return hold_back(scores, torch.stack(rows))
 
 
 __all__ = ["UngroundedWordsProcessor", "advance", "binds", "phrases", "ungrounded", "words_of"]

@@ -20,6 +20,8 @@ from collections.abc import Iterable, Sequence
 import torch
 from transformers import LogitsProcessor
 
+from vitron.agent.decoding import hold_back
+
 _BEST = re.compile(r"\b1\. (?:img|vid)_[0-9a-f]{16}(?:#\d+)? \((picture|video) (\d+)\)")
 """The first entry of retrieve's best-first listing, with its place."""
 _CUE = re.compile(r"\b(picture|video)(\s?)(\d*)$")
@@ -99,10 +101,7 @@ class BestMatchPlaceProcessor(LogitsProcessor):
                 held = self._mask(*cue.groups())
                 row[: min(vocab, held.shape[0])] = held[:vocab]
             rows.append(row)
-        hold = torch.stack(rows).to(scores.device)
-        masked = scores.masked_fill(hold, float("-inf"))
-        usable = torch.isfinite(masked).any(dim=-1, keepdim=True)  # never a dead end
-        return torch.where(usable, masked, scores)
+        return hold_back(scores, torch.stack(rows))
 
 
 __all__ = ["BestMatchPlaceProcessor", "best_places"]
