@@ -222,6 +222,21 @@ def test_the_inpainting_unet_starts_as_the_text_to_image_unet():
     assert inpaint.conv_in.weight.shape[1] == 9 and not inpaint.conv_in.weight[:, 4:].any()
 
 
+def test_an_inpainting_folder_as_base_continues_its_unet(chain, tmp_path):
+    """``--base`` a trained inpainting pipeline: its 9-channel UNet goes on training as it is,
+    mask channels included, rather than being grown again from a text-to-image UNet."""
+    trained = UNet2DConditionModel.from_pretrained(chain["inpaint"], subfolder="unet")
+    assert inpainting_unet(trained) is trained
+    out = tmp_path / "more"
+    assert main(["pretrain", "diffusion_inpaint", "--out", str(out), "--base",
+                 str(chain["inpaint"]), "--seed", "2", "--steps", "2", "--eval-count", "2"]) == 0  # fmt: skip
+    assert _report(out)["command"].endswith(f"--base {chain['inpaint']}")
+    continued = UNet2DConditionModel.from_pretrained(out, subfolder="unet")
+    assert continued.config.in_channels == 9
+    before, after = trained.conv_in.weight.float(), continued.conv_in.weight.float()
+    assert after[:, 4:].abs().sum() > 0 and torch.allclose(before, after, atol=0.05)
+
+
 def test_training_texts_are_the_tasks_texts_and_every_word_is_one_token():
     image, caption = generation_example(np.random.default_rng(0))
     assert image.shape == (32, 32, 3)

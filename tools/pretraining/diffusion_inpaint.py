@@ -1,5 +1,6 @@
 """A nano Stable Diffusion inpainting pipeline, fine-tuned from the nano text-to-image one
-(``--base``: its pipeline folder) on masked 64 px shapes-world edits.
+(``--base``: its pipeline folder; or a trained inpainting folder, to continue it) on masked 64 px
+shapes-world edits.
 
 The UNet is the text-to-image UNet with 9 input channels, as Stable Diffusion inpainting's: the
 noisy latents, the mask (nearest-downsampled to the latent grid) and the latents of the image with
@@ -47,7 +48,11 @@ STRENGTHS = {"remove": 1.0, "recolor": 0.8, "repaint": 1.0, "add": 1.0}
 
 
 def inpainting_unet(unet: UNet2DConditionModel) -> UNet2DConditionModel:
-    """A 9-input-channel copy of ``unet``: ``conv_in`` zero on the mask and masked-image channels."""
+    """A 9-input-channel copy of ``unet``: ``conv_in`` zero on the mask and masked-image channels.
+    An inpainting UNet (9 channels already: ``--base`` a trained inpainting folder) is continued
+    as it is."""
+    if unet.config.in_channels == 9:
+        return unet
     config = dict(unet.config)
     config["in_channels"] = 9
     inpaint = UNet2DConditionModel.from_config(config)
