@@ -48,8 +48,13 @@ _DIRECTION_FILLER = frozenset({"to", "towards", "toward", "the", "and"})
 _SLIGHTLY = re.compile(
     r"^(?:slightly|a (?:little|bit))(?: more)?\s+|\s+(?:slightly|a (?:little|bit))$"
 )
+STEP = 0.25
+"""How far a direction moves an object: a quarter of the image's width (left, right) or height
+(up, down), whatever the object's size, as the shapes world moves its objects. The step was the
+object's own size until 2026-12-06: a small object moved a few pixels, and on the world's move
+edits the box it went to overlapped the gold box by a mean IoU of 0.63 (0.92 now)."""
 SLIGHT = 0.5
-"""'move it slightly left' / 'a bit to the left': a step of half the object's size."""
+"""'move it slightly left' / 'a bit to the left': half a step."""
 
 
 @dataclass(frozen=True)
@@ -63,8 +68,8 @@ class Place:
 
 @dataclass(frozen=True)
 class Direction:
-    """A relative move: steps ``(dx, dy)`` in the object's own sizes (y down; 1, or 0.5 when the
-    words say 'slightly' / 'a bit'), and the words ('up', 'slightly up and left')."""
+    """A relative move: steps ``(dx, dy)`` of :data:`STEP` (y down; 1, or 0.5 when the words say
+    'slightly' / 'a bit'), and the words ('up', 'slightly up and left')."""
 
     dx: float
     dy: float
@@ -173,13 +178,13 @@ def add_box(where: str, content: str | None = None, aspect: float = 1.0) -> Plac
 
 def move_box(where: str, box: list[float]) -> Placed | None:
     """Where an object in ``box`` goes when moved ``where``: a direction ('up', 'to the left')
-    shifts it by its own width / height that way, a place ('to the top right') centres it there;
-    either way it keeps its size and stays inside the image. ``None`` when ``where`` names
+    shifts it that way by :data:`STEP` of the image, a place ('to the top right') centres it
+    there; either way it keeps its size and stays inside the image. ``None`` when ``where`` names
     neither."""
     width, height = box[2] - box[0], box[3] - box[1]
     direction = read_direction(where)
     if direction is not None:
-        dx, dy = direction.dx * width, direction.dy * height
+        dx, dy = direction.dx * STEP, direction.dy * STEP
         shifted = [box[0] + dx, box[1] + dy, box[2] + dx, box[3] + dy]
         return Placed(clamp_box(shifted), direction.name)
     place = read_place(where)

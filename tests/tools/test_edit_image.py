@@ -116,9 +116,12 @@ def test_a_worded_add_draws_into_the_place_the_words_name(invoke, workspace, squ
     assert workspace.describe(message.artifact["image"]).extra["operation"] == "add"
 
 
-def test_a_worded_move_shifts_the_located_object_by_its_own_size(invoke, workspace, square):
-    """'move the red square up': the square (rows 30-60, columns 40-80) is cleared and its own
-    pixels put its own height higher (rows 0-30); nothing outside the two areas changes."""
+def test_a_worded_move_shifts_the_located_object_by_a_quarter_of_the_image(
+    invoke, workspace, square
+):
+    """'move the red square up': the square (rows 30-60, columns 40-80 of 96 x 128) is cleared
+    and its own pixels put a quarter of the height (24 rows) higher, rows 6-36; nothing outside
+    the two areas changes."""
     image, mask, original, inside = square
     message = invoke(
         "edit_image", image=image.handle, instruction="move the red square up", mask=mask.handle,
@@ -126,12 +129,12 @@ def test_a_worded_move_shifts_the_located_object_by_its_own_size(invoke, workspa
     )  # fmt: skip
     edited, area = result(workspace, message)
     destination = np.zeros_like(inside)
-    destination[0:30, 40:80] = True
+    destination[6:36, 40:80] = True
     assert np.array_equal(area, inside | destination)
     assert_untouched_outside(original, edited, area)
-    box = fmt_box([40 / 128, 0.0, 80 / 128, 30 / 96])
+    box = fmt_box([40 / 128, 6 / 96, 80 / 128, 36 / 96])
     assert f"moved the area of {mask.handle} up to {box} in" in message.text
-    assert np.array_equal(edited[0:30, 40:80], original[30:60, 40:80])  # the square itself
+    assert np.array_equal(edited[6:36, 40:80], original[30:60, 40:80])  # the square itself
 
 
 def test_a_worded_move_locates_its_target_by_words(invoke, workspace, square):
