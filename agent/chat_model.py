@@ -57,7 +57,7 @@ from vitron.agent.steering import (
     warn_if_too_long,
 )
 from vitron.graphs.approval import REJECTED
-from vitron.graphs.messages import attached_media, user_words
+from vitron.graphs.messages import attached_media, finished_request, user_words
 from vitron.tools.backend import (
     DEFAULT_WORKSPACE,
     Services,
@@ -264,6 +264,8 @@ class ChatVitron(BaseChatModel):
         kept = last_exchanges(messages, turns)
         if turns is not None:  # a windowed planner lists the media its window names
             kept = listing_for_kept(kept)
+        if engine.end_requests:
+            kept = [finished_request(m) if isinstance(m, HumanMessage) else m for m in kept]
         limit = engine.max_positions
         while True:
             rendered = render_messages(

@@ -19,7 +19,9 @@ Other checkpoints, picked by ``format``:
 
 ``constrained = true`` makes constrained invocation decoding the default for
 :class:`~vitron.agent.chat_model.ChatVitron` with this profile; ``history_turns = N`` makes it
-show the planner only the last N exchanges of a conversation (:mod:`vitron.agent.history`). Hub ids are fetched on first use;
+show the planner only the last N exchanges of a conversation (:mod:`vitron.agent.history`);
+``end_requests = true`` shows it each request ending as a sentence
+(:func:`~vitron.graphs.messages.finish_request`). Hub ids are fetched on first use;
 with the hub unreachable a missing checkpoint is a :class:`MissingCheckpointError` naming the
 component, the profile and the file.
 """
@@ -56,6 +58,7 @@ DECODING_OPTIONS = (
     "constrained",
     "copy_instructions",
     "history_turns",
+    "end_requests",
     "grounded_words",
     "grounded_nouns",
     "grounded_relations",
@@ -81,6 +84,9 @@ class VitronEngine:
     history_turns: int | None = None
     """How many of the latest exchanges the prompt shows when ``ChatVitron.history_turns`` is
     ``None`` (the profile's ``history_turns`` option; ``None``: all that fit)."""
+    end_requests: bool = False
+    """Show each request's words ending in ".", "?" or "!", adding the mark a user left off (the
+    profile's ``end_requests`` option; :func:`~vitron.graphs.messages.finish_request`)."""
     copy_instructions: bool = False
     """With constrained decoding, write an invocation's instruction only with the request's words
     (the profile's ``copy_instructions`` option; :mod:`vitron.agent.copying`)."""
@@ -189,6 +195,7 @@ def load_vitron_llm(spec: ComponentSpec, context: LoadContext) -> VitronEngine:
         name=spec.checkpoint,
         constrained=bool(options.get("constrained", False)),
         history_turns=int(options["history_turns"]) if options.get("history_turns") else None,
+        end_requests=bool(options.get("end_requests", False)),
         copy_instructions=bool(options.get("copy_instructions", False)),
         grounded_words=grounded,
         grounded_nouns=nouns,

@@ -57,6 +57,62 @@ def user_words(text: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
+QUESTION_OPENERS = frozenset({
+    "what", "which", "who", "whose", "where", "when", "why", "how", "is", "are", "was", "were",
+    "do", "does", "did", "can", "could", "will", "would", "should", "has", "have",
+})  # fmt: skip
+"""First words of a sentence that make it a question (:func:`finish_request`)."""
+_QUESTION_WORD = re.compile(r",\s*(?:what|which|who|where|when|how)\b", re.IGNORECASE)
+
+
+def finish_request(text: str) -> str:
+    """``text`` with the user's own words (the last stretch of them, not the notes after) ending
+    as a sentence: "?" after one that opens with a question word (or asks ", which …"), "."
+    after any other; words that already end in ".", "?" or "!" (or in a quote or bracket after
+    one), and text with no words, are left as they are. For a planner trained only on requests
+    that end so (the nano planner: the shapes world's wording)."""
+    spans = [(0, len(text))]
+    for note in _MARKUP.finditer(text):
+        spans[-1] = (spans[-1][0], note.start())
+        spans.append((note.end(), len(text)))
+    for start, end in reversed(spans):
+        words = text[start:end].rstrip()
+        if words.strip():
+            break
+    else:
+        return text
+    cut = start + len(words)
+    if words.rstrip("\"')]").endswith((".", "?", "!")):
+        return text
+    sentence = re.split(r"[.?!]\s+", words.strip())[-1]
+    first = sentence.split()[0].lower().strip("\"'(") if sentence.split() else ""
+    ending = "?" if first in QUESTION_OPENERS or _QUESTION_WORD.search(sentence) else "."
+    return text[:cut] + ending + text[cut:]
+
+
+def finished_request(message: HumanMessage) -> HumanMessage:
+    """``message`` with :func:`finish_request` applied to its text (for block content, to the
+    last text block with words of the user's); the message itself when nothing changes."""
+    content = message.content
+    if isinstance(content, str):
+        finished = finish_request(content)
+        return message if finished == content else message.model_copy(update={"content": finished})
+    for index in reversed(range(len(content))):
+        block = content[index]
+        text = block if isinstance(block, str) else None
+        if isinstance(block, dict) and block.get("type") == "text":
+            text = block.get("text", "")
+        if text is None or not user_words(text):
+            continue
+        finished = finish_request(text)
+        if finished == text:
+            return message
+        blocks = list(content)
+        blocks[index] = finished if isinstance(block, str) else {**block, "text": finished}
+        return message.model_copy(update={"content": blocks})
+    return message
+
+
 LISTING_HEAD = "Media in this conversation"
 _LISTED = re.compile(r"^- ((?:img|vid|mask|emb|box)_[0-9a-f]{12,64}) ")
 

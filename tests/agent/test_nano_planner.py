@@ -50,3 +50,18 @@ def test_nano_planner_calls_the_right_tool_with_the_referring_expression(tmp_pat
         for r in records
         if r["task"] == "referring_segmentation"
     )
+
+
+def test_a_request_without_its_final_mark_still_gets_the_right_tool(tmp_path):
+    """Every request the planner was trained on ends in ".", "?" or "!"; without one it answered
+    "move the small star up" with "star" and called no tool for grounding requests. The profile's
+    ``end_requests`` shows it the request with the mark a user left off."""
+    import dataclasses
+
+    samples = [make_sample("test", i) for i in HELD_OUT[:4]]  # referring and grounding
+    bare = [dataclasses.replace(s, instruction=s.instruction.rstrip(".?!")) for s in samples]
+    assert all(not s.instruction.endswith((".", "?", "!")) for s in bare)
+    report = evaluate(settings(tmp_path), bare)
+    (run,) = [r for r in report["runs"] if r["name"] == "full"]
+    for task in ("referring_segmentation", "grounding"):
+        assert run["tasks"][task]["module"] == pytest.approx(1.0), report["records"]
