@@ -47,6 +47,7 @@ from pydantic import ConfigDict, Field, PrivateAttr
 
 from vitron.agent.invocation import MODULES
 from vitron.agent.loading import COMPONENT, VitronEngine
+from vitron.agent.messages import REJECTED, attached_media, finished_request, user_words
 from vitron.agent.parsing import ParsedReply, parse_reply
 from vitron.agent.reply import ReplyText
 from vitron.agent.reply_signals import attach_signals, store_signals
@@ -56,8 +57,6 @@ from vitron.agent.steering import (
     normalise_tool_choice,
     warn_if_too_long,
 )
-from vitron.graphs.approval import REJECTED
-from vitron.graphs.messages import attached_media, finished_request, user_words
 from vitron.tools.backend import (
     DEFAULT_WORKSPACE,
     Services,
@@ -441,7 +440,7 @@ class ChatVitron(BaseChatModel):
     ) -> list[LogitsProcessor]:
         """The logits processors of one generation (see :func:`~vitron.agent.steering.logits_processors`;
         the request is the user's own words in the last user message, whether its content is
-        text or blocks (:func:`~vitron.graphs.messages.user_words`: without the notes on what
+        text or blocks (:func:`~vitron.agent.messages.user_words`: without the notes on what
         was attached, whose handles and sizes an instruction must not copy); once a tool has run
         in this turn, the evidence is that message and the turn's tool results; ``media``: the
         conversation's current image and video, which the modules that take one need). A

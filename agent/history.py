@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
-from vitron.graphs.messages import narrow_listing
+from vitron.agent.messages import narrow_listing
 from vitron.tools.handles import HANDLE_PATTERN
 
 
@@ -65,7 +65,7 @@ def named_handles(messages: Sequence[BaseMessage]) -> set[str]:
 
 def listing_for_kept(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
     """``messages`` with each system message's media listing narrowed to the handles the other
-    messages name (:func:`vitron.graphs.messages.narrow_listing`)."""
+    messages name (:func:`vitron.agent.messages.narrow_listing`)."""
     keep = named_handles([m for m in messages if not isinstance(m, SystemMessage)])
     return [
         m.model_copy(update={"content": narrow_listing(m.content, keep)})

@@ -21,7 +21,7 @@ Other checkpoints, picked by ``format``:
 :class:`~vitron.agent.chat_model.ChatVitron` with this profile; ``history_turns = N`` makes it
 show the planner only the last N exchanges of a conversation (:mod:`vitron.agent.history`);
 ``end_requests = true`` shows it each request ending as a sentence
-(:func:`~vitron.graphs.messages.finish_request`). Hub ids are fetched on first use;
+(:func:`~vitron.agent.messages.finish_request`). Hub ids are fetched on first use;
 with the hub unreachable a missing checkpoint is a :class:`MissingCheckpointError` naming the
 component, the profile and the file.
 """
@@ -86,7 +86,7 @@ class VitronEngine:
     ``None`` (the profile's ``history_turns`` option; ``None``: all that fit)."""
     end_requests: bool = False
     """Show each request's words ending in ".", "?" or "!", adding the mark a user left off (the
-    profile's ``end_requests`` option; :func:`~vitron.graphs.messages.finish_request`)."""
+    profile's ``end_requests`` option; :func:`~vitron.agent.messages.finish_request`)."""
     copy_instructions: bool = False
     """With constrained decoding, write an invocation's instruction only with the request's words
     (the profile's ``copy_instructions`` option; :mod:`vitron.agent.copying`)."""

@@ -15,13 +15,13 @@ _EXPORTS = {
     "State": "vitron.graphs.state",
     "build_graph": "vitron.graphs.graph",
     "graph_builder": "vitron.graphs.graph",
-    "user_message": "vitron.graphs.messages",
+    "user_message": "vitron.agent.messages",
 }
 
 if TYPE_CHECKING:
+    from vitron.agent.messages import user_message
     from vitron.graphs.context import Context
     from vitron.graphs.graph import build_graph, graph_builder
-    from vitron.graphs.messages import user_message
     from vitron.graphs.state import InputState, State
 
 __all__ = ["Context", "InputState", "State", "build_graph", "graph_builder", "user_message"]

@@ -24,6 +24,7 @@ from langchain_core.messages import ToolCall, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import interrupt
 
+from vitron.agent.messages import REJECTED
 from vitron.graphs.context import DEFAULT_APPROVE_BEFORE
 
 __all__ = ["DEFAULT_APPROVE_BEFORE", "Decision", "approval_request", "pending_approvals", "review"]
@@ -99,11 +100,6 @@ def approval_request(call: ToolCall) -> dict[str, Any]:
         "answers": 'resume with "approve", "reject", {"action": "reject", "reason": "…"} or '
         '{"action": "edit", "args": {…}}',
     }
-
-
-REJECTED = "rejected"
-"""``additional_kwargs`` key that marks a rejection's ``ToolMessage`` (``True``), so a planner can
-tell it from a failed call without reading its words."""
 
 
 def rejection(call: ToolCall, reason: str = "") -> ToolMessage:

@@ -15,9 +15,9 @@ from langchain_core.tools import BaseTool
 from langgraph.runtime import Runtime
 
 from vitron.agent.chat_model import ChatVitron
+from vitron.agent.messages import media_listing
 from vitron.graphs.approval import review
 from vitron.graphs.context import Context
-from vitron.graphs.messages import media_listing
 from vitron.graphs.state import State, ToolCallInput
 from vitron.prompts import load_prompt
 from vitron.tools.backend import Services, resolve_thread, serving

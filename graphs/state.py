@@ -8,10 +8,7 @@ from langchain_core.messages import AnyMessage, ToolCall
 from langgraph.graph.message import add_messages
 from typing_extensions import TypedDict  # pydantic (Studio's forms) needs it on Python < 3.12
 
-MediaRegistry = dict[str, dict[str, Any]]
-"""handle → about (a readable line), kind, size, frames, source (``user`` or the tool), inputs,
-label."""
-
+from vitron.agent.messages import MediaRegistry
 
 PROVENANCE = ("source", "inputs")
 """Registry fields the first entry of a handle fixes: who made it, from what."""

@@ -43,8 +43,8 @@ def conversation(
     and the handles of the sample's media (in ``sample.media`` order)."""
     from langchain_core.messages import AIMessage, SystemMessage, ToolMessage
 
+    from vitron.agent.messages import media_listing, user_message
     from vitron.evals.harness import store_media
-    from vitron.graphs.messages import media_listing, user_message
     from vitron.prompts import load_prompt
 
     infos, regions = store_media(workspace, sample)

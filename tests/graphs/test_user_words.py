@@ -5,7 +5,7 @@ from __future__ import annotations
 from langchain_core.messages import HumanMessage
 
 from vitron.agent.chat_model import ChatVitron
-from vitron.graphs.messages import finish_request, finished_request, user_message, user_words
+from vitron.agent.messages import finish_request, finished_request, user_message, user_words
 from vitron.tools.workspace import MediaInfo
 
 IMAGE = MediaInfo(handle="img_0123456789abcdef", kind="img", width=64, height=64)

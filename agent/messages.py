@@ -1,4 +1,10 @@
-"""Building user messages that carry media handles and region sketches in one agreed form.
+"""The messages planner and graph agree on: user messages that carry media handles and region
+sketches in one form, the notes on them that are not the user's words, the media listing, and
+the mark on a rejected call's result.
+
+It sits in ``agent/`` because ChatVitron and its training data read and write this form, and
+``agent/`` may not import ``graphs/`` (DESIGN §3); the graph builds its messages with it
+(``vitron.graphs.user_message``).
 
 Regions ride in ``additional_kwargs["regions"]`` as ``{"media", "box", "mask"}`` dicts (``box``
 normalised ``[x1, y1, x2, y2]``, ``mask`` an optional ``mask_`` handle for a free-form sketch), and
@@ -13,9 +19,16 @@ from typing import Any
 
 from langchain_core.messages import HumanMessage
 
-from vitron.graphs.state import MediaRegistry
 from vitron.tools.geometry import fmt_box
 from vitron.tools.workspace import MediaInfo
+
+MediaRegistry = dict[str, dict[str, Any]]
+"""The graph state's registry of media (``State.media``): handle → about (a readable line), kind,
+size, frames, source (``user`` or the tool), inputs, label."""
+
+REJECTED = "rejected"
+"""``additional_kwargs`` key that marks a rejected call's ``ToolMessage`` (``True``; the graph's
+approval step writes it), so a planner can tell it from a failed call without reading its words."""
 
 
 def user_message(
