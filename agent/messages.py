@@ -84,11 +84,9 @@ def finish_request(text: str) -> str:
     after any other; words that already end in ".", "?" or "!" (or in a quote or bracket after
     one), and text with no words, are left as they are. For a planner trained only on requests
     that end so (the nano planner: the shapes world's wording)."""
-    spans = [(0, len(text))]
-    for note in _MARKUP.finditer(text):
-        spans[-1] = (spans[-1][0], note.start())
-        spans.append((note.end(), len(text)))
-    for start, end in reversed(spans):
+    bounds = [0, *(i for note in _MARKUP.finditer(text) for i in note.span()), len(text)]
+    between_notes = list(zip(bounds[::2], bounds[1::2], strict=True))
+    for start, end in reversed(between_notes):
         words = text[start:end].rstrip()
         if words.strip():
             break
@@ -97,8 +95,8 @@ def finish_request(text: str) -> str:
     cut = start + len(words)
     if words.rstrip("\"')]").endswith((".", "?", "!")):
         return text
-    sentence = re.split(r"[.?!]\s+", words.strip())[-1]
-    first = sentence.split()[0].lower().strip("\"'(") if sentence.split() else ""
+    sentence = re.split(r"[.?!]\s+", words.strip())[-1]  # not empty: the words end in no mark
+    first = sentence.split()[0].lower().strip("\"'(")
     ending = "?" if first in QUESTION_OPENERS or _QUESTION_WORD.search(sentence) else "."
     return text[:cut] + ending + text[cut:]
 
