@@ -18,9 +18,9 @@ from langchain_core.messages import AIMessage, BaseMessage
 from skimage import data
 
 from vitron.apps.progress import TerminalRenderer
-from vitron.apps.scripted import ScriptedChatModel, last_artifact, tool_call
 from vitron.apps.session import Session
 from vitron.graphs import Context
+from vitron.graphs.scripted import ScriptedChatModel, last_artifact, tool_call
 from vitron.tools.handles import find_handles
 
 BANNER = """\

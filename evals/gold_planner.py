@@ -13,8 +13,8 @@ def gold_planner(sample: Sample) -> Any:
     """A scripted planner that makes ``sample``'s ground-truth calls, then gives its answer."""
     from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
-    from vitron.apps.scripted import ScriptedChatModel, tool_call
     from vitron.evals.sample import resolve
+    from vitron.graphs.scripted import ScriptedChatModel, tool_call
     from vitron.tools.handles import find_handles
 
     def step(k: int) -> Any:

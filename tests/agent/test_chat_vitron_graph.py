@@ -19,8 +19,8 @@ from vitron.agent.build import build_tiny_vitron
 from vitron.agent.chat_model import ChatVitron
 from vitron.agent.inputs import Turn
 from vitron.agent.invocation import format_invocation
-from vitron.apps.scripted import ScriptedChatModel, tool_call
 from vitron.graphs import Context, build_graph, user_message
+from vitron.graphs.scripted import ScriptedChatModel, tool_call
 
 REGION = [0.1, 0.1, 0.6, 0.9]
 INVOCATION = format_invocation("segment_image", "the astronaut", [REGION])

@@ -8,7 +8,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
-from vitron.apps.scripted import ScriptedChatModel, tool_call
+from vitron.graphs.scripted import ScriptedChatModel, tool_call
 from vitron.tools.handles import find_handles
 
 

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
-from vitron.apps.scripted import ScriptedChatModel, tool_call
 from vitron.evals.sample import Sample, resolve
+from vitron.graphs.scripted import ScriptedChatModel, tool_call
 from vitron.tools.backend import Backend, CallContext, ToolOutput, VitronTool, registered_backends
 from vitron.tools.handles import find_handles
 

@@ -9,11 +9,11 @@ import pytest
 from langchain_core.messages import AIMessage
 
 from tests.evals.oracle import _context, oracle_planner, oracle_tools
-from vitron.apps.scripted import ScriptedChatModel, tool_call
 from vitron.evals import ablations
 from vitron.evals.report import markdown, to_json
 from vitron.evals.runner import EvalSettings, evaluate, load_suite
 from vitron.evals.shapes.dataset import EVAL_TASKS
+from vitron.graphs.scripted import ScriptedChatModel, tool_call
 from vitron.tools.profiles import load_profile
 
 PER_TASK = 2

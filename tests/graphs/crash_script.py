@@ -26,9 +26,9 @@ from PIL import Image
 from skimage import data
 
 from tests.graphs.strict_planner import HistoryCheckingPlanner
-from vitron.apps.scripted import tool_call
 from vitron.graphs import Context, build_graph
 from vitron.graphs.persistence import sqlite_checkpointer
+from vitron.graphs.scripted import tool_call
 from vitron.tools.handles import find_handles
 from vitron.tools.workspace import Workspace
 

@@ -13,9 +13,9 @@ import sys
 from langchain_core.messages import AIMessage, ToolMessage
 from skimage import data
 
-from vitron.apps.scripted import ScriptedChatModel, last_artifact, tool_call
 from vitron.graphs import Context, build_graph, user_message
 from vitron.graphs.persistence import sqlite_checkpointer
+from vitron.graphs.scripted import ScriptedChatModel, last_artifact, tool_call
 from vitron.tools.handles import find_handles
 
 THREAD = {"configurable": {"thread_id": "restart-thread"}}

@@ -12,7 +12,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
-from vitron.apps.scripted import ScriptedChatModel
+from vitron.graphs.scripted import ScriptedChatModel
 
 
 class UnansweredToolCall(ValueError):

@@ -9,10 +9,10 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.types import Command
 
 import vitron.agent.chat_model as chat_model
-from vitron.apps.scripted import ScriptedChatModel, tool_call
 from vitron.graphs import Context, build_graph, user_message
 from vitron.graphs.approval import Decision, pending_approvals, rejection
 from vitron.graphs.persistence import sqlite_checkpointer
+from vitron.graphs.scripted import ScriptedChatModel, tool_call
 from vitron.tools.backend import build_tools
 
 CONFIG = {"configurable": {"thread_id": "approval"}}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from langchain_core.messages import AIMessage, ToolMessage
 
-from vitron.apps.scripted import ScriptedChatModel, last_artifact, tool_call
 from vitron.graphs import Context, build_graph, user_message
 from vitron.graphs.persistence import sqlite_checkpointer
+from vitron.graphs.scripted import ScriptedChatModel, last_artifact, tool_call
 
 CONFIG = {"configurable": {"thread_id": "chain"}}
 

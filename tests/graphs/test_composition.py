@@ -12,10 +12,10 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from PIL import Image
 
 from tests.apps.scripted_planners import report_writer, segment_then_answer
-from vitron.apps.scripted import ScriptedChatModel, tool_call
 from vitron.graphs import Context
 from vitron.graphs.composition import agent_with_vitron_tools, report_graph
 from vitron.graphs.persistence import sqlite_checkpointer
+from vitron.graphs.scripted import ScriptedChatModel, tool_call
 from vitron.tools.handles import find_handles
 
 CONFIG = {"configurable": {"thread_id": "composed"}}

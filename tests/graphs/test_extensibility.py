@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from langchain_core.messages import AIMessage, ToolMessage
 
-from vitron.apps.scripted import ScriptedChatModel, tool_call
 from vitron.graphs import Context, build_graph, user_message
+from vitron.graphs.scripted import ScriptedChatModel, tool_call
 from vitron.tools.backend import build_tools, registered_backends
 
 PROFILE = """

@@ -14,10 +14,10 @@ from PIL import Image
 from skimage import data
 
 from tests.graphs.strict_planner import HistoryCheckingPlanner, UnansweredToolCall, check_history
-from vitron.apps.scripted import ScriptedChatModel, tool_call
 from vitron.graphs import Context, build_graph
 from vitron.graphs.ingest import answer_dangling_calls
 from vitron.graphs.persistence import sqlite_checkpointer
+from vitron.graphs.scripted import ScriptedChatModel, tool_call
 from vitron.graphs.state import merge_media
 from vitron.tools.handles import find_handles
 

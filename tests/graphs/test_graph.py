@@ -10,9 +10,9 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from PIL import Image
 
-from vitron.apps.scripted import ScriptedChatModel, last_artifact, tool_call
 from vitron.graphs import Context, build_graph, user_message
 from vitron.graphs.persistence import sqlite_checkpointer
+from vitron.graphs.scripted import ScriptedChatModel, last_artifact, tool_call
 
 THREAD = "graph-thread"
 CONFIG = {"configurable": {"thread_id": THREAD}}

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from langchain_core.messages import AIMessage, ToolMessage
 
-from vitron.apps.scripted import ScriptedChatModel, tool_call
 from vitron.graphs import Context, build_graph, user_message
+from vitron.graphs.scripted import ScriptedChatModel, tool_call
 
 
 def done(messages):

@@ -22,10 +22,6 @@ MAY_NOT_IMPORT = {
 ``tools/pretraining``) also reads the shapes world in ``evals/``: it is their data."""
 OUTSIDE_TRAINING = {"agent": "training", "tools": "pretraining"}
 """Folders whose modules outside this subfolder may not import ``evals/`` either."""
-KNOWN = {"evals/gold_planner.py": {"apps"}}
-"""Imports the design does not allow that are still there: the gold planner replays a sample's
-calls with ``vitron.apps.scripted``'s chat model, which belongs beside the graph (many tests and
-two notebooks import it from ``apps``)."""
 
 
 def imported_folders(path: Path) -> set[str]:
@@ -48,9 +44,7 @@ def test_each_folder_imports_only_what_the_design_lets_it(folder):
         inside = OUTSIDE_TRAINING.get(folder)
         if inside and inside not in path.relative_to(ROOT / folder).parts:
             banned.add("evals")
-        found = imported_folders(path) & banned - KNOWN.get(
-            path.relative_to(ROOT).as_posix(), set()
-        )
+        found = imported_folders(path) & banned
         if found:
             wrong.append(f"{path.relative_to(ROOT)} imports {sorted(found)}")
     assert not wrong, "\n".join(wrong)

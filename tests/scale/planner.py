@@ -1,6 +1,6 @@
 """A planner that decides from the conversation alone, so one instance serves many threads at once.
 
-(:class:`vitron.apps.scripted.ScriptedChatModel` replays one script in order, which concurrent
+(:class:`vitron.graphs.scripted.ScriptedChatModel` replays one script in order, which concurrent
 threads would interleave.) A user turn that attaches an image, or comes before any mask, segments
 the latest attached image; a later user turn grounds "object" next to the thread's latest mask; a tool result is
 answered with a sentence that repeats it. So each answer names handles of its own thread only,

@@ -18,8 +18,8 @@ from PIL import Image
 from skimage import data
 
 from vitron.apps.cli import main
-from vitron.apps.scripted import ScriptedChatModel
 from vitron.graphs import Context, build_graph, user_message
+from vitron.graphs.scripted import ScriptedChatModel
 from vitron.tools.errors import MissingCheckpointError, VitronToolError
 from vitron.tools.models.grounding_dino import GroundingEngine, limit_phrases
 from vitron.tools.models.grounding_dino_idea import (
