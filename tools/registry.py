@@ -13,7 +13,8 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -208,11 +209,34 @@ class ModelRegistry:
             {"event": "load", "component": name, "status": "start", "checkpoint": spec.checkpoint}
         )
         started = time.perf_counter()
-        component = loader(spec, context)
+        with libraries_quiet():
+            component = loader(spec, context)
         seconds = round(time.perf_counter() - started, 3)
         progress({"event": "load", "component": name, "status": "done", "seconds": seconds})
         logger.info("loaded %s (%s) on %s in %.2fs", name, spec.checkpoint, device, seconds)
         return component
+
+
+LIBRARIES_WITH_BARS = ("transformers", "diffusers")
+"""Libraries whose loading shows its own progress bars ("Loading weights", "Loading pipeline
+components"); the registry's ``load`` events already say what is loading and how long it took."""
+
+
+@contextmanager
+def libraries_quiet() -> Iterator[None]:
+    """Turn off the progress bars of :data:`LIBRARIES_WITH_BARS` while a component loads, so a chat
+    shows one "loaded sam in 0.1s" line instead of bars between its messages; each library's
+    setting is restored afterwards."""
+    switches = [importlib.import_module(f"{name}.utils.logging") for name in LIBRARIES_WITH_BARS]
+    were_on = [switch.is_progress_bar_enabled() for switch in switches]
+    for switch in switches:
+        switch.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for switch, on in zip(switches, were_on, strict=True):
+            if on:
+                switch.enable_progress_bar()
 
 
 def _log_progress(event: dict[str, Any]) -> None:

@@ -143,3 +143,25 @@ def test_registry_loads_lazily_once_and_evicts_least_recently_used(tmp_path):
     assert registry.used_bytes() <= registry.memory_budget
     assert [e["status"] for e in events] == ["start", "done"]
     assert registry.get("b") is not None and registry.loaded() == ["c", "b"]
+
+
+def test_loading_shows_no_library_progress_bars_and_leaves_their_setting_alone(capfd):
+    """transformers' "Loading weights" and diffusers' "Loading pipeline components" bars used to
+    land between a chat's messages; the registry's own load events say the same in one line."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    assert transformers_logging.is_progress_bar_enabled()
+    assert diffusers_logging.is_progress_bar_enabled()
+    registry = ModelRegistry(load_profile("nano"), device="cpu")
+    events = []
+    for name in ("grounding_dino", "text_to_image"):
+        registry.get(name, progress=events.append)
+    printed = capfd.readouterr()
+    assert "Loading" not in printed.err + printed.out
+    assert [(e["component"], e["status"]) for e in events] == [
+        ("grounding_dino", "start"), ("grounding_dino", "done"),
+        ("text_to_image", "start"), ("text_to_image", "done"),
+    ]  # fmt: skip
+    assert transformers_logging.is_progress_bar_enabled()
+    assert diffusers_logging.is_progress_bar_enabled()
