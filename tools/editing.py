@@ -196,6 +196,11 @@ class Repaint:
     """How much of the area is redrawn (1: all of it)."""
     verb: str
     detail: str = ""
+    paints_the_request: bool = True
+    """Whether the pass paints what the request describes, so the planner's signal (which stands
+    for that: the target's new look, the added object) conditions it too. A removal paints only
+    background: the signal appended to "empty background, nothing there" drew part of the object
+    back (nano/README.md)."""
 
     def summary(self, how: str) -> str:
         """'replaced <how the area was found> with 'a cat''."""
@@ -213,7 +218,7 @@ class _Request:
 
 def _remove(r: _Request) -> Repaint:
     return Repaint(r.prompt or REMOVE_PROMPT, r.negative or r.target or "", r.strength or 1.0,
-                   "removed")  # fmt: skip
+                   "removed", paints_the_request=False)  # fmt: skip
 
 
 def _replace(r: _Request) -> Repaint:

@@ -102,12 +102,18 @@ def make_prompt(
     engine: DiffusionEngine,
     call: CallContext,
     negative: str | None = None,
+    *,
+    with_signal: bool = True,
 ) -> Prompt:
     """The text (and negative text) plus the call's signal tokens, for ``engine``: ``k x D``
-    with ``D`` the engine's text width, from the projector component the engine names."""
+    with ``D`` the engine's text width, from the projector component the engine names.
+    ``with_signal=False`` for a pass that paints something other than what the request asks for
+    (the background left by a removal): the text alone conditions it."""
     from vitron.tools.models.diffusion_common import Prompt
 
     negative = args.negative_prompt if negative is None else negative
+    if not with_signal:
+        return Prompt(text=text, negative=negative)
     tokens = project_signal(args.signal, engine.signal_projector, call, width=engine.text_width,
                             consumer=f"the {engine.kind} text encoder")  # fmt: skip
     return Prompt(text=text, negative=negative, extra_tokens=tokens)

@@ -134,3 +134,31 @@ def test_a_projector_that_does_not_fit_the_text_encoder_is_an_error(tmp_path, se
     )  # fmt: skip
     assert message.status == "error"
     assert "'narrow_signal'" in message.content and "width is 32" in message.content
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"operation": "remove", "instruction": "remove it"},
+        {"operation": "move", "instruction": "move it to the top left"},  # cleared, then pasted
+    ],
+)
+def test_a_pass_that_paints_only_background_leaves_the_signal_aside(
+    invoke, workspace, photo, signal, args
+):
+    """The signal stands for what the request asks to paint; appended to a removal's "empty
+    background, nothing there" it drew part of the object back (nano: removals 26.4 dB outside the
+    edit with it, 32.0 without). Such passes run on the text alone, the same pixels as without a
+    signal, and the result does not name the signal among its inputs."""
+    mask = np.zeros((512, 512), dtype=bool)
+    mask[200:300, 250:350] = True
+    args = {**args, "image": photo.handle, "mask": workspace.put_mask(mask).handle, "seed": 3}
+    text_only = invoke("edit_image", **args)
+    hybrid = invoke("edit_image", signal=signal.handle, **args)
+    assert text_only.status == hybrid.status == "success", (text_only.content, hybrid.content)
+    assert np.array_equal(
+        np.asarray(workspace.get_image(hybrid.artifact["image"])),
+        np.asarray(workspace.get_image(text_only.artifact["image"])),
+    )
+    assert signal.handle not in hybrid.content
+    assert signal.handle not in workspace.describe(hybrid.artifact["image"]).inputs

@@ -413,6 +413,22 @@ def test_too_many_frames_for_tracking_is_an_error(invoke, square_video, tiny_mod
 
 def test_a_signal_of_the_wrong_size_is_an_error(invoke, workspace, square_video, mask_video):
     wrong = workspace.put_embedding(torch.randn(SIGNAL_DIM + 1))
-    message = invoke("edit_video", video=square_video.handle, operation="remove",
-                     mask_video=mask_video.handle, signal=wrong.handle)  # fmt: skip
+    message = invoke("edit_video", video=square_video.handle, operation="recolor",
+                     instruction="make the square green", mask_video=mask_video.handle,
+                     signal=wrong.handle)  # fmt: skip
     assert message.status == "error" and "dimension 33" in message.content
+
+
+def test_a_removal_paints_background_without_the_signal(invoke, workspace, square_video,
+                                                         mask_video):  # fmt: skip
+    """The signal stands for what the request wants painted; a removal paints background, so it
+    runs on the text alone (its frames those of the same call without a signal)."""
+    signal = workspace.put_embedding(torch.randn(SIGNAL_DIM))
+    args = {"video": square_video.handle, "operation": "remove", "mask_video": mask_video.handle,
+            "seed": 2}  # fmt: skip
+    plain, hybrid = invoke("edit_video", **args), invoke("edit_video", signal=signal.handle, **args)
+    assert plain.status == hybrid.status == "success", (plain.content, hybrid.content)
+    assert signal.handle not in hybrid.content
+    assert signal.handle not in workspace.describe(hybrid.artifact["video"]).inputs
+    frames = [list(workspace.iter_frames(m.artifact["video"])) for m in (plain, hybrid)]
+    assert all(np.array_equal(a, b) for a, b in zip(*frames, strict=True))

@@ -223,9 +223,11 @@ def _inpaint(
     strength: float,
     stage: str | None = None,
     base: np.ndarray | None = None,
+    with_signal: bool = True,
 ) -> tuple[np.ndarray, Sampling]:
     """Inpaint ``base`` (default: the input) inside ``area`` grown by ``grow`` px and composite
-    it back."""
+    it back; ``with_signal``: whether the planner's signal conditions this pass (not when it
+    paints only background)."""
     from vitron.tools.models.diffusion_engines import (
         InpaintEngine,
     )
@@ -234,7 +236,7 @@ def _inpaint(
     engine = get_engine(job.call, "inpaint", InpaintEngine)
     settings = sampling(job.args, engine)
     out = engine.inpaint(
-        make_prompt(text, job.args, engine, job.call, negative), image,
+        make_prompt(text, job.args, engine, job.call, negative, with_signal=with_signal), image,
         grow(area, job.args.grow), seed=settings.seed, steps=settings.steps,
         guidance=settings.guidance, strength=strength, progress=_progress(job, stage),
     )  # fmt: skip
@@ -280,7 +282,8 @@ def _repaint(job: EditJob) -> EditedImage:
         negative=job.args.negative_prompt, strength=job.args.strength,
     )  # fmt: skip
     area, how = _required_area(job)
-    pixels, settings = _inpaint(job, area, plan.text, plan.negative, plan.strength)
+    pixels, settings = _inpaint(job, area, plan.text, plan.negative, plan.strength,
+                                with_signal=plan.paints_the_request)  # fmt: skip
     return EditedImage(pixels, grow(area, job.args.grow), plan.summary(how), settings)
 
 
@@ -327,7 +330,8 @@ def _move(job: EditJob) -> EditedImage:
                 f"{how} is already {there}, at {fmt_box(source)}; nothing to move"
             )
         said = f"moved {how} {placed.words}{'' if to_place else ' to'} {fmt_box(destination)}"
-    cleared, settings = _inpaint(job, area, REMOVE_PROMPT, job.target or "", 1.0, stage="remove")
+    cleared, settings = _inpaint(job, area, REMOVE_PROMPT, job.target or "", 1.0, stage="remove",
+                                 with_signal=False)  # fmt: skip
     if job.args.prompt:  # said how it should look: redrawn there
         pixels, drawn, settings, _ = _draw_added(job, cleared, phrase, [destination], stage="add")
     else:  # the object itself, its own pixels, in its new box

@@ -308,7 +308,8 @@ def local_edit(job: VideoJob) -> EditedVideo:
     engine = get_engine(call, "inpaint", InpaintEngine)
     settings = sampling(args, engine)
     frames = inpaint_frames(
-        engine, make_prompt(plan.text, args, engine, call, plan.negative),
+        engine, make_prompt(plan.text, args, engine, call, plan.negative,
+                            with_signal=plan.paints_the_request),
         call.workspace.iter_frames(job.video.handle), _read_masks(call, found.masks.handle),
         seed=settings.seed, steps=settings.steps, guidance=settings.guidance,
         progress=stage_progress(call, "inpaint"), strength=plan.strength, margin=args.grow,
