@@ -11,7 +11,7 @@ from tests.conftest import THREAD
 from vitron.tools.backend import CallContext
 from vitron.tools.backends.edit_image import EditImageArgs, edit_image, read_instruction
 from vitron.tools.compositing import blend_weights, composite, grow, paste
-from vitron.tools.geometry import box_mask, fmt_box
+from vitron.tools.geometry import box_mask, fmt_box, region_to_pixels
 from vitron.tools.placement import add_box
 
 
@@ -367,12 +367,49 @@ def test_a_profile_can_have_its_inpainting_draw_added_objects(
     message = tool.invoke(call, {"configurable": {"thread_id": THREAD}})
     edited, area = result(workspace, message)
     box = add_box("at the top left", "a large yellow star", aspect=128 / 96).box
-    assert np.array_equal(area, grow(box_mask(box, 128, 96), 4))
+    assert area.any() and not (area & ~grow(box_mask(box, 128, 96), 4 + 4)).any()
     assert_untouched_outside(original, edited, area)
     assert (
         f"added 'a large yellow star' (inpainting) at the top left {fmt_box(box)}" in message.text
     )
     assert "gligen_inpaint" not in models.loaded()
+
+
+@pytest.mark.parametrize("found", ["disc", "nothing"])
+def test_an_inpainted_add_keeps_only_the_object_sam_finds_in_its_box(
+    services, workspace, square, adds_models, monkeypatch, found
+):
+    """Inpainting repaints its whole box, and the background it paints around the object is not
+    the picture's own: only SAM's mask of what it drew (prompted with the box, grown by 2 px and
+    blended across 2 more) is kept; the rest of the box is the input's pixels. A box where SAM
+    finds nothing is kept whole."""
+    from vitron.tools.backend import Services, build_tools
+    from vitron.tools.models.sam import SamMask
+
+    image, _, original, _ = square
+    height, width = original.shape[:2]
+    box = add_box("at the top left", "a large yellow star", aspect=width / height).box
+    x1, y1, x2, y2 = region_to_pixels(box, width, height)
+    rows, cols = np.mgrid[:height, :width]
+    disc = (rows - (y1 + y2) / 2) ** 2 + (cols - (x1 + x2) / 2) ** 2 <= 5**2
+    prompts = []
+
+    def segment(key, image, *, box=None, **_):
+        prompts.append(box)
+        return SamMask(disc if found == "disc" else np.zeros_like(disc), 0.9)
+
+    monkeypatch.setattr(adds_models.get("sam"), "segment", segment)
+    tool = {t.name: t for t in build_tools(Services(workspace=services.workspace,
+                                                    models=adds_models))}["edit_image"]  # fmt: skip
+    args = {"image": image.handle, "instruction": "add a large yellow star at the top left",
+            "seed": 2, "grow": 4}  # fmt: skip
+    call = {"type": "tool_call", "id": "c1", "name": "edit_image", "args": args}
+    message = tool.invoke(call, {"configurable": {"thread_id": THREAD}})
+    edited, _ = result(workspace, message)
+    assert [list(p) for p in prompts] == [list(region_to_pixels(box, width, height))]
+    changed = (edited != original).any(axis=2)
+    kept = grow(disc, 2 + 2) if found == "disc" else grow(box_mask(box, width, height), 4 + 4)
+    assert changed.any() and not (changed & ~kept).any()
 
 
 def test_paste_moves_an_objects_own_pixels_and_scales_them_to_a_new_box():

@@ -17,6 +17,7 @@ height higher; "move the cat to the top right" centres it there.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -43,7 +44,7 @@ from vitron.tools.generation import (
     sampling,
     stage_progress,
 )
-from vitron.tools.geometry import box_mask, coverage, fmt_box, mask_box
+from vitron.tools.geometry import box_mask, coverage, fmt_box, mask_box, region_to_pixels
 from vitron.tools.placement import Placed, add_box, move_box
 from vitron.tools.registry import ProgressCallback
 from vitron.tools.schemas import ImageHandle, MaskHandle
@@ -147,6 +148,10 @@ class EditJob:
     @property
     def size(self) -> tuple[int, int]:
         return self.image.size
+
+
+DRAWN_RIM = 2
+"""Pixels kept around SAM's mask of an object inpainting drew for an add, and blended beyond."""
 
 
 @dataclass
@@ -254,17 +259,19 @@ def _draw_added(
     boxes: list[list[float]],
     stage: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, Sampling, str]:
-    """Draw ``phrase`` into each box of ``base``; returns the composite, the box area, settings
-    and what drew it: GLIGEN inpainting, or the inpainting pipeline where its profile entry sets
-    ``draws_added_objects``."""
+    """Draw ``phrase`` into each box of ``base``; returns the composite, the area taken from the
+    drawing, settings and what drew it: GLIGEN inpainting (the boxes), or the inpainting pipeline
+    where its profile entry sets ``draws_added_objects`` (the objects it drew in them:
+    :func:`_keep_drawn_objects`)."""
     from vitron.tools.models.diffusion_engines import GligenInpaintEngine, InpaintEngine
 
     width, height = job.size
     area = np.logical_or.reduce([box_mask(box, width, height) for box in boxes])
     text = job.args.prompt or phrase
     if get_engine(job.call, "inpaint", InpaintEngine).defaults.draws_added_objects:
-        pixels, settings = _inpaint(job, area, text, None, 1.0, stage, base=base)
-        return pixels, area, settings, "inpainting"
+        drawn, settings = _inpaint(job, area, text, None, 1.0, stage, base=base)
+        pixels, kept = _keep_drawn_objects(job, base, drawn, boxes)
+        return pixels, kept, settings, "inpainting"
     engine = get_engine(job.call, "gligen_inpaint", GligenInpaintEngine)
     settings = sampling(job.args, engine)
     out = engine.add(
@@ -273,6 +280,28 @@ def _draw_added(
         guidance=settings.guidance, progress=_progress(job, stage),
     )  # fmt: skip
     return composite(base, out, blend_weights(area, job.args.grow)), area, settings, "GLIGEN"
+
+
+def _keep_drawn_objects(
+    job: EditJob, base: np.ndarray, drawn: np.ndarray, boxes: list[list[float]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``base`` with only the objects inpainting drew into ``boxes`` taken from ``drawn``, and
+    that H x W bool area: SAM's mask of each (prompted with its box), grown by
+    :data:`DRAWN_RIM` px and blended across another :data:`DRAWN_RIM`, within the area inpainting
+    repainted. Inpainting repaints its whole box, and the background it paints around the object
+    is not the picture's own (nano: adds 28.1 dB outside the edit, 36.3 dB cut to the object, as
+    many judged right); a box whose mask SAM finds empty is kept whole."""
+    width, height = job.size
+    boxed = [box_mask(box, width, height) for box in boxes]
+    sam = job.call.models.get("sam", job.call.progress)
+    image = Image.fromarray(drawn)
+    key = f"drawn:{hashlib.sha256(drawn.tobytes()).hexdigest()[:16]}"  # SAM caches by key
+    kept = np.zeros((height, width), dtype=bool)
+    for box, inside in zip(boxes, boxed, strict=True):
+        found = sam.segment(key, image, box=region_to_pixels(box, width, height)).mask
+        kept |= found if found.any() else inside
+    kept = grow(kept, DRAWN_RIM) & grow(np.logical_or.reduce(boxed), job.args.grow)
+    return composite(base, drawn, blend_weights(kept, DRAWN_RIM)), kept
 
 
 def _repaint(job: EditJob) -> EditedImage:

@@ -58,7 +58,8 @@ class Defaults:
     """``edit_image`` (inpainting entry): an add, and a move's redraw, paints the new object into
     its box (grown by the edit's ``grow``) with this inpainting pipeline instead of GLIGEN
     inpainting, for a profile whose inpainting model draws a named object into a masked area
-    (nano's, trained to) and whose GLIGEN inpainting is untrained."""
+    (nano's, trained to) and whose GLIGEN inpainting is untrained. Only the object SAM finds it
+    drew in the box is kept; the rest of the box stays the input's."""
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> Defaults:
