@@ -38,12 +38,16 @@ from vitron.agent.invocation import INSTRUCTION_CLOSE
 _WORD = re.compile(r"[^\W_]+|[^\w\s]")
 
 INSTRUCTION_VERBS = frozenset({"make", "remove", "move", "add"})
-"""Words an instruction may open with, once: editing tools take InstructPix2Pix-style commands
-("make the star yellow", "remove the circle"), which a request need not contain ("… and recolour
-it yellow"). A request that has some of them may open only with those: the nano planner wrote
-"move the small star yellow" for "make the small star yellow", another edit. Anywhere else they are
-words like any other (given everywhere, the nano planner wrote "make the add add add …" rather
-than a word it did not want)."""
+"""Words an editing module's instruction may open with, once: editing tools take
+InstructPix2Pix-style commands ("make the star yellow", "remove the circle"), which a request need
+not contain ("… and recolour it yellow"). A request that has some of them may open only with
+those: the nano planner wrote "move the small star yellow" for "make the small star yellow",
+another edit. Anywhere else they are words like any other (given everywhere, the nano planner wrote
+"make the add add add …" rather than a word it did not want)."""
+EDITING_MODULES = frozenset({"edit_image", "edit_video"})
+"""The modules whose instructions are edit commands, the only ones an edit verb may open: asked to
+"segment the astronaut" in a photo (a word the shapes world lacks), the nano planner called
+``retrieve("make the Astronaut")``."""
 
 
 def opening_verbs(sequence: tuple[str, ...]) -> frozenset[str]:
@@ -67,6 +71,9 @@ SPACE = " "
 """The current word right after a space: none, and no second space may follow."""
 START: frozenset[int] = frozenset({-1})
 """No word written yet: an edit verb may open the instruction."""
+UNOPENED: frozenset[int] = frozenset({-4})
+"""No word written yet in the instruction of a module outside :data:`EDITING_MODULES`: any of the
+request's words may start it, no edit verb."""
 OPENED: frozenset[int] = frozenset({-2})
 """Only an edit verb written: copying starts anywhere in the request, as at the start."""
 VERB = -3
@@ -229,7 +236,7 @@ class CopiedInstructionProcessor(LogitsProcessor):
         if state.phase != INSTRUCTION:
             return _Row(state)
         if row.state.phase != INSTRUCTION:  # just opened
-            return _Row(state)
+            return _Row(state, START if state.name in EDITING_MODULES else UNOPENED)
         step = self._next(row.places, row.partial, self.grammar.strings[token])
         return _Row(state, *step) if step is not None else _Row(state, row.places)
 
@@ -281,6 +288,7 @@ def _pieces(text: str) -> list[tuple[bool, str]]:
 
 __all__ = [
     "INSTRUCTION_VERBS",
+    "EDITING_MODULES",
     "CopiedInstructionProcessor",
     "opening_verbs",
     "request_sequence",

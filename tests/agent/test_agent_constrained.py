@@ -257,12 +257,14 @@ def test_every_instruction_is_spelled_from_the_requests_words(setup):
     assert any(not set(re.findall(r"\w+", t.lower())) <= words for t in free)
 
 
-def allowed_after(processor, grammar, request: str, written: str, keep=frozenset()) -> set[str]:
-    """The next tokens ``CopiedInstructionProcessor`` allows once ``written`` is inside an
-    ``ground`` instruction for ``request`` (decoded, stripped)."""
+def allowed_after(processor, grammar, request: str, written: str, keep=frozenset(),
+                  module: str = "edit_video") -> set[str]:  # fmt: skip
+    """The next tokens ``CopiedInstructionProcessor`` allows once ``written`` is inside a
+    ``module`` instruction for ``request`` (decoded, stripped; an edit's by default, which an edit
+    verb may open)."""
     copy = CopiedInstructionProcessor(grammar, request, keep)
     prompt = processor.tokenizer(f"USER: {request} ASSISTANT:").input_ids
-    invocation = format_invocation("ground", written).removesuffix("</Instruction>")
+    invocation = format_invocation(module, written).partition("</Instruction>")[0]
     reply = processor.tokenizer(invocation, add_special_tokens=False).input_ids
     scores = torch.zeros(1, grammar.vocab_size)
     copy(torch.tensor([prompt]), scores)  # the first call marks where the reply starts
@@ -301,6 +303,20 @@ def test_a_request_with_an_edit_verb_is_passed_on_with_that_verb(setup):
     multi = allowed_after(processor, grammar, "Find the mask of the star and recolour it red.", "")
     assert {"ma", "mo"} <= multi
     assert opening_verbs(request_sequence("Please add a red circle at the left.")) == {"add"}
+
+
+def test_only_an_editing_modules_instruction_may_open_with_an_edit_verb(setup):
+    _, processor, grammar = setup
+    # asked to "segment the astronaut" in a photo, the nano planner called
+    # retrieve("make the Astronaut"): no request word, and no edit a retrieval could do
+    request = "Segment the astronaut."
+    verbs = {"m", "ma", "mo", "r", "re"}  # "make", "move", "remove"; "a" also opens "astronaut"
+    assert {"the", *verbs} <= allowed_after(processor, grammar, request, "", module="edit_video")
+    for module in ("segment_image", "ground", "generate_image"):
+        opening = allowed_after(processor, grammar, request, "", module=module)
+        assert "the" in opening and not verbs & opening, module
+    # a request's own word stays a word any instruction may copy
+    assert "ma" in allowed_after(processor, grammar, "Make the star red.", "", module="ground")
 
 
 def test_only_an_edit_instruction_gathers_words_from_two_clauses(setup):
