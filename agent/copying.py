@@ -33,7 +33,7 @@ from transformers import LogitsProcessor
 
 from vitron.agent.constrained import INSTRUCTION, InvocationGrammar, _State
 from vitron.agent.decoding import hold_back
-from vitron.agent.invocation import INSTRUCTION_CLOSE
+from vitron.agent.invocation import INSTRUCTION_CLOSE, MODULES
 
 _WORD = re.compile(r"[^\W_]+|[^\w\s]")
 
@@ -44,8 +44,9 @@ not contain ("… and recolour it yellow"). A request that has some of them may 
 those: the nano planner wrote "move the small star yellow" for "make the small star yellow",
 another edit. Anywhere else they are words like any other (given everywhere, the nano planner wrote
 "make the add add add …" rather than a word it did not want)."""
-EDITING_MODULES = frozenset({"edit_image", "edit_video"})
-"""The modules whose instructions are edit commands, the only ones an edit verb may open: asked to
+EDITING_MODULES = frozenset(name for name, spec in MODULES.items() if spec.signal_token == "[EDIT]")
+"""The modules whose instructions are edit commands (those an ``[EDIT]`` signal conditions:
+``edit_image``, ``edit_video``), the only ones an edit verb may open: asked to
 "segment the astronaut" in a photo (a word the shapes world lacks), the nano planner called
 ``retrieve("make the Astronaut")``."""
 
