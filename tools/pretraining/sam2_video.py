@@ -52,16 +52,15 @@ from transformers import (
     Sam2VisionConfig,
 )
 
-try:
-    from transformers import Sam2ImageProcessor
-except ImportError:  # transformers < 5.2x names only the fast processor
-    from transformers import Sam2ImageProcessorFast as Sam2ImageProcessor
-
 from vitron.evals.metrics import j_and_f
 from vitron.evals.shapes.dataset import make_sample
 from vitron.evals.shapes.video import render_video, sample_video
 from vitron.tools.geometry import jittered_box, mask_box, region_to_pixels
-from vitron.tools.models.sam2_video import Sam2VideoEngine, VideoPrompt
+from vitron.tools.models.sam2_video import (
+    Sam2ImageProcessor,  # imported there under the name this transformers gives it
+    Sam2VideoEngine,
+    VideoPrompt,
+)
 from vitron.tools.pretraining.data import ScenePool, pool_size
 from vitron.tools.pretraining.loop import seeded, step_rng
 from vitron.tools.pretraining.sam import _dice, _focal  # the same per-mask losses, B x T here
