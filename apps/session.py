@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolMessage
@@ -80,9 +80,10 @@ class Session:
 
     # ---------------------------------------------------------------- input
 
-    def attach(self, path: str | Path) -> MediaInfo:
-        """Store an image or video file; it goes with the next message."""
-        info = self.workspace.import_file(path, source="user", label=Path(path).name)
+    def attach(self, path: str | Path, kind: Literal["video"] | None = None) -> MediaInfo:
+        """Store an image or video file; it goes with the next message. ``kind="video"``: read it
+        as a video whatever its first bytes say (``--video``, ``/video``)."""
+        info = self.workspace.import_file(path, kind, source="user", label=Path(path).name)
         self._pending.append(info)
         return info
 
@@ -119,7 +120,11 @@ class Session:
 
         A call that needs approval stops the turn with ``Turn.pending`` set, unless ``decide`` is
         given: it is asked for each request (``decide(request) -> decision``) and the turn goes on.
+        A blank ``text`` is refused (``ValueError``) before anything is sent or taken off the
+        pending attachments and regions.
         """
+        if not text.strip():  # checked first: what is attached waits for the next message
+            raise ValueError("the request is empty: say what you want done")
         media, self._pending = self._pending, []
         regions, self._regions = self._regions, []
         sketches = [r["mask"] for r in regions if r.get("mask")]

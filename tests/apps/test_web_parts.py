@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from langchain_core.messages import AIMessage
+from PIL import Image
 
 from tests.apps.scripted_planners import web_planner
 from vitron.apps.session import Session
@@ -147,3 +148,16 @@ def test_web_refuses_thread_and_says_how_to_resume_one(capsys):
 
     assert main(["web", "--thread", "abc123", "--port", "7999"]) == 2
     assert "http://127.0.0.1:7999/?thread=abc123" in capsys.readouterr().err
+
+
+def test_a_blank_request_is_refused_and_its_attachments_wait(session, tmp_path):
+    """Nothing is sent or lost: the picture attached before a blank request goes with the next."""
+    path = tmp_path / "picture.png"
+    Image.fromarray(np.zeros((24, 32, 3), dtype=np.uint8)).save(path)
+    attached = session.attach(path)
+    with pytest.raises(ValueError, match="the request is empty"):
+        session.send(" \n ")
+    assert session.history() == []
+    session.send("segment it")
+    sent = session.history()[0]
+    assert sent.type == "human" and f"[attached {attached.handle}" in sent.content, sent.content
