@@ -11,7 +11,7 @@ import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from vitron.apps.convert import add_convert_command, run_convert
 from vitron.apps.evaluate import add_eval_command, run_eval
@@ -275,9 +275,13 @@ def resume_command(args: argparse.Namespace, thread_id: str) -> str:
     return " ".join(parts)
 
 
-def attach_media(session: Session, path: str) -> None:
-    info = session.attach(path)
+def attach_media(session: Session, path: str, kind: Literal["video"] | None = None) -> None:
+    info = session.attach(path, kind)
     print(f"  attached {info.summary()}")
+
+
+def attach_video(session: Session, path: str) -> None:
+    attach_media(session, path, kind="video")
 
 
 def add_box(session: Session, *values: str) -> None:
@@ -327,7 +331,7 @@ def add_sketch(session: Session, path: str) -> None:
 
 CHAT_COMMANDS: dict[str, tuple[int, Callable[..., None]]] = {
     "/image": (1, attach_media),
-    "/video": (1, attach_media),
+    "/video": (1, attach_video),
     "/region": (4, add_box),
     "/sketch": (1, add_sketch),
     "/media": (0, list_media),
@@ -339,8 +343,10 @@ def run_once(args: argparse.Namespace) -> int:
     from vitron.apps.progress import TerminalRenderer
 
     session = open_session(args)
-    for path in [*args.image, *args.video]:
+    for path in args.image:
         session.attach(path)
+    for path in args.video:
+        session.attach(path, kind="video")
     if args.region:
         session.add_region(args.region)
     renderer = TerminalRenderer(bars=not args.no_progress)

@@ -269,14 +269,20 @@ def write_video(
 
 
 _OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
+_ERRNO = re.compile(r"^\[Errno -?\d+\]\s*")
+"""PyAV's ``[Errno 1094995529]`` before FFmpeg's message: FFmpeg's error code, not the user's."""
+_C_FUNCTION = re.compile(r":\s*'\w+\(\)'$")
+"""PyAV's ``: 'avcodec_send_packet()'`` after it: the C function that failed."""
 
 
 def _clean(exc: BaseException, source: object) -> str:
-    """The library's message without internals: no object reprs (``<_io.BytesIO object at 0x…>``)
-    and no directories (the workspace layout and a user's folders are not the planner's business)."""
+    """The library's message without internals: no object reprs (``<_io.BytesIO object at 0x…>``),
+    no directories (the workspace layout and a user's folders are not the planner's business), no
+    error numbers or C function names (:data:`_ERRNO`, :data:`_C_FUNCTION`)."""
     text = _OBJECT_REPR.sub("the data", str(exc))
     if isinstance(source, str | Path):
         text = text.replace(f"'{source}'", "").replace(str(source), Path(source).name)
+    text = _C_FUNCTION.sub("", _ERRNO.sub("", text.strip(" :")))
     return text.strip(" :") or type(exc).__name__
 
 

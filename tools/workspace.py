@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -314,14 +314,18 @@ class Workspace:
 
     # ----------------------------------------------------------------- import
 
-    def import_file(self, path: str | os.PathLike[str], **info: Any) -> MediaInfo:
-        """Bring a user's image or video file into the workspace (kind sniffed from its bytes)."""
+    def import_file(
+        self, path: str | os.PathLike[str], kind: Literal["video"] | None = None, **info: Any
+    ) -> MediaInfo:
+        """Bring a user's image or video file into the workspace: its kind sniffed from its bytes,
+        or ``kind="video"`` to read it with FFmpeg whatever its first bytes say (a file someone
+        called a video that will not read is then reported as a video, not as an image)."""
         path = Path(path).expanduser()
         if not path.is_file():
             raise MediaError(f"no such file: {path}")
         with path.open("rb") as fp:
             head = fp.read(16)
-        if looks_like_video(head):
+        if kind == "video" or looks_like_video(head):
             return self.put_video(
                 iter_video_frames(path, self.limits), probe_video(path).fps or 24.0, **info
             )

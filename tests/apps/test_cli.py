@@ -158,3 +158,17 @@ def test_scripted_demo_rejects_planner_instead_of_ignoring_it(tmp_path, capsys):
     assert main(argv) == 2
     assert "--planner does not apply" in capsys.readouterr().err
     assert not (tmp_path / "ws").exists()
+
+
+def test_run_refuses_an_empty_request_and_reads_video_flags_as_videos(tmp_path, capsys):
+    """A blank request is refused before anything runs (the nano planner made up a picture for
+    ``vitron run ""``); a file given as ``--video`` that will not read is reported as a video."""
+    base = ["--workspace", str(tmp_path / "ws"), "--planner", f"{PLANNERS}:answer_only"]
+    assert main(["run", "  ", *base]) == 2
+    assert "the request is empty: say what you want done" in capsys.readouterr().err
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"not a video at all")
+    assert main(["run", "track the square", *base, "--video", str(clip)]) == 2
+    error = capsys.readouterr().err
+    assert "cannot read clip.mp4 as a video: " in error, error
+    assert "as an image" not in error and "Errno" not in error and "()" not in error

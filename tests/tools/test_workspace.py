@@ -148,3 +148,18 @@ def test_writes_are_atomic_no_temporary_files_remain(workspace, photo, square_vi
     leftovers = [p for p in workspace.dir.rglob("*") if p.is_file() and ".tmp" in p.name]
     assert leftovers == []
     assert set(workspace.handles()) == {photo.handle, square_video.handle}
+
+
+def test_a_file_given_as_a_video_is_read_as_one(tmp_path, workspace, square_video):
+    """``kind="video"`` (``--video``, ``/video``): read by FFmpeg whatever its first bytes say, so
+    a file that will not read is reported as a video, in FFmpeg's words without its error number
+    or C function; sniffed, the same bytes are reported as an image."""
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"not a video at all, nor an image")
+    with pytest.raises(MediaError, match=r"^cannot read clip\.mp4 as a video: \w") as caught:
+        workspace.import_file(clip, "video")
+    assert "Errno" not in str(caught.value) and "()" not in str(caught.value)
+    with pytest.raises(MediaError, match="as an image"):
+        workspace.import_file(clip)
+    stored = workspace.import_file(workspace.path(square_video.handle), "video")
+    assert stored.kind == "vid" and stored.frames == square_video.frames
