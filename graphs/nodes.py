@@ -71,6 +71,8 @@ def make_llm_node(model: BaseChatModel, tools: Sequence[BaseTool]) -> Callable[.
                     )
                 ]
             }
+        if is_blank_request(messages):
+            return {"messages": [empty_request_answer()]}
         system = SystemMessage(
             content=f"{system_prompt}\n\n{media_listing(state.get('media') or {})}"
         )
@@ -85,6 +87,25 @@ def make_llm_node(model: BaseChatModel, tools: Sequence[BaseTool]) -> Callable[.
         return {"messages": [response]}
 
     return vitron_llm
+
+
+def empty_request_answer() -> AIMessage:
+    """The answer to a user message with nothing in it (no words, nothing attached), given
+    without asking the planner. The CLI and the web UI refuse one before it is sent; this covers
+    input that reaches the graph another way (Studio, an agent that composes this graph), which a
+    planner answers with something made up (the nano planner drew "a small yellow triangle on a
+    grey background")."""
+    return AIMessage(
+        content="The request is empty: say what you want done.",
+        response_metadata={"stop_reason": "empty_request"},
+    )
+
+
+def is_blank_request(messages: Sequence[AnyMessage]) -> bool:
+    """Whether the turn has just begun with a user message that says and carries nothing."""
+    return (
+        bool(messages) and isinstance(messages[-1], HumanMessage) and not messages[-1].text.strip()
+    )
 
 
 def bind_planner_tools(model: BaseChatModel, tools: Sequence[BaseTool]) -> Any:

@@ -244,3 +244,25 @@ def test_a_failing_planner_ends_the_turn_with_a_message_and_the_thread_goes_on(c
     assert "planner failed" in first.content and "CUDA out of memory" in first.content
     assert first.response_metadata["stop_reason"] == "planner_error"
     assert final(run(graph, "hello again", context)).content == "fine again"
+
+
+def test_a_blank_message_is_answered_without_the_planner_and_the_thread_goes_on(context, photo):
+    asked = []
+
+    def answer(messages):
+        asked.append(messages[-1].text)
+        return AIMessage(content="ok")
+
+    graph = build_graph(
+        ScriptedChatModel(steps=[answer]), checkpointer=sqlite_checkpointer(context.workspace)
+    )
+    for blank in ("", "  \n "):
+        last = final(graph.invoke({"messages": [HumanMessage(content=blank)]}, CONFIG,
+                                  context=context))  # fmt: skip
+        assert last.content == "The request is empty: say what you want done."
+        assert last.response_metadata["stop_reason"] == "empty_request"
+    assert asked == []
+    result = run(graph, "describe it", context, media=[photo])
+    assert final(result).content == "ok" and asked == [result["messages"][-2].text]
+    answers = [m for m in result["messages"] if isinstance(m, AIMessage)]
+    assert len(answers) == 3 and len({m.id for m in answers}) == 3  # each blank keeps its answer
