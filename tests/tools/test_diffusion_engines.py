@@ -19,7 +19,7 @@ from vitron.tools.models.diffusion_common import (
     effective_steps,
     fit_size,
 )
-from vitron.tools.models.diffusion_engines import PIPELINES
+from vitron.tools.models.diffusion_engines import PIPELINES, ImageToVideoEngine
 from vitron.tools.profiles import ComponentSpec, load_profile
 from vitron.tools.registry import _LoadContext
 
@@ -133,3 +133,23 @@ def test_gligen_inpainting_returns_the_input_size(tiny_models):
         guidance=7.5, progress=quiet,
     )  # fmt: skip
     assert out.shape == (60, 100, 3) and out.dtype == np.uint8
+
+
+def test_holding_the_first_frame_makes_it_the_picture_whatever_the_text(tiny_models):
+    """With ``hold_first_frame`` frame 0 ends as the picture's latents decoded, so two texts at
+    one seed give the same first frame and different later ones; without it the text redraws
+    frame 0 too. The scheduler is the class's own again afterwards."""
+    tiny = tiny_models.get("image_to_video")
+    pixels = np.zeros((32, 32, 3), np.uint8)
+    pixels[:16, :16], pixels[16:, 16:] = (200, 40, 40), (40, 40, 200)
+    picture = Image.fromarray(pixels)
+    args = {"frames": 3, "width": 32, "height": 32, "fps": 4, "seed": 3, "steps": 3,
+            "guidance": 4.0, "progress": quiet}  # fmt: skip
+    for hold in (True, False):
+        engine = ImageToVideoEngine(tiny.pipe, kind="image_to_video",
+                                    defaults=Defaults(hold_first_frame=hold))  # fmt: skip
+        cat = engine.animate(Prompt("a cat runs"), picture, **args)
+        dog = engine.animate(Prompt("a dog sleeps"), picture, **args)
+        assert not np.array_equal(cat[1:], dog[1:])
+        assert np.array_equal(cat[0], dog[0]) == hold
+        assert "step" not in vars(tiny.pipe.scheduler)

@@ -4,6 +4,7 @@ as an ``I2VGenXLPipeline`` and animates with. Clips T x S x S x 3 uint8."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import types
@@ -22,6 +23,7 @@ from vitron.tools.models.diffusion_tiny import tiny_unet3d
 from vitron.tools.pretraining import BACKENDS, CONTINUABLE
 from vitron.tools.pretraining.diffusion_data import animation_example
 from vitron.tools.pretraining.diffusion_image_to_video import (
+    ANIMATION_SIZE,
     condition_latents,
     i2v_unet,
     nano_image_encoder,
@@ -70,11 +72,11 @@ def test_the_image_encoder_is_the_nano_clips_vision_half_at_the_text_width():
 
 
 def test_training_clips_move_the_named_object_from_the_picture():
-    for seed in range(4):
-        example = animation_example(np.random.default_rng(seed))
+    for seed, side in itertools.product(range(4), (32, ANIMATION_SIZE)):
+        example = animation_example(np.random.default_rng(seed), side)
         assert example.picture.shape == (64, 64, 3)
-        assert example.clip.shape == (GENERATED_FRAMES, 32, 32, 3)
-        assert np.array_equal(example.clip[0], shrink(example.picture, 32))
+        assert example.clip.shape == (GENERATED_FRAMES, side, side, 3)
+        assert np.array_equal(example.clip[0], shrink(example.picture, side))
         assert (example.clip[-1] != example.clip[0]).any()  # something moved
         direction = re.fullmatch(r"the .+ moves (\w+)", example.text)
         assert direction and direction.group(1) in DIRECTIONS

@@ -16,7 +16,7 @@ import logging
 import math
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -60,6 +60,10 @@ class Defaults:
     inpainting, for a profile whose inpainting model draws a named object into a masked area
     (nano's, trained to) and whose GLIGEN inpainting is untrained. Only the object SAM finds it
     drew in the box is kept; the rest of the box stays the input's."""
+    hold_first_frame: bool = False
+    """``image_to_video``: frame 0 is held to the picture's latents through the denoising
+    (:mod:`vitron.tools.models.first_frame`), for a model that redraws the picture it is given
+    (nano's)."""
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> Defaults:
@@ -306,15 +310,20 @@ class DiffusionEngine:
         steps: int,
         progress: ProgressCallback,
         total: int | None = None,
+        around: AbstractContextManager[Any] | None = None,
         **kwargs: Any,
     ) -> Any:
         """Call the pipeline with this engine's conditioning, seed and step events; ``kwargs`` go
-        to the pipeline. Returns its output object (``output_type="np"``)."""
+        to the pipeline, and ``around`` (if any) is entered for the call, inside the engine's
+        lock. Returns its output object (``output_type="np"``)."""
         extra = 0 if prompt.extra_tokens is None else len(prompt.extra_tokens)
         logger.debug("%s: seed %d, %d steps, %d signal tokens", self.kind, seed, steps, extra)
         with self._lock, seeded(seed, self.device) as generator, torch.inference_mode():
             cond, uncond = self.encode(prompt)
-            with step_events(self.pipe, total or steps, progress, self.kind) as callbacks:
+            with (
+                around or nullcontext(),
+                step_events(self.pipe, total or steps, progress, self.kind) as callbacks,
+            ):
                 return self.pipe(
                     prompt_embeds=cond,
                     negative_prompt_embeds=uncond,

@@ -19,6 +19,7 @@ from vitron.tools.models.diffusion_common import (
     resize_array,
     to_uint8,
 )
+from vitron.tools.models.first_frame import first_frame_held
 from vitron.tools.registry import ProgressCallback
 
 logger = logging.getLogger(__name__)
@@ -289,11 +290,13 @@ class ImageToVideoEngine(DiffusionEngine):
         progress: ProgressCallback,
     ) -> np.ndarray:
         """``frames x height x width x 3`` uint8; the image is centre-cropped to the aspect of
-        ``width x height`` and becomes the first frame's condition. ``fps`` conditions motion."""
+        ``width x height`` and becomes the first frame's condition (and the first frame itself
+        with the profile's ``hold_first_frame``). ``fps`` conditions motion."""
+        held = first_frame_held(self.pipe, frames, seed) if self.defaults.hold_first_frame else None
         output = self.run(
-            prompt, seed=seed, steps=steps, progress=progress, image=image.convert("RGB"),
-            num_frames=frames, width=width, height=height, target_fps=max(1, round(fps)),
-            guidance_scale=guidance,
+            prompt, seed=seed, steps=steps, progress=progress, around=held,
+            image=image.convert("RGB"), num_frames=frames, width=width, height=height,
+            target_fps=max(1, round(fps)), guidance_scale=guidance,
         )  # fmt: skip
         return to_uint8(np.asarray(output.frames[0]))
 

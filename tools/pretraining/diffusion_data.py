@@ -206,18 +206,20 @@ def scene_crop(rng: np.random.Generator, side: int = GENERATION_SIZE) -> np.ndar
 @dataclass
 class AnimationExample:
     """An image-to-video request: the still ``picture`` (64 x 64 x 3 uint8, what the tool is
-    given), the ``clip`` it should become (T x 32 x 32 x 3 uint8; frame 0 is the picture shrunk
-    as the I2VGen-XL pipeline shrinks it) and the ``text`` (``"the red circle moves left"``)."""
+    given), the ``clip`` it should become (T x S x S x 3 uint8, S the side it is animated at;
+    frame 0 is the picture shrunk as the I2VGen-XL pipeline shrinks it, or the picture itself at
+    64 px) and the ``text`` (``"the red circle moves left"``)."""
 
     picture: np.ndarray
     clip: np.ndarray
     text: str
 
 
-def animation_example(rng: np.random.Generator) -> AnimationExample:
-    """One image-to-video training example: a 1–4 object training scene (never a held-out
-    colour–shape pair), one object named as ``video_tools`` names it, moving in a direction it
-    has room for (so every clip shows the motion its text asks for), the others still."""
+def animation_example(rng: np.random.Generator, side: int = GENERATION_SIZE) -> AnimationExample:
+    """One image-to-video training example, its clip ``side`` px: a 1–4 object training scene
+    (never a held-out colour–shape pair), one object named as ``video_tools`` names it, moving in
+    a direction it has room for (so every clip shows the motion its text asks for), the others
+    still."""
     while True:
         direction = list(DIRECTIONS)[int(rng.integers(len(DIRECTIONS)))]
         request = animation_request(rng, False, EDIT_SIZE)
@@ -232,4 +234,5 @@ def animation_example(rng: np.random.Generator) -> AnimationExample:
         direction = roomy[int(rng.integers(len(roomy)))]
     text = animation_text(expression, direction)
     frames = render_video(animate_object(rng, scene, index, direction), EDIT_SIZE).frames
-    return AnimationExample(frames[0], shrink(frames, GENERATION_SIZE), text)
+    clip = frames if side == EDIT_SIZE else shrink(frames, side)
+    return AnimationExample(frames[0], clip, text)
