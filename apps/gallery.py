@@ -31,11 +31,15 @@ FLOOR = 0.60
 """Issue 14's floor for text-to-image attribute accuracy and the edit's target attribute."""
 VIDEO_FLOOR = 0.50
 """Issue 14's floors for text-to-video: per-frame attribute accuracy, and the motion direction."""
+FIRST_FRAME_FLOOR = 20.0
+"""Issue 14's floor for image-to-video's first frame against the picture (PSNR, dB)."""
+KEPT_FLOOR = 0.60
+"""Issue 14's floor for the share of the scene's objects image-to-video's later frames keep."""
 PSNR_FLOOR = 30.0
 """Issue 14's floor for PSNR outside the edited area, in dB."""
 KEYS = ("shape", "colour", "position")
 DEFAULTS = {"profile": "nano", "out": "docs/gallery", "seed": 0, "prompts": None, "videos": 4,
-            "edits": 3}  # fmt: skip
+            "animations": 4, "edits": 3}  # fmt: skip
 
 
 def add_gallery_command(commands: argparse._SubParsersAction) -> None:
@@ -44,9 +48,10 @@ def add_gallery_command(commands: argparse._SubParsersAction) -> None:
         help="write a markdown page of a profile's generated and edited shapes-world pictures "
         "and clips, each beside what the world's classifier reads in it",
         description="Run a fixed grid of shapes-world prompts (every shape at every position) "
-        "through generate_image, a video request per direction through generate_video, and the "
-        "first recolour, removal, add and move edits of the test split through edit_image, all "
-        "with one seed; write the pictures and a page showing them.",
+        "through generate_image, a video request per direction through generate_video, a picture "
+        "to animate per direction through image_to_video, and the first recolour, removal, add "
+        "and move edits of the test split through edit_image, all with one seed; write the "
+        "pictures and a page showing them.",
     )
     parser.add_argument("--profile", default=DEFAULTS["profile"], help="(default: %(default)s)")
     parser.add_argument("--out", default=DEFAULTS["out"], help="folder (default: %(default)s)")
@@ -62,6 +67,11 @@ def add_gallery_command(commands: argparse._SubParsersAction) -> None:
         help="text-to-video requests, one per direction (default: %(default)s, all four)",
     )  # fmt: skip
     parser.add_argument(
+        "--animations", type=int, default=DEFAULTS["animations"],
+        help="image-to-video requests of the test split, one per direction (default: "
+        "%(default)s, all four)",
+    )  # fmt: skip
+    parser.add_argument(
         "--edits", type=int, default=DEFAULTS["edits"],
         help="edits per operation, recolour and remove (default: %(default)s)",
     )  # fmt: skip
@@ -75,9 +85,15 @@ def add_gallery_command(commands: argparse._SubParsersAction) -> None:
 def run_gallery_command(args: argparse.Namespace) -> int:
     import torch
 
-    from vitron.evals.gallery import edit_samples, prompt_grid, run_gallery, video_prompts
+    from vitron.evals.gallery import (
+        animation_samples,
+        edit_samples,
+        prompt_grid,
+        run_gallery,
+        video_prompts,
+    )
 
-    for flag in ("prompts", "videos", "edits", "threads"):
+    for flag in ("prompts", "videos", "animations", "edits", "threads"):
         value = getattr(args, flag)
         if value is not None and value < (1 if flag == "threads" else 0):
             raise ValueError(
@@ -85,9 +101,10 @@ def run_gallery_command(args: argparse.Namespace) -> int:
             )
     torch.set_num_threads(args.threads)
     samples = [*prompt_grid(args.prompts), *video_prompts(args.videos),
+               *animation_samples(args.animations, seed=args.seed),
                *edit_samples(args.edits, seed=args.seed)]  # fmt: skip
     if not samples:
-        raise ValueError("nothing to show: --prompts 0, --videos 0 and --edits 0")
+        raise ValueError("nothing to show: --prompts 0, --videos 0, --animations 0 and --edits 0")
     started = time.perf_counter()
     rows = []
     for shown in run_gallery(samples, args.profile, seed=args.seed, device=args.device):
@@ -109,7 +126,7 @@ def command_line(args: argparse.Namespace) -> str:
         f"--out {args.out}",
         f"--seed {args.seed}",
     ]
-    for flag in ("prompts", "videos", "edits"):
+    for flag in ("prompts", "videos", "animations", "edits"):
         if getattr(args, flag) != DEFAULTS[flag]:
             parts.append(f"--{flag} {getattr(args, flag)}")
     return " ".join(parts)
@@ -137,7 +154,8 @@ def save_picture(array: np.ndarray, path: Path) -> str:
 
 def _clear(out: Path) -> None:
     """Remove the pictures an earlier run wrote (a smaller grid must not leave stale files)."""
-    for old in [*out.glob("t2i-*.png"), *out.glob("t2v-*.png"), *out.glob("edit-*.png")]:
+    for old in [*out.glob("t2i-*.png"), *out.glob("t2v-*.png"), *out.glob("i2v-*.png"),
+                *out.glob("edit-*.png")]:  # fmt: skip
         old.unlink()
 
 
@@ -152,12 +170,15 @@ def write_gallery(
     _clear(out)
     generated = [r for r in rows if r.sample.task == "generation"]
     videos = [r for r in rows if r.sample.task == "video_generation"]
+    animations = [r for r in rows if r.sample.task == "image_to_video"]
     edits = [r for r in rows if r.sample.task == "editing"]
     lines = _header(profile, command, seed, out)
     if generated:
         lines += _generation_section(generated, out)
     if videos:
         lines += _video_section(videos, out)
+    if animations:
+        lines += _animation_section(animations, out)
     if edits:
         lines += _edit_section(edits, out)
     page = out / PAGE
@@ -167,14 +188,15 @@ def write_gallery(
 
 def _header(profile: str, command: str, seed: int, out: Path) -> list[str]:
     lines = [
-        f"# Gallery: text-to-image, text-to-video and image editing of the `{profile}` profile",
+        f"# Gallery: text-to-image, text-to-video, image-to-video and image editing of the "
+        f"`{profile}` profile",
         "",
         f"Regenerate with `{command}`. Every tool call gets `seed={seed}`, so the same profile "
         "gives the same pictures. Each call goes through the real `generate_image` / "
-        "`generate_video` / `edit_image` tools (what the graph runs), with the call a perfect "
-        "planner would make; the planner is not involved. Pictures are scaled up without "
-        "smoothing (the generators draw 32 px, edits are 64 px; a clip is its frames side by "
-        "side). ✓/✗: what the shapes world's attribute classifier (the judge of "
+        "`generate_video` / `image_to_video` / `edit_image` tools (what the graph runs), with "
+        "the call a perfect planner would make; the planner is not involved. Pictures are scaled "
+        "up without smoothing (nano's generators draw 32 px; its animations and edits are 64 px; "
+        "a clip is its frames side by side). ✓/✗: what the shapes world's attribute classifier (the judge of "
         "`vitron eval`) reads in the output, against what was asked.",
         "",
         f"Issue 14's floors: text-to-image shape and colour right ≥ {FLOOR:.2f} (and the count: "
@@ -182,9 +204,11 @@ def _header(profile: str, command: str, seed: int, out: Path) -> list[str]:
         f"position all right; "
         f"text-to-video shape and colour right per frame ≥ {VIDEO_FLOOR:.2f} and the object moving "
         f"the asked way ≥ {VIDEO_FLOOR:.2f}; "
+        f"image-to-video first frame ≥ {FIRST_FRAME_FLOOR:.0f} dB against the picture and the "
+        f"scene's objects kept on later frames ≥ {KEPT_FLOOR:.2f}; "
         f"editing target attribute right ≥ {FLOOR:.2f} and PSNR outside the edit ≥ "
         f"{PSNR_FLOOR:.0f} dB. The diffusion parts shown, by their training records (held-out "
-        "metrics in `pretrain.json`: 200 held-out samples each, 60 for text-to-video):",
+        "metrics in `pretrain.json`, each run's own count of held-out samples):",
         "",
     ]
     lines += [f"- {line}" for line in _training_records(profile)]
@@ -210,10 +234,13 @@ RECORD_LABELS = {
     "layout_hit": "both",
     "frames_right": "frames with shape and colour right",
     "direction": "moved the asked way",
+    "psnr_first": "first frame PSNR",
+    "objects_kept": "objects kept",
 }
 """Metric key of a diffusion ``pretrain.json`` -> the words the page uses for it."""
 FLOOR_METRIC = {"text_to_image": ("gen_all", FLOOR), "gligen": ("layout_hit", FLOOR),
-                "inpaint": ("recolor_attr", FLOOR), "text_to_video": ("frames_right", VIDEO_FLOOR)}  # fmt: skip
+                "inpaint": ("recolor_attr", FLOOR), "text_to_video": ("frames_right", VIDEO_FLOOR),
+                "image_to_video": ("objects_kept", KEPT_FLOOR)}  # fmt: skip
 """The training-record metric held against its floor, per component."""
 
 
@@ -363,6 +390,53 @@ def _video_section(rows: Sequence[Shown], out: Path) -> list[str]:
         lines.append(
             f"| {i} | {_cell(request)} "
             f"| {_image(out, f't2v-{i:02d}-world.png', row.expected, 'the world draws')} "
+            f"| {output} | {judged} |"
+        )
+    return [*lines, ""]
+
+
+def _animation_section(rows: Sequence[Shown], out: Path) -> list[str]:
+    import numpy as np
+
+    n = len(rows)
+    firsts = [r.values["psnr_first"] for r in rows if r.values.get("psnr_first") is not None]
+    kept = [r.values["objects_kept"] for r in rows if r.values.get("objects_kept") is not None]
+    moved = sum(bool(r.values.get("direction")) for r in rows)
+    lines = [
+        "## Image-to-video",
+        "",
+        f"The first `image_to_video` request of each direction in the shapes world's `test` split "
+        f"({n} in all), each through `image_to_video` with the words `video_tools` passes on; a clip's "
+        "8 frames run left to right (the world's own clip is drawn at 32 px). *Judged*: the first "
+        "frame's PSNR against the picture (mean "
+        + (f"{np.mean(firsts):.1f} dB" if firsts else "–")
+        + f", floor {FIRST_FRAME_FLOOR:.0f}), the share of the scene's objects the classifier "
+        "still finds on frames 2–8 (mean "
+        + (f"{np.mean(kept):.2f}" if kept else "–")
+        + f", floor {KEPT_FLOOR:.2f}), and the way the named object went: the asked way in "
+        f"**{moved}/{n}** clips (chance 1/4; no floor).",
+        "",
+        "| # | request | input | the world's clip | output | judged |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for i, row in enumerate(rows, 1):
+        request = row.sample.calls[0].args["instruction"]
+        output = _image(out, f"i2v-{i:02d}-output.png", row.output, "output")
+        judged = "–"
+        if row.output is None:
+            output = f"error: {_cell(row.error or 'no clip')}"
+        else:
+            asked, went = row.sample.gold["direction"], row.reads.get("moved", "nowhere")
+            first, share = row.values.get("psnr_first"), row.values.get("objects_kept")
+            judged = "<br>".join([
+                *([f"first frame {first:.1f} dB"] if first is not None else []),
+                *([f"objects kept {share:.0%}"] if share is not None else []),
+                f"moved: {went} " + ("✓" if went == asked else f"✗ (asked {asked})"),
+            ])  # fmt: skip
+        lines.append(
+            f"| {i} | {_cell(request)} "
+            f"| {_image(out, f'i2v-{i:02d}-input.png', row.inputs[0], 'input')} "
+            f"| {_image(out, f'i2v-{i:02d}-world.png', row.expected, 'the world draws')} "
             f"| {output} | {judged} |"
         )
     return [*lines, ""]

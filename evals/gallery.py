@@ -1,12 +1,12 @@
-"""What ``vitron gallery`` shows: a fixed grid of shapes-world prompts, video requests and edits,
-each run through the real ``generate_image`` / ``generate_video`` / ``edit_image`` tools of a
-profile and judged as ``vitron eval`` judges them.
+"""What ``vitron gallery`` shows: a fixed grid of shapes-world prompts, video requests, pictures to
+animate and edits, each run through the real ``generate_image`` / ``generate_video`` /
+``image_to_video`` / ``edit_image`` tools of a profile and judged as ``vitron eval`` judges them.
 
 Text-to-image prompts cover every shape at every horizontal position (the generation task's
 three x values), colours and backgrounds taken in turn, worded by the generation task itself
 (:func:`~vitron.evals.shapes.tasks.generation_sample`); video requests one per direction, worded
-by the ``video_generation`` task. Edits are the first recolour, removal, add
-and move samples of the ``test`` split. Each call gets the same fixed ``seed``, so a page is
+by the ``video_generation`` task. Pictures to animate are the first ``image_to_video`` request of
+each direction in the ``test`` split; edits the first recolour, removal, add and move samples. Each call gets the same fixed ``seed``, so a page is
 reproducible.
 Images are H x W x 3 uint8; boxes ``[x1, y1, x2, y2]`` normalised to [0, 1], top-left origin.
 """
@@ -32,7 +32,7 @@ EDIT_OPERATIONS: tuple[str, ...] = ("recolor", "remove", "add", "move")
 """The edit operations shown: the ones ``edit_image`` runs through the inpainting pipeline (a move
 also pastes the object itself; nano's adds are inpainted too)."""
 EDIT_SEARCH = 400
-"""How many ``test``-split editing samples are searched for the wanted operations."""
+"""How many ``test``-split samples are searched for the wanted edit operations and directions."""
 
 
 def prompt_grid(limit: int | None = None) -> list[Sample]:
@@ -73,6 +73,22 @@ def video_prompts(limit: int | None = None) -> list[Sample]:
                                          backgrounds[i % len(backgrounds)])  # fmt: skip
         sample.id = f"gallery-t2v-{i + 1:02d}"
         samples.append(sample)
+    return samples[:limit] if limit is not None else samples
+
+
+def animation_samples(limit: int | None = None, seed: int = 0) -> list[Sample]:
+    """The first ``test``-split ``image_to_video`` request of each direction (left, right, up,
+    down, in that order)."""
+    from vitron.evals.shapes.dataset import make_sample
+    from vitron.evals.shapes.video import DIRECTIONS
+
+    first: dict[str, Sample] = {}
+    for index in range(EDIT_SEARCH):
+        if len(first) == len(DIRECTIONS):
+            break
+        sample = make_sample("test", index, seed=seed, tasks=["image_to_video"])
+        first.setdefault(sample.gold["direction"], sample)
+    samples = [first[d] for d in DIRECTIONS if d in first]
     return samples[:limit] if limit is not None else samples
 
 
@@ -172,7 +188,7 @@ def _judge(shown: Shown, judge: Any, options: Any) -> None:
     sample, outcome = shown.sample, shown.outcome
     tool = sample.calls[-1].name
     shown.values = scoring.score(outcome, options)
-    if sample.task == "video_generation":  # clips are shown as strips of their frames
+    if sample.task in ("video_generation", "image_to_video"):  # clips: strips of their frames
         clip = scoring.predicted_video(outcome, tool)
         shown.expected = frame_strip(sample.gold["reference"])
         if clip is not None:

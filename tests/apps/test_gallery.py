@@ -22,22 +22,24 @@ def run(out: Path, *extra: str) -> str:
 
 def test_gallery_writes_the_page_and_every_picture_it_references(tmp_path):
     out = tmp_path / "gallery"
-    page = run(out, "--prompts", "2", "--videos", "1", "--edits", "1")
+    page = run(out, "--prompts", "2", "--videos", "1", "--animations", "1", "--edits", "1")
     written = {p.name for p in out.glob("*.png")}
     linked = IMAGE_LINK.findall(page)
     assert set(linked) == written and len(linked) == len(written)  # each once, none missing
-    # 2 prompts x (world, output) + 1 video request x (world, output) + 4 edits (recolour,
-    # remove, add, move) x (input, world, output, area)
-    assert len(written) == 2 * 2 + 1 * 2 + 4 * 4
+    # 2 prompts x (world, output) + 1 video request x (world, output) + 1 picture to animate x
+    # (input, world, output) + 4 edits (recolour, remove, add, move) x (input, world, output, area)
+    assert len(written) == 2 * 2 + 1 * 2 + 1 * 3 + 4 * 4
     # scaled up for people: 32 px generations and 64 px edits to 128 px; a clip's 32 px frames
     # side by side to 64 px high (the world's 8 frames, tiny's 4)
-    sizes = {"t2v-01-world.png": (512, 64), "t2v-01-output.png": (256, 64)}
+    sizes = {"t2v-01-world.png": (512, 64), "t2v-01-output.png": (256, 64),
+             "i2v-01-world.png": (512, 64), "i2v-01-output.png": (256, 64)}  # fmt: skip
     for name in written:
         with Image.open(out / name) as image:
             assert image.size == sizes.get(name, (128, 128)), name
-    assert "# Gallery: text-to-image, text-to-video and image editing of the `tiny` profile" in page
+    assert ("# Gallery: text-to-image, text-to-video, image-to-video and image editing of the "
+            "`tiny` profile") in page  # fmt: skip
     assert "`vitron gallery --profile tiny --out " in page
-    assert "--prompts 2 --videos 1 --edits 1`" in page
+    assert "--prompts 2 --videos 1 --animations 1 --edits 1`" in page
     assert "`seed=0`" in page and "`text_to_image`: random weights (`tiny`)" in page
     assert "| 1 | a large red circle on the left on a grey background |" in page
     assert "| 2 | a large blue circle in the centre on a white background |" in page
@@ -45,6 +47,9 @@ def test_gallery_writes_the_page_and_every_picture_it_references(tmp_path):
     assert "## Text-to-video" in page and "`text_to_video`: random weights (`tiny`)" in page
     assert "| 1 | a large red circle moving left on a grey background |" in page
     assert re.search(r"moved: \w+ (✓|✗ \(asked left\))", page)
+    assert "## Image-to-video" in page and "`image_to_video`: random weights (`tiny`)" in page
+    assert re.search(r"\| 1 \| the .+ moves left \| !\[input\]\(i2v-01-input\.png\)", page)
+    assert re.search(r"first frame \d+\.\d dB<br>objects kept \d+%<br>moved: \w+", page)
     assert re.search(r"\| 1 \| make the .* \| !\[input\]\(edit-01-input\.png\)", page)
     assert re.search(r"\| 2 \| remove the .* \| !\[input\]\(edit-02-input\.png\)", page)
     assert re.search(r"\| 3 \| add a .* \| !\[input\]\(edit-03-input\.png\)", page)
@@ -54,11 +59,12 @@ def test_gallery_writes_the_page_and_every_picture_it_references(tmp_path):
 
     first = np.asarray(Image.open(out / "t2i-01-output.png"))
     page = run(
-        out, "--prompts", "1", "--videos", "0", "--edits", "0"
+        out, "--prompts", "1", "--videos", "0", "--animations", "0", "--edits", "0"
     )  # a smaller grid, same folder
     assert {p.name for p in out.glob("*.png")} == {"t2i-01-world.png", "t2i-01-output.png"}
     assert set(IMAGE_LINK.findall(page)) == {"t2i-01-world.png", "t2i-01-output.png"}
     assert "## Image editing" not in page and "## Text-to-video" not in page
+    assert "## Image-to-video" not in page
     assert np.array_equal(np.asarray(Image.open(out / "t2i-01-output.png")), first)  # seeded
 
 
@@ -67,7 +73,7 @@ def test_gallery_bad_input_is_a_clear_error_and_writes_nothing(tmp_path, capsys)
     assert main(["gallery", "--profile", "tiny", "--out", str(out), "--prompts", "-1"]) == 2
     assert "--prompts must be at least 0" in capsys.readouterr().err
     assert main(["gallery", "--profile", "tiny", "--out", str(out), "--prompts", "0",
-                 "--videos", "0", "--edits", "0"]) == 2  # fmt: skip
+                 "--videos", "0", "--animations", "0", "--edits", "0"]) == 2  # fmt: skip
     assert "nothing to show" in capsys.readouterr().err
     assert main(["gallery", "--profile", "no-such-profile", "--out", str(out)]) == 2
     assert "unknown profile 'no-such-profile'" in capsys.readouterr().err

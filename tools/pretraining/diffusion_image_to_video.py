@@ -237,8 +237,8 @@ class ImageToVideoPretrainer:
 
     def evaluate(self, count: int) -> dict[str, float]:
         """On ``count`` of the ``image_to_video`` task's test requests, through
-        ``ImageToVideoEngine`` (20 DPM-Solver++ steps, guidance 4, 8 frames at 64 px, as the
-        nano profile runs it): :func:`~vitron.evals.scoring.judge_animation`'s numbers."""
+        ``ImageToVideoEngine`` (20 DPM-Solver++ steps, guidance 4, 8 frames at 64 px, frame 0 held
+        to the picture, as the nano profile runs it): :func:`~vitron.evals.scoring.judge_animation`'s numbers."""
         return evaluate_image_to_video(self.pipeline(), count)
 
     def save(self, directory: Path) -> None:
@@ -274,16 +274,19 @@ def animation_loss(
 
 
 def evaluate_image_to_video(pipe: I2VGenXLPipeline, count: int, seed: int = 0, steps: int = 20,
-                            guidance: float = 4.0) -> dict[str, float]:  # fmt: skip
-    """See :meth:`ImageToVideoPretrainer.evaluate` (``test`` split, seed ``seed``)."""
+                            guidance: float = 4.0, hold_first_frame: bool = True,
+                            ) -> dict[str, float]:  # fmt: skip
+    """See :meth:`ImageToVideoPretrainer.evaluate` (``test`` split, seed ``seed``; frame 0 held
+    to the picture, as the nano profile animates, unless ``hold_first_frame`` is false)."""
     from vitron.evals.classifier import load_classifier
     from vitron.evals.scoring import judge_animation
     from vitron.evals.shapes.dataset import make_sample
-    from vitron.tools.models.diffusion_common import Prompt, fit_size
+    from vitron.tools.models.diffusion_common import Defaults, Prompt, fit_size
     from vitron.tools.models.diffusion_engines import ImageToVideoEngine
 
     judge = load_classifier()
-    engine = ImageToVideoEngine(pipe, kind="image_to_video")
+    defaults = Defaults(hold_first_frame=hold_first_frame)
+    engine = ImageToVideoEngine(pipe, kind="image_to_video", defaults=defaults)
     judged = []
     for index in range(count):
         sample = make_sample("test", index, seed=seed, tasks=["image_to_video"])
