@@ -7,8 +7,9 @@ requests are the shapes world's own: the first sample of each demo task in the `
 the expected answers are the world's, not written for the demo. Beside each answer the demo prints
 what the world expected and the score ``vitron eval`` gives that sample (mask IoU, box IoU, J&F,
 R@1, attributes read by the world's classifier, PSNR outside an edit, right or wrong): one sample
-per task shows behaviour, the eval table measures quality. The one call that needs approval, the
-editing turn's ``edit_image``, is approved because the request asked for it (:func:`approve_asked`).
+per task shows behaviour, the eval table measures quality. The calls that need approval (the
+edits' ``edit_image`` and ``edit_video``, the animation's ``image_to_video``) are approved because
+the request asked for them (:func:`approve_asked`).
 
 The media go into the session exactly as ``vitron eval`` sends them (:func:`store_media`; a
 region's sketch through :meth:`Session.add_region`), and the turn's messages are read back and
@@ -37,10 +38,10 @@ if TYPE_CHECKING:
     from vitron.graphs import Context
 
 DEMO_TASKS = ("vqa", "referring_segmentation", "grounding", "region_caption", "generation",
-              "editing", "tracking", "video_editing", "retrieval")  # fmt: skip
+              "editing", "image_to_video", "tracking", "video_editing", "retrieval")  # fmt: skip
 """The demo's turns, in order: a question, a mask, a box, a sketched region, a picture to draw,
-one to edit, a video to follow, one to edit, a set (last: its ten images lengthen every later
-prompt's media listing)."""
+one to edit, one to animate, a video to follow, one to edit, a set (last: its ten images lengthen
+every later prompt's media listing)."""
 DEMO_EDIT = "recolor"
 """The editing turns' operation: a recolour, which the nano inpainting model was trained for (an
 add or move needs GLIGEN, still random in nano)."""
@@ -59,8 +60,8 @@ score the eval gives that one sample. Quality over many samples: `vitron eval --
 def demo_samples(seed: int = 0, split: str = SPLIT) -> list[Sample]:
     """One sample per :data:`DEMO_TASKS` task: the first of that task in ``split``'s stream of
     :data:`~vitron.evals.shapes.dataset.EVAL_TASKS` (the samples ``vitron eval`` scores), or in
-    its own stream for a task scored on request (``video_editing``); for the editing tasks, the
-    first :data:`DEMO_EDIT`."""
+    its own stream for a task scored on request (``image_to_video``, ``video_editing``); for the
+    editing tasks, the first :data:`DEMO_EDIT`."""
     from itertools import count
 
     from vitron.evals.shapes.dataset import EVAL_TASKS, make_sample
@@ -171,6 +172,9 @@ def expected_text(sample: Sample, media: Sequence[str] = ()) -> str:
                 "every frame, the rest of the clip unchanged")  # fmt: skip
     if task == "video_editing":
         return f"{calls} -> the clip without it, the rest unchanged"
+    if task == "image_to_video":
+        return (f"{calls} -> a clip that starts from the picture and keeps its objects, the "
+                f"{gold['colour']} one moving {gold['direction']}")  # fmt: skip
     return sample.answer
 
 
@@ -182,8 +186,8 @@ def write_expected(sample: Sample, folder: Path) -> list[Path]:
     """The world's answer as a picture beside the tools' own overlays: ``expected.png`` (the
     ground-truth mask or box over the image; for retrieval, the right image; for generation, the
     world's own rendering of the prompt; for editing, the world's edited picture; for video
-    editing, the world's edited clip, its frames side by side); none for answers in words or for
-    tracking."""
+    editing and image-to-video, the world's clip, its frames side by side); none for answers in
+    words or for tracking."""
     import numpy as np
     from PIL import Image
 
@@ -191,13 +195,13 @@ def write_expected(sample: Sample, folder: Path) -> list[Path]:
 
     gold, task = sample.gold, sample.task
     pictured = ("referring_segmentation", "grounding", "retrieval", "generation", "editing",
-                "video_editing")  # fmt: skip
+                "image_to_video", "video_editing")  # fmt: skip
     if task not in pictured:
         return []
-    if task == "video_editing":
+    if task in ("video_editing", "image_to_video"):
         from vitron.evals.gallery import frame_strip
 
-        pixels = frame_strip(gold["after"])
+        pixels = frame_strip(gold["after" if task == "video_editing" else "reference"])
     elif task == "retrieval":
         pixels = sample.media[gold["target"]].pixels
     elif task in ("generation", "editing"):
@@ -251,6 +255,15 @@ def measured_text(task: str, outcome: Outcome, scores: dict[str, Any]) -> str:
                          "(right from 80 %)")  # fmt: skip
         if scores.get("psnr") is not None:
             parts.append(f"PSNR outside the edit {scores['psnr']:.1f} dB (mean over frames)")
+    elif task == "image_to_video":
+        if scores.get("psnr_first") is not None:
+            parts.append(f"first frame {scores['psnr_first']:.1f} dB against the picture")
+        if scores.get("objects_kept") is not None:
+            parts.append(f"{scores['objects_kept']:.0%} of the scene's objects kept on later "
+                         "frames")  # fmt: skip
+        if "moved" in scores:
+            asked = outcome.sample.gold["direction"]
+            parts.append(f"moved {scores['moved'] or 'nowhere'} (asked {asked})")
     if outcome.error:
         parts.append(f"turn failed: {outcome.error[:120]}")
     return "; ".join(parts)
@@ -272,8 +285,8 @@ def _call_text(name: str, args: dict[str, Any]) -> str:
 
 def approve_asked(sample: Sample) -> Callable[[dict], dict]:
     """The demo has no person to ask: a call that needs approval is approved when the request
-    asked for that tool (the editing turn's ``edit_image``) and declined otherwise, and the
-    planner is told why."""
+    asked for that tool (the editing turns' ``edit_image`` and ``edit_video``, the animation's
+    ``image_to_video``) and declined otherwise, and the planner is told why."""
     asked = {call.name for call in sample.calls}
 
     def decide(request: dict) -> dict:
