@@ -375,18 +375,9 @@ def _video_section(rows: Sequence[Shown], out: Path) -> list[str]:
     ]
     for i, row in enumerate(rows, 1):
         request = row.sample.calls[0].args["instruction"]
-        output = _image(out, f"t2v-{i:02d}-output.png", row.output, "output")
-        judged = "–"
-        if row.output is None:
-            output = f"error: {_cell(row.error or 'no clip')}"
-        else:
-            right = row.values.get("frames_right")
-            asked = row.sample.gold["direction"]
-            went = row.reads.get("moved", "nowhere")
-            judged = "<br>".join([
-                *([f"shape and colour right on {right:.0%} of frames"] if right is not None else []),
-                f"moved: {went} " + ("✓" if went == asked else f"✗ (asked {asked})"),
-            ])  # fmt: skip
+        right = row.values.get("frames_right")
+        facts = [f"shape and colour right on {right:.0%} of frames"] if right is not None else []
+        output, judged = _clip_cells(out, f"t2v-{i:02d}-output.png", row, facts)
         lines.append(
             f"| {i} | {_cell(request)} "
             f"| {_image(out, f't2v-{i:02d}-world.png', row.expected, 'the world draws')} "
@@ -421,18 +412,10 @@ def _animation_section(rows: Sequence[Shown], out: Path) -> list[str]:
     ]
     for i, row in enumerate(rows, 1):
         request = row.sample.calls[0].args["instruction"]
-        output = _image(out, f"i2v-{i:02d}-output.png", row.output, "output")
-        judged = "–"
-        if row.output is None:
-            output = f"error: {_cell(row.error or 'no clip')}"
-        else:
-            asked, went = row.sample.gold["direction"], row.reads.get("moved", "nowhere")
-            first, share = row.values.get("psnr_first"), row.values.get("objects_kept")
-            judged = "<br>".join([
-                *([f"first frame {first:.1f} dB"] if first is not None else []),
-                *([f"objects kept {share:.0%}"] if share is not None else []),
-                f"moved: {went} " + ("✓" if went == asked else f"✗ (asked {asked})"),
-            ])  # fmt: skip
+        first, share = row.values.get("psnr_first"), row.values.get("objects_kept")
+        facts = [*([f"first frame {first:.1f} dB"] if first is not None else []),
+                 *([f"objects kept {share:.0%}"] if share is not None else [])]  # fmt: skip
+        output, judged = _clip_cells(out, f"i2v-{i:02d}-output.png", row, facts)
         lines.append(
             f"| {i} | {_cell(request)} "
             f"| {_image(out, f'i2v-{i:02d}-input.png', row.inputs[0], 'input')} "
@@ -440,6 +423,16 @@ def _animation_section(rows: Sequence[Shown], out: Path) -> list[str]:
             f"| {output} | {judged} |"
         )
     return [*lines, ""]
+
+
+def _clip_cells(out: Path, name: str, row: Shown, facts: list[str]) -> tuple[str, str]:
+    """A clip row's output cell (its frames as ``name``, or the tool's error) and judged cell
+    (``facts``, then the way the object went against the asked way)."""
+    if row.output is None:
+        return f"error: {_cell(row.error or 'no clip')}", "–"
+    asked, went = row.sample.gold["direction"], row.reads.get("moved", "nowhere")
+    moved = f"moved: {went} " + ("✓" if went == asked else f"✗ (asked {asked})")
+    return _image(out, name, row.output, "output"), "<br>".join([*facts, moved])
 
 
 def _psnr(row: Shown) -> str:
