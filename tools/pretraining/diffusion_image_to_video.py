@@ -238,7 +238,8 @@ class ImageToVideoPretrainer:
     def evaluate(self, count: int) -> dict[str, float]:
         """On ``count`` of the ``image_to_video`` task's test requests, through
         ``ImageToVideoEngine`` (20 DPM-Solver++ steps, guidance 4, 8 frames at 64 px, frame 0 held
-        to the picture, as the nano profile runs it): :func:`~vitron.evals.scoring.judge_animation`'s numbers."""
+        to the picture, as the nano profile runs it): the numbers of
+        :func:`~vitron.evals.scoring.judge_animation`."""
         return evaluate_image_to_video(self.pipeline(), count)
 
     def save(self, directory: Path) -> None:
