@@ -34,7 +34,7 @@ RECOLOURS = 8
 """Held-out ``test``-split recolour edits judged (the first ones from index 1)."""
 RESTYLES = 6
 """Whole-clip restyle requests judged (:func:`~vitron.evals.restyle.restyle_requests`)."""
-ANIMATIONS = range(6)
+ANIMATIONS = range(4)
 """Held-out ``test``-split ``image_to_video`` requests (seed 0)."""
 
 
