@@ -105,12 +105,13 @@ def build_app(planner: BaseChatModel, context: Context, limits: UploadLimits) ->
             notices = [render.user(text), render.notice(str(exc))]
             yield (*page(session, notices), "", text, None, gr.skip())
             return
-        if not text.strip() and not attached:
+        words = text if text.strip() else ""
+        if not words and not attached:
             yield (*page(session), "", text, upload, gr.skip())
             return
-        shown += [render.user(text if text.strip() else "(no text)")]
+        shown += [render.user(words or "(no text)")]
         shown += render.media_items(attached, session.workspace, role="user")
-        for items, status in run_turn(session, text if text.strip() else "Look at this.", shown):
+        for items, status in run_turn(session, words or "Look at this.", shown):
             yield (items, *[gr.skip()] * 5, status, "", None, gr.skip())
         sessions.titles.pop(thread_id, None)
         # the picture and its sketch went with this message: clear them so the next one does not
