@@ -25,7 +25,13 @@ from vitron.tools.pretraining.diffusion_data import (
 )
 from vitron.tools.pretraining.diffusion_gligen import NEW_LAYERS, gligen_unet
 from vitron.tools.pretraining.diffusion_inpaint import inpainting_unet
-from vitron.tools.pretraining.diffusion_text_to_image import nano_tokenizer, nano_unet
+from vitron.tools.pretraining.diffusion_text_to_image import (
+    OBJECTIVE,
+    nano_tokenizer,
+    nano_unet,
+    prediction_target,
+    training_scheduler,
+)
 from vitron.tools.pretraining.diffusion_text_to_video import video_unet
 from vitron.tools.pretraining.loop import REPORT_NAME, RESUME_NAME
 from vitron.tools.profiles import ComponentSpec
@@ -183,6 +189,82 @@ def test_layout_examples_box_every_object_they_name():
     assert all(p.removeprefix("a ") in example.caption for p in example.phrases)
     for x1, y1, x2, y2 in example.boxes:
         assert 0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1
+
+
+def _objective(folder) -> dict:  # noqa: ANN001
+    config = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
+    return {key: config[key] for key in OBJECTIVE}
+
+
+def test_new_runs_train_for_velocity_at_zero_terminal_snr_and_sample_as_they_trained(chain):
+    """The saved sampler carries the objective the UNet trained for: v-prediction, the schedule
+    rescaled to zero terminal SNR, sampling from its last timestep. GLIGEN's layers train around
+    the frozen text-to-image UNet, so they keep that UNet's objective."""
+    assert OBJECTIVE == {"prediction_type": "v_prediction", "rescale_betas_zero_snr": True,
+                         "timestep_spacing": "trailing"}  # fmt: skip
+    for name in ("t2i", "inpaint", "gligen", "t2v"):
+        assert _objective(chain[name]) == OBJECTIVE, name
+    sampler = _engine(chain["t2i"], "text_to_image").pipe.scheduler
+    sampler.set_timesteps(20)
+    assert int(sampler.timesteps[0]) == 999  # where training's pure noise was
+
+
+def test_gligen_keeps_the_objective_of_the_unet_it_grows_around(chain, tmp_path):
+    import shutil
+
+    from vitron.tools.pretraining.diffusion_gligen import GligenPretrainer
+
+    epsilon = tmp_path / "epsilon_t2i"
+    shutil.copytree(chain["t2i"], epsilon)
+    config_path = epsilon / "scheduler" / "scheduler_config.json"
+    config = json.loads(config_path.read_text())
+    config.update(prediction_type="epsilon", rescale_betas_zero_snr=False,
+                  timestep_spacing="linspace")  # fmt: skip
+    config_path.write_text(json.dumps(config))
+    trainer = GligenPretrainer(seed=0, base=epsilon)
+    assert {k: trainer.noise.config[k] for k in OBJECTIVE} == {
+        "prediction_type": "epsilon", "rescale_betas_zero_snr": False,
+        "timestep_spacing": "linspace"}  # fmt: skip
+    assert trainer.pipeline().scheduler.config.prediction_type == "epsilon"
+
+
+def test_velocity_targets_and_weights_keep_the_noisiest_steps():
+    """At zero terminal SNR the velocity is minus the clean latents and weighs 1 (Min-SNR's own
+    v weight would give it 0); nearly clean steps are capped as Min-SNR caps them."""
+    noise_schedule = training_scheduler()
+    latents, noise = torch.randn(3, 4, 8, 8), torch.randn(3, 4, 8, 8)
+    t = torch.tensor([999, 500, 5])
+    target, weights = prediction_target(noise_schedule, latents, noise, t)
+    assert torch.allclose(target[0], -latents[0], atol=1e-4)
+    alphas = noise_schedule.alphas_cumprod[t]
+    snr = alphas / (1 - alphas)
+    assert weights[0] == pytest.approx(1.0)
+    assert weights[2] == pytest.approx(6.0 / (snr[2].item() + 1), rel=1e-4) and weights[2] < 0.1
+    epsilon = training_scheduler(like=types.SimpleNamespace(config={
+        "prediction_type": "epsilon", "rescale_betas_zero_snr": False,
+        "timestep_spacing": "linspace"}))  # fmt: skip
+    target, weights = prediction_target(epsilon, latents[1:], noise[1:], t[1:])
+    assert torch.equal(target, noise[1:]) and weights[0] == pytest.approx(1.0)
+
+
+def test_a_text_to_image_folder_as_base_continues_its_unet_with_its_text_encoder_kept(
+    chain, tmp_path
+):
+    """``--base`` a trained text-to-image pipeline: its UNet goes on training (under the current
+    objective) while its text encoder stays as it was, so what was aligned to it still fits."""
+    from transformers import CLIPTextModel
+
+    out = tmp_path / "t2i-more"
+    assert main(["pretrain", "diffusion_text_to_image", "--out", str(out), "--base",
+                 str(chain["t2i"]), "--seed", "2", "--steps", "2", "--eval-count", "2"]) == 0  # fmt: skip
+    assert _report(out)["command"].endswith(f"--base {chain['t2i']}")
+    before = CLIPTextModel.from_pretrained(chain["t2i"], subfolder="text_encoder").state_dict()
+    after = CLIPTextModel.from_pretrained(out, subfolder="text_encoder").state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    unet_before = UNet2DConditionModel.from_pretrained(chain["t2i"], subfolder="unet")
+    unet_after = UNet2DConditionModel.from_pretrained(out, subfolder="unet")
+    assert not torch.equal(unet_before.conv_in.weight, unet_after.conv_in.weight)
+    assert _objective(out) == OBJECTIVE
 
 
 def test_the_weights_are_stored_in_half_precision(chain):

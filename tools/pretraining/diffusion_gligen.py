@@ -107,7 +107,7 @@ class GligenPretrainer:
         self.seed = seed
         self.base = load_base_pipeline(base, self.name)
         self.model = gligen_unet(self.base.unet)
-        self.noise = training_scheduler()
+        self.noise = training_scheduler(like=self.base.scheduler)  # the frozen UNet's objective
         self.pool: ScenePool[LayoutExample] | None = None
 
     def start(self, step: int, total: int) -> None:
@@ -130,7 +130,7 @@ class GligenPretrainer:
     def pipeline(self) -> StableDiffusionGLIGENPipeline:
         return StableDiffusionGLIGENPipeline(
             vae=self.base.vae, text_encoder=self.base.text_encoder, tokenizer=self.base.tokenizer,
-            unet=self.model, scheduler=sampling_scheduler(), safety_checker=None,
+            unet=self.model, scheduler=sampling_scheduler(self.noise), safety_checker=None,
             feature_extractor=None, requires_safety_checker=False,
         )  # fmt: skip
 

@@ -22,8 +22,9 @@ nano CLIP (``tools/profiles/nano/clip``: projection 64 = the text width, as I2VG
 the VAE, text encoder, tokenizer and the image encoder stay frozen; only the UNet trains.
 
 Text states are taken as ``image_to_video`` takes them (``ImageToVideoEngine.clip_skip = 1``: the
-text encoder's penultimate layer through its final norm). Stable Diffusion's recipe as for
-text-to-video: epsilon prediction, the scaled-linear schedule, Min-SNR-5; 10 % of the clips drop
+text encoder's penultimate layer through its final norm). The text-to-image recipe's
+objective (v-prediction at zero terminal SNR, Min-SNR-5: ``diffusion_text_to_image.OBJECTIVE``;
+a base trained for epsilon prediction is converted by the run); 10 % of the clips drop
 both the text (to ``""``) and the image embedding (to zeros), which is what the pipeline's
 unconditional branch sees (its image latents are never dropped). fps is 4, as the nano profile
 animates.
@@ -52,7 +53,7 @@ from vitron.tools.pretraining.data import ScenePool, pool_size
 from vitron.tools.pretraining.diffusion_data import EDIT_SIZE, animation_example
 from vitron.tools.pretraining.diffusion_text_to_image import (
     EMPTY_CAPTIONS,
-    min_snr_weights,
+    prediction_target,
     sampling_scheduler,
     save_pipeline,
     saved_pipeline_class,
@@ -231,7 +232,7 @@ class ImageToVideoPretrainer:
     def pipeline(self) -> I2VGenXLPipeline:
         return I2VGenXLPipeline(
             vae=self.vae, text_encoder=self.text_encoder, tokenizer=self.tokenizer,
-            unet=self.model["unet"], scheduler=sampling_scheduler(),
+            unet=self.model["unet"], scheduler=sampling_scheduler(self.noise),
             image_encoder=self.image_encoder, feature_extractor=self.feature_extractor,
         )  # fmt: skip
 
@@ -256,7 +257,8 @@ def animation_loss(
     generator: torch.Generator,
     rng: np.random.Generator,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Min-SNR-weighted epsilon MSE of ``latents`` (B x 4 x T x h x w) noised at random
+    """Min-SNR-weighted MSE (:func:`~vitron.tools.pretraining.diffusion_text_to_image.prediction_target`)
+    of ``latents`` (B x 4 x T x h x w) noised at random
     timesteps, the UNet conditioned as the pipeline conditions it: ``first`` (B x 4 x h x w, the
     picture's latents), ``states`` (B x L x D text), ``embeddings`` (B x 1 x D CLIP image)."""
     noise = torch.randn(latents.shape, generator=generator)
@@ -269,8 +271,9 @@ def animation_loss(
         fps=torch.full((len(latents),), FPS), image_latents=condition_latents(first, latents.shape[2]),
         image_embeddings=embeddings,
     ).sample  # fmt: skip
-    per_sample = F.mse_loss(predicted, noise, reduction="none").flatten(1).mean(dim=1)
-    loss = (per_sample * min_snr_weights(noise_scheduler, timesteps)).mean()
+    target, weights = prediction_target(noise_scheduler, latents, noise, timesteps)
+    per_sample = F.mse_loss(predicted, target, reduction="none").flatten(1).mean(dim=1)
+    loss = (per_sample * weights).mean()
     return loss, {"mse": per_sample.mean().item()}
 
 

@@ -10,8 +10,8 @@ new ones, so training starts from the text-to-image model. The VAE, text encoder
 are the base pipeline's, frozen. Edits (:func:`~vitron.tools.pretraining.diffusion_data.edit_example`):
 remove an object (``REMOVE_PROMPT``), recolour it ("the red circle in blue"), or repaint it as it
 is (its name), each inside the object's mask grown as ``edit_image`` grows it, or add one (its
-phrase, inside the box ``edit_image`` draws an added object into); 10 % of captions empty, as for
-text-to-image.
+phrase, inside the box ``edit_image`` draws an added object into); 10 % of captions empty, and the
+objective (``diffusion_text_to_image.OBJECTIVE``), as for text-to-image.
 
 Saved as a ``StableDiffusionInpaintPipeline`` folder (fp16 safetensors, DPM-Solver++ scheduler).
 """
@@ -111,7 +111,7 @@ class InpaintPretrainer:
     def pipeline(self) -> StableDiffusionInpaintPipeline:
         return StableDiffusionInpaintPipeline(
             vae=self.vae, text_encoder=self.text_encoder, tokenizer=self.tokenizer,
-            unet=self.model, scheduler=sampling_scheduler(), safety_checker=None,
+            unet=self.model, scheduler=sampling_scheduler(self.noise), safety_checker=None,
             feature_extractor=None, requires_safety_checker=False,
         )  # fmt: skip
 

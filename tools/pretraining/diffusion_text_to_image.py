@@ -3,15 +3,26 @@ trained jointly in the latent space of the nano VAE (:mod:`~vitron.tools.pretrai
 frozen, read from ``--base``) on the ``generation`` task's pictures and captions (32 px, one object;
 :func:`~vitron.tools.pretraining.diffusion_data.generation_example`).
 
-Stable Diffusion's recipe at nano size: epsilon prediction under the scaled-linear DDPM schedule
-(1000 steps), 10 % empty captions so classifier-free guidance works, Min-SNR (γ = 5) loss weights
-(the small-t steps otherwise dominate and position is learnt late). The tokenizer is the nano CLIP's
-byte-level BPE with one token per shapes-world word (:func:`~vitron.tools.pretraining.clip.shapes_tokenizer`),
-plus the generation and editing texts' words, with a 24-token context.
+Stable Diffusion's recipe at nano size, with the objective of Stable Diffusion 2's 768 model and
+Lin et al. 2024 ("Common diffusion noise schedules and sample steps are flawed"): v-prediction
+under the scaled-linear DDPM schedule (1000 steps) rescaled to zero terminal SNR, sampled from the
+last timestep ("trailing"). With epsilon prediction and SD's own schedule the nano UNet never learnt
+where to draw (position at chance after 3000 steps): at the noisy steps where a 8 x 8 latent's
+layout is decided, predicting the noise barely depends on the picture, so the place words earned
+almost no gradient, and sampling started from pure noise that training never showed it.
+10 % empty captions so classifier-free guidance works; Min-SNR (γ = 5) loss weights
+(:func:`prediction_target`). The tokenizer is the nano CLIP's byte-level BPE with one token per
+shapes-world word (:func:`~vitron.tools.pretraining.clip.shapes_tokenizer`), plus the generation
+and editing texts' words, with a 24-token context.
+
+``--base`` is the VAE's folder for a first run; a text-to-image pipeline folder continues its UNet
+under this objective (converting an epsilon-prediction one), its text encoder and VAE frozen, so
+the projector aligned to that text encoder and the pipelines sharing it stay valid.
 
 Saved as a ``StableDiffusionPipeline`` folder (``save_pretrained``; fp16 weights, which the
-``diffusion`` loader reads into its own dtype) with a DPM-Solver++ scheduler, so a profile entry
-``loader = "diffusion"``, ``pipeline = "text_to_image"`` reads it unchanged.
+``diffusion`` loader reads into its own dtype) with a DPM-Solver++ scheduler over the same
+schedule and objective, so a profile entry ``loader = "diffusion"``, ``pipeline =
+"text_to_image"`` reads it unchanged.
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ from diffusers import (
     AutoencoderKL,
     DDPMScheduler,
     DPMSolverMultistepScheduler,
+    SchedulerMixin,
     StableDiffusionPipeline,
     UNet2DConditionModel,
 )
@@ -72,16 +84,27 @@ def nano_unet(sample_size: int = 8) -> UNet2DConditionModel:
     )  # fmt: skip
 
 
-def training_scheduler() -> DDPMScheduler:
-    """Stable Diffusion's noise schedule."""
-    return DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                         num_train_timesteps=1000, clip_sample=False,
-                         steps_offset=1)  # fmt: skip
+SCHEDULE = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                num_train_timesteps=1000, clip_sample=False, steps_offset=1)  # fmt: skip
+"""Stable Diffusion's noise schedule, before the objective's settings."""
+OBJECTIVE = dict(prediction_type="v_prediction", rescale_betas_zero_snr=True,
+                 timestep_spacing="trailing")  # fmt: skip
+"""What every nano diffusion UNet trains for from now on (see the module docstring)."""
 
 
-def sampling_scheduler() -> DPMSolverMultistepScheduler:
-    """DPM-Solver++ over the same schedule: good pictures in 20 steps."""
-    return DPMSolverMultistepScheduler.from_config(training_scheduler().config)
+def training_scheduler(like: SchedulerMixin | None = None) -> DDPMScheduler:
+    """The training schedule: SD's, under :data:`OBJECTIVE`; ``like`` (a trained pipeline's
+    scheduler) gives its own objective instead, for layers trained around a frozen UNet (GLIGEN)."""
+    if like is None:
+        return DDPMScheduler(**SCHEDULE, **OBJECTIVE)
+    kept = {key: like.config[key] for key in OBJECTIVE if key in like.config}
+    return DDPMScheduler(**SCHEDULE, **kept)
+
+
+def sampling_scheduler(training: DDPMScheduler | None = None) -> DPMSolverMultistepScheduler:
+    """DPM-Solver++ over ``training``'s schedule and objective (default
+    :func:`training_scheduler`'s): good pictures in 20 steps."""
+    return DPMSolverMultistepScheduler.from_config((training or training_scheduler()).config)
 
 
 def load_vae(base: Path) -> AutoencoderKL:
@@ -126,9 +149,31 @@ def encode_images(vae: AutoencoderKL, images: np.ndarray) -> torch.Tensor:
 
 def min_snr_weights(scheduler: DDPMScheduler, timesteps: torch.Tensor) -> torch.Tensor:
     """Min-SNR-γ weights of epsilon-prediction losses: min(SNR, γ) / SNR."""
-    alphas = scheduler.alphas_cumprod[timesteps]
-    snr = alphas / (1 - alphas)
+    snr = signal_to_noise(scheduler, timesteps)
     return snr.clamp(max=SNR_GAMMA) / snr
+
+
+def signal_to_noise(scheduler: DDPMScheduler, timesteps: torch.Tensor) -> torch.Tensor:
+    alphas = scheduler.alphas_cumprod[timesteps]
+    return alphas / (1 - alphas).clamp(min=1e-12)
+
+
+def prediction_target(
+    scheduler: DDPMScheduler, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the UNet learns to predict for ``latents`` noised with ``noise`` at ``timesteps``, and
+    each sample's loss weight (B), by the scheduler's ``prediction_type``.
+
+    Epsilon: the noise, weighted min(SNR, γ) / SNR (Min-SNR). Velocity: ``get_velocity``,
+    weighted (min(SNR, γ) + 1) / (SNR + 1), which weighs the clean picture's error by
+    min(SNR, γ) + 1: capped at the nearly clean steps as Min-SNR caps them, and never under 1 at
+    the noisiest ones, where the layout is decided (Min-SNR's own v weight, min(SNR, γ) /
+    (SNR + 1), gives the zero-SNR step no weight at all)."""
+    if scheduler.config.prediction_type == "v_prediction":
+        snr = signal_to_noise(scheduler, timesteps)
+        weights = (snr.clamp(max=SNR_GAMMA) + 1) / (snr + 1)
+        return scheduler.get_velocity(latents, noise, timesteps), weights
+    return noise, min_snr_weights(scheduler, timesteps)
 
 
 def encode_texts(
@@ -148,13 +193,21 @@ class TextToImagePretrainer:
 
     def __init__(self, seed: int, base: Path | None = None) -> None:
         if base is None:
-            raise ValueError("diffusion_text_to_image needs --base: the trained nano VAE's folder")
+            raise ValueError("diffusion_text_to_image needs --base: the trained nano VAE's folder "
+                             "(or a text-to-image pipeline's, to continue it)")  # fmt: skip
         self.seed = seed
-        self.vae = load_vae(base)
-        self.tokenizer = nano_tokenizer()
-        self.model = seeded(seed, lambda: torch.nn.ModuleDict(
-            {"unet": nano_unet(), "text_encoder": nano_text_encoder(self.tokenizer)}
-        ))  # fmt: skip
+        if saved_pipeline_class(base) == "StableDiffusionPipeline":  # continue its UNet
+            parts = load_base_pipeline(base, self.name)
+            self.vae, self.tokenizer = parts.vae, parts.tokenizer
+            self.model = torch.nn.ModuleDict(
+                {"unet": parts.unet, "text_encoder": parts.text_encoder}
+            )
+        else:
+            self.vae = load_vae(base)
+            self.tokenizer = nano_tokenizer()
+            self.model = seeded(seed, lambda: torch.nn.ModuleDict(
+                {"unet": nano_unet(), "text_encoder": nano_text_encoder(self.tokenizer)}
+            ))  # fmt: skip
         self.noise = training_scheduler()
         self.pool: ScenePool[tuple[np.ndarray, str]] | None = None
 
@@ -175,7 +228,7 @@ class TextToImagePretrainer:
     def pipeline(self) -> StableDiffusionPipeline:
         return StableDiffusionPipeline(
             vae=self.vae, text_encoder=self.model["text_encoder"], tokenizer=self.tokenizer,
-            unet=self.model["unet"], scheduler=sampling_scheduler(), safety_checker=None,
+            unet=self.model["unet"], scheduler=sampling_scheduler(self.noise), safety_checker=None,
             feature_extractor=None, requires_safety_checker=False,
         )  # fmt: skip
 
@@ -199,7 +252,7 @@ def denoising_loss(
     extra: torch.Tensor | None = None,
     cross_attention_kwargs: dict | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Min-SNR-weighted epsilon MSE of ``latents`` (B x 4 x h x w, scaled; B x 4 x T x h x w for a
+    """Min-SNR-weighted MSE (:func:`prediction_target`) of ``latents`` (B x 4 x h x w, scaled; B x 4 x T x h x w for a
     3-D UNet) noised at random
     timesteps; ``extra`` (B x k x h x w: mask and masked-image latents) is concatenated to the
     noisy latents as the inpainting UNet's input; ``cross_attention_kwargs`` go to the UNet
@@ -215,8 +268,8 @@ def denoising_loss(
     states = encode_texts(tokenizer, text_encoder, texts)
     predicted = unet(noisy, timesteps, encoder_hidden_states=states,
                      cross_attention_kwargs=cross_attention_kwargs).sample  # fmt: skip
-    per_sample = F.mse_loss(predicted, noise, reduction="none").flatten(1).mean(dim=1)
-    weights = min_snr_weights(noise_scheduler, timesteps)
+    target, weights = prediction_target(noise_scheduler, latents, noise, timesteps)
+    per_sample = F.mse_loss(predicted, target, reduction="none").flatten(1).mean(dim=1)
     loss = (per_sample * weights).mean()
     return loss, {"mse": per_sample.mean().item()}
 

@@ -11,12 +11,13 @@ layer; the temporal transformers' output projections are zeroed here), so at ste
 drawn as the text-to-image model draws a picture, and training adds coherence and motion. The
 temporal attention has no position embedding, so a frame's place in the clip reaches the model
 through the temporal convolutions' zero padding. The text encoder trains too (a copy: the
-text-to-image folder keeps its own); the VAE and tokenizer are the base's, frozen. Stable
-Diffusion's recipe as for text-to-image: epsilon prediction, the scaled-linear schedule, Min-SNR-5,
-10 % empty captions.
+text-to-image folder keeps its own); the VAE and tokenizer are the base's, frozen. The
+text-to-image recipe's objective (v-prediction under the scaled-linear schedule at zero terminal
+SNR, Min-SNR-5: ``diffusion_text_to_image.OBJECTIVE``), 10 % empty captions.
 
 ``--base`` may also be a folder this backend wrote: the run then continues its UNet and text
-encoder (a new schedule, the seed's own clips).
+encoder (a new schedule, the seed's own clips) under that objective, converting a run trained for
+epsilon prediction.
 
 Latents: B x 4 x T x h x w (h = w = 8 at 32 px). Saved as a ``TextToVideoSDPipeline`` folder (fp16
 safetensors, DPM-Solver++), which the ``diffusion`` loader with ``pipeline = "text_to_video"`` reads.
@@ -141,7 +142,7 @@ class TextToVideoPretrainer:
     def pipeline(self) -> TextToVideoSDPipeline:
         return TextToVideoSDPipeline(
             vae=self.vae, text_encoder=self.model["text_encoder"], tokenizer=self.tokenizer,
-            unet=self.model["unet"], scheduler=sampling_scheduler(),
+            unet=self.model["unet"], scheduler=sampling_scheduler(self.noise),
         )  # fmt: skip
 
     def evaluate(self, count: int) -> dict[str, float]:
