@@ -178,9 +178,14 @@ def denoising_pair(
     caption's text-encoder states plus the signal's ``tokens`` (k, D) appended, as the pipelines
     append them at inference; the target is the noise (or the velocity for v-prediction).
     """
+    from diffusers import DDPMScheduler
+
     from vitron.tools.models.diffusion_common import encode_text
 
-    unet, vae, scheduler = pipe.unet, pipe.vae, pipe.scheduler
+    unet, vae = pipe.unet, pipe.vae
+    # the training-time view of the pipeline's sampler (its schedule and objective): samplers
+    # such as DPM-Solver++ have no ``get_velocity``
+    scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
     device, dtype = unet.device, unet.dtype
     pixels = np.asarray(image.convert("RGB").resize((size, size)), dtype=np.float32) / 127.5 - 1
     with torch.no_grad():
@@ -193,7 +198,7 @@ def denoising_pair(
     noisy = scheduler.add_noise(latents, noise, timestep)
     condition = torch.cat([states.to(dtype), tokens[None].to(dtype)], dim=1)
     prediction = unet(noisy.to(dtype), timestep, encoder_hidden_states=condition).sample
-    if scheduler.config.get("prediction_type", "epsilon") == "v_prediction":
+    if scheduler.config.prediction_type == "v_prediction":
         target = scheduler.get_velocity(latents, noise, timestep)
     else:
         target = noise

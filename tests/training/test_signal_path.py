@@ -340,6 +340,34 @@ def test_gen_signals_regress_onto_the_text_encoder_and_denoise_through_the_unet(
     assert float(tokens.grad.abs().sum()) > 0
 
 
+def test_a_velocity_pipelines_denoising_target_is_the_velocity():
+    """The nano text-to-image trains for v-prediction and samples with DPM-Solver++, which has no
+    ``get_velocity``: stage 2's denoising term takes the velocity from the sampler's schedule."""
+    from diffusers import DDPMScheduler, StableDiffusionPipeline
+
+    from vitron.tools.profiles import load_profile
+
+    folder = load_profile("nano").component("text_to_image").checkpoint
+    pipe = StableDiffusionPipeline.from_pretrained(folder, torch_dtype=torch.float32)
+    assert pipe.scheduler.config.prediction_type == "v_prediction"
+    image = Image.new("RGB", (32, 32), (200, 30, 30))
+    tokens = torch.zeros(4, 64)
+    torch.manual_seed(5)
+    prediction, target = denoising_pair(pipe, image, "a red square", tokens, 32)
+    torch.manual_seed(5)  # the same draws, in the same order
+    pixels = torch.full((1, 3, 32, 32), 0.0)
+    pixels[:, 0], pixels[:, 1], pixels[:, 2] = 200 / 127.5 - 1, 30 / 127.5 - 1, 30 / 127.5 - 1
+    with torch.no_grad():
+        latents = pipe.vae.encode(pixels).latent_dist.mean * pipe.vae.config.scaling_factor
+    noise = torch.randn(latents.shape)
+    timestep = torch.randint(0, 1000, (1,))
+    velocity = DDPMScheduler.from_config(pipe.scheduler.config).get_velocity(
+        latents, noise, timestep
+    )
+    assert prediction.shape == target.shape == latents.shape
+    assert torch.allclose(target, velocity, atol=1e-5) and not torch.allclose(target, noise)
+
+
 @pytest.mark.parametrize("fresh", [False, True])
 def test_a_fresh_route_ignores_the_profiles_projector(tmp_path, fresh):
     """By default stage 2 continues from the profile's projector; ``fresh`` builds a new one, so
