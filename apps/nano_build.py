@@ -16,7 +16,8 @@ it (and resumed, through its own checkpoints, when one was interrupted):
    ``diffusion_text_to_image --base RUNS/diffusion_vae`` into ``DIR/text_to_image`` (the VAE's
    ``pretrain.json`` kept beside it as ``vae_pretrain.json``), then ``diffusion_inpaint --base
    DIR/text_to_image`` into ``DIR/inpaint`` and ``diffusion_text_to_video --base
-   DIR/text_to_image`` into ``DIR/text_to_video``;
+   DIR/text_to_image`` into ``DIR/text_to_video``, then ``diffusion_image_to_video --base
+   DIR/text_to_video`` into ``DIR/image_to_video``;
 3. the planner: :func:`vitron.agent.training.nano.train_nano` (stages base -> align -> invoke ->
    ground) on the CLIP just trained, aligning ``[SEG]`` and ``[TRK]`` through the SAM and SAM 2
    just trained and ``[GEN]``/``[EDIT]`` through the two pipelines just trained, under
@@ -71,10 +72,11 @@ DIFFUSION_PARTS: dict[str, tuple[str, str | None]] = {
     "text_to_image": ("diffusion_text_to_image", "diffusion_vae"),
     "inpaint": ("diffusion_inpaint", "text_to_image"),
     "text_to_video": ("diffusion_text_to_video", "text_to_image"),
+    "image_to_video": ("diffusion_image_to_video", "text_to_video"),
 }
 """The diffusion parts in training order: part -> (its ``vitron pretrain`` backend, the part whose
 folder is its ``--base``)."""
-DIFFUSION_PROFILE_PARTS = ("text_to_image", "inpaint", "text_to_video")
+DIFFUSION_PROFILE_PARTS = ("text_to_image", "inpaint", "text_to_video", "image_to_video")
 """The diffusion parts the profile loads (the VAE is only their starting point)."""
 VAE_REPORT = "vae_pretrain.json"
 """The VAE's ``pretrain.json``, kept in the text-to-image folder (its VAE is ``vae/`` there)."""
@@ -82,6 +84,7 @@ COMPANIONS: dict[str, tuple[str, ...]] = {
     "text_to_image": ("image_signal", "diffusion_signal"),
     "inpaint": ("image_signal", "diffusion_signal"),
     "text_to_video": ("diffusion_signal", "video_to_video"),
+    "image_to_video": ("diffusion_signal",),
 }
 """Parts whose settings must follow a trained one, written with the committed ``nano.toml``'s
 settings: the ``[GEN]``/``[EDIT]`` projector the nano pipelines name (no weights until the
@@ -422,7 +425,8 @@ def train_earlier_stages(part: str, out: Path, runs: Path, seed: int, plan: Plan
 
 def train_diffusion(out: Path, runs: Path, seed: int, plan: Plan, record: dict[str, Any],
                     log: Callable[[str], None]) -> None:  # fmt: skip
-    """The nano Stable Diffusion, VAE -> text-to-image -> inpainting and text-to-video, each from
+    """The nano Stable Diffusion, VAE -> text-to-image -> inpainting and text-to-video ->
+    image-to-video, each from
     its base part's folder (:data:`DIFFUSION_PARTS`), recorded in ``record`` as each finishes; a part ``record``
     lists is skipped, except a VAE whose folder is gone while text-to-image still needs it."""
     folders = {part: out / part for part in DIFFUSION_PARTS} | {

@@ -31,7 +31,7 @@ def test_quick_build_writes_a_profile_that_answers_through_the_graph(tmp_path, c
     backends = [
         b for b in ("sam", "clip", "clip_tower", "grounding_dino", "sam2_video") if b in BACKENDS
     ]
-    diffusion = ["diffusion_vae", "text_to_image", "inpaint", "text_to_video"]  # before the planner
+    diffusion = ["diffusion_vae", "text_to_image", "inpaint", "text_to_video", "image_to_video"]
     trained = [key for b in backends for key in (*(f"{b}/{s}" for s in stages(b)[:-1]), b)]
     assert list(record["parts"]) == [*trained, *diffusion, "vitron_llm"]  # its signals need them
     for part, info in record["parts"].items():
@@ -71,6 +71,12 @@ def test_quick_build_writes_a_profile_that_answers_through_the_graph(tmp_path, c
         assert record["parts"][part]["command"].endswith(f"--base {out / 'text_to_image'}")
     assert {"gen_shape", "gen_colour"} <= set(record["parts"]["text_to_image"]["metrics"])
     assert set(record["parts"]["text_to_video"]["metrics"]) == {"frames_right", "direction"}
+    assert record["parts"]["image_to_video"]["command"].endswith(f"--base {out / 'text_to_video'}")
+    assert set(record["parts"]["image_to_video"]["metrics"]) == {
+        "psnr_first",
+        "objects_kept",
+        "direction",
+    }
     # SAM 2 follows its prompt on pictures, then tracks on short clips, then on long ones, twice
     image_stage, video_stage = out / "runs" / "sam2_image", out / "runs" / "sam2_video"
     long_stage = out / "runs" / "sam2_video_long"
@@ -189,11 +195,10 @@ def test_a_full_build_retraces_the_committed_parts_step_counts():
                             ("diffusion_vae", "text_to_image/vae_pretrain.json"),
                             ("diffusion_text_to_image", "text_to_image/pretrain.json"),
                             ("diffusion_inpaint", "inpaint/pretrain.json"),
-                            ("diffusion_text_to_video", "text_to_video/pretrain.json")):  # fmt: skip
-        assert (
-            plan.backend_steps[backend]
-            == json.loads((folder / report).read_text())["planned_steps"]
-        )
+                            ("diffusion_text_to_video", "text_to_video/pretrain.json"),
+                            ("diffusion_image_to_video", "image_to_video/pretrain.json")):  # fmt: skip
+        record = json.loads((folder / report).read_text())
+        assert plan.backend_steps[backend] == (record.get("build_steps") or record["planned_steps"])
     training = json.loads((folder / "vitron_llm" / "training.json").read_text())
     assert plan.planner_steps["invoke"] == training["invoke"]["config"]["max_steps"]
     for stage, steps in training.get("build_steps", {}).items():  # a continued planner's
@@ -256,7 +261,8 @@ def test_diffusion_parts_chain_by_base_and_a_vanished_vae_is_trained_again(tmp_p
     assert calls == [("diffusion_vae", vae, None),
                      ("diffusion_text_to_image", out / "text_to_image", vae),
                      ("diffusion_inpaint", out / "inpaint", out / "text_to_image"),
-                     ("diffusion_text_to_video", out / "text_to_video", out / "text_to_image")]  # fmt: skip
+                     ("diffusion_text_to_video", out / "text_to_video", out / "text_to_image"),
+                     ("diffusion_image_to_video", out / "image_to_video", out / "text_to_video")]  # fmt: skip
     assert record["parts"]["diffusion_vae"]["seconds"] == 1.5  # the new run's
     assert json.loads((out / "text_to_image" / "vae_pretrain.json").read_text())["backend"] == (
         "diffusion_vae"

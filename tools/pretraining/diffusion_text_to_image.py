@@ -7,7 +7,7 @@ Stable Diffusion's recipe at nano size, with the objective of Stable Diffusion 2
 Lin et al. 2024 ("Common diffusion noise schedules and sample steps are flawed"): v-prediction
 under the scaled-linear DDPM schedule (1000 steps) rescaled to zero terminal SNR, sampled from the
 last timestep ("trailing"). With epsilon prediction and SD's own schedule the nano UNet never learnt
-where to draw (position at chance after 3000 steps): at the noisy steps where a 8 x 8 latent's
+where to draw (position at chance after 3000 steps): at the noisy steps where an 8 x 8 latent's
 layout is decided, predicting the noise barely depends on the picture, so the place words earned
 almost no gradient, and sampling started from pure noise that training never showed it.
 10 % empty captions so classifier-free guidance works; Min-SNR (γ = 5) loss weights
@@ -154,6 +154,7 @@ def min_snr_weights(scheduler: DDPMScheduler, timesteps: torch.Tensor) -> torch.
 
 
 def signal_to_noise(scheduler: DDPMScheduler, timesteps: torch.Tensor) -> torch.Tensor:
+    """SNR = ᾱ / (1 - ᾱ) at ``timesteps`` (0 at the last step of a zero-terminal-SNR schedule)."""
     alphas = scheduler.alphas_cumprod[timesteps]
     return alphas / (1 - alphas).clamp(min=1e-12)
 
