@@ -271,6 +271,10 @@ def _training_records(profile: str) -> list[str]:
                 state = f"**under-trained** ({RECORD_LABELS[key]} {metrics[key]:.3g} < {floor:.2f})"
             steps = f"{info.get('steps')} of {info.get('planned_steps')} steps"
             minutes = info.get("train_seconds", 0) / 60
+            runs = info.get("lineage") or []
+            if len(runs) > 1:  # a model continued from earlier runs: all of its training
+                steps = f"{sum(r.get('steps', 0) for r in runs)} steps in {len(runs)} runs"
+                minutes = sum(r.get("train_seconds", 0) for r in runs) / 60
             lines.append(f"`{name}`: {state}; {steps}, {minutes:.0f} min; held out: {shown}")
     return lines
 

@@ -96,3 +96,25 @@ def test_a_tool_failure_is_a_row_with_its_error_not_a_crash(tmp_path):
     assert IMAGE_LINK.findall(text) == ["t2i-01-world.png"]
     assert [p.name for p in tmp_path.glob("*.png")] == ["t2i-01-world.png"]
     assert "all three **0/1**" in text
+
+
+def test_a_model_continued_from_earlier_runs_is_shown_with_all_of_its_training(tmp_path):
+    """The header's training line of a model whose ``pretrain.json`` keeps a ``lineage`` counts
+    every run's steps and minutes, not only the last run's."""
+    import json
+
+    from vitron.apps.gallery import _training_records
+
+    folder = tmp_path / "text_to_image"
+    folder.mkdir()
+    first = {"steps": 3000, "planned_steps": 3000, "train_seconds": 1200.0}
+    last = {"steps": 1500, "planned_steps": 1500, "train_seconds": 600.0}
+    record = {**last, "metrics": {"gen_all": 0.5}, "lineage": [first, last]}
+    (folder / "pretrain.json").write_text(json.dumps(record))
+    profile = tmp_path / "p.toml"
+    profile.write_text(
+        '[components.text_to_image]\nloader = "diffusion"\npipeline = "text_to_image"\n'
+        f'checkpoint = "{folder}"\n'
+    )
+    (line,) = [x for x in _training_records(str(profile)) if x.startswith("`text_to_image`")]
+    assert "4500 steps in 2 runs, 30 min" in line and "all three 0.5" in line
