@@ -426,9 +426,9 @@ def train_earlier_stages(part: str, out: Path, runs: Path, seed: int, plan: Plan
 def train_diffusion(out: Path, runs: Path, seed: int, plan: Plan, record: dict[str, Any],
                     log: Callable[[str], None]) -> None:  # fmt: skip
     """The nano Stable Diffusion, VAE -> text-to-image -> inpainting and text-to-video ->
-    image-to-video, each from
-    its base part's folder (:data:`DIFFUSION_PARTS`), recorded in ``record`` as each finishes; a part ``record``
-    lists is skipped, except a VAE whose folder is gone while text-to-image still needs it."""
+    image-to-video, each from its base part's folder (:data:`DIFFUSION_PARTS`), recorded in
+    ``record`` as each finishes; a part ``record`` lists is skipped, except a VAE whose folder is
+    gone while text-to-image still needs it."""
     folders = {part: out / part for part in DIFFUSION_PARTS} | {
         "diffusion_vae": runs / "diffusion_vae"
     }
