@@ -17,7 +17,8 @@ it (and resumed, through its own checkpoints, when one was interrupted):
    ``pretrain.json`` kept beside it as ``vae_pretrain.json``), then ``diffusion_inpaint --base
    DIR/text_to_image`` into ``DIR/inpaint`` and ``diffusion_text_to_video --base
    DIR/text_to_image`` into ``DIR/text_to_video``, then ``diffusion_image_to_video --base
-   DIR/text_to_video`` into ``DIR/image_to_video``;
+   DIR/text_to_video`` into ``DIR/image_to_video`` (its frozen image encoder is the committed
+   nano CLIP's vision half, as in the committed run, not the CLIP this build trains);
 3. the planner: :func:`vitron.agent.training.nano.train_nano` (stages base -> align -> invoke ->
    ground) on the CLIP just trained, aligning ``[SEG]`` and ``[TRK]`` through the SAM and SAM 2
    just trained and ``[GEN]``/``[EDIT]`` through the two pipelines just trained, under
