@@ -41,7 +41,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from diffusers import DDPMScheduler, I2VGenXLPipeline, TextToVideoSDPipeline, UNet3DConditionModel
 from diffusers.models.unets.unet_i2vgen_xl import I2VGenXLUNet
 from PIL import Image
@@ -53,11 +52,11 @@ from vitron.tools.pretraining.data import ScenePool, pool_size
 from vitron.tools.pretraining.diffusion_data import EDIT_SIZE, animation_example
 from vitron.tools.pretraining.diffusion_text_to_image import (
     EMPTY_CAPTIONS,
-    prediction_target,
     sampling_scheduler,
     save_pipeline,
     saved_pipeline_class,
     training_scheduler,
+    weighted_error,
 )
 from vitron.tools.pretraining.diffusion_vae import to_tensor
 from vitron.tools.pretraining.loop import step_rng
@@ -271,10 +270,7 @@ def animation_loss(
         fps=torch.full((len(latents),), FPS), image_latents=condition_latents(first, latents.shape[2]),
         image_embeddings=embeddings,
     ).sample  # fmt: skip
-    target, weights = prediction_target(noise_scheduler, latents, noise, timesteps)
-    per_sample = F.mse_loss(predicted, target, reduction="none").flatten(1).mean(dim=1)
-    loss = (per_sample * weights).mean()
-    return loss, {"mse": per_sample.mean().item()}
+    return weighted_error(noise_scheduler, predicted, latents, noise, timesteps)
 
 
 def evaluate_image_to_video(pipe: I2VGenXLPipeline, count: int, seed: int = 0, steps: int = 20,

@@ -101,10 +101,9 @@ def training_scheduler(like: SchedulerMixin | None = None) -> DDPMScheduler:
     return DDPMScheduler(**SCHEDULE, **kept)
 
 
-def sampling_scheduler(training: DDPMScheduler | None = None) -> DPMSolverMultistepScheduler:
-    """DPM-Solver++ over ``training``'s schedule and objective (default
-    :func:`training_scheduler`'s): good pictures in 20 steps."""
-    return DPMSolverMultistepScheduler.from_config((training or training_scheduler()).config)
+def sampling_scheduler(training: DDPMScheduler) -> DPMSolverMultistepScheduler:
+    """DPM-Solver++ over ``training``'s schedule and objective: good pictures in 20 steps."""
+    return DPMSolverMultistepScheduler.from_config(training.config)
 
 
 def load_vae(base: Path) -> AutoencoderKL:
@@ -175,6 +174,20 @@ def prediction_target(
         weights = (snr.clamp(max=SNR_GAMMA) + 1) / (snr + 1)
         return scheduler.get_velocity(latents, noise, timesteps), weights
     return noise, min_snr_weights(scheduler, timesteps)
+
+
+def weighted_error(
+    scheduler: DDPMScheduler,
+    predicted: torch.Tensor,
+    latents: torch.Tensor,
+    noise: torch.Tensor,
+    timesteps: torch.Tensor,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The loss of the UNet's ``predicted`` output: the per-sample MSE against
+    :func:`prediction_target`'s target, weighted and averaged; and the plain MSE, for the log."""
+    target, weights = prediction_target(scheduler, latents, noise, timesteps)
+    per_sample = F.mse_loss(predicted, target, reduction="none").flatten(1).mean(dim=1)
+    return (per_sample * weights).mean(), {"mse": per_sample.mean().item()}
 
 
 def encode_texts(
@@ -269,10 +282,7 @@ def denoising_loss(
     states = encode_texts(tokenizer, text_encoder, texts)
     predicted = unet(noisy, timesteps, encoder_hidden_states=states,
                      cross_attention_kwargs=cross_attention_kwargs).sample  # fmt: skip
-    target, weights = prediction_target(noise_scheduler, latents, noise, timesteps)
-    per_sample = F.mse_loss(predicted, target, reduction="none").flatten(1).mean(dim=1)
-    loss = (per_sample * weights).mean()
-    return loss, {"mse": per_sample.mean().item()}
+    return weighted_error(noise_scheduler, predicted, latents, noise, timesteps)
 
 
 def save_pipeline(pipe, directory: Path) -> None:  # noqa: ANN001
