@@ -62,6 +62,14 @@ def markdown(report: Mapping[str, Any]) -> str:
                              f"(the world's own renders: {_cell(row.get('placed_reference'))}); "
                              "in box: that, and the asked shape and colour read inside the box "
                              "(attr acc: the shape and colour alone).")  # fmt: skip
+            if row.get("per_operation"):
+                parts = "; ".join(
+                    f"{op} {_cell(v['attribute_accuracy'])} / {_cell(v['psnr_outside'])} dB"
+                    for op, v in row["per_operation"].items()
+                )
+                notes.append(f"{run['name']} {task}, per operation (attr acc / PSNR out): "
+                             f"{parts} (a restyle's attribute: the background in the asked "
+                             "tone).")  # fmt: skip
             if row.get("per_attribute"):
                 rates = ", ".join(f"{k} {_cell(v)}" for k, v in row["per_attribute"].items())
                 notes.append(f"{run['name']} {task}, each attribute right: {rates}.")

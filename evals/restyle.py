@@ -51,24 +51,28 @@ def restyle_requests(count: int, start: int = 0) -> list[RestyleRequest]:
     return made
 
 
+def background_tone(image: np.ndarray, objects: np.ndarray) -> str:
+    """The world's background tone (a key of ``BACKGROUNDS``) nearest the mean colour of
+    ``image`` (S x S x 3) outside ``objects`` (S x S bool)."""
+    from vitron.evals.shapes.vocab import BACKGROUNDS
+
+    outside = np.asarray(image)[..., :3][~objects].astype(float).mean(axis=0)
+    return min(BACKGROUNDS, key=lambda name: float(np.linalg.norm(outside - BACKGROUNDS[name])))
+
+
 def judge_restyle(
     frames: np.ndarray, request: RestyleRequest, classifier: AttributeClassifier
 ) -> tuple[float, float]:
     """``(background_right, object_kept)`` over ``frames`` (T x 32 x 32 x 3 uint8, the input's
     size): the share of frames whose pixels outside the object's mask are nearest the asked tone,
     and the share the attribute classifier reads as the object's shape and colour."""
-    from vitron.evals.shapes.vocab import BACKGROUNDS
-
-    tones = {name: np.array(rgb, dtype=float) for name, rgb in BACKGROUNDS.items()}
     mask, obj = request.clip.masks[0], request.obj
     background, kept = [], []
     for t, frame in enumerate(np.asarray(frames)[..., :3]):
-        outside = frame[~mask[t]].astype(float).mean(axis=0)
-        nearest = min(tones, key=lambda name: np.linalg.norm(outside - tones[name]))
-        background.append(nearest == request.asked)
+        background.append(background_tone(frame, mask[t]) == request.asked)
         seen = classifier.predict(frame)
         kept.append(seen["shape"] == obj.shape and seen["colour"] == obj.colour)
     return float(np.mean(background)), float(np.mean(kept))
 
 
-__all__ = ["RestyleRequest", "judge_restyle", "restyle_requests"]
+__all__ = ["RestyleRequest", "background_tone", "judge_restyle", "restyle_requests"]

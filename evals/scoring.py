@@ -208,8 +208,13 @@ def _retrieval(outcome: Outcome) -> dict[str, Any]:
 def _editing(outcome: Outcome, options: Options) -> dict[str, Any]:
     gold = outcome.sample.gold
     pred = predicted_image(outcome, "edit_image")
-    judged = options.classifier is not None and bool(gold.get("expected"))
-    values: dict[str, Any] = {"psnr": None, "l1": None, "attr": 0.0 if judged else None}
+    # a background change is judged by the tone around the objects, other edits by the classifier
+    asked_background = gold.get("background")
+    judged = bool(asked_background) or (
+        options.classifier is not None and bool(gold.get("expected"))
+    )
+    values: dict[str, Any] = {"operation": gold["operation"], "psnr": None, "l1": None,
+                              "attr": 0.0 if judged else None}  # fmt: skip
     if pred is None:  # no edited image: nothing to compare, and no attribute right
         return values
     pred = _resize_image(pred, gold["after"].shape)
@@ -220,7 +225,12 @@ def _editing(outcome: Outcome, options: Options) -> dict[str, Any]:
         if not region.all():
             values["psnr"] = min(PSNR_CAP, metrics.psnr_outside(pred, gold["after"], region))
     values["l1"] = float(np.abs(pred.astype(np.float64) - gold["after"]).mean() / 255.0)
-    if judged:
+    if asked_background:
+        from vitron.evals.restyle import background_tone
+
+        objects = ~np.asarray(gold["region"], dtype=bool)  # a restyle may change all but them
+        values["attr"] = float(background_tone(pred, objects) == asked_background)
+    elif judged:
         seen = options.classifier.predict(pred, gold.get("box"))
         values["attr"] = float(all(seen.get(k) == v for k, v in gold["expected"].items()))
     return values
@@ -447,6 +457,15 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return float(np.mean(kept)) if kept else None
 
 
+def _per_operation(values: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """An editing task's attribute accuracy and PSNR outside, per operation (recolour, remove, …)."""
+    return {
+        op: {k: _mean([v[key] for v in values if v["operation"] == op])
+             for k, key in (("attribute_accuracy", "attr"), ("psnr_outside", "psnr"))}
+        for op in sorted({v["operation"] for v in values})
+    }  # fmt: skip
+
+
 def aggregate(task: str, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The table row of ``task`` from its per-sample records: metric -> value (``None``: n/a),
     plus ``n``, ``latency`` (mean seconds per turn) and ``chance`` where one is known."""
@@ -482,6 +501,7 @@ def aggregate(task: str, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]
         row["psnr_outside"] = _mean([v["psnr"] for v in values])
         row["l1"] = _mean([v["l1"] for v in values])
         row["attribute_accuracy"] = _mean([v["attr"] for v in values])
+        row["per_operation"] = _per_operation(values)
     elif task == "video_generation":
         row["frames_right"] = _mean([v["frames_right"] for v in values])
         row["direction"] = _mean([v["direction"] for v in values])
@@ -496,12 +516,7 @@ def aggregate(task: str, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]
         row["psnr_outside"] = _mean([v["psnr"] for v in values])
         row["frames_right"] = _mean([v["frames_right"] for v in values])
         row["attribute_accuracy"] = _mean([v["attr"] for v in values])
-        operations = sorted({v["operation"] for v in values})
-        row["per_operation"] = {
-            op: {k: _mean([v[key] for v in values if v["operation"] == op])
-                 for k, key in (("attribute_accuracy", "attr"), ("psnr_outside", "psnr"))}
-            for op in operations
-        }  # fmt: skip
+        row["per_operation"] = _per_operation(values)
     elif task == "generation":
         row["attribute_accuracy"] = _mean([v["attr"] for v in values])
         judged = [v["attr_by"] for v in values if v.get("attr_by")]

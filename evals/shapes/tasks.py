@@ -254,7 +254,8 @@ def editing(rng: np.random.Generator, compositional: bool, size: int) -> Sample 
         calls=[TargetCall("edit_image", {"image": "<media:0>", "instruction": edit})],
         answer=f"Done: I {_past(edit)}.",
         gold={"after": after_r.image, "region": region, "operation": operation,
-              "expected": expected, "box": changed_box, "edit": edit},
+              "expected": expected, "box": changed_box, "edit": edit,
+              "background": after.background if operation == "restyle" else None},
     )  # fmt: skip
 
 
