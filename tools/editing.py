@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from vitron.tools.errors import VitronToolError
 from vitron.tools.placement import names_place
 
+BACKGROUND = re.compile(r"(?i)^(the\s+)?(image'?s\s+|picture'?s\s+)?background$")
+"""Words that name the background: no detector is trained to box it (nano's Grounding DINO finds
+no box for it; a released one boxes the whole picture), so it is found as what the objects leave."""
 REMOVE_PROMPT = "empty background, nothing there"
 """What an erased area is repainted as."""
 
@@ -90,6 +93,8 @@ def read_instruction(operation: str, instruction: str) -> Reading:
     text = instruction.strip().rstrip(".!").strip()
     if not text:
         return Reading(None, None)
+    if operation == "restyle" and (background := _background_change(text.lower())):
+        return background
     placed = split_place(operation, text.lower())
     if placed is not None:
         rest, where = placed
@@ -153,13 +158,17 @@ def infer_operation(instruction: str) -> str:
     or 'paint the car in red' → recolor (the new content is colour words, or the verb is a
     colouring one); 'add a cat at the top left' (add / put / place / insert / draw, ending in a
     place) → add; 'move the cat up' or '… to the left' (move / shift / drag, ending in a
-    direction or a place) → move; anything else → restyle, including an add or move whose words
+    direction or a place) → move; 'make the background beige' or 'replace the background with a
+    beach' → restyle (of the background: :func:`read_instruction` gives it as the target);
+    anything else → restyle, including an add or move whose words
     name no place in the image ('add snow', 'add a hat on the dog': InstructPix2Pix's own kind of
     instruction), so only a box can be drawn into where the words give one.
     """
     text = instruction.strip().rstrip(".!").strip().lower()
     if _PATTERNS["remove"][0].match(text):
         return "remove"
+    if _background_change(text):
+        return "restyle"
     replacing = _PATTERNS["replace"][0].match(text)
     if replacing and not _is_colour(replacing["content"]):
         return "replace"
@@ -172,6 +181,17 @@ def infer_operation(instruction: str) -> str:
     if _MOVE_VERBS.match(text) and split_place("move", text):
         return "move"
     return "restyle"
+
+
+def _background_change(text: str) -> Reading | None:
+    """'make the background beige', 'change the background to a beach' (lower case): the
+    background (its target) and what it becomes ('beige background'), else ``None``. InstructPix2Pix's kind of edit,
+    restyled inside what the objects leave, not a recolour or replacement of a thing to find."""
+    for pattern in (*_PATTERNS["recolor"], *_PATTERNS["replace"]):
+        match = pattern.match(text)
+        if match and BACKGROUND.match(match["target"]):
+            return Reading(match["target"], f"{match['content']} background")
+    return None
 
 
 def _is_colour(words: str) -> bool:

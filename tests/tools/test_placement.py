@@ -134,7 +134,11 @@ def test_clamping_slides_without_shrinking():
         ("remove the dog", "remove"),
         ("replace the dog with a cat", "replace"),
         ("make the car red", "recolor"),
-        ("make the background beige", "recolor"),
+        # the background is no thing a detector finds: the whole picture is restyled
+        ("make the background beige", "restyle"),
+        ("change the background to black", "restyle"),
+        ("replace the background with a beach", "restyle"),
+        ("make the background's star red", "recolor"),
         ("make it look like winter", "restyle"),
         # an add or move that names no place in the image stays an InstructPix2Pix restyle
         ("add snow", "restyle"),

@@ -377,7 +377,7 @@ def _restyle(job: EditJob) -> EditedImage:
     engine = get_engine(job.call, "instruct_pix2pix", InstructPix2PixEngine)
     settings = sampling(job.args, engine)
     text = job.args.prompt or job.args.instruction
-    named = job.args.mask or job.args.regions or job.args.target
+    named = job.args.mask or job.args.regions or job.target
     local = locate(job, job.args.regions) if named else None
     out = engine.edit(
         make_prompt(text, job.args, engine, job.call), job.image, seed=settings.seed,

@@ -9,7 +9,6 @@ detector's job: the background is what the objects SAM's automatic generator fin
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -18,6 +17,7 @@ import numpy as np
 
 from vitron.tools.backend import CallContext
 from vitron.tools.compositing import grow
+from vitron.tools.editing import BACKGROUND
 from vitron.tools.errors import VitronToolError
 from vitron.tools.geometry import mask_box, points_to_pixels, region_to_pixels
 from vitron.tools.signals import project_signal
@@ -29,9 +29,6 @@ if TYPE_CHECKING:
     from vitron.tools.models.sam import SamMask
 
 SIGNAL_COMPONENT = "sam_signal"
-BACKGROUND = re.compile(r"(?i)^(the\s+)?(image'?s\s+|picture'?s\s+)?background$")
-"""Words that name the background: no detector is trained to box it (nano's Grounding DINO finds
-no box for it; a released one boxes the whole picture), so it is found as what the objects leave."""
 BACKGROUND_NOTE = " (the background: outside every object SAM finds)"
 
 
