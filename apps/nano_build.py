@@ -72,18 +72,21 @@ DIFFUSION_PARTS: dict[str, tuple[str, str | None]] = {
     "diffusion_vae": ("diffusion_vae", None),
     "text_to_image": ("diffusion_text_to_image", "diffusion_vae"),
     "inpaint": ("diffusion_inpaint", "text_to_image"),
+    "instruct_pix2pix": ("diffusion_instruct_pix2pix", "text_to_image"),
     "text_to_video": ("diffusion_text_to_video", "text_to_image"),
     "image_to_video": ("diffusion_image_to_video", "text_to_video"),
 }
 """The diffusion parts in training order: part -> (its ``vitron pretrain`` backend, the part whose
 folder is its ``--base``)."""
-DIFFUSION_PROFILE_PARTS = ("text_to_image", "inpaint", "text_to_video", "image_to_video")
+DIFFUSION_PROFILE_PARTS = ("text_to_image", "inpaint", "instruct_pix2pix", "text_to_video",
+                           "image_to_video")  # fmt: skip
 """The diffusion parts the profile loads (the VAE is only their starting point)."""
 VAE_REPORT = "vae_pretrain.json"
 """The VAE's ``pretrain.json``, kept in the text-to-image folder (its VAE is ``vae/`` there)."""
 COMPANIONS: dict[str, tuple[str, ...]] = {
     "text_to_image": ("image_signal", "diffusion_signal"),
     "inpaint": ("image_signal", "diffusion_signal"),
+    "instruct_pix2pix": ("diffusion_signal",),
     "text_to_video": ("diffusion_signal", "video_to_video"),
     "image_to_video": ("diffusion_signal",),
 }

@@ -31,7 +31,8 @@ def test_quick_build_writes_a_profile_that_answers_through_the_graph(tmp_path, c
     backends = [
         b for b in ("sam", "clip", "clip_tower", "grounding_dino", "sam2_video") if b in BACKENDS
     ]
-    diffusion = ["diffusion_vae", "text_to_image", "inpaint", "text_to_video", "image_to_video"]
+    diffusion = ["diffusion_vae", "text_to_image", "inpaint", "instruct_pix2pix", "text_to_video",
+                 "image_to_video"]  # fmt: skip
     trained = [key for b in backends for key in (*(f"{b}/{s}" for s in stages(b)[:-1]), b)]
     assert list(record["parts"]) == [*trained, *diffusion, "vitron_llm"]  # its signals need them
     for part, info in record["parts"].items():
@@ -67,8 +68,11 @@ def test_quick_build_writes_a_profile_that_answers_through_the_graph(tmp_path, c
     assert record["parts"]["sam"]["command"].startswith("vitron pretrain sam --seed 0 --out ")
     vae = out / "runs" / "diffusion_vae"  # an intermediate: text_to_image/vae/ is its copy
     assert record["parts"]["text_to_image"]["command"].endswith(f"--base {vae}")
-    for part in ("inpaint", "text_to_video"):
+    for part in ("inpaint", "instruct_pix2pix", "text_to_video"):
         assert record["parts"][part]["command"].endswith(f"--base {out / 'text_to_image'}")
+    assert {"background_right", "objects_kept"} <= set(
+        record["parts"]["instruct_pix2pix"]["metrics"]
+    )
     assert {"gen_shape", "gen_colour"} <= set(record["parts"]["text_to_image"]["metrics"])
     assert set(record["parts"]["text_to_video"]["metrics"]) == {"frames_right", "direction"}
     assert record["parts"]["image_to_video"]["command"].endswith(f"--base {out / 'text_to_video'}")

@@ -1,7 +1,7 @@
 """``vitron pretrain diffusion_vae / diffusion_text_to_image / diffusion_inpaint /
-diffusion_gligen / diffusion_text_to_video``: two steps each chain into pipeline folders that the
-unchanged ``diffusion`` loader reads and samples from; the inpainting UNet starts as the
-text-to-image UNet, the video UNet as that UNet drawing each frame, and GLIGEN trains only the
+diffusion_instruct_pix2pix / diffusion_gligen / diffusion_text_to_video``: two steps each chain
+into pipeline folders that the unchanged ``diffusion`` loader reads and samples from; the
+inpainting and InstructPix2Pix UNets start as the text-to-image UNet, the video UNet as that UNet drawing each frame, and GLIGEN trains only the
 layers it adds to it."""
 
 from __future__ import annotations
@@ -22,9 +22,17 @@ from vitron.tools.pretraining.diffusion_data import (
     edit_example,
     generation_example,
     layout_example,
+    restyle_example,
 )
 from vitron.tools.pretraining.diffusion_gligen import NEW_LAYERS, gligen_unet
 from vitron.tools.pretraining.diffusion_inpaint import inpainting_unet
+from vitron.tools.pretraining.diffusion_instruct_pix2pix import (
+    DROP_BOTH,
+    DROP_IMAGE,
+    DROP_TEXT,
+    dropped,
+    instruct_pix2pix_unet,
+)
 from vitron.tools.pretraining.diffusion_text_to_image import (
     OBJECTIVE,
     nano_tokenizer,
@@ -55,12 +63,14 @@ def _report(folder) -> dict:  # noqa: ANN001
 def chain(tmp_path_factory) -> dict:
     """The three commands on a two-step budget, each building on the previous one's folder."""
     root = tmp_path_factory.mktemp("diffusion")
-    folders = {name: root / name for name in ("vae", "t2i", "inpaint", "gligen", "t2v")}
+    folders = {name: root / name for name in ("vae", "t2i", "inpaint", "ip2p", "gligen", "t2v")}
     common = ["--seed", "1", "--steps", "2", "--eval-count", "2"]
     assert main(["pretrain", "diffusion_vae", "--out", str(folders["vae"]), *common]) == 0
     assert main(["pretrain", "diffusion_text_to_image", "--out", str(folders["t2i"]),
                  "--base", str(folders["vae"]), *common]) == 0  # fmt: skip
     assert main(["pretrain", "diffusion_inpaint", "--out", str(folders["inpaint"]),
+                 "--base", str(folders["t2i"]), *common]) == 0  # fmt: skip
+    assert main(["pretrain", "diffusion_instruct_pix2pix", "--out", str(folders["ip2p"]),
                  "--base", str(folders["t2i"]), *common]) == 0  # fmt: skip
     assert main(["pretrain", "diffusion_gligen", "--out", str(folders["gligen"]),
                  "--base", str(folders["t2i"]), *common]) == 0  # fmt: skip
@@ -95,6 +105,67 @@ def test_the_commands_chain_into_pipeline_folders_the_diffusion_loader_samples_f
                             seed=0, steps=2, guidance=4.0, progress=lambda event: None,
                             long_side=64)  # fmt: skip
     assert out.shape == (64, 64, 3) and out.dtype == np.uint8
+
+
+def test_the_instruct_pix2pix_folder_restyles_through_the_diffusion_loader(chain):
+    metrics = _report(chain["ip2p"])["metrics"]
+    assert set(metrics) == {"background_right", "objects_kept", "psnr_objects", "psnr_background"}
+    engine = _engine(chain["ip2p"], "instruct_pix2pix")
+    assert engine.pipe.unet.config.in_channels == 8
+    example = restyle_example(np.random.default_rng(3))
+    out = engine.edit(Prompt(example.text), Image.fromarray(example.source), seed=0, steps=2,
+                      guidance=4.0, image_guidance=1.5, progress=lambda event: None,
+                      long_side=64)  # fmt: skip
+    assert out.shape == (64, 64, 3) and out.dtype == np.uint8
+
+
+def test_the_instruct_pix2pix_unet_starts_as_the_text_to_image_unet_and_continues_as_it_is(
+    chain, tmp_path
+):
+    """``conv_in`` zero on the picture's channels: whatever the picture, the 8-channel UNet
+    predicts what the 4-channel one does. ``--base`` a trained InstructPix2Pix folder goes on
+    training its own UNet."""
+    torch.manual_seed(0)
+    unet = nano_unet().eval()
+    grown = instruct_pix2pix_unet(unet).eval()
+    latents, states, picture = (
+        torch.randn(2, 4, 8, 8),
+        torch.randn(2, 24, 64),
+        torch.randn(2, 4, 8, 8),
+    )
+    t = torch.tensor([10, 700])
+    with torch.no_grad():
+        plain = unet(latents, t, encoder_hidden_states=states).sample
+        conditioned = grown(
+            torch.cat([latents, picture], 1), t, encoder_hidden_states=states
+        ).sample
+    assert torch.allclose(plain, conditioned, atol=1e-5)
+    assert not grown.conv_in.weight[:, 4:].any()
+    trained = UNet2DConditionModel.from_pretrained(chain["ip2p"], subfolder="unet")
+    assert instruct_pix2pix_unet(trained) is trained
+    out = tmp_path / "ip2p-more"
+    assert main(["pretrain", "diffusion_instruct_pix2pix", "--out", str(out), "--base",
+                 str(chain["ip2p"]), "--seed", "2", "--steps", "1", "--eval-count", "1"]) == 0  # fmt: skip
+    assert UNet2DConditionModel.from_pretrained(out, subfolder="unet").config.in_channels == 8
+
+
+def test_restyle_examples_change_the_background_only_and_drop_conditions_as_the_paper_does():
+    from vitron.evals.shapes.vocab import BACKGROUNDS
+
+    tokenizer = nano_tokenizer()
+    for i in range(20):
+        example = restyle_example(np.random.default_rng(i))
+        inside = example.objects
+        assert np.array_equal(example.source[inside], example.target[inside])
+        assert example.asked in example.text and len(example.boxes) >= 1
+        assert len(tokenizer(example.text).input_ids) == len(example.text.split()) + 2
+        background = example.target[~inside].reshape(-1, 3)
+        assert (background == BACKGROUNDS[example.asked]).all(axis=1).mean() > 0.95
+        assert not np.array_equal(example.source[~inside], example.target[~inside])
+    no_text, no_image = dropped(np.random.default_rng(0), 100_000)
+    assert no_text.mean() == pytest.approx(DROP_TEXT + DROP_BOTH, abs=0.005)
+    assert no_image.mean() == pytest.approx(DROP_IMAGE + DROP_BOTH, abs=0.005)
+    assert (no_text & no_image).mean() == pytest.approx(DROP_BOTH, abs=0.005)
 
 
 def test_the_text_to_video_folder_makes_clips_through_the_diffusion_loader(chain):
@@ -202,7 +273,7 @@ def test_new_runs_train_for_velocity_at_zero_terminal_snr_and_sample_as_they_tra
     the frozen text-to-image UNet, so they keep that UNet's objective."""
     assert OBJECTIVE == {"prediction_type": "v_prediction", "rescale_betas_zero_snr": True,
                          "timestep_spacing": "trailing"}  # fmt: skip
-    for name in ("t2i", "inpaint", "gligen", "t2v"):
+    for name in ("t2i", "inpaint", "ip2p", "gligen", "t2v"):
         assert _objective(chain[name]) == OBJECTIVE, name
     sampler = _engine(chain["t2i"], "text_to_image").pipe.scheduler
     sampler.set_timesteps(20)
@@ -271,7 +342,7 @@ def test_the_weights_are_stored_in_half_precision(chain):
     from safetensors import safe_open
 
     parts = [(chain["t2i"], "unet"), (chain["inpaint"], "unet"), (chain["t2i"], "vae"),
-             (chain["gligen"], "unet"), (chain["t2v"], "unet")]  # fmt: skip
+             (chain["ip2p"], "unet"), (chain["gligen"], "unet"), (chain["t2v"], "unet")]  # fmt: skip
     for folder, part in parts:
         (path,) = (folder / part).glob("*.safetensors")
         with safe_open(str(path), "pt") as weights:
@@ -284,6 +355,7 @@ def test_text_to_image_and_inpainting_need_their_base_folder(tmp_path, capsys):
     assert main(["pretrain", "diffusion_inpaint", "--out", str(tmp_path / "b"),
                  "--base", str(tmp_path)]) != 0  # fmt: skip
     assert main(["pretrain", "diffusion_gligen", "--out", str(tmp_path / "c")]) != 0
+    assert main(["pretrain", "diffusion_instruct_pix2pix", "--out", str(tmp_path / "e")]) != 0
     assert main(["pretrain", "diffusion_text_to_video", "--out", str(tmp_path / "d")]) != 0
     assert "--base" in capsys.readouterr().err
 

@@ -31,6 +31,7 @@ BACKENDS: dict[str, str] = {
     "diffusion_text_to_image": "vitron.tools.pretraining.diffusion_text_to_image",
     "diffusion_inpaint": "vitron.tools.pretraining.diffusion_inpaint",
     "diffusion_gligen": "vitron.tools.pretraining.diffusion_gligen",
+    "diffusion_instruct_pix2pix": "vitron.tools.pretraining.diffusion_instruct_pix2pix",
     "diffusion_text_to_video": "vitron.tools.pretraining.diffusion_text_to_video",
     "diffusion_image_to_video": "vitron.tools.pretraining.diffusion_image_to_video",
 }
@@ -45,6 +46,7 @@ CONTINUABLE = (
     "diffusion_text_to_image",
     "diffusion_inpaint",
     "diffusion_gligen",
+    "diffusion_instruct_pix2pix",
     "diffusion_text_to_video",
     "diffusion_image_to_video",
 )

@@ -10,6 +10,9 @@ Three kinds of picture, all drawn from training colour–shape combinations only
 - :func:`edit_example`: a 64 px multi-object scene and one masked edit of it (remove, recolour or
   repaint an object as it is), with the text the ``edit_image`` tool sends its inpainting pipeline
   for that edit;
+- :func:`restyle_example`: a 64 px multi-object scene and the same scene on another background
+  tone, with the instruction ``edit_image`` sends InstructPix2Pix for it
+  (``"make the background beige"``);
 - :func:`animation_example`: what ``image_to_video`` is asked for — a 64 px multi-object scene
   and an 8-frame 32 px clip of it where one named object moves left, right, up or down, with the
   request's text (``"the red circle moves left"``).
@@ -194,6 +197,39 @@ def _add_example(scene: Scene, index: int) -> EditExample:
     after = render(scene.with_objects((*others, replace(obj, x=centre[0], y=centre[1]))), EDIT_SIZE)
     mask = grow(box_mask(placed.box, EDIT_SIZE, EDIT_SIZE), ADD_GROW)
     return EditExample(before.image, after.image, mask, f"a {obj.name}", "add")
+
+
+@dataclass
+class RestyleExample:
+    """A whole-picture edit of a 64 px scene: InstructPix2Pix sees ``source`` and ``text`` and
+    should give ``target``, the same objects on the ``asked`` background tone."""
+
+    source: np.ndarray
+    target: np.ndarray
+    objects: np.ndarray
+    """S x S bool: the objects' pixels (equal in ``source`` and ``target``)."""
+    boxes: list[tuple[int, int, int, int]]
+    """Each visible object's box, x0 y0 x1 y1 in pixels."""
+    text: str
+    asked: str
+
+
+RESTYLE_TEXTS = ("make the background {b}", "make the background {b}", "a {b} background")
+"""How a background change is worded: the editing task's instruction (twice as often) and the
+bare look a user may give as ``prompt`` instead."""
+
+
+def restyle_example(rng: np.random.Generator) -> RestyleExample:
+    """A scene of 1–4 objects as the editing task draws them, and the same scene on another of
+    the world's background tones (what "make the background beige" asks for)."""
+    scene = sample_scene(rng, size=EDIT_SIZE)
+    others = [b for b in BACKGROUNDS if b != scene.background]
+    asked = others[int(rng.integers(len(others)))]
+    before, after = render(scene, EDIT_SIZE), render(replace(scene, background=asked), EDIT_SIZE)
+    objects = np.logical_or.reduce(before.masks)  # a scene has at least one visible object
+    text = RESTYLE_TEXTS[int(rng.integers(len(RESTYLE_TEXTS)))].format(b=asked)
+    boxes = [tuple(int(v) for v in box) for box in before.boxes if box is not None]
+    return RestyleExample(before.image, after.image, objects, boxes, text, asked)
 
 
 def scene_crop(rng: np.random.Generator, side: int = GENERATION_SIZE) -> np.ndarray:
