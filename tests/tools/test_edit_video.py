@@ -189,6 +189,37 @@ def test_whole_video_restyle_keeps_length_size_and_fps(invoke, workspace, square
     assert not np.array_equal(workspace.get_video(message.artifact["video"]).frames, frames)
 
 
+def test_a_background_change_restyles_only_what_sams_objects_leave_on_each_frame(
+    invoke, workspace, square_video, frames, square_masks, monkeypatch
+):
+    """ "make the background white": a whole-video restyle (not a tracked recolour of "the
+    background", which no detector boxes) whose pixels land only outside the objects SAM finds on
+    each frame. Tiny's SAM finds noise, so here it finds the square."""
+    from vitron.tools.backends import edit_video as module
+    from vitron.tools.compositing import grow
+
+    asked: list[str] = []
+
+    def square_left(call, key, image, clear=0):  # noqa: ANN001, ANN202
+        asked.append(key)
+        red = np.asarray(image)[..., 0] > 150
+        return ~grow(red, clear)
+
+    monkeypatch.setattr(module, "background_mask", square_left)
+    message = ok(invoke("edit_video", video=square_video.handle,
+                        instruction="make the background white", grow=2, seed=3))  # fmt: skip
+    assert "restyled the background: 'white background'" in message.content
+    assert message.artifact["masks"] is None
+    assert asked == [f"{square_video.handle}#{t}" for t in range(len(frames))]
+    edited = workspace.get_video(message.artifact["video"]).frames
+    assert edited.shape == frames.shape
+    inner = np.stack([~grow(~m, 2) for m in square_masks])  # the square, away from its edges
+    assert inner.any()
+    assert np.abs(edited[inner].astype(int) - frames[inner]).max() <= 12  # MP4 of a kept square
+    outside = ~np.stack([grow(m, 6) for m in square_masks])
+    assert np.abs(edited[outside].astype(int) - frames[outside]).mean() > 12  # restyled
+
+
 @pytest.mark.parametrize(
     ("instruction", "operation"),
     [
@@ -199,6 +230,7 @@ def test_whole_video_restyle_keeps_length_size_and_fps(invoke, workspace, square
         ("change the car to red", "recolor"),
         ("paint the fence in a warm tone", "recolor"),
         ("make it look like a watercolour", "restyle"),
+        ("make the background white", "restyle"),  # the background: what the objects leave
         ("add snow", "restyle"),  # names no place: an add edit_video cannot do stays a restyle
         ("a red car; a snowy road", "restyle"),  # the released Vitron data's edit_video phrasing
     ],

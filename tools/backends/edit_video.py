@@ -9,7 +9,8 @@ seed, so all frames start from the same noise and the new content stays put over
 may change; every other pixel of every frame is the input's, bit for bit, as it goes to the MP4
 encoder. Lossy H.264 (the default) then alters it a little, most near the edit's edge;
 ``lossless`` keeps it to colour-conversion rounding (a level or two). Restyling the whole video
-runs video-to-video (SDEdit over a 3-D UNet) on chunks of frames.
+runs video-to-video (SDEdit over a 3-D UNet) on chunks of frames; a background change ("make the
+background white") keeps each frame's objects, only what SAM's objects leave taking its pixels.
 
 Everything streams: the tracking pass stores the masks (a lossless mask video) as SAM 2 makes
 them; the editing pass reads input frames and masks one at a time and encodes each edited frame
@@ -28,7 +29,14 @@ import numpy as np
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from vitron.tools.backend import CallContext, ToolOutput, backend, format_validation_error
-from vitron.tools.editing import infer_operation, read_instruction, repaint, required_content
+from vitron.tools.compositing import blend_weights, composite
+from vitron.tools.editing import (
+    BACKGROUND,
+    infer_operation,
+    read_instruction,
+    repaint,
+    required_content,
+)
 from vitron.tools.errors import VitronToolError
 from vitron.tools.generation import (
     DiffusionArgs,
@@ -42,6 +50,7 @@ from vitron.tools.generation import (
 from vitron.tools.handles import parse_handle
 from vitron.tools.schemas import MaskHandle, Point, VideoHandle, check_point_labels
 from vitron.tools.signals import signal_phrase, used_signal
+from vitron.tools.steps.masks import background_mask
 from vitron.tools.steps.tracking import TrackTarget, track_masks
 from vitron.tools.workspace import DERIVED, MediaInfo
 
@@ -322,7 +331,9 @@ def local_edit(job: VideoJob) -> EditedVideo:
 
 
 def global_restyle(job: VideoJob) -> EditedVideo:
-    """Restyle every frame with video-to-video, a chunk of frames at a time, all from one seed."""
+    """Restyle every frame with video-to-video, a chunk of frames at a time, all from one seed.
+    A background change ("make the background beige") keeps each frame's objects: only what SAM's
+    objects leave on that frame takes the restyled pixels, as ``edit_image`` does."""
     from vitron.tools.models.diffusion_engines import VideoToVideoEngine
 
     args, call = job.args, job.call
@@ -331,6 +342,7 @@ def global_restyle(job: VideoJob) -> EditedVideo:
     settings = sampling(args, engine)
     prompt = make_prompt(text, args, engine, call)
     size = args.chunk or engine.defaults.frames
+    background = bool(job.target and BACKGROUND.match(job.target.strip()))
 
     progress = stage_progress(call, "restyle")
 
@@ -341,14 +353,35 @@ def global_restyle(job: VideoJob) -> EditedVideo:
             def report(event: dict, index: int = index) -> None:
                 progress({**event, "chunk": index})
 
-            yield from engine.transform(
+            frames = engine.transform(
                 prompt, np.stack(block), seed=settings.seed, steps=settings.steps,
                 guidance=settings.guidance, progress=report, strength=args.strength,
             )  # fmt: skip
+            if not background:
+                yield from frames
+                continue
+            for offset, (before, after) in enumerate(zip(block, frames, strict=True)):
+                key = f"{job.video.handle}#{index * size + offset}"
+                yield background_only(call, key, before, after, args.grow)
 
     count = -(-job.total // size)
     note = f"the whole video changed ({count} chunk(s) of up to {size} frames)"
+    if background:
+        note = (f"only the background changed (outside every object SAM finds on each frame; "
+                f"{count} chunk(s) of up to {size} frames)")  # fmt: skip
+        return EditedVideo(restyled(), None, f"restyled the background: {text!r}", settings, note)
     return EditedVideo(restyled(), None, f"restyled the whole video: {text!r}", settings, note)
+
+
+def background_only(
+    call: CallContext, key: str, before: np.ndarray, after: np.ndarray, grow: int
+) -> np.ndarray:
+    """``after`` (H x W x 3 uint8) where SAM's objects in ``before`` leave the background, blended
+    over ``grow`` px; ``before`` on the objects, bit for bit."""
+    from PIL import Image
+
+    area = background_mask(call, key, Image.fromarray(before), clear=grow)
+    return composite(before, after, blend_weights(area, grow))
 
 
 def chunks(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
