@@ -160,9 +160,9 @@ def infer_operation(instruction: str) -> str:
     place) → add; 'move the cat up' or '… to the left' (move / shift / drag, ending in a
     direction or a place) → move; 'make the background beige' or 'replace the background with a
     beach' → restyle (of the background: :func:`read_instruction` gives it as the target);
-    anything else → restyle, including an add or move whose words
-    name no place in the image ('add snow', 'add a hat on the dog': InstructPix2Pix's own kind of
-    instruction), so only a box can be drawn into where the words give one.
+    anything else → restyle, including an add or move whose words name no place in the image
+    ('add snow', 'add a hat on the dog': InstructPix2Pix's own kind of instruction), so only a box
+    can be drawn into where the words give one.
     """
     text = instruction.strip().rstrip(".!").strip().lower()
     if _PATTERNS["remove"][0].match(text):
@@ -185,8 +185,9 @@ def infer_operation(instruction: str) -> str:
 
 def _background_change(text: str) -> Reading | None:
     """'make the background beige', 'change the background to a beach' (lower case): the
-    background (its target) and what it becomes ('beige background'), else ``None``. InstructPix2Pix's kind of edit,
-    restyled inside what the objects leave, not a recolour or replacement of a thing to find."""
+    background (its target) and what it becomes ('beige background'), else ``None``.
+    InstructPix2Pix's kind of edit, restyled inside what the objects leave, not a recolour or
+    replacement of a thing to find."""
     for pattern in (*_PATTERNS["recolor"], *_PATTERNS["replace"]):
         match = pattern.match(text)
         if match and BACKGROUND.match(match["target"]):
