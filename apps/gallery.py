@@ -49,8 +49,9 @@ def add_gallery_command(commands: argparse._SubParsersAction) -> None:
         "and clips, each beside what the world's classifier reads in it",
         description="Run a fixed grid of shapes-world prompts (every shape at every position) "
         "through generate_image, a video request per direction through generate_video, a picture "
-        "to animate per direction through image_to_video, and the first recolour, removal, add "
-        "and move edits of the test split through edit_image, all with one seed; write the "
+        "to animate per direction through image_to_video, and the first recolour, removal, add, "
+        "move and background edits of the test split through edit_image, all with one seed; "
+        "write the "
         "pictures and a page showing them.",
     )
     parser.add_argument("--profile", default=DEFAULTS["profile"], help="(default: %(default)s)")
@@ -73,7 +74,8 @@ def add_gallery_command(commands: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--edits", type=int, default=DEFAULTS["edits"],
-        help="edits per operation, recolour and remove (default: %(default)s)",
+        help="edits per operation: recolour, remove, add, move and background change "
+        "(default: %(default)s)",
     )  # fmt: skip
     parser.add_argument("--device", default="cpu", help="(default: %(default)s)")
     parser.add_argument(
@@ -305,7 +307,7 @@ def _image(out: Path, name: str, array: np.ndarray | None, alt: str) -> str:
 def _reads(reads: dict[str, str], wanted: dict[str, str]) -> str:
     """``shape: circle ✓`` per wanted attribute, naming the wanted value where the read is wrong."""
     parts = []
-    for key in KEYS:
+    for key in (*KEYS, "background"):
         if key in wanted and key in reads:
             right = reads[key] == wanted[key]
             parts.append(f"{key}: {reads[key]} " + ("✓" if right else f"✗ (asked {wanted[key]})"))
@@ -456,6 +458,9 @@ def _edit_summary(rows: Sequence[Shown]) -> list[str]:
         if chosen[0].sample.gold.get("expected"):
             right = sum(bool(r.values.get("attr")) for r in chosen)
             parts.append(f"target's colour and shape right {right}/{len(chosen)}")
+        if chosen[0].sample.gold.get("background"):
+            right = sum(bool(r.values.get("attr")) for r in chosen)
+            parts.append(f"background in the asked tone {right}/{len(chosen)}")
         if psnrs:
             parts.append(f"mean PSNR outside the edit {np.mean(psnrs):.1f} dB")
         lines.append("- " + ", ".join(parts))
@@ -466,14 +471,15 @@ def _edit_section(rows: Sequence[Shown], out: Path) -> list[str]:
     lines = [
         "## Image editing",
         "",
-        "The first recolour, removal, add and move edits of the shapes world's `test` split (64 "
-        "px scenes), each through `edit_image` with the edit's own words: Grounding DINO and SAM "
-        "find the object, the inpainting pipeline repaints the area (white in *edited area*; an "
-        "add is painted into the box its place words name, a move clears the object and pastes "
-        "its own pixels where it goes), and the input is pasted back outside it. *Judged*: what "
-        "the classifier reads inside the target's box (recolours, adds, moves), and the PSNR to "
-        "the world's own edit outside the edited region (grown by 2 px, as `vitron eval` scores "
-        "it).",
+        "The first recolour, removal, add, move and background edits of the shapes world's "
+        "`test` split (64 px scenes), each through `edit_image` with the edit's own words: "
+        "Grounding DINO and SAM find the object, the inpainting pipeline repaints the area (white "
+        "in *edited area*; an add is painted into the box its place words name, a move clears the "
+        "object and pastes its own pixels where it goes; a background change is InstructPix2Pix's "
+        "restyle, kept to what SAM's objects leave), and the input is pasted back outside it. "
+        "*Judged*: what the classifier reads inside the target's box (recolours, adds, moves), "
+        "the background's tone around the objects (background changes), and the PSNR to the "
+        "world's own edit outside the edited region (grown by 2 px, as `vitron eval` scores it).",
         "",
         *_edit_summary(rows),
         "",
@@ -485,6 +491,8 @@ def _edit_section(rows: Sequence[Shown], out: Path) -> list[str]:
         judged = [f"PSNR outside {_psnr(row)}"]
         if gold.get("expected"):
             judged.insert(0, _reads(row.reads, gold["expected"]))
+        if gold.get("background"):
+            judged.insert(0, _reads(row.reads, {"background": gold["background"]}))
         output = _image(out, f"edit-{i:02d}-output.png", row.output, "output")
         if row.output is None:
             output = f"error: {_cell(row.error or 'no image')}"

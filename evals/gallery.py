@@ -28,7 +28,7 @@ from vitron.evals.shapes.vocab import BACKGROUNDS, COLOURS, SHAPES, is_held_out
 
 GRID_X: dict[str, float] = {"left": 0.2, "centre": 0.5, "right": 0.8}
 """Position word -> the object's centre x, as the generation task places objects."""
-EDIT_OPERATIONS: tuple[str, ...] = ("recolor", "remove", "add", "move")
+EDIT_OPERATIONS: tuple[str, ...] = ("recolor", "remove", "add", "move", "restyle")
 """The edit operations shown: the ones ``edit_image`` runs through the inpainting pipeline (a move
 also pastes the object itself; nano's adds are inpainted too)."""
 EDIT_SEARCH = 400
@@ -203,6 +203,14 @@ def _judge(shown: Shown, judge: Any, options: Any) -> None:
     generation = sample.task == "generation"
     shown.expected = sample.gold["reference" if generation else "after"]
     box = None if generation else sample.gold.get("box")
+    if sample.gold.get("background"):  # a background change: the tone around the objects
+        from vitron.evals.restyle import background_tone
+
+        objects = ~np.asarray(sample.gold["region"], dtype=bool)
+        shown.expected_reads = {"background": background_tone(shown.expected, objects)}
+        if shown.output is not None:
+            shown.reads = {"background": background_tone(shown.output, objects)}
+        return
     if not generation and not sample.gold.get("expected"):  # a removal names no attribute
         return
     shown.expected_reads = judge.predict(shown.expected, box)

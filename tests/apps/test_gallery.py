@@ -27,8 +27,9 @@ def test_gallery_writes_the_page_and_every_picture_it_references(tmp_path):
     linked = IMAGE_LINK.findall(page)
     assert set(linked) == written and len(linked) == len(written)  # each once, none missing
     # 2 prompts x (world, output) + 1 video request x (world, output) + 1 picture to animate x
-    # (input, world, output) + 4 edits (recolour, remove, add, move) x (input, world, output, area)
-    assert len(written) == 2 * 2 + 1 * 2 + 1 * 3 + 4 * 4
+    # (input, world, output) + 5 edits (recolour, remove, add, move, background) x (input, world,
+    # output, area)
+    assert len(written) == 2 * 2 + 1 * 2 + 1 * 3 + 5 * 4
     # scaled up for people: 32 px generations and 64 px edits to 128 px; a clip's 32 px frames
     # side by side to 64 px high (the world's 8 frames, tiny's 4)
     sizes = {"t2v-01-world.png": (512, 64), "t2v-01-output.png": (256, 64),
@@ -54,6 +55,9 @@ def test_gallery_writes_the_page_and_every_picture_it_references(tmp_path):
     assert re.search(r"\| 2 \| remove the .* \| !\[input\]\(edit-02-input\.png\)", page)
     assert re.search(r"\| 3 \| add a .* \| !\[input\]\(edit-03-input\.png\)", page)
     assert re.search(r"\| 4 \| move the .* \| !\[input\]\(edit-04-input\.png\)", page)
+    restyle = r"\| 5 \| make the background (\w+) \| .*background: \w+ (✓|✗ \(asked \1\))"
+    assert re.search(restyle, page)
+    assert re.search(r"- restyle: 1/1 edited, background in the asked tone [01]/1", page)
     # the classifier's readings are on the page, each marked right or wrong
     assert page.count("shape: ") >= 2 and ("✓" in page or "✗" in page)
 
