@@ -265,6 +265,7 @@ def test_diffusion_parts_chain_by_base_and_a_vanished_vae_is_trained_again(tmp_p
     assert calls == [("diffusion_vae", vae, None),
                      ("diffusion_text_to_image", out / "text_to_image", vae),
                      ("diffusion_inpaint", out / "inpaint", out / "text_to_image"),
+                     ("diffusion_instruct_pix2pix", out / "instruct_pix2pix", out / "text_to_image"),
                      ("diffusion_text_to_video", out / "text_to_video", out / "text_to_image"),
                      ("diffusion_image_to_video", out / "image_to_video", out / "text_to_video")]  # fmt: skip
     assert record["parts"]["diffusion_vae"]["seconds"] == 1.5  # the new run's
