@@ -29,16 +29,12 @@ from diffusers import (
     UNet2DConditionModel,
 )
 
-from vitron.tools.pretraining.data import ScenePool, pool_size
-from vitron.tools.pretraining.diffusion_data import EDIT_SIZE, EditExample, edit_example
+from vitron.tools.pretraining.diffusion_data import EDIT_SIZE, edit_example
+from vitron.tools.pretraining.diffusion_grown import GrownUNetPretrainer, grown_unet
 from vitron.tools.pretraining.diffusion_text_to_image import (
     EMPTY_CAPTIONS,
     denoising_loss,
     encode_images,
-    load_base_pipeline,
-    sampling_scheduler,
-    save_pipeline,
-    training_scheduler,
 )
 from vitron.tools.pretraining.diffusion_vae import psnr, to_tensor
 from vitron.tools.pretraining.loop import step_rng
@@ -48,21 +44,9 @@ STRENGTHS = {"remove": 1.0, "recolor": 0.8, "repaint": 1.0, "add": 1.0}
 
 
 def inpainting_unet(unet: UNet2DConditionModel) -> UNet2DConditionModel:
-    """A 9-input-channel copy of ``unet``: ``conv_in`` zero on the mask and masked-image channels.
-    An inpainting UNet (9 channels already: ``--base`` a trained inpainting folder) is continued
-    as it is."""
-    if unet.config.in_channels == 9:
-        return unet
-    config = dict(unet.config)
-    config["in_channels"] = 9
-    inpaint = UNet2DConditionModel.from_config(config)
-    state = unet.state_dict()
-    weight = state["conv_in.weight"]
-    grown = torch.zeros(weight.shape[0], 9, *weight.shape[2:], dtype=weight.dtype)
-    grown[:, :4] = weight
-    state["conv_in.weight"] = grown
-    inpaint.load_state_dict(state)
-    return inpaint
+    """A 9-input-channel copy of ``unet``: ``conv_in`` zero on the mask and masked-image channels
+    (:func:`~vitron.tools.pretraining.diffusion_grown.grown_unet`)."""
+    return grown_unet(unet, 9)
 
 
 def mask_inputs(vae: AutoencoderKL, sources: np.ndarray, masks: np.ndarray) -> torch.Tensor:
@@ -76,31 +60,20 @@ def mask_inputs(vae: AutoencoderKL, sources: np.ndarray, masks: np.ndarray) -> t
     return torch.cat([small, latents], dim=1)
 
 
-class InpaintPretrainer:
+class InpaintPretrainer(GrownUNetPretrainer):
     name = "diffusion_inpaint"
     # the committed nano inpainting (with adds): recolours right 0.52, adds 0.64 at 2000 steps
     # (0.49 recolours at 1200 without adds; 0.25 at 400)
     default_steps = 2000
     learning_rate = 2e-3
     batch_size = 24
-
-    def __init__(self, seed: int, base: Path | None = None) -> None:
-        self.seed = seed
-        parts = load_base_pipeline(base, self.name)
-        self.vae, self.tokenizer, self.text_encoder = parts.vae, parts.tokenizer, parts.text_encoder
-        self.model = inpainting_unet(parts.unet)
-        self.noise = training_scheduler()
-        self.pool: ScenePool[EditExample] | None = None
-
-    def start(self, step: int, total: int) -> None:
-        self.pool = ScenePool(edit_example, seed=self.seed, refresh=6,
-                              capacity=pool_size(self.batch_size, total, 6, largest=768), step=step)  # fmt: skip
+    channels = 9
+    pipeline_class = StableDiffusionInpaintPipeline
+    draw_example = staticmethod(edit_example)
 
     def loss(self, step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        assert self.pool is not None, "call start() first"
         rng = step_rng(self.seed, 1, step)
-        batch = self.pool.batch(rng, self.batch_size)
-        self.pool.advance()
+        batch = self.batch(rng)
         latents = encode_images(self.vae, np.stack([b.target for b in batch]))
         extra = mask_inputs(self.vae, np.stack([b.source for b in batch]),
                             np.stack([b.mask for b in batch]))  # fmt: skip
@@ -108,22 +81,12 @@ class InpaintPretrainer:
         return denoising_loss(self.model, self.text_encoder, self.tokenizer, self.noise,
                               latents, texts, rng, extra=extra)  # fmt: skip
 
-    def pipeline(self) -> StableDiffusionInpaintPipeline:
-        return StableDiffusionInpaintPipeline(
-            vae=self.vae, text_encoder=self.text_encoder, tokenizer=self.tokenizer,
-            unet=self.model, scheduler=sampling_scheduler(self.noise), safety_checker=None,
-            feature_extractor=None, requires_safety_checker=False,
-        )  # fmt: skip
-
     def evaluate(self, count: int) -> dict[str, float]:
         """On ``count`` held-out edits (seed 10 000 + i of the training stream's generator, never
         trained on), inpainted as ``edit_image`` does (20 steps, guidance 4, its strengths):
         recolours judged by the attribute classifier in the object's box (colour and shape),
         PSNR inside the mask against the edited scene, per kind."""
         return evaluate_inpainting(self.pipeline(), count)
-
-    def save(self, directory: Path) -> None:
-        save_pipeline(self.pipeline(), directory)
 
 
 def evaluate_inpainting(pipe: StableDiffusionInpaintPipeline, count: int, steps: int = 20,

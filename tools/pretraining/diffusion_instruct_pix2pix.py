@@ -30,15 +30,11 @@ from diffusers import (
     UNet2DConditionModel,
 )
 
-from vitron.tools.pretraining.data import ScenePool, pool_size
-from vitron.tools.pretraining.diffusion_data import EDIT_SIZE, RestyleExample, restyle_example
+from vitron.tools.pretraining.diffusion_data import EDIT_SIZE, restyle_example
+from vitron.tools.pretraining.diffusion_grown import GrownUNetPretrainer, grown_unet
 from vitron.tools.pretraining.diffusion_text_to_image import (
     denoising_loss,
     encode_images,
-    load_base_pipeline,
-    sampling_scheduler,
-    save_pipeline,
-    training_scheduler,
 )
 from vitron.tools.pretraining.diffusion_vae import psnr, to_tensor
 from vitron.tools.pretraining.loop import step_rng
@@ -55,20 +51,9 @@ picture guidance."""
 
 
 def instruct_pix2pix_unet(unet: UNet2DConditionModel) -> UNet2DConditionModel:
-    """An 8-input-channel copy of ``unet``: ``conv_in`` zero on the picture's channels. An
-    InstructPix2Pix UNet (8 channels already: ``--base`` a trained folder) is continued as it is."""
-    if unet.config.in_channels == 8:
-        return unet
-    config = dict(unet.config)
-    config["in_channels"] = 8
-    grown = UNet2DConditionModel.from_config(config)
-    state = unet.state_dict()
-    weight = state["conv_in.weight"]
-    widened = torch.zeros(weight.shape[0], 8, *weight.shape[2:], dtype=weight.dtype)
-    widened[:, :4] = weight
-    state["conv_in.weight"] = widened
-    grown.load_state_dict(state)
-    return grown
+    """An 8-input-channel copy of ``unet``: ``conv_in`` zero on the picture's channels
+    (:func:`~vitron.tools.pretraining.diffusion_grown.grown_unet`)."""
+    return grown_unet(unet, 8)
 
 
 def picture_latents(vae: AutoencoderKL, images: np.ndarray) -> torch.Tensor:
@@ -87,29 +72,18 @@ def dropped(rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarra
     return no_text | both, no_image | both
 
 
-class InstructPix2PixPretrainer:
+class InstructPix2PixPretrainer(GrownUNetPretrainer):
     name = "diffusion_instruct_pix2pix"
     default_steps = 1500
     learning_rate = 1e-3
     batch_size = 24
-
-    def __init__(self, seed: int, base: Path | None = None) -> None:
-        self.seed = seed
-        parts = load_base_pipeline(base, self.name)
-        self.vae, self.tokenizer, self.text_encoder = parts.vae, parts.tokenizer, parts.text_encoder
-        self.model = instruct_pix2pix_unet(parts.unet)
-        self.noise = training_scheduler()
-        self.pool: ScenePool[RestyleExample] | None = None
-
-    def start(self, step: int, total: int) -> None:
-        self.pool = ScenePool(restyle_example, seed=self.seed, refresh=6,
-                              capacity=pool_size(self.batch_size, total, 6, largest=768), step=step)  # fmt: skip
+    channels = 8
+    pipeline_class = StableDiffusionInstructPix2PixPipeline
+    draw_example = staticmethod(restyle_example)
 
     def loss(self, step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        assert self.pool is not None, "call start() first"
         rng = step_rng(self.seed, 1, step)
-        batch = self.pool.batch(rng, self.batch_size)
-        self.pool.advance()
+        batch = self.batch(rng)
         latents = encode_images(self.vae, np.stack([b.target for b in batch]))
         pictures = picture_latents(self.vae, np.stack([b.source for b in batch]))
         no_text, no_image = dropped(rng, len(batch))
@@ -118,20 +92,10 @@ class InstructPix2PixPretrainer:
         return denoising_loss(self.model, self.text_encoder, self.tokenizer, self.noise,
                               latents, texts, rng, extra=pictures)  # fmt: skip
 
-    def pipeline(self) -> StableDiffusionInstructPix2PixPipeline:
-        return StableDiffusionInstructPix2PixPipeline(
-            vae=self.vae, text_encoder=self.text_encoder, tokenizer=self.tokenizer,
-            unet=self.model, scheduler=sampling_scheduler(self.noise), safety_checker=None,
-            feature_extractor=None, requires_safety_checker=False,
-        )  # fmt: skip
-
     def evaluate(self, count: int) -> dict[str, float]:
         """On ``count`` held-out restyles (seed 10 000 + i of the training stream's generator,
         never trained on): :func:`evaluate_restyles`."""
         return evaluate_restyles(self.pipeline(), count)
-
-    def save(self, directory: Path) -> None:
-        save_pipeline(self.pipeline(), directory)
 
 
 def evaluate_restyles(pipe: StableDiffusionInstructPix2PixPipeline, count: int, steps: int = 20,
