@@ -15,11 +15,14 @@ from diffusers import UNet2DConditionModel
 
 from vitron.tools.pretraining.data import ScenePool, pool_size
 from vitron.tools.pretraining.diffusion_text_to_image import (
+    denoising_loss,
+    encode_images,
     load_base_pipeline,
     sampling_scheduler,
     save_pipeline,
     training_scheduler,
 )
+from vitron.tools.pretraining.loop import step_rng
 
 
 def grown_unet(unet: UNet2DConditionModel, channels: int) -> UNet2DConditionModel:
@@ -44,7 +47,8 @@ def grown_unet(unet: UNet2DConditionModel, channels: int) -> UNet2DConditionMode
 class GrownUNetPretrainer:
     """A pretrainer of a pipeline grown from the text-to-image one (``--base``: its folder, or one
     of this pipeline's own, to continue it). Subclasses name the pipeline class, the UNet's input
-    channels and the example drawer (a ``staticmethod``), and write ``loss``."""
+    channels and the example drawer (a ``staticmethod``), and write ``conditions``: each
+    example's text and what goes beside the noisy latents."""
 
     name: ClassVar[str]
     channels: ClassVar[int]
@@ -70,6 +74,21 @@ class GrownUNetPretrainer:
         batch = self.pool.batch(rng, self.batch_size)
         self.pool.advance()
         return batch
+
+    def conditions(
+        self, batch: list[Any], rng: np.random.Generator
+    ) -> tuple[list[str], torch.Tensor]:
+        """The batch's texts and its ``B x (channels - 4) x h x w`` extra UNet inputs."""
+        raise NotImplementedError
+
+    def loss(self, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """The denoising loss of each example's ``target`` under its conditions."""
+        rng = step_rng(self.seed, 1, step)
+        batch = self.batch(rng)
+        latents = encode_images(self.vae, np.stack([b.target for b in batch]))
+        texts, extra = self.conditions(batch, rng)
+        return denoising_loss(self.model, self.text_encoder, self.tokenizer, self.noise,
+                              latents, texts, rng, extra=extra)  # fmt: skip
 
     def pipeline(self) -> Any:
         return self.pipeline_class(

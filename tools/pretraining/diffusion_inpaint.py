@@ -29,15 +29,12 @@ from diffusers import (
     UNet2DConditionModel,
 )
 
-from vitron.tools.pretraining.diffusion_data import EDIT_SIZE, edit_example
+from vitron.tools.pretraining.diffusion_data import EDIT_SIZE, EditExample, edit_example
 from vitron.tools.pretraining.diffusion_grown import GrownUNetPretrainer, grown_unet
 from vitron.tools.pretraining.diffusion_text_to_image import (
     EMPTY_CAPTIONS,
-    denoising_loss,
-    encode_images,
 )
 from vitron.tools.pretraining.diffusion_vae import psnr, to_tensor
-from vitron.tools.pretraining.loop import step_rng
 
 STRENGTHS = {"remove": 1.0, "recolor": 0.8, "repaint": 1.0, "add": 1.0}
 """``edit_image``'s strength per kind of edit (evaluation runs them as the tool does)."""
@@ -71,15 +68,13 @@ class InpaintPretrainer(GrownUNetPretrainer):
     pipeline_class = StableDiffusionInpaintPipeline
     draw_example = staticmethod(edit_example)
 
-    def loss(self, step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        rng = step_rng(self.seed, 1, step)
-        batch = self.batch(rng)
-        latents = encode_images(self.vae, np.stack([b.target for b in batch]))
+    def conditions(
+        self, batch: list[EditExample], rng: np.random.Generator
+    ) -> tuple[list[str], torch.Tensor]:
+        """The edits' texts (10 % empty) and their masks and masked-image latents."""
         extra = mask_inputs(self.vae, np.stack([b.source for b in batch]),
                             np.stack([b.mask for b in batch]))  # fmt: skip
-        texts = ["" if rng.random() < EMPTY_CAPTIONS else b.text for b in batch]
-        return denoising_loss(self.model, self.text_encoder, self.tokenizer, self.noise,
-                              latents, texts, rng, extra=extra)  # fmt: skip
+        return ["" if rng.random() < EMPTY_CAPTIONS else b.text for b in batch], extra
 
     def evaluate(self, count: int) -> dict[str, float]:
         """On ``count`` held-out edits (seed 10 000 + i of the training stream's generator, never

@@ -30,14 +30,9 @@ from diffusers import (
     UNet2DConditionModel,
 )
 
-from vitron.tools.pretraining.diffusion_data import EDIT_SIZE, restyle_example
+from vitron.tools.pretraining.diffusion_data import EDIT_SIZE, RestyleExample, restyle_example
 from vitron.tools.pretraining.diffusion_grown import GrownUNetPretrainer, grown_unet
-from vitron.tools.pretraining.diffusion_text_to_image import (
-    denoising_loss,
-    encode_images,
-)
 from vitron.tools.pretraining.diffusion_vae import psnr, to_tensor
-from vitron.tools.pretraining.loop import step_rng
 
 DROP_TEXT = 0.05
 DROP_IMAGE = 0.05
@@ -81,16 +76,14 @@ class InstructPix2PixPretrainer(GrownUNetPretrainer):
     pipeline_class = StableDiffusionInstructPix2PixPipeline
     draw_example = staticmethod(restyle_example)
 
-    def loss(self, step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        rng = step_rng(self.seed, 1, step)
-        batch = self.batch(rng)
-        latents = encode_images(self.vae, np.stack([b.target for b in batch]))
+    def conditions(
+        self, batch: list[RestyleExample], rng: np.random.Generator
+    ) -> tuple[list[str], torch.Tensor]:
+        """The instructions and the input pictures' latents, each dropped as :func:`dropped` says."""
         pictures = picture_latents(self.vae, np.stack([b.source for b in batch]))
         no_text, no_image = dropped(rng, len(batch))
         pictures[torch.from_numpy(no_image)] = 0.0
-        texts = ["" if drop else b.text for b, drop in zip(batch, no_text, strict=True)]
-        return denoising_loss(self.model, self.text_encoder, self.tokenizer, self.noise,
-                              latents, texts, rng, extra=pictures)  # fmt: skip
+        return ["" if drop else b.text for b, drop in zip(batch, no_text, strict=True)], pictures
 
     def evaluate(self, count: int) -> dict[str, float]:
         """On ``count`` held-out restyles (seed 10 000 + i of the training stream's generator,
