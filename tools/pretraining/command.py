@@ -46,9 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="held-out samples for the final metrics (default: %(default)s)")  # fmt: skip
     parser.add_argument("--base", type=Path, default=None,
                         help="a trained folder to start from: the VAE for diffusion_text_to_image, "
-                        "the text-to-image pipeline for diffusion_inpaint, diffusion_instruct_pix2pix, "
-                        "diffusion_gligen and diffusion_text_to_video (or one of their own, to "
-                        "continue it), a trained detector "
+                        "the text-to-image pipeline for diffusion_inpaint, "
+                        "diffusion_instruct_pix2pix, diffusion_gligen and diffusion_text_to_video "
+                        "(the inpainting, InstructPix2Pix and text-to-video ones also continue a "
+                        "folder of their own), a trained detector "
                         "(grounding_dino) or tracker (sam2_image, sam2_video) to continue, the video "
                         "stage's tracker for sam2_video_long and the long stage's for "
                         "sam2_video_finish (required there)")  # fmt: skip
