@@ -213,7 +213,8 @@ def _editing(outcome: Outcome, options: Options) -> dict[str, Any]:
     judged = bool(asked_background) or (
         options.classifier is not None and bool(gold.get("expected"))
     )
-    values: dict[str, Any] = {"operation": gold["operation"], "psnr": None, "l1": None,
+    operation = gold.get("operation") or "edit"  # a benchmark's edits (MagicBrush) name none
+    values: dict[str, Any] = {"operation": operation, "psnr": None, "l1": None,
                               "attr": 0.0 if judged else None}  # fmt: skip
     if pred is None:  # no edited image: nothing to compare, and no attribute right
         return values
