@@ -5,6 +5,7 @@ frozen, on examples drawn from a refreshed pool."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -44,7 +45,7 @@ def grown_unet(unet: UNet2DConditionModel, channels: int) -> UNet2DConditionMode
     return grown
 
 
-class GrownUNetPretrainer:
+class GrownUNetPretrainer(ABC):
     """A pretrainer of a pipeline grown from the text-to-image one (``--base``: its folder, or one
     of this pipeline's own, to continue it). Subclasses name the pipeline class, the UNet's input
     channels and the example drawer (a ``staticmethod``), and write ``conditions``: each
@@ -75,11 +76,11 @@ class GrownUNetPretrainer:
         self.pool.advance()
         return batch
 
+    @abstractmethod
     def conditions(
         self, batch: list[Any], rng: np.random.Generator
     ) -> tuple[list[str], torch.Tensor]:
         """The batch's texts and its ``B x (channels - 4) x h x w`` extra UNet inputs."""
-        raise NotImplementedError
 
     def loss(self, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         """The denoising loss of each example's ``target`` under its conditions."""
