@@ -47,7 +47,8 @@ def adds_models(tmp_path_factory) -> ModelRegistry:
     profile = tmp_path_factory.mktemp("profiles") / "adds.toml"
     profile.write_text(
         'name = "adds"\nextends = "tiny"\n[components.inpaint]\nloader = "diffusion"\n'
-        'pipeline = "inpaint"\ncheckpoint = "tiny"\nsteps = 2\ndraws_added_objects = true\n'
+        'pipeline = "inpaint"\ncheckpoint = "tiny"\nwidth = 32\nheight = 32\nsteps = 2\n'
+        "draws_added_objects = true\n"
     )
     return ModelRegistry(load_profile(profile), device="cpu")
 
