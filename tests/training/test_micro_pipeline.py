@@ -25,6 +25,7 @@ from vitron.agent.invocation import MODULES
 from vitron.agent.training.nano import MICRO, train_nano
 from vitron.evals.report import markdown
 from vitron.evals.runner import EvalSettings, evaluate
+from vitron.evals.shapes.dataset import EVAL_TASKS
 
 
 @contextmanager
@@ -46,8 +47,13 @@ def test_a_micro_planner_trained_from_nothing_beats_chance(tmp_path):
     with torch_threads(min(2, os.cpu_count() or 1)):
         times = train_nano(run, seed=0, profile="nano", **MICRO)
         assert {"data", "reading", "init", "base", "align", "invoke", "ground"} <= set(times)
+        # Every scored task but video_tools, whose diffusion pipelines took 35 of the 77 s the
+        # evaluation did and whose rows add nothing asserted here; 88 samples are the same ones
+        # (11 tasks take turns) that limit=96 gave the other ten.
+        tasks = [task for task in EVAL_TASKS if task != "video_tools"]
         settings = EvalSettings(profile=str(run / "ground"), workspace=str(tmp_path / "ws"),
-                                device="cpu", split="test", limit=96, progress=False)  # fmt: skip
+                                device="cpu", split="test", limit=88, tasks=tasks,
+                                progress=False)  # fmt: skip
         report = evaluate(settings)
     print(markdown(report))  # shown when the test fails
     (full,) = [r["tasks"] for r in report["runs"] if r["name"] == "full"]
