@@ -56,7 +56,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_OUT = "vitron-nano"
 BACKEND_ORDER = ("sam", "clip", "clip_tower", "grounding_dino", "sam2_video")
 """Backends the planner's profile uses, in training order (those in ``BACKENDS`` are trained)."""
-PLANNER_PARTS = ("sam_signal", "sam2_signal", "image_signal", "vitron_llm")
+PLANNER_PARTS = ("sam_signal", "sam2_signal", "image_signal", "video_signal", "vitron_llm")
 """What :func:`~vitron.agent.training.nano.publish` writes: the planner and the projectors stage 2
 aligns through SAM, SAM 2 and the diffusion pipelines."""
 STAGES: dict[str, tuple[str, ...]] = {
@@ -87,12 +87,12 @@ COMPANIONS: dict[str, tuple[str, ...]] = {
     "text_to_image": ("image_signal", "diffusion_signal"),
     "inpaint": ("image_signal", "diffusion_signal"),
     "instruct_pix2pix": ("diffusion_signal",),
-    "text_to_video": ("diffusion_signal", "video_to_video"),
+    "text_to_video": ("video_signal", "diffusion_signal", "video_to_video"),
     "image_to_video": ("diffusion_signal",),
 }
 """Parts whose settings must follow a trained one, written with the committed ``nano.toml``'s
-settings: the ``[GEN]``/``[EDIT]`` projector the nano pipelines name (no weights until the
-planner's stage 2 aligns it; it makes tokens of the nano text encoder's width, 64), and the
+settings: the ``[GEN]``/``[EDIT]`` and ``[VID]`` projectors the nano pipelines name (no weights
+until the planner's stage 2 aligns them; they make tokens of the nano text encoders' width, 64), and the
 weightless default projector of tiny's random pipelines, so a signal they cannot take is set aside
 rather than failing."""
 READS_FROM = {"video_to_video": "text_to_video"}

@@ -22,7 +22,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -162,14 +162,17 @@ tool (cIoU 0.149, module 0.73 over the tool tasks); with it trained, 0.513 and 0
 SIGNAL_ROUTES = {"[SEG]": {"decoder": "sam", "projector": "sam_signal", "fresh": True},
                  "[TRK]": {"decoder": "sam2_video", "projector": "sam2_signal", "fresh": True},
                  "[GEN]": {"decoder": "text_to_image", "projector": "image_signal", "fresh": True},
-                 "[EDIT]": {"decoder": "inpaint", "projector": "image_signal", "fresh": True}}  # fmt: skip
+                 "[EDIT]": {"decoder": "inpaint", "projector": "image_signal", "fresh": True},
+                 "[VID]": {"decoder": "text_to_video", "projector": "video_signal", "fresh": True}}  # fmt: skip
 """Signals stage 2 aligns through the profile's frozen backends: the trained nano SAM and SAM 2
-(mask losses), and the nano text-to-image and inpainting pipelines, which share one projector,
-``image_signal``, named by their profile entries (``[GEN]``: the caption's text-encoder states plus one denoising step of the UNet on the wanted
-picture; ``[EDIT]``: the caption's states, as the inpainting UNet takes other inputs). ``[VID]``
-waits for trained video pipelines (tiny's random ones set signals aside). The projectors start fresh, not from the ones the profile
-already ships, so the command regenerates what it published."""
-PROJECTORS = ("sam_signal", "sam2_signal", "image_signal")
+(mask losses), the nano text-to-image and inpainting pipelines, which share one projector,
+``image_signal``, named by their profile entries (``[GEN]``: the caption's text-encoder states
+plus one denoising step of the UNet on the wanted picture; ``[EDIT]``: the caption's states, as
+the inpainting UNet takes other inputs), and the nano text-to-video pipeline (``[VID]``, for
+``generate_video`` and ``image_to_video``, whose pipelines share a text encoder of their own:
+the caption's states, as the 3-D UNet takes clips, not a picture). The projectors start fresh,
+not from the ones the profile already ships, so the command regenerates what it published."""
+PROJECTORS = ("sam_signal", "sam2_signal", "image_signal", "video_signal")
 """The aligned projectors a run publishes beside its planner."""
 
 
@@ -325,7 +328,7 @@ def publish(run: str | Path, profile_dir: str | Path, *, suffix: str = "") -> di
     """Copy a finished run's planner (``ground/llm``) and aligned projectors
     (``invoke/projectors/<name>`` for each of :data:`PROJECTORS`) into ``profile_dir`` as
     ``vitron_llm<suffix>/``, ``sam_signal<suffix>/``, ``sam2_signal<suffix>/``,
-    ``image_signal<suffix>/``
+    ``image_signal<suffix>/``, ``video_signal<suffix>/``
     (``suffix="_no_synergy"`` for the ablation's set), with ``training.json`` (configs, wall times, last logged losses, and the number
     of training conversations, which a rebuild needs to retrace the run). A planner whose tower is
     still exactly ``profile_dir/clip_tower`` (frozen) names that folder instead of carrying a copy
@@ -418,18 +421,27 @@ def realign_signals(run: str | Path, planner: str | Path, *, seed: int = 0,
 
 
 def publish_projectors(run: str | Path, profile_dir: str | Path, report: dict[str, Any], *,
-                       suffix: str = "", command: str = "") -> None:  # fmt: skip
-    """Copy a finished :func:`realign_signals` run's projectors into ``profile_dir`` (as
-    ``<name><suffix>/``) and record the re-alignment (``report``, ``command``) under
-    ``realigned`` in the planner's ``training.json``; the planner itself is left as it is."""
+                       suffix: str = "", command: str = "",
+                       projectors: Sequence[str] = PROJECTORS) -> None:  # fmt: skip
+    """Copy a finished :func:`realign_signals` run's ``projectors`` (default: all of them) into
+    ``profile_dir`` (as ``<name><suffix>/``) and record the re-alignment (``report``,
+    ``command``) in the planner's ``training.json``: under ``realigned``, or
+    ``realigned_<names>`` when only some were copied (a projector added after its planner, such
+    as ``video_signal``, leaves the others as the planner's own stage 2 made them). The planner
+    itself is left as it is."""
     import json
 
+    unknown = sorted(set(projectors) - set(PROJECTORS))
+    if unknown or not projectors:
+        raise ValueError(f"projectors to publish: some of {', '.join(PROJECTORS)} (got "
+                         f"{', '.join(unknown) or 'none'})")  # fmt: skip
     run, profile_dir = Path(run), Path(profile_dir)
-    copies = {f"{name}{suffix}": run / "realign" / "projectors" / name for name in PROJECTORS}
+    copies = {f"{name}{suffix}": run / "realign" / "projectors" / name for name in projectors}
     _replace_folders(copies, profile_dir, "finish the re-alignment first")
     summary_path = profile_dir / f"vitron_llm{suffix}" / "training.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-    summary["realigned"] = report | {"projectors": list(PROJECTORS), "command": command}
+    key = "realigned" if set(projectors) == set(PROJECTORS) else "realigned_" + "_".join(projectors)
+    summary[key] = report | {"projectors": list(projectors), "command": command}
     summary_path.write_text(json.dumps(summary, indent=2))
 
 
@@ -482,11 +494,20 @@ def main(argv: list[str] | None = None) -> int:
         "(--steps invoke=N, default 150); --publish then copies only the projectors",
     )
     parser.add_argument(
+        "--projectors",
+        default=",".join(PROJECTORS),
+        help="with --realign --publish: which re-aligned projectors to copy, comma-separated "
+        f"(default: all, {','.join(PROJECTORS)})",
+    )
+    parser.add_argument(
         "--steps",
         default="",
         help="steps per stage, e.g. base=2400,align=40,invoke=150,ground=150",
     )
     args = parser.parse_args(argv)
+    names = [name.strip() for name in args.projectors.split(",") if name.strip()]
+    if not names or set(names) - set(PROJECTORS):
+        parser.error(f"--projectors: some of {','.join(PROJECTORS)} (got {args.projectors!r})")
     steps = dict((k, int(v)) for k, v in (p.split("=") for p in args.steps.split(",") if p))
     sizes: dict[str, Any] = {
         "records": args.records,
@@ -507,7 +528,8 @@ def main(argv: list[str] | None = None) -> int:
         print(report)
         if args.publish:
             command = "python -m vitron.agent.training.nano " + " ".join(argv or sys.argv[1:])
-            publish_projectors(args.run, args.publish, report, suffix=suffix, command=command)
+            publish_projectors(args.run, args.publish, report, suffix=suffix, command=command,
+                               projectors=names)  # fmt: skip
         return 0
     print(
         train_nano(

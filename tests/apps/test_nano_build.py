@@ -111,6 +111,9 @@ def test_quick_build_writes_a_profile_that_answers_through_the_graph(tmp_path, c
     assert not signal.is_tiny and signal.options["out_dim"] == 64
     config = json.loads((out / "image_signal" / "projector_config.json").read_text())
     assert (config["in_dim"], config["out_dim"]) == (32, 64)
+    video = json.loads((out / "video_signal" / "projector_config.json").read_text())
+    assert (video["in_dim"], video["out_dim"]) == (32, 64)  # [VID], through text_to_video's encoder
+    assert profile.component("text_to_video").options["signal_projector"] == "video_signal"
     if "sam2_video" in backends:  # its projector's width follows the nano SAM 2, weights or not
         assert profile.component("sam2_signal").options["out_dim"] == 128
 
