@@ -86,7 +86,7 @@ VAE_REPORT = "vae_pretrain.json"
 COMPANIONS: dict[str, tuple[str, ...]] = {
     "text_to_image": ("image_signal", "diffusion_signal"),
     "inpaint": ("image_signal", "diffusion_signal"),
-    "instruct_pix2pix": ("diffusion_signal",),
+    "instruct_pix2pix": ("image_signal", "diffusion_signal"),
     "text_to_video": ("video_signal", "diffusion_signal", "video_to_video"),
     "image_to_video": ("diffusion_signal",),
 }

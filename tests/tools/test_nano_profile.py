@@ -98,3 +98,24 @@ def test_ground_boxes_the_referred_object_on_held_out_scenes(nano):
         boxes = result.artifact["boxes"]
         hits += bool(boxes) and box_iou(boxes[0], list(sample.gold["box"])) >= 0.5
     assert hits >= 12  # random weights: none (0.77 on 200 held-out samples)
+
+
+def test_every_trained_diffusion_pipeline_takes_the_planners_signal_through_a_trained_projector():
+    """A planner signal reaches each trained nano pipeline rather than being set aside (only
+    GLIGEN's and video-to-video's are): the projector it names has weights and makes tokens of
+    that pipeline's text-encoder width (nano/README.md: which encoder each was aligned through)."""
+    import json
+    from pathlib import Path
+
+    profile = load_profile("nano")
+    expected = {"text_to_image": "image_signal", "inpaint": "image_signal",
+                "instruct_pix2pix": "image_signal", "text_to_video": "video_signal",
+                "image_to_video": "video_signal"}  # fmt: skip
+    for part, projector in expected.items():
+        pipeline = profile.component(part)
+        assert pipeline.options["signal_projector"] == projector, part
+        component = profile.component(projector)
+        assert not component.is_tiny, projector
+        config = json.loads((Path(component.checkpoint) / "projector_config.json").read_text())
+        encoder = Path(pipeline.checkpoint) / "text_encoder" / "config.json"
+        assert config["out_dim"] == json.loads(encoder.read_text())["hidden_size"], part
