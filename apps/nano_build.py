@@ -92,9 +92,9 @@ COMPANIONS: dict[str, tuple[str, ...]] = {
 }
 """Parts whose settings must follow a trained one, written with the committed ``nano.toml``'s
 settings: the ``[GEN]``/``[EDIT]`` and ``[VID]`` projectors the nano pipelines name (no weights
-until the planner's stage 2 aligns them; they make tokens of the nano text encoders' width, 64), and the
-weightless default projector of tiny's random pipelines, so a signal they cannot take is set aside
-rather than failing."""
+until the planner's stage 2 aligns them; they make tokens of the nano text encoders' width, 64),
+and the weightless default projector of tiny's random pipelines, so a signal they cannot take is
+set aside rather than failing."""
 READS_FROM = {"video_to_video": "text_to_video"}
 """Parts with no folder of their own: nano's video-to-video reads the text-to-video folder (as
 ``VideoToVideoSDPipeline``)."""
