@@ -25,13 +25,12 @@ from vitron.tools.pretraining.diffusion_data import (
     restyle_example,
 )
 from vitron.tools.pretraining.diffusion_gligen import NEW_LAYERS, gligen_unet
-from vitron.tools.pretraining.diffusion_inpaint import inpainting_unet
+from vitron.tools.pretraining.diffusion_grown import grown_unet
 from vitron.tools.pretraining.diffusion_instruct_pix2pix import (
     DROP_BOTH,
     DROP_IMAGE,
     DROP_TEXT,
     dropped,
-    instruct_pix2pix_unet,
 )
 from vitron.tools.pretraining.diffusion_text_to_image import (
     OBJECTIVE,
@@ -127,7 +126,7 @@ def test_the_instruct_pix2pix_unet_starts_as_the_text_to_image_unet_and_continue
     training its own UNet."""
     torch.manual_seed(0)
     unet = nano_unet().eval()
-    grown = instruct_pix2pix_unet(unet).eval()
+    grown = grown_unet(unet, 8).eval()
     latents, states, picture = (
         torch.randn(2, 4, 8, 8),
         torch.randn(2, 24, 64),
@@ -142,7 +141,7 @@ def test_the_instruct_pix2pix_unet_starts_as_the_text_to_image_unet_and_continue
     assert torch.allclose(plain, conditioned, atol=1e-5)
     assert not grown.conv_in.weight[:, 4:].any()
     trained = UNet2DConditionModel.from_pretrained(chain["ip2p"], subfolder="unet")
-    assert instruct_pix2pix_unet(trained) is trained
+    assert grown_unet(trained, 8) is trained
     out = tmp_path / "ip2p-more"
     assert main(["pretrain", "diffusion_instruct_pix2pix", "--out", str(out), "--base",
                  str(chain["ip2p"]), "--seed", "2", "--steps", "1", "--eval-count", "1"]) == 0  # fmt: skip
@@ -364,7 +363,7 @@ def test_the_inpainting_unet_starts_as_the_text_to_image_unet():
     the 9-channel UNet predicts what the 4-channel one does."""
     torch.manual_seed(0)
     unet = nano_unet().eval()
-    inpaint = inpainting_unet(unet).eval()
+    inpaint = grown_unet(unet, 9).eval()
     latents, states = torch.randn(2, 4, 8, 8), torch.randn(2, 24, 64)
     extra = torch.randn(2, 5, 8, 8)
     t = torch.tensor([10, 700])
@@ -379,7 +378,7 @@ def test_an_inpainting_folder_as_base_continues_its_unet(chain, tmp_path):
     """``--base`` a trained inpainting pipeline: its 9-channel UNet goes on training as it is,
     mask channels included, rather than being grown again from a text-to-image UNet."""
     trained = UNet2DConditionModel.from_pretrained(chain["inpaint"], subfolder="unet")
-    assert inpainting_unet(trained) is trained
+    assert grown_unet(trained, 9) is trained
     out = tmp_path / "more"
     assert main(["pretrain", "diffusion_inpaint", "--out", str(out), "--base",
                  str(chain["inpaint"]), "--seed", "2", "--steps", "2", "--eval-count", "2"]) == 0  # fmt: skip

@@ -26,24 +26,15 @@ import torch.nn.functional as F
 from diffusers import (
     AutoencoderKL,
     StableDiffusionInpaintPipeline,
-    UNet2DConditionModel,
 )
 
 from vitron.tools.pretraining.diffusion_data import EDIT_SIZE, EditExample, edit_example
-from vitron.tools.pretraining.diffusion_grown import GrownUNetPretrainer, grown_unet
-from vitron.tools.pretraining.diffusion_text_to_image import (
-    EMPTY_CAPTIONS,
-)
+from vitron.tools.pretraining.diffusion_grown import GrownUNetPretrainer
+from vitron.tools.pretraining.diffusion_text_to_image import EMPTY_CAPTIONS
 from vitron.tools.pretraining.diffusion_vae import psnr, to_tensor
 
 STRENGTHS = {"remove": 1.0, "recolor": 0.8, "repaint": 1.0, "add": 1.0}
 """``edit_image``'s strength per kind of edit (evaluation runs them as the tool does)."""
-
-
-def inpainting_unet(unet: UNet2DConditionModel) -> UNet2DConditionModel:
-    """A 9-input-channel copy of ``unet``: ``conv_in`` zero on the mask and masked-image channels
-    (:func:`~vitron.tools.pretraining.diffusion_grown.grown_unet`)."""
-    return grown_unet(unet, 9)
 
 
 def mask_inputs(vae: AutoencoderKL, sources: np.ndarray, masks: np.ndarray) -> torch.Tensor:

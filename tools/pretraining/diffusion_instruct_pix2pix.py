@@ -27,11 +27,10 @@ import torch
 from diffusers import (
     AutoencoderKL,
     StableDiffusionInstructPix2PixPipeline,
-    UNet2DConditionModel,
 )
 
 from vitron.tools.pretraining.diffusion_data import EDIT_SIZE, RestyleExample, restyle_example
-from vitron.tools.pretraining.diffusion_grown import GrownUNetPretrainer, grown_unet
+from vitron.tools.pretraining.diffusion_grown import GrownUNetPretrainer
 from vitron.tools.pretraining.diffusion_vae import psnr, to_tensor
 
 DROP_TEXT = 0.05
@@ -43,12 +42,6 @@ GUIDANCE = 4.0
 IMAGE_GUIDANCE = 1.5
 """What the evaluation samples with: the nano profile's text guidance and the tool's default
 picture guidance."""
-
-
-def instruct_pix2pix_unet(unet: UNet2DConditionModel) -> UNet2DConditionModel:
-    """An 8-input-channel copy of ``unet``: ``conv_in`` zero on the picture's channels
-    (:func:`~vitron.tools.pretraining.diffusion_grown.grown_unet`)."""
-    return grown_unet(unet, 8)
 
 
 def picture_latents(vae: AutoencoderKL, images: np.ndarray) -> torch.Tensor:
