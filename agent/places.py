@@ -1,15 +1,19 @@
 """Best-match places: once ``retrieve`` has ranked the conversation's media, a closing answer that
 names a picture (or video) by number names the one the ranking put first.
 
-``retrieve`` lists its ranking best first, each medium by its place in the conversation ("1.
-img_… (picture 7) score 0.62; 2. …"), so that an answer can say which picture won without
-looking a handle up. The nano planner does not learn to copy that number: trained on answers
+``retrieve`` lists its ranking best first, each medium by its place among the candidates (the
+media the call named, else the conversation's: "1. img_… (picture 7) score 0.62; 2. …"), so
+that an answer can say which picture won without looking a handle up. The nano planner does not learn to copy that number: trained on answers
 that say it ("The best match is picture 7: …"), it gave the right one a probability of 0.10 among
 ten pictures, and the committed planner says "Picture 1 shows …" whatever won
 (tools/profiles/nano/README.md). A profile may therefore ask (``best_match_places = true``) that,
 after a retrieve result in the turn, digits written right after "picture" or "video" spell the
 place of that result's best match; everything else is left to the planner, which decides
-whether to name a number at all.
+whether to name a number at all. Without a ranked picture in the turn, the closing writes no
+"picture" at all: there is no best match to name, and the nano planner, which learnt "Picture
+N shows …" as retrieval's answer, opened 3 of 16 closings of one generation request (the same
+request and picture, other handles and seeds in the tool's result) with "Picture 7 shows …"
+(in the demo among them); held back, it wrote "Here is …" in all 16, as trained.
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ from vitron.agent.decoding import hold_back
 
 _BEST = re.compile(r"\b1\. (?:img|vid)_[0-9a-f]{16}(?:#\d+)? \((picture|video) (\d+)\)")
 """The first entry of retrieve's best-first listing, with its place."""
-_CUE = re.compile(r"\b(picture|video)(\s?)(\d*)$")
-"""A place word at the end of the text so far, then at most one space and the digits after it."""
+_CUE = re.compile(r"(picture|video)(\s?)(\d*)$")
+"""A place word at the end of the text so far, then at most one space and the digits after it;
+no word boundary before it, so a place word glued to the word before ("madePicture 1", written
+by the nano planner) is held to the place too."""
 
 
 def best_places(evidence: str) -> dict[str, str]:
@@ -37,8 +43,9 @@ def best_places(evidence: str) -> dict[str, str]:
 class BestMatchPlaceProcessor(LogitsProcessor):
     """Holds back every token that would write, right after "picture" or "video" (any case, at
     most one space between), digits other than the best match's place in ``places``
-    (:func:`best_places`), or more digits after it. ``strings``: each token's text as it adds to
-    earlier text; ``special`` tokens reset the text (tags, end of sequence)."""
+    (:func:`best_places`), or more digits after it; with no picture in ``places``, every token
+    that would complete the word "picture" (any case). ``strings``: each token's text as it
+    adds to earlier text; ``special`` tokens reset the text (tags, end of sequence)."""
 
     def __init__(
         self, strings: Sequence[str], places: dict[str, str], special: Iterable[int] = ()
@@ -48,6 +55,11 @@ class BestMatchPlaceProcessor(LogitsProcessor):
         self.special = frozenset(special)
         self._start: int | None = None
         self._digit_tokens = [i for i, s in enumerate(strings) if re.match(r"\s?\d", s)]
+        # no best match to name: the tokens that can end the word "picture" ("Picture" in nano's
+        # vocabulary, "ure" after "Pict" in a byte-level one)
+        self._word_ends = [] if "picture" in self.places else [
+            i for i, s in enumerate(strings) if s.strip() and "picture".endswith(s.lstrip().lower())
+        ]  # fmt: skip
         self._masks: dict[tuple[str, str, str], torch.Tensor] = {}
 
     def _mask(self, kind: str, space: str, digits: str) -> torch.Tensor:
@@ -90,16 +102,18 @@ class BestMatchPlaceProcessor(LogitsProcessor):
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if self._start is None:
             self._start = input_ids.shape[1]
-        if not self.places:
-            return scores
         vocab = scores.shape[-1]
         rows = []
         for generated in input_ids[:, self._start :].tolist():
             row = torch.zeros(vocab, dtype=torch.bool)
-            cue = _CUE.search(self._tail(generated)[-40:].lower())
+            tail = self._tail(generated)[-40:].lower()
+            for token in self._word_ends:
+                if token < vocab:
+                    row[token] = (tail + self.strings[token].lower()).endswith("picture")
+            cue = _CUE.search(tail)
             if cue and cue.group(1) in self.places:
                 held = self._mask(*cue.groups())
-                row[: min(vocab, held.shape[0])] = held[:vocab]
+                row[: min(vocab, held.shape[0])] |= held[:vocab]
             rows.append(row)
         return hold_back(scores, torch.stack(rows))
 

@@ -34,7 +34,8 @@ def logits_processors(
     ``request``'s words when the profile copies instructions; a forced opening for ``any`` or
     one named tool. ``evidence`` (the request and the turn's tool results, once a tool has run)
     makes a number after "picture" or "video" the best match's place of a retrieve result in it
-    when the profile asks (:mod:`vitron.agent.places`), and
+    (and, with no picture ranked, holds back "picture") when the profile asks
+    (:mod:`vitron.agent.places`), and
     holds back the profile's ``grounded_words`` it lacks, and phrases of them (up to one of
     ``grounded_nouns``, or on through one of ``grounded_relations``) it binds otherwise
     (:mod:`vitron.agent.grounded`); that processor comes
@@ -60,9 +61,7 @@ def logits_processors(
         processors += invocation_processors(engine, modules, choice, constrained, max_new_tokens,
                                             request)  # fmt: skip
     if engine.best_match_places and evidence is not None:
-        places = best_match_places(engine, evidence)
-        if places is not None:
-            processors.append(places)
+        processors.append(best_match_places(engine, evidence))
     if engine.grounded_words and evidence is not None:
         # last: where the grammar or a copied instruction leaves only held words, it yields
         processors.append(grounded_answer(engine, evidence))
@@ -105,14 +104,12 @@ def has_input(module: str, media: Mapping[str, str]) -> bool:
     return spec is None or spec.media is None or bool(media.get(spec.media))
 
 
-def best_match_places(engine: VitronEngine, evidence: str) -> LogitsProcessor | None:
+def best_match_places(engine: VitronEngine, evidence: str) -> LogitsProcessor:
     """The processor making a number after "picture" or "video" the best match's place of a
-    retrieve result in ``evidence``; ``None`` when the turn has no such result."""
+    retrieve result in ``evidence``, and holding back "picture" when no picture was ranked."""
     from vitron.agent.places import BestMatchPlaceProcessor, best_places
 
     places = best_places(evidence)
-    if not places:
-        return None
     return BestMatchPlaceProcessor(engine.token_strings(), places, special_ids(engine))
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from vitron.tools.backends.retrieve import conversation_places
+from vitron.tools.backends.retrieve import candidate_places
 from vitron.tools.editing import infer_operation, read_instruction
 from vitron.tools.geometry import fmt_box
 from vitron.tools.placement import add_box, move_box
@@ -101,7 +101,7 @@ def _track(d: _Draw, instruction: str, media: str, _: Sequence[str]) -> str:
 
 def _retrieve(d: _Draw, instruction: str, _: str, ranked: Sequence[str]) -> str:
     scores = np.sort(d.rng.uniform(-0.3, 0.7, size=len(ranked)))[::-1]
-    places = conversation_places(list(d.conversation or ranked))
+    places = candidate_places(list(d.conversation or ranked))
     listed = "; ".join(
         f"{k + 1}. {h} ({places[h]}) score {s:.3f}"
         for k, (h, s) in enumerate(zip(ranked, scores, strict=True))

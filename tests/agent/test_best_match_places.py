@@ -20,7 +20,7 @@ from vitron.agent.chat_model import ChatVitron
 from vitron.agent.places import BestMatchPlaceProcessor, best_places
 from vitron.tools.profiles import load_profile
 
-STRINGS = ["Picture", " 1", " 7", " 10", "0", "7", " shows", ".", " 2", "</s>"]
+STRINGS = ["Picture", " 1", " 7", " 10", "0", "7", " shows", ".", " 2", " made", "</s>"]
 """A toy vocabulary: each token's text as it adds to earlier text."""
 EOS = len(STRINGS) - 1
 
@@ -39,7 +39,7 @@ def test_digits_after_picture_spell_the_best_match_and_nothing_else_is_touched()
     assert held_after([0], {"picture": "7"}) == {" 1", " 10", " 2", "0"}
     assert held_after([0, 2], {"picture": "7"}) == {"0", "7"}  # no "picture 70"
     assert held_after([6], {"picture": "7"}) == set()  # after another word: free
-    assert held_after([0], {"video": "3"}) == set()  # no video was ranked first
+    assert held_after([6], {"video": "3"}) == {"Picture"}  # no picture ranked: none named
     # a two-digit place one token spells: that token, not " 1" then "0"
     assert held_after([0], {"picture": "10"}) == {" 1", " 7", " 2", "7", "0"}
     # one no token spells: its first digit, which must be followed by its second
@@ -47,6 +47,9 @@ def test_digits_after_picture_spell_the_best_match_and_nothing_else_is_touched()
     assert held_after([0, 2], {"picture": "70"}) == set(STRINGS) - {"0"}
     assert held_after([0, 2, 4], {"picture": "70"}) == {"0", "7"}
     assert held_after([0, EOS], {"picture": "7"}) == set()  # a special token ends the cue
+    assert held_after([6], {}) == {"Picture"}  # nothing ranked in the turn
+    # a place word glued to the word before (the nano planner wrote "madePicture 1") is one too
+    assert held_after([9, 0], {"picture": "7"}) == {" 1", " 10", " 2", "0"}
 
 
 def test_best_places_reads_the_ranking_retrieve_writes(invoke, photo, square_video):
@@ -93,14 +96,16 @@ class ScriptedAnswer(ChatVitron):
                 *super()._processors(engine, call, messages, media)]  # fmt: skip
 
 
-def closing(tmp_path: Path, on: bool) -> str:
+RANKED = ("2 of 2 media ranked against 'a cup of coffee' (CLIP cosine similarity, best first): "
+          "1. img_0123456789abcdef (picture 2) score 0.412; 2. img_fedcba9876543210 (picture 1) "
+          "score 0.118")  # fmt: skip
+
+
+def closing(tmp_path: Path, on: bool, tool: str = "retrieve", result: str = RANKED) -> str:
     request = "Find the image with a cup of coffee."
-    call = {"name": "retrieve", "args": {"instruction": "a cup of coffee"}, "id": "c1"}
-    result = ("2 of 2 media ranked against 'a cup of coffee' (CLIP cosine similarity, best "
-              "first): 1. img_0123456789abcdef (picture 2) score 0.412; 2. img_fedcba9876543210 "
-              "(picture 1) score 0.118")  # fmt: skip
+    call = {"name": tool, "args": {"instruction": "a cup of coffee"}, "id": "c1"}
     messages = [HumanMessage(request), AIMessage(content="", tool_calls=[call]),
-                ToolMessage(result, tool_call_id="c1", name="retrieve")]  # fmt: skip
+                ToolMessage(result, tool_call_id="c1", name=tool)]  # fmt: skip
     planner = ScriptedAnswer(profile=str(places_profile(tmp_path, on)), device="cpu",
                              workspace=str(tmp_path / "ws"), max_new_tokens=24)  # fmt: skip
     torch.manual_seed(0)
@@ -111,6 +116,14 @@ def test_the_closing_names_the_picture_retrieve_ranked_first(tmp_path):
     assert closing(tmp_path, on=False).startswith("Picture 1 shows")  # the script, unchanged
     named = closing(tmp_path, on=True)  # its place (tiny's vocabulary may glue the digit on)
     assert re.match(r"Picture ?2(?!\d)", named), named
+
+
+def test_with_no_ranking_in_the_turn_the_closing_names_no_picture(tmp_path):
+    """The nano planner opened some generation closings with retrieval's "Picture 7 shows …"."""
+    made = "img_0123456789abcdef: 32x32 image of 'a cup of coffee' (Stable Diffusion, seed 7)"
+    assert closing(tmp_path, False, "generate_image", made).startswith("Picture 1 shows")
+    answer = closing(tmp_path, True, "generate_image", made)
+    assert "picture" not in answer.lower(), answer
 
 
 def test_the_nano_planners_ask_for_it_and_tiny_does_not():

@@ -45,13 +45,18 @@ def test_ranked_media_are_named_by_their_place_in_the_conversation(
                       square_video.handle: "video 1"}  # fmt: skip
     for handle, place in places.items():
         assert f"{handle} ({place}) score" in result.content
+
+
+def test_named_candidates_are_numbered_among_themselves(invoke, photo, coffee, square_video):
+    """Media a call names are the ones the request is about ("which of these shows …?"), so
+    "picture 1" is the first of them, in the order named, whatever came before in the
+    conversation; a frame has no place."""
     frame = f"{square_video.handle}#2"
-    named = invoke("retrieve", instruction="red", media=[frame, coffee.handle])
-    assert (
-        f"{frame} (frame) score" in named.content
-        and f"{coffee.handle} (picture 2)" in named.content
-    )
-    assert {r["handle"]: r["place"] for r in named.artifact["ranking"]}[frame] is None
+    named = invoke("retrieve", instruction="red", media=[frame, coffee.handle, photo.handle])
+    places = {r["handle"]: r["place"] for r in named.artifact["ranking"]}
+    assert places == {frame: None, coffee.handle: "picture 1", photo.handle: "picture 2"}
+    assert f"{frame} (frame) score" in named.content
+    assert f"{coffee.handle} (picture 1)" in named.content
 
 
 def test_the_tools_overlays_are_left_out_unless_named(invoke, photo, coffee, square_video):

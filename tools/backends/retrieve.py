@@ -111,10 +111,10 @@ def rank(
 @backend("retrieve", RetrieveArgs, components=("clip",))
 def retrieve(args: RetrieveArgs, call: CallContext) -> ToolOutput:
     """Rank the conversation's images and videos by how well they match a text."""
-    session = _session_media(call.workspace)  # listed once: the candidates and their places
+    session = _session_media(call.workspace)  # listed once: the default candidates
     ranked, skipped = rank(args, call, session)
     shown = ranked[: args.top_k] if args.top_k else ranked
-    places = conversation_places(session)
+    places = candidate_places(list(dict.fromkeys(args.media)) if args.media else session)
     listed = "; ".join(
         f"{i}. {r.handle} ({places.get(r.handle, r.kind)}) score {r.score:.3f}"
         for i, r in enumerate(shown[:MAX_LISTED], start=1)
@@ -145,12 +145,20 @@ def retrieve(args: RetrieveArgs, call: CallContext) -> ToolOutput:
     )
 
 
-def conversation_places(media: list[str]) -> dict[str, str]:
-    """Each image and video by its place in the conversation, as a user names it: ``picture 3``,
-    ``video 1`` (counted from 1, oldest first, images and videos apart). The ranking names them so,
-    so that an answer can say which picture won without looking its handle up."""
+def candidate_places(media: list[str]) -> dict[str, str]:
+    """Each image and video by its place among the candidates, as a user names it: ``picture 3``,
+    ``video 1`` (counted from 1 in the order given, images and videos apart). The ranking names
+    them so, so that an answer can say which picture won without looking its handle up.
+
+    The candidates a call names are the pictures the request is about ("which of these ten shows
+    a star?": picture 9 is the ninth of them, as the user counts and as ``vitron eval`` scores
+    it), so their places count among them. Without named media the candidates are the whole
+    conversation's, oldest first, and a place is the medium's place in the conversation. (Counted
+    conversation-wide in both cases, the demo's retrieval, its tenth turn, ranked pictures 9 to
+    18, places the nano planner never saw in training, and it wrote "Picture 17 and made…".) A
+    video's frame (``vid_…#n``) has no place."""
     images = [h for h in media if h.startswith("img_")]
-    videos = [h for h in media if h.startswith("vid_")]
+    videos = [h for h in media if h.startswith("vid_") and parse_handle(h).frame is None]
     return {h: f"picture {i}" for i, h in enumerate(images, start=1)} | {
         h: f"video {i}" for i, h in enumerate(videos, start=1)
     }
