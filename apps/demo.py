@@ -237,6 +237,9 @@ def measured_text(task: str, outcome: Outcome, scores: dict[str, Any]) -> str:
         parts.append(f"J&F {scores['J&F']:.2f} (empty masks score {scores['floor']:.2f})")
     elif task == "retrieval":
         parts.append(f"R@1 {scores['r1']:.0f} (chance {scores['chance']:.2f})")
+        number = outcome.sample.gold["target"] + 1
+        parts.append(f"the answer {'names' if scores.get('named') else 'does not name'} "
+                     f"picture {number}")  # fmt: skip
         ranked = len(((outcome.last_result("retrieve") or {}).get("artifact") or {})
                      .get("ranking") or [])  # fmt: skip
         if ranked > len(outcome.media):  # without a media list, retrieve ranks the whole thread

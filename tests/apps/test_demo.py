@@ -122,6 +122,19 @@ def test_retrieval_score_says_when_earlier_media_were_ranked_too():
     assert "ranked" not in measured_text("retrieval", outcome, {"r1": 1.0, "chance": 0.1})
 
 
+def test_retrieval_score_says_whether_the_answer_names_the_expected_picture():
+    from vitron.apps.demo import measured_text
+    from vitron.evals.harness import Outcome
+
+    sample = demo_samples()[DEMO_TASKS.index("retrieval")]
+    outcome = Outcome(sample=sample, media=[f"img_{i:016x}" for i in range(len(sample.media))])
+    number = sample.gold["target"] + 1
+    named = measured_text("retrieval", outcome, {"r1": 1.0, "chance": 0.1, "named": 1.0})
+    assert f"the answer names picture {number}" in named
+    missed = measured_text("retrieval", outcome, {"r1": 1.0, "chance": 0.1, "named": 0.0})
+    assert f"the answer does not name picture {number}" in missed
+
+
 def test_demo_approves_only_the_tool_its_request_asked_for(capsys):
     from vitron.apps.demo import approve_asked
 
