@@ -102,7 +102,8 @@ class VitronEngine:
     the object it relates must be bound too."""
     best_match_places: bool = False
     """After a retrieve result in the turn, a number written right after "picture" or "video" is
-    the best match's place (the profile's ``best_match_places`` option; :mod:`vitron.agent.places`)."""
+    the best match's place, and with no picture ranked no "picture" is written (the profile's
+    ``best_match_places`` option; :mod:`vitron.agent.places`)."""
     format: str = "vitron"
     """The checkpoint's invocation format: ``vitron`` (this project's tag tokens) or ``released``
     (the released weights' ``<module>B</module>`` markup); constrained decoding follows it."""
