@@ -3,17 +3,18 @@ names a picture (or video) by number names the one the ranking put first.
 
 ``retrieve`` lists its ranking best first, each medium by its place among the candidates (the
 media the call named, else the conversation's: "1. img_… (picture 7) score 0.62; 2. …"), so
-that an answer can say which picture won without looking a handle up. The nano planner does not learn to copy that number: trained on answers
-that say it ("The best match is picture 7: …"), it gave the right one a probability of 0.10 among
-ten pictures, and the committed planner says "Picture 1 shows …" whatever won
-(tools/profiles/nano/README.md). A profile may therefore ask (``best_match_places = true``) that,
-after a retrieve result in the turn, digits written right after "picture" or "video" spell the
-place of that result's best match; everything else is left to the planner, which decides
-whether to name a number at all. Without a ranked picture in the turn, the closing writes no
-"picture" at all: there is no best match to name, and the nano planner, which learnt "Picture
-N shows …" as retrieval's answer, opened 3 of 16 closings of one generation request (the same
-request and picture, other handles and seeds in the tool's result) with "Picture 7 shows …"
-(in the demo among them); held back, it wrote "Here is …" in all 16, as trained.
+that an answer can say which picture won without looking a handle up. The nano planner does not
+learn to copy that number: trained on answers that say it ("The best match is picture 7: …"), it
+gave the right one a probability of 0.10 among ten pictures, and the committed planner says
+"Picture 1 shows …" whatever won (tools/profiles/nano/README.md). A profile may therefore ask
+(``best_match_places = true``) that, after a retrieve result in the turn, digits written right
+after "picture" or "video" spell the place of that result's best match; everything else is left
+to the planner, which decides whether to name a number at all. Without a ranked picture in the
+turn, the closing writes no "picture" at all: there is no best match to name, and the nano
+planner, which learnt "Picture N shows …" as retrieval's answer, opened 3 of 16 closings of one
+generation request (the same request and picture, other handles and seeds in the tool's result)
+with "Picture 7 shows …" (in the demo among them); held back, it wrote "Here is …" in all 16, as
+trained.
 """
 
 from __future__ import annotations
