@@ -38,7 +38,7 @@ def test_ranks_every_image_and_video_of_the_session(invoke, photo, coffee, squar
 def test_ranked_media_are_named_by_their_place_in_the_conversation(
     invoke, photo, coffee, square_video
 ):
-    """So an answer can say "picture 2" without looking a handle up; a frame has no place."""
+    """So an answer can say "picture 2" without looking a handle up."""
     result = invoke("retrieve", instruction="a cup of coffee on a table")
     places = {r["handle"]: r["place"] for r in result.artifact["ranking"]}
     assert places == {photo.handle: "picture 1", coffee.handle: "picture 2",
