@@ -420,6 +420,13 @@ def realign_signals(run: str | Path, planner: str | Path, *, seed: int = 0,
     return json.loads(report_path.read_text())
 
 
+def check_projectors(names: Sequence[str]) -> None:
+    """Refuse an empty choice or a name not in :data:`PROJECTORS` (``ValueError``)."""
+    unknown = sorted(set(names) - set(PROJECTORS))
+    if unknown or not names:
+        raise ValueError(f"some of {', '.join(PROJECTORS)} (got {', '.join(unknown) or 'none'})")
+
+
 def publish_projectors(run: str | Path, profile_dir: str | Path, report: dict[str, Any], *,
                        suffix: str = "", command: str = "",
                        projectors: Sequence[str] = PROJECTORS) -> None:  # fmt: skip
@@ -431,10 +438,7 @@ def publish_projectors(run: str | Path, profile_dir: str | Path, report: dict[st
     itself is left as it is."""
     import json
 
-    unknown = sorted(set(projectors) - set(PROJECTORS))
-    if unknown or not projectors:
-        raise ValueError(f"projectors to publish: some of {', '.join(PROJECTORS)} (got "
-                         f"{', '.join(unknown) or 'none'})")  # fmt: skip
+    check_projectors(projectors)
     run, profile_dir = Path(run), Path(profile_dir)
     copies = {f"{name}{suffix}": run / "realign" / "projectors" / name for name in projectors}
     _replace_folders(copies, profile_dir, "finish the re-alignment first")
@@ -506,8 +510,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     names = [name.strip() for name in args.projectors.split(",") if name.strip()]
-    if not names or set(names) - set(PROJECTORS):
-        parser.error(f"--projectors: some of {','.join(PROJECTORS)} (got {args.projectors!r})")
+    try:  # before anything runs: re-alignment comes before publishing
+        check_projectors(names)
+    except ValueError as exc:
+        parser.error(f"--projectors: {exc}")
     steps = dict((k, int(v)) for k, v in (p.split("=") for p in args.steps.split(",") if p))
     sizes: dict[str, Any] = {
         "records": args.records,

@@ -68,15 +68,20 @@ class Ranked:
     probability: float
 
 
+def candidates_of(args: RetrieveArgs, session: list[str]) -> list[str]:
+    """What a call ranks, in order and once each: ``args.media``, else ``session`` (the
+    conversation's media, oldest first)."""
+    return list(dict.fromkeys(args.media or session))
+
+
 def rank(
-    args: RetrieveArgs, call: CallContext, session: list[str]
+    args: RetrieveArgs, call: CallContext, candidates: list[str]
 ) -> tuple[list[Ranked], list[str]]:
-    """Every candidate (``args.media``, else ``session``: the conversation's media, oldest first)
-    ranked best first, and the session media that could not be read (skipped with the reason; a
-    handle the caller named explicitly fails the call instead)."""
+    """Every one of ``candidates`` (:func:`candidates_of`) ranked best first, and the session
+    media that could not be read (skipped with the reason; a handle the caller named explicitly
+    fails the call instead)."""
     import torch
 
-    candidates = list(dict.fromkeys(args.media or session))
     if not candidates:
         raise VitronToolError(
             "there are no images or videos in this conversation to rank; attach some first"
@@ -111,10 +116,10 @@ def rank(
 @backend("retrieve", RetrieveArgs, components=("clip",))
 def retrieve(args: RetrieveArgs, call: CallContext) -> ToolOutput:
     """Rank the conversation's images and videos by how well they match a text."""
-    session = _session_media(call.workspace)  # listed once: the default candidates
-    ranked, skipped = rank(args, call, session)
+    candidates = candidates_of(args, _session_media(call.workspace))
+    ranked, skipped = rank(args, call, candidates)
     shown = ranked[: args.top_k] if args.top_k else ranked
-    places = candidate_places(list(dict.fromkeys(args.media)) if args.media else session)
+    places = candidate_places(candidates)
     listed = "; ".join(
         f"{i}. {r.handle} ({places.get(r.handle, r.kind)}) score {r.score:.3f}"
         for i, r in enumerate(shown[:MAX_LISTED], start=1)
