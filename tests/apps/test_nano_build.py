@@ -19,6 +19,7 @@ from vitron.apps.nano_build import DIFFUSION_PROFILE_PARTS, PLANNER_PARTS, profi
 from vitron.tools.pretraining import BACKENDS
 
 
+@pytest.mark.two_threads  # `make test` runs it alone: it uses both cores
 def test_quick_build_writes_a_profile_that_answers_through_the_graph(tmp_path, capsys):
     out = tmp_path / "nano"
     argv = ["train", "--profile", "nano", "--out", str(out), "--seed", "0", "--quick"]

@@ -40,10 +40,11 @@ def torch_threads(count: int) -> Iterator[None]:
 
 
 @pytest.mark.heavy
+@pytest.mark.two_threads  # `make test` runs it alone: it uses both cores
 def test_a_micro_planner_trained_from_nothing_beats_chance(tmp_path):
     run = tmp_path / "run"
-    # The suite runs one test at a time on one thread; this one alone is big enough to use two
-    # cores (CI has two): its `base` steps take 0.7 of the time with two threads.
+    # Other tests run on one thread each; this one is big enough to use two cores (CI has two):
+    # its `base` steps take 0.7 of the time with two threads. `make test` runs it alone.
     with torch_threads(min(2, os.cpu_count() or 1)):
         times = train_nano(run, seed=0, profile="nano", **MICRO)
         assert {"data", "reading", "init", "base", "align", "invoke", "ground"} <= set(times)
