@@ -26,7 +26,8 @@ nano: $(VENV)/.installed
 
 # Two workers, as CI has two cores (each test keeps one torch thread; a worker holds about 4 GB);
 # then, alone, the tests marked `two_threads`, which train on both cores: beside a busy worker
-# their OpenMP threads wait on each other (measured: the micro planner's 194 s became 600 s).
+# their OpenMP threads wait on each other (the micro planner's test, 194 s alone, hit its 600 s
+# time-out there).
 TEST_WORKERS ?= 2
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not two_threads"
