@@ -120,21 +120,15 @@ def upload_and_sketch(page, path: Path) -> None:
 
 
 def upload_file(page, path: Path) -> None:
-    """Upload through the file box; a page just loaded can drop the first upload, so retry."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    """Upload through the file box and wait until the upload has finished.
 
-    box = page.locator("#upload input[type=file]")
-    for attempt in range(3):
-        box.set_input_files(str(path))
-        try:
-            page.wait_for_selector(f"#upload >> text={path.name}", timeout=10_000)
-            return
-        except PlaywrightTimeout:
-            if box.count() == 0:  # taken (the file box gave way to the file), only slow to show
-                page.wait_for_selector(f"#upload >> text={path.name}", timeout=30_000)
-                return
-            if attempt == 2:
-                raise
+    While uploading, Gradio shows "Uploading 1 file... square.png"; once done, the file's row
+    splits the name into stem and extension (its text reads "square\\n.png") and carries the
+    whole name as its ``aria-label``. So wait on the label: a text match on the name would only
+    catch the transient "Uploading" line, and miss a fast upload altogether.
+    """
+    page.locator("#upload input[type=file]").set_input_files(str(path))
+    page.wait_for_selector(f'#upload [aria-label="{path.name}"]', timeout=30_000)
 
 
 def send(page, text: str) -> None:
