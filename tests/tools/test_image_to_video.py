@@ -59,5 +59,30 @@ def test_errors_are_messages(invoke, photo):
     assert unknown.status == "error" and "not in this conversation" in unknown.content
     half = invoke("image_to_video", image=photo.handle, width=64)
     assert half.status == "error" and "both width and height" in half.content
-    regions = invoke("image_to_video", image=photo.handle, regions=[[0, 0, 0.5, 0.5]])
-    assert regions.status == "error" and "no regions" in regions.content
+    outside = invoke("image_to_video", image=photo.handle, regions=[[0, 0, 1.5, 0.5]])
+    assert outside.status == "error" and "regions" in outside.content
+
+
+def test_regions_say_what_moves_and_the_rest_of_every_frame_stays_the_picture(invoke, workspace):
+    """Given a region, only it may change: the latents elsewhere are held to the picture's on
+    every frame, so away from the region (past the VAE decoder's reach) the frames are frame 0;
+    without one, tiny's random model redraws everything."""
+    pixels = np.zeros((64, 64, 3), np.uint8)
+    pixels[:32, :32], pixels[32:, 32:] = (200, 40, 40), (40, 40, 200)
+    picture = workspace.put_image(pixels)
+    common = {"image": picture.handle, "seed": 2, "steps": 3, "frames": 3, "width": 64,
+              "height": 64, "instruction": "the red square moves left"}  # fmt: skip
+    held = invoke("image_to_video", regions=[[0.0, 0.0, 0.25, 0.25]], **common)
+    assert held.status == "success", held.content
+    assert "only the given region(s) moving (the rest held still)" in held.content
+    free = invoke("image_to_video", **common)
+    assert "held still" not in free.content
+
+    def frames(message) -> np.ndarray:
+        return np.stack(list(workspace.iter_frames(message.artifact["video"]))).astype(float)
+
+    kept, redrawn = frames(held), frames(free)
+    far = (slice(40, 64), slice(32, 64))  # right of and below the region's path to the left edge
+    assert np.abs(kept[1:][:, far[0], far[1]] - kept[0][far]).mean() < 3
+    assert np.abs(redrawn[1:][:, far[0], far[1]] - redrawn[0][far]).mean() > 10
+    assert np.abs(kept[1:, :8, :8] - kept[0, :8, :8]).mean() > 3  # inside the region: drawn

@@ -132,31 +132,38 @@ def test_edit_video_restyles_clips_with_the_text_to_video_weights(tools, models)
     assert background >= 0.75 and kept >= 0.5, scores
 
 
-def test_image_to_video_starts_from_the_picture_and_keeps_part_of_the_scene(tools, models):
+def test_image_to_video_starts_from_the_picture_and_moves_only_the_named_object(tools, models):
     """Eight 64 px frames of held-out requests ("the small red circle moves left"): frame 0 is
-    the picture (held to it: 27.8 dB through the stored MP4 over 40 requests, nano/README.md),
-    and later frames keep about half the scene's objects (0.47–0.52 over 40; the world's own
-    clip at 32 px 0.81, tiny's random pipeline 0.04). Which way the object moves is not learnt
-    (0.20–0.28, chance 0.25), so it is not asserted."""
+    the picture (held to it: 27.8 dB through the stored MP4 over 40 requests, nano/README.md);
+    only the named object, boxed by Grounding DINO, and its path may change (``hold_still``), so
+    most of every later frame is frame 0 and the other objects stay. The objects kept were
+    0.29, 0.33, 0.86 and 0.76 here with the whole picture redrawn; 0.29, 1.00, 1.00 and 0.67
+    with the rest held (what is lost is mostly the named object, redrawn by the model). Which
+    way it moves is not learnt (chance), so it is not asserted."""
     from vitron.evals.scoring import judge_animation
     from vitron.tools.models.diffusion_engines import ImageToVideoEngine
 
     engine = models.get("image_to_video")
-    assert isinstance(engine, ImageToVideoEngine) and engine.defaults.hold_first_frame
+    assert isinstance(engine, ImageToVideoEngine)
+    assert engine.defaults.hold_first_frame and engine.defaults.hold_still
     invoke, workspace = tools
     judge = load_classifier()
-    judged = []
+    judged, unchanged = [], []
     for index in ANIMATIONS:
         sample = make_sample("test", index, tasks=["image_to_video"])
         picture = workspace.put_image(sample.media[0].pixels)
         result = invoke("image_to_video", image=picture.handle,
                         instruction=sample.calls[0].args["instruction"], seed=0)  # fmt: skip
         assert result.status == "success", result.content
+        assert "moving (the rest held still)" in result.content, result.content
         frames = np.stack(list(workspace.iter_frames(result.artifact["video"])))
         assert frames.shape == (8, 64, 64, 3)
         judged.append(judge_animation(frames, sample.gold, judge))
+        change = np.abs(frames[1:].astype(int) - frames[0].astype(int)).max(axis=-1)
+        unchanged.append(float((change <= 8).mean()))  # the stored MP4 moves a few levels
     assert min(j["psnr_first"] for j in judged) >= 20, judged  # issue 14's floor; noise: 8 dB
-    assert np.mean([j["objects_kept"] for j in judged]) >= 0.3, judged
+    assert min(unchanged) >= 0.3, unchanged
+    assert np.mean([j["objects_kept"] for j in judged]) >= 0.6, judged
 
 
 def _edits(operation: str, count: int) -> list:

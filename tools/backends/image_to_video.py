@@ -1,13 +1,22 @@
-"""``image_to_video``: animate an image with I2VGen-XL (the image conditions the clip); MP4 out."""
+"""``image_to_video``: animate an image with I2VGen-XL (the image conditions the clip); MP4 out.
+
+What may move is the whole picture, or (given ``regions``, or named in the instruction when the
+profile's ``hold_still`` is on) one area: the rest of every frame is held to the picture
+(:mod:`vitron.tools.motion_area`).
+"""
 
 from __future__ import annotations
 
+import numpy as np
+from PIL import Image
 from pydantic import Field, model_validator
 
 from vitron.tools.backend import CallContext, ToolOutput, backend
 from vitron.tools.generation import DiffusionArgs, get_engine, make_prompt, sampling
+from vitron.tools.motion_area import BOX_THRESHOLD, read_motion, regions_area, swept_area
 from vitron.tools.schemas import ImageHandle
 from vitron.tools.signals import signal_phrase, used_signal
+from vitron.tools.steps.detection import detect
 
 
 class ImageToVideoArgs(DiffusionArgs):
@@ -27,8 +36,6 @@ class ImageToVideoArgs(DiffusionArgs):
 
     @model_validator(mode="after")
     def _check(self) -> ImageToVideoArgs:
-        if self.regions:
-            raise ValueError("image_to_video takes no regions; it animates the whole image")
         if (self.width is None) != (self.height is None):
             raise ValueError("give both width and height, or neither to keep the image's aspect")
         return self
@@ -49,10 +56,11 @@ def image_to_video(args: ImageToVideoArgs, call: CallContext) -> ToolOutput:
         width, height = fit_size(*image.size, engine.defaults.long_side)
     frames = args.frames or engine.defaults.frames
     fps = args.fps or engine.defaults.fps
+    moving, held = motion_area(args, image, call, named=engine.defaults.hold_still)
     video = engine.animate(
         make_prompt(args.instruction, args, engine, call), image, frames=frames, width=width,
         height=height, fps=fps, seed=settings.seed, steps=settings.steps,
-        guidance=settings.guidance, progress=call.progress,
+        guidance=settings.guidance, progress=call.progress, moving=moving,
     )  # fmt: skip
     inputs = [args.image, *used_signal(args.signal, call)]
     stored = call.workspace.put_video(
@@ -64,7 +72,33 @@ def image_to_video(args: ImageToVideoArgs, call: CallContext) -> ToolOutput:
     signal = signal_phrase(args.signal, call)
     return ToolOutput(
         content=f"{stored.handle}: {args.image} animated{said}, {width}x{height}, "
-        f"{stored.frames} frames at {fps:g} fps ({settings.describe()}{signal})",
+        f"{stored.frames} frames at {fps:g} fps{held} ({settings.describe()}{signal})",
         created=[stored],
         data={"video": stored.handle, "seed": settings.seed},
     )
+
+
+def motion_area(
+    args: ImageToVideoArgs, image: Image.Image, call: CallContext, *, named: bool
+) -> tuple[np.ndarray | None, str]:
+    """The image's H x W bool area that may move (``None``: all of it) and how the result says
+    so. ``regions`` are taken as given (swept along a direction the instruction names); else,
+    when ``named``, the object the instruction moves is boxed by Grounding DINO and swept. An
+    object the detector cannot find leaves the whole picture free, and the result says that."""
+    width, height = image.size
+    motion = read_motion(args.instruction)
+    direction = motion.direction if motion else None
+    if args.regions:
+        area = regions_area(args.regions, direction, width, height)
+        return area, ", only the given region(s) moving (the rest held still)"
+    if not named or motion is None:
+        return None, ""
+    found = detect(call, args.image, motion.subject, box_threshold=BOX_THRESHOLD, max_boxes=1)
+    if not found:
+        return None, (
+            f", the whole picture free to move (no Grounding DINO box for {motion.subject!r} "
+            f"above {BOX_THRESHOLD})"
+        )
+    area = swept_area(found[0].box, direction, width, height)
+    path = f" and its path {direction.name}" if direction else ""
+    return area, f", only {motion.subject!r}{path} moving (the rest held still)"

@@ -64,6 +64,11 @@ class Defaults:
     """``image_to_video``: frame 0 is held to the picture's latents through the denoising
     (:mod:`vitron.tools.models.first_frame`), for a model that redraws the picture it is given
     (nano's)."""
+    hold_still: bool = False
+    """``image_to_video``: an instruction that names what moves ('the red circle moves left') lets
+    only that object and its path change; the rest of every frame is held to the picture
+    (:mod:`vitron.tools.motion_area`), for a model that redraws the scene it animates (nano's).
+    Regions given to the tool are held this way whatever this says."""
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> Defaults:

@@ -288,17 +288,55 @@ class ImageToVideoEngine(DiffusionEngine):
         steps: int,
         guidance: float,
         progress: ProgressCallback,
+        moving: np.ndarray | None = None,
     ) -> np.ndarray:
         """``frames x height x width x 3`` uint8; the image is centre-cropped to the aspect of
         ``width x height`` and becomes the first frame's condition (and the first frame itself
-        with the profile's ``hold_first_frame``). ``fps`` conditions motion."""
-        held = first_frame_held(self.pipe, frames, seed) if self.defaults.hold_first_frame else None
+        with the profile's ``hold_first_frame``). ``fps`` conditions motion. ``moving`` (the
+        image's H x W bool, True where the clip may change) holds the rest of every frame to the
+        picture, so only that area is drawn (frame 0 is then held too)."""
+        still = None
+        if moving is not None:
+            still = ~self._latent_cells(moving, width, height)
+        held = (
+            first_frame_held(self.pipe, frames, seed, still=still)
+            if self.defaults.hold_first_frame or still is not None
+            else None
+        )
         output = self.run(
             prompt, seed=seed, steps=steps, progress=progress, around=held,
             image=image.convert("RGB"), num_frames=frames, width=width, height=height,
             target_fps=max(1, round(fps)), guidance_scale=guidance,
         )  # fmt: skip
-        return to_uint8(np.asarray(output.frames[0]))
+        clip = to_uint8(np.asarray(output.frames[0]))
+        if still is not None:  # the VAE's decoder reaches across cells: copy the rest exactly
+            clip = self._keep_still(clip, ~still.numpy())
+        return clip
+
+    def _keep_still(self, clip: np.ndarray, cells: np.ndarray) -> np.ndarray:
+        """``clip`` (T x H x W x 3 uint8) with frames 1.. taken from frame 0 (the held picture)
+        outside the latent ``cells`` that may move (h x w bool), blended across one cell."""
+        from vitron.tools.compositing import blend_weights, composite
+
+        factor = self.pipe.vae_scale_factor
+        moving = np.kron(cells, np.ones((factor, factor), dtype=bool))
+        weights = blend_weights(moving, factor)
+        return np.stack([clip[0], *(composite(clip[0], frame, weights) for frame in clip[1:])])
+
+    def _latent_cells(self, area: np.ndarray, width: int, height: int) -> torch.Tensor:
+        """``area`` (the image's H x W bool) cropped and scaled as the pipeline crops and scales
+        the image (to cover ``width x height``, then the centre), as an h x w bool over the
+        latents' grid: a cell is in it when any of its pixels is."""
+        factor = self.pipe.vae_scale_factor
+        picture = Image.fromarray(area.astype(np.uint8) * 255)
+        scale = min(picture.width / width, picture.height / height)
+        picture = picture.resize(
+            (round(picture.width // scale), round(picture.height // scale)), Image.BOX
+        )
+        left, top = (picture.width - width) // 2, (picture.height - height) // 2
+        cropped = np.asarray(picture.crop((left, top, left + width, top + height))) > 0
+        cells = cropped.reshape(height // factor, factor, width // factor, factor)
+        return torch.from_numpy(cells.any(axis=(1, 3)))
 
 
 PIPELINES: dict[str, type[DiffusionEngine]] = {

@@ -7,6 +7,11 @@ after every denoising step, frame 0 of the latents is set to the picture's laten
 level of the step that comes next (and to the picture's latents themselves after the last), so
 the frames after it are denoised next to a first frame that is the picture, as the VAE keeps it.
 
+The same replacement can hold part of every later frame: ``still`` marks the latent cells where
+the picture stays as it is (everything but what the request moves, see
+:mod:`vitron.tools.motion_area`), the "motion brush" of image animation: only the cells left free
+are drawn by the model, so the rest of the scene is kept as the VAE keeps it.
+
 Nothing is trained for it; it wraps the pipeline's scheduler for one call. The picture's latents
 are the ones the pipeline conditions on (``image_latents``' frame 0, read off the UNet's first
 call), so they are encoded once and exactly as the pipeline encodes them.
@@ -23,12 +28,15 @@ import torch
 
 
 @contextmanager
-def first_frame_held(pipe: Any, frames: int, seed: int) -> Iterator[None]:
+def first_frame_held(
+    pipe: Any, frames: int, seed: int, still: torch.Tensor | None = None
+) -> Iterator[None]:
     """While open, ``pipe`` (an ``I2VGenXLPipeline``) keeps frame 0 of each of its clips at the
     picture's latents noised to the coming step's level; ``frames`` is the clip's length (the
     scheduler sees the latents as (B * frames) x C x h x w, frame 0 of clip b at row b * frames) and
-    ``seed`` fixes the noise put on the picture. The pipeline must not run elsewhere meanwhile
-    (the engines hold a lock)."""
+    ``seed`` fixes the noise put on the picture. ``still`` (h x w bool, the latents' grid; True
+    where the picture stays) holds those cells of frames 1.. the same way. The pipeline must not
+    run elsewhere meanwhile (the engines hold a lock)."""
     scheduler, unet = pipe.scheduler, pipe.unet
     noise_source = torch.Generator("cpu").manual_seed(seed)
     held: dict[str, torch.Tensor] = {}
@@ -52,7 +60,12 @@ def first_frame_held(pipe: Any, frames: int, seed: int) -> Iterator[None]:
         coming = _next_timestep(scheduler.timesteps, timestep)
         if coming is not None:
             picture = scheduler.add_noise(picture, noise, coming.reshape(1).expand(clips))
-        latents[::frames] = picture.to(latents.dtype)
+        picture = picture.to(latents.dtype)
+        latents[::frames] = picture
+        if still is not None:
+            keep = still.to(latents.device)
+            for later in range(1, frames):
+                latents[later::frames] = torch.where(keep, picture, latents[later::frames])
         return output
 
     hook = unet.register_forward_pre_hook(read_picture, with_kwargs=True)

@@ -1,0 +1,98 @@
+"""What an animation request lets move, as an area of the picture; the rest is held still.
+
+"The red circle moves left" names one object and a direction. An image-to-video model asked for
+that redraws the whole scene (the nano I2VGen-XL loses about half of the other objects on the
+later frames), though the request moves one thing. So ``image_to_video`` can let only the named
+object and its path change (the "motion brush" of image animation): the object is boxed by
+Grounding DINO, as ``segment_image`` and ``edit_image`` locate a worded target, and the box,
+grown by :data:`MARGIN`, is swept in the direction to the picture's edge, since a clip may carry
+it that far. Regions given to the tool (a sketch or boxes) are taken as they are instead.
+
+Coordinates: boxes are normalised ``[x1, y1, x2, y2]`` fractions of the picture, origin top-left,
+y down; areas are H x W bool, True where the clip may differ from the picture.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from vitron.tools.geometry import box_mask
+from vitron.tools.placement import Direction, read_direction
+
+MARGIN = 0.06
+"""How far the area reaches past the object's box on each side, as a fraction of the picture's
+width (x) or height (y): the box is a detector's, and a moving shape is drawn a little blurred."""
+BOX_THRESHOLD = 0.3
+"""The detector score the named object's box must reach (``segment_image``'s default)."""
+STILL_MARGIN = 0.5
+"""When no direction is read ('the flag waves'), how far past its box the object may change, as a
+fraction of the box's own width and height."""
+
+_MOTION = re.compile(
+    r"^(?P<subject>.+?)(?:\s+(?:is|are))?\s+(?:moves?|moving|goes|going|slides?|sliding|drifts?|drifting|"
+    r"travels?|travell?ing|rolls?|rolling|glides?|gliding)(?:\s+(?P<where>.+?))?[\s.!]*$",
+    re.IGNORECASE,
+)
+_MOVE_IT = re.compile(
+    r"^(?:move|slide|shift)\s+(?P<subject>.+?)\s+(?P<where>(?:to(?:wards?)?\s+the\s+)?"
+    r"(?:up|down|left|right|upwards?|downwards?|leftwards?|rightwards?)(?:\s+.*)?)[\s.!]*$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Motion:
+    """A request read as the object that moves (its words) and the way (``None``: in place)."""
+
+    subject: str
+    direction: Direction | None
+
+
+def read_motion(instruction: str) -> Motion | None:
+    """'the small red circle moves left' → ``Motion('the small red circle', left)``; 'move the
+    star up' too; 'the flag waves' and anything else without a moving verb → ``None``."""
+    text = instruction.strip()
+    match = _MOTION.match(text) or _MOVE_IT.match(text)
+    if match is None:
+        return None
+    where = (match["where"] or "").strip()
+    return Motion(match["subject"].strip(), read_direction(where) if where else None)
+
+
+def swept_area(
+    box: Sequence[float], direction: Direction | None, width: int, height: int
+) -> np.ndarray:
+    """H x W bool: ``box`` grown by :data:`MARGIN` and stretched to the picture's edge along
+    ``direction`` (both edges of an axis the direction does not name stay where they were);
+    with no direction, grown by :data:`STILL_MARGIN` of its own size instead."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    if direction is None:
+        grow_x, grow_y = STILL_MARGIN * (x2 - x1), STILL_MARGIN * (y2 - y1)
+    else:
+        grow_x, grow_y = MARGIN, MARGIN
+    x1, y1, x2, y2 = x1 - grow_x, y1 - grow_y, x2 + grow_x, y2 + grow_y
+    if direction is not None:
+        x1 = 0.0 if direction.dx < 0 else x1
+        x2 = 1.0 if direction.dx > 0 else x2
+        y1 = 0.0 if direction.dy < 0 else y1
+        y2 = 1.0 if direction.dy > 0 else y2
+    clipped = [min(max(v, 0.0), 1.0) for v in (x1, y1, x2, y2)]
+    return box_mask(clipped, width, height)
+
+
+def regions_area(
+    regions: Sequence[Sequence[float]], direction: Direction | None, width: int, height: int
+) -> np.ndarray:
+    """H x W bool: the union of the given regions, each swept along ``direction`` when the words
+    name one (a person who boxes the car and writes 'drives left' means the road too)."""
+    area = np.zeros((height, width), dtype=bool)
+    for region in regions:
+        if direction is None:
+            area |= box_mask([float(v) for v in region], width, height)
+        else:
+            area |= swept_area(region, direction, width, height)
+    return area
