@@ -153,3 +153,40 @@ def test_holding_the_first_frame_makes_it_the_picture_whatever_the_text(tiny_mod
         assert not np.array_equal(cat[1:], dog[1:])
         assert np.array_equal(cat[0], dog[0]) == hold
         assert "step" not in vars(tiny.pipe.scheduler)
+
+
+def test_a_carried_object_ends_where_its_path_puts_it_and_the_rest_stays_the_picture(
+    tiny_models, monkeypatch
+):
+    """Carried for every step (``carry`` 1), frame t's band ends as the picture with the object's
+    cell moved t cells right: in the latents the pipeline decodes, frame 0's object cell
+    reappears shifted, the cell it left holds something else (the background), and every cell
+    outside the band is frame 0's on every frame."""
+    tiny = tiny_models.get("image_to_video")
+    engine = ImageToVideoEngine(tiny.pipe, kind="image_to_video",
+                                defaults=Defaults(hold_first_frame=True, carry=1.0))  # fmt: skip
+    cell = tiny.pipe.vae_scale_factor  # pixels a latent cell covers
+    pixels = np.full((32, 32, 3), 200, np.uint8)
+    pixels[cell : 2 * cell, :cell] = (200, 30, 30)
+    moving = np.zeros((32, 32), dtype=bool)
+    moving[cell : 2 * cell] = True  # the object's row of cells, all the way right
+    decoded = []
+    decode = tiny.pipe.decode_latents
+
+    def keep(latents, *args, **kwargs):
+        decoded.append(latents.clone())
+        return decode(latents, *args, **kwargs)
+
+    monkeypatch.setattr(tiny.pipe, "decode_latents", keep)
+    engine.animate(
+        Prompt("a red square moves right"), Image.fromarray(pixels), frames=3, width=32,
+        height=32, fps=4, seed=0, steps=3, guidance=4.0, progress=quiet, moving=moving,
+        carried=([0.0, cell / 32, cell / 32, 2 * cell / 32], (cell / 32, 0.0)),
+    )  # fmt: skip
+    clip = decoded[0][0].permute(1, 0, 2, 3)  # frames x C x h x w
+    first, band = clip[0], torch.zeros(clip.shape[-2:], dtype=torch.bool)
+    band[1] = True
+    for t in (1, 2):
+        assert torch.allclose(clip[t][:, 1, t], first[:, 1, 0], atol=1e-3)
+        assert torch.allclose(clip[t][:, ~band], first[:, ~band], atol=1e-3)
+        assert not torch.allclose(clip[t][:, 1, 0], first[:, 1, 0], atol=1e-2)

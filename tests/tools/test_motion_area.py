@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vitron.tools.motion_area import MARGIN, read_motion, regions_area, swept_area
+from vitron.tools.motion_area import (
+    MARGIN,
+    SPEED,
+    path_step,
+    read_motion,
+    regions_area,
+    swept_area,
+)
 
 
 @pytest.mark.parametrize(
@@ -56,3 +63,11 @@ def test_regions_are_the_area_as_given_or_swept():
     assert given.sum() == 2 * 25
     right = regions_area(regions, read_motion("they move right").direction, 20, 20)
     assert right[0:5, :].all() and not right[10, 10]
+
+
+def test_a_path_moves_at_the_set_speed_unless_the_box_would_leave_the_picture():
+    left, down = read_motion("x moves left").direction, read_motion("x moves down").direction
+    assert path_step([0.6, 0.4, 0.8, 0.6], left, frames=8) == (-SPEED, 0.0)
+    dx, dy = path_step([0.1, 0.4, 0.3, 0.6], left, frames=8)  # 0.1 of room over 7 moves
+    assert dx == pytest.approx(-0.1 / 7) and dy == 0.0
+    assert path_step([0.1, 0.8, 0.3, 1.0], down, frames=8) == (0.0, 0.0)  # at the edge already

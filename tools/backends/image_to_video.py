@@ -7,13 +7,21 @@ profile's ``hold_still`` is on) one area: the rest of every frame is held to the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from PIL import Image
 from pydantic import Field, model_validator
 
 from vitron.tools.backend import CallContext, ToolOutput, backend
 from vitron.tools.generation import DiffusionArgs, get_engine, make_prompt, sampling
-from vitron.tools.motion_area import BOX_THRESHOLD, read_motion, regions_area, swept_area
+from vitron.tools.motion_area import (
+    BOX_THRESHOLD,
+    path_step,
+    read_motion,
+    regions_area,
+    swept_area,
+)
 from vitron.tools.schemas import ImageHandle
 from vitron.tools.signals import signal_phrase, used_signal
 from vitron.tools.steps.detection import detect
@@ -56,11 +64,12 @@ def image_to_video(args: ImageToVideoArgs, call: CallContext) -> ToolOutput:
         width, height = fit_size(*image.size, engine.defaults.long_side)
     frames = args.frames or engine.defaults.frames
     fps = args.fps or engine.defaults.fps
-    moving, held = motion_area(args, image, call, named=engine.defaults.hold_still)
+    plan = motion_plan(args, image, call, named=engine.defaults.hold_still, frames=frames)
+    carried = (plan.box, plan.step) if plan.box is not None and plan.step is not None else None
     video = engine.animate(
         make_prompt(args.instruction, args, engine, call), image, frames=frames, width=width,
         height=height, fps=fps, seed=settings.seed, steps=settings.steps,
-        guidance=settings.guidance, progress=call.progress, moving=moving,
+        guidance=settings.guidance, progress=call.progress, moving=plan.area, carried=carried,
     )  # fmt: skip
     inputs = [args.image, *used_signal(args.signal, call)]
     stored = call.workspace.put_video(
@@ -72,17 +81,29 @@ def image_to_video(args: ImageToVideoArgs, call: CallContext) -> ToolOutput:
     signal = signal_phrase(args.signal, call)
     return ToolOutput(
         content=f"{stored.handle}: {args.image} animated{said}, {width}x{height}, "
-        f"{stored.frames} frames at {fps:g} fps{held} ({settings.describe()}{signal})",
+        f"{stored.frames} frames at {fps:g} fps{plan.note} ({settings.describe()}{signal})",
         created=[stored],
         data={"video": stored.handle, "seed": settings.seed},
     )
 
 
-def motion_area(
-    args: ImageToVideoArgs, image: Image.Image, call: CallContext, *, named: bool
-) -> tuple[np.ndarray | None, str]:
-    """The image's H x W bool area that may move (``None``: all of it) and how the result says
-    so. ``regions`` are taken as given (swept along a direction the instruction names); else,
+@dataclass(frozen=True)
+class MotionPlan:
+    """What ``image_to_video`` lets move: ``area`` (the image's H x W bool; ``None``: all of it),
+    ``note`` (how the result says so), and for a named object moving one way its ``box``
+    (normalised) and ``step`` (dx, dy a frame, fractions of the picture), which a profile with
+    ``carry`` moves it by."""
+
+    area: np.ndarray | None = None
+    note: str = ""
+    box: list[float] | None = None
+    step: tuple[float, float] | None = None
+
+
+def motion_plan(
+    args: ImageToVideoArgs, image: Image.Image, call: CallContext, *, named: bool, frames: int
+) -> MotionPlan:
+    """``regions`` are taken as given (swept along a direction the instruction names); else,
     when ``named``, the object the instruction moves is boxed by Grounding DINO and swept. An
     object the detector cannot find leaves the whole picture free, and the result says that."""
     width, height = image.size
@@ -90,15 +111,18 @@ def motion_area(
     direction = motion.direction if motion else None
     if args.regions:
         area = regions_area(args.regions, direction, width, height)
-        return area, ", only the given region(s) moving (the rest held still)"
+        return MotionPlan(area, ", only the given region(s) moving (the rest held still)")
     if not named or motion is None:
-        return None, ""
+        return MotionPlan()
     found = detect(call, args.image, motion.subject, box_threshold=BOX_THRESHOLD, max_boxes=1)
     if not found:
-        return None, (
+        return MotionPlan(note=(
             f", the whole picture free to move (no Grounding DINO box for {motion.subject!r} "
             f"above {BOX_THRESHOLD})"
-        )
-    area = swept_area(found[0].box, direction, width, height)
-    path = f" and its path {direction.name}" if direction else ""
-    return area, f", only {motion.subject!r}{path} moving (the rest held still)"
+        ))  # fmt: skip
+    box = [float(v) for v in found[0].box]
+    area = swept_area(box, direction, width, height)
+    if direction is None:
+        return MotionPlan(area, f", only {motion.subject!r} moving (the rest held still)")
+    note = f", only {motion.subject!r} and its path {direction.name} moving (the rest held still)"
+    return MotionPlan(area, note, box, path_step(box, direction, frames))

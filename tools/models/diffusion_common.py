@@ -69,6 +69,11 @@ class Defaults:
     only that object and its path change; the rest of every frame is held to the picture
     (:mod:`vitron.tools.motion_area`), for a model that redraws the scene it animates (nano's).
     Regions given to the tool are held this way whatever this says."""
+    carry: float = 0.0
+    """``image_to_video`` with ``hold_still``: the named object's box is moved along the asked
+    direction (:data:`vitron.tools.motion_area.SPEED` a frame) in the first ``carry`` share of
+    the denoising steps, then the model finishes it (:class:`vitron.tools.models.first_frame.Carry`),
+    for a model that does not move what the words say (nano's). 0: off."""
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> Defaults:

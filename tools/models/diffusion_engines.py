@@ -19,7 +19,7 @@ from vitron.tools.models.diffusion_common import (
     resize_array,
     to_uint8,
 )
-from vitron.tools.models.first_frame import first_frame_held
+from vitron.tools.models.first_frame import Carry, first_frame_held
 from vitron.tools.registry import ProgressCallback
 
 logger = logging.getLogger(__name__)
@@ -289,17 +289,23 @@ class ImageToVideoEngine(DiffusionEngine):
         guidance: float,
         progress: ProgressCallback,
         moving: np.ndarray | None = None,
+        carried: tuple[list[float], tuple[float, float]] | None = None,
     ) -> np.ndarray:
         """``frames x height x width x 3`` uint8; the image is centre-cropped to the aspect of
         ``width x height`` and becomes the first frame's condition (and the first frame itself
         with the profile's ``hold_first_frame``). ``fps`` conditions motion. ``moving`` (the
         image's H x W bool, True where the clip may change) holds the rest of every frame to the
-        picture, so only that area is drawn (frame 0 is then held too)."""
-        still = None
+        picture, so only that area is drawn (frame 0 is then held too). ``carried`` (a normalised
+        box in that area and its (dx, dy) a frame, fractions of the picture) moves what the box
+        holds along that path for the profile's ``carry`` share of the steps."""
+        still, carry = None, None
         if moving is not None:
-            still = ~self._latent_cells(moving, width, height)
+            band = self._latent_cells(moving, width, height)
+            still = ~band
+            if carried is not None and self.defaults.carry > 0:
+                carry = self._carry(carried, band, width, height, steps)
         held = (
-            first_frame_held(self.pipe, frames, seed, still=still)
+            first_frame_held(self.pipe, frames, seed, still=still, carry=carry)
             if self.defaults.hold_first_frame or still is not None
             else None
         )
@@ -322,6 +328,24 @@ class ImageToVideoEngine(DiffusionEngine):
         moving = np.kron(cells, np.ones((factor, factor), dtype=bool))
         weights = blend_weights(moving, factor)
         return np.stack([clip[0], *(composite(clip[0], frame, weights) for frame in clip[1:])])
+
+    def _carry(
+        self,
+        carried: tuple[list[float], tuple[float, float]],
+        band: torch.Tensor,
+        width: int,
+        height: int,
+        steps: int,
+    ) -> Carry:
+        """The :class:`Carry` of a box moving (dx, dy) of the picture a frame, on the latents'
+        grid (``band`` h x w bool, the cells that may change; the box read at the clip's size)."""
+        from vitron.tools.geometry import box_mask
+
+        box, (dx, dy) = carried
+        cells = self._latent_cells(box_mask(box, width, height), width, height) & band
+        rows, columns = band.shape
+        return Carry(cells=cells, band=band, shift=(dx * columns, dy * rows),
+                     steps=round(self.defaults.carry * steps))  # fmt: skip
 
     def _latent_cells(self, area: np.ndarray, width: int, height: int) -> torch.Tensor:
         """``area`` (the image's H x W bool) cropped and scaled as the pipeline crops and scales

@@ -22,21 +22,74 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class Carry:
+    """An object carried along a path for the first ``steps`` denoising steps: its ``cells`` (h x w
+    bool, the latents' grid) are moved ``shift`` = (dx, dy) cells a frame (y down), the place it
+    leaves filled with the picture's typical background latent, and frame t's ``band`` cells (h x w
+    bool: where the clip may change) are held to that moved picture. After ``steps`` the band is
+    the model's to finish, so it draws the moved object into the scene (SDEdit's partial
+    denoising, started from a trajectory instead of a still picture)."""
+
+    cells: torch.Tensor
+    band: torch.Tensor
+    shift: tuple[float, float]
+    steps: int
+
+    def targets(self, picture: torch.Tensor, frames: int) -> torch.Tensor:
+        """``picture`` (B x C x h x w latents) -> B x frames x C x h x w: frame t with the object
+        moved ``t * shift`` cells (bilinear, so a fraction of a cell moves it too)."""
+        batch, channels, height, width = picture.shape
+        cells = self.cells.to(picture.device, picture.dtype)
+        outside = picture.flatten(2)[:, :, ~self.cells.flatten().to(picture.device)]
+        background = (
+            outside.median(dim=2).values[:, :, None, None]
+            if outside.shape[2]
+            else picture.mean(dim=(2, 3), keepdim=True)
+        )
+        emptied = picture * (1 - cells) + background * cells
+        ys, xs = torch.meshgrid(
+            torch.arange(height, dtype=picture.dtype), torch.arange(width, dtype=picture.dtype),
+            indexing="ij",
+        )  # fmt: skip
+        layers = torch.cat([picture * cells, cells.expand(batch, 1, height, width)], dim=1)
+        moved = []
+        for frame in range(frames):
+            dx, dy = self.shift[0] * frame, self.shift[1] * frame
+            grid = torch.stack(  # where each output cell reads from, in [-1, 1]
+                [(xs - dx) * 2 / max(width - 1, 1) - 1, (ys - dy) * 2 / max(height - 1, 1) - 1],
+                dim=-1,
+            )[None].expand(batch, height, width, 2)
+            shifted = F.grid_sample(layers, grid, mode="bilinear", padding_mode="zeros",
+                                    align_corners=True)  # fmt: skip
+            content, weight = shifted[:, :channels], shifted[:, channels:]
+            body = weight > 0.5
+            moved.append(torch.where(body, content / weight.clamp_min(1e-6), emptied))
+        return torch.stack(moved, dim=1)
 
 
 @contextmanager
 def first_frame_held(
-    pipe: Any, frames: int, seed: int, still: torch.Tensor | None = None
+    pipe: Any,
+    frames: int,
+    seed: int,
+    still: torch.Tensor | None = None,
+    carry: Carry | None = None,
 ) -> Iterator[None]:
     """While open, ``pipe`` (an ``I2VGenXLPipeline``) keeps frame 0 of each of its clips at the
     picture's latents noised to the coming step's level; ``frames`` is the clip's length (the
     scheduler sees the latents as (B * frames) x C x h x w, frame 0 of clip b at row b * frames) and
     ``seed`` fixes the noise put on the picture. ``still`` (h x w bool, the latents' grid; True
-    where the picture stays) holds those cells of frames 1.. the same way. The pipeline must not
-    run elsewhere meanwhile (the engines hold a lock)."""
+    where the picture stays) holds those cells of frames 1.. the same way; ``carry`` holds its
+    band of frame t to the picture with the object moved t steps, for its first steps. The
+    pipeline must not run elsewhere meanwhile (the engines hold a lock)."""
     scheduler, unet = pipe.scheduler, pipe.unet
     noise_source = torch.Generator("cpu").manual_seed(seed)
     held: dict[str, torch.Tensor] = {}
@@ -47,6 +100,8 @@ def first_frame_held(
             held["picture"] = latents
             noise = torch.randn(latents.shape, generator=noise_source, dtype=torch.float32)
             held["noise"] = noise.to(device=latents.device, dtype=latents.dtype)
+            if carry is not None:
+                held["carried"] = carry.targets(latents, frames)
 
     step = scheduler.step
 
@@ -57,11 +112,23 @@ def first_frame_held(
         latents = output[0] if isinstance(output, tuple) else output.prev_sample
         clips = latents.shape[0] // frames
         picture, noise = held["picture"][-clips:], held["noise"][-clips:]
-        coming = _next_timestep(scheduler.timesteps, timestep)
-        if coming is not None:
-            picture = scheduler.add_noise(picture, noise, coming.reshape(1).expand(clips))
+        position = _position(scheduler.timesteps, timestep)
+        coming = (
+            scheduler.timesteps[position + 1] if position + 1 < len(scheduler.timesteps) else None
+        )
+        levels = None if coming is None else coming.reshape(1).expand(clips)
+        if levels is not None:
+            picture = scheduler.add_noise(picture, noise, levels)
         picture = picture.to(latents.dtype)
         latents[::frames] = picture
+        if carry is not None and position < carry.steps:
+            band = carry.band.to(latents.device)
+            for later in range(1, frames):
+                target = held["carried"][-clips:, later]
+                if levels is not None:
+                    target = scheduler.add_noise(target, noise, levels)
+                target = target.to(latents.dtype)
+                latents[later::frames] = torch.where(band, target, latents[later::frames])
         if still is not None:
             keep = still.to(latents.device)
             for later in range(1, frames):
@@ -77,7 +144,6 @@ def first_frame_held(
         del scheduler.step  # the class's own method again
 
 
-def _next_timestep(timesteps: torch.Tensor, timestep: Any) -> torch.Tensor | None:
-    """The timestep after ``timestep`` in the schedule, or ``None`` after the last."""
-    position = int((timesteps == torch.as_tensor(timestep, device=timesteps.device)).nonzero()[0])
-    return timesteps[position + 1] if position + 1 < len(timesteps) else None
+def _position(timesteps: torch.Tensor, timestep: Any) -> int:
+    """Where ``timestep`` is in the schedule (0 for the first, noisiest step)."""
+    return int((timesteps == torch.as_tensor(timestep, device=timesteps.device)).nonzero()[0])
