@@ -86,3 +86,18 @@ def test_regions_say_what_moves_and_the_rest_of_every_frame_stays_the_picture(in
     assert np.abs(kept[1:][:, far[0], far[1]] - kept[0][far]).mean() < 3
     assert np.abs(redrawn[1:][:, far[0], far[1]] - redrawn[0][far]).mean() > 10
     assert np.abs(kept[1:, :8, :8] - kept[0, :8, :8]).mean() > 3  # inside the region: drawn
+
+
+def test_a_region_on_a_wide_picture_cropped_square_holds_the_rest(invoke, workspace):
+    """The region is cropped as the picture is (the centre square of a 2:1 picture): a region
+    in the part cropped away leaves nothing that may move, so every frame is frame 0."""
+    wide = workspace.put_image(np.full((32, 64, 3), 90, dtype=np.uint8))
+    common = {"image": wide.handle, "seed": 0, "steps": 2, "frames": 3, "width": 32, "height": 32}
+    message = invoke("image_to_video", regions=[[0.0, 0.0, 0.2, 1.0]], **common)
+    assert message.status == "success", message.content
+    frames = np.stack(list(workspace.iter_frames(message.artifact["video"]))).astype(float)
+    assert frames.shape == (3, 32, 32, 3)
+    assert np.abs(frames[1:] - frames[0]).max() <= 3
+    inside = invoke("image_to_video", regions=[[0.4, 0.0, 0.6, 1.0]], **common)
+    drawn = np.stack(list(workspace.iter_frames(inside.artifact["video"]))).astype(float)
+    assert np.abs(drawn[1:, :, 10:22] - drawn[0, :, 10:22]).mean() > 3
