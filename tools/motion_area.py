@@ -35,10 +35,19 @@ fraction of the box's own width and height."""
 SPEED = 0.06
 """How far a carried object moves a frame, as a fraction of the picture's width (left, right) or
 height (up, down): the shapes world's objects move 0.04–0.08 of the side a frame."""
+TRAVEL = 0.5
+"""The farthest a generated clip's starting noise drifts over the whole clip, as a fraction of the
+side (:func:`drift_per_frame`): a long clip drifts slower rather than wrapping round."""
 
 _MOTION = re.compile(
     r"^(?P<subject>.+?)(?:\s+(?:is|are))?\s+(?:moves?|moving|goes|going|slides?|sliding|drifts?|drifting|"
     r"travels?|travell?ing|rolls?|rolling|glides?|gliding)(?:\s+(?P<where>.+?))?[\s.!]*$",
+    re.IGNORECASE,
+)
+_MOVING_WAY = re.compile(
+    r"\b(?:moves?|moving|goes|going|slides?|sliding|drifts?|drifting|travels?|travell?ing|"
+    r"rolls?|rolling|glides?|gliding)\s+(?P<where>(?:to(?:wards?)?\s+the\s+)?"
+    r"(?:up|down|left|right)(?:wards?)?)\b",
     re.IGNORECASE,
 )
 _MOVE_IT = re.compile(
@@ -65,6 +74,24 @@ def read_motion(instruction: str) -> Motion | None:
         return None
     where = (match["where"] or "").strip()
     return Motion(match["subject"].strip(), read_direction(where) if where else None)
+
+
+def moving_direction(description: str) -> Direction | None:
+    """The way a described object moves: 'a red star moving right on a grey background' → right;
+    ``None`` when no moving verb is followed by a direction."""
+    match = _MOVING_WAY.search(description)
+    return read_direction(match["where"]) if match else None
+
+
+def drift_per_frame(direction: Direction, frames: int) -> tuple[float, float]:
+    """(dx, dy) a frame, fractions of the side (y down): :data:`SPEED` along ``direction``, slower
+    when the clip is long enough to travel past :data:`TRAVEL`."""
+    speed = min(SPEED, TRAVEL / max(frames - 1, 1))
+    return speed * _sign(direction.dx), speed * _sign(direction.dy)
+
+
+def _sign(value: float) -> int:
+    return (value > 0) - (value < 0)
 
 
 def swept_area(

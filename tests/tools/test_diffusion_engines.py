@@ -190,3 +190,26 @@ def test_a_carried_object_ends_where_its_path_puts_it_and_the_rest_stays_the_pic
         assert torch.allclose(clip[t][:, 1, t], first[:, 1, 0], atol=1e-3)
         assert torch.allclose(clip[t][:, ~band], first[:, ~band], atol=1e-3)
         assert not torch.allclose(clip[t][:, 1, 0], first[:, 1, 0], atol=1e-2)
+
+
+def test_drifting_noise_is_one_noise_picture_rolled_frame_by_frame(tiny_models):
+    """Frame t of the starting latents is frame 0's noise rolled t * drift of the grid (whole
+    cells, wrapped round); the same seed gives the same noise, and a generated clip differs from
+    one started from independent noise."""
+    from vitron.tools.models.diffusion_engines import TextToVideoEngine
+
+    engine = tiny_models.get("text_to_video")
+    assert isinstance(engine, TextToVideoEngine)
+    factor = engine.pipe.vae_scale_factor
+    noise = engine._drifting_noise((-factor / 32, 0.0), frames=3, width=32, height=32, seed=5)
+    rows = 32 // factor
+    assert noise.shape == (1, engine.pipe.unet.config.in_channels, 3, rows, rows)
+    for t in range(3):
+        assert torch.equal(noise[:, :, t], torch.roll(noise[:, :, 0], -t, dims=3))
+    assert torch.equal(noise, engine._drifting_noise((-factor / 32, 0.0), 3, 32, 32, seed=5))
+    args = {"frames": 3, "width": 32, "height": 32, "seed": 5, "steps": 2, "guidance": 4.0,
+            "progress": quiet}  # fmt: skip
+    drifting = engine.generate(Prompt("a cat moving left"), drift=(-factor / 32, 0.0), **args)
+    plain = engine.generate(Prompt("a cat moving left"), **args)
+    assert drifting.shape == plain.shape == (3, 32, 32, 3)
+    assert not np.array_equal(drifting, plain)

@@ -8,6 +8,9 @@ import pytest
 from vitron.tools.motion_area import (
     MARGIN,
     SPEED,
+    TRAVEL,
+    drift_per_frame,
+    moving_direction,
     path_step,
     read_motion,
     regions_area,
@@ -71,3 +74,24 @@ def test_a_path_moves_at_the_set_speed_unless_the_box_would_leave_the_picture():
     dx, dy = path_step([0.1, 0.4, 0.3, 0.6], left, frames=8)  # 0.1 of room over 7 moves
     assert dx == pytest.approx(-0.1 / 7) and dy == 0.0
     assert path_step([0.1, 0.8, 0.3, 1.0], down, frames=8) == (0.0, 0.0)  # at the edge already
+
+
+@pytest.mark.parametrize(
+    ("description", "way"),
+    [
+        ("a small striped red star moving right on a grey background", "right"),
+        ("a blue circle moves to the left on white", "left"),
+        ("a car driving, then moving upwards", "up"),
+        ("a red circle on the left on a white background", None),
+        ("a ball moving fast", None),
+    ],
+)
+def test_the_way_a_described_object_moves(description, way):
+    found = moving_direction(description)
+    assert (found.name if found else None) == way
+
+
+def test_a_drift_goes_the_set_speed_and_a_long_clip_slower():
+    assert drift_per_frame(moving_direction("x moving up"), frames=8) == (0.0, -SPEED)
+    dx, dy = drift_per_frame(moving_direction("x moving right"), frames=64)
+    assert dx == pytest.approx(TRAVEL / 63) and dy == 0.0

@@ -1,4 +1,8 @@
-"""``generate_video``: text-to-video with a ModelScope/ZeroScope-class 3-D UNet; MP4 out."""
+"""``generate_video``: text-to-video with a ModelScope/ZeroScope-class 3-D UNet; MP4 out.
+
+With the profile's ``drift_noise``, a description whose object moves one way starts from noise
+that drifts that way (:meth:`~vitron.tools.models.diffusion_engines.TextToVideoEngine.generate`).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from pydantic import Field, model_validator
 
 from vitron.tools.backend import CallContext, ToolOutput, backend
 from vitron.tools.generation import DiffusionArgs, get_engine, make_prompt, output_size, sampling
+from vitron.tools.motion_area import drift_per_frame, moving_direction
 from vitron.tools.signals import signal_phrase, used_signal
 
 
@@ -42,20 +47,24 @@ def generate_video(args: GenerateVideoArgs, call: CallContext) -> ToolOutput:
     width, height = output_size(args.width, args.height, engine)
     frames = args.frames or engine.defaults.frames
     fps = args.fps or engine.defaults.fps
+    way = moving_direction(args.instruction) if engine.defaults.drift_noise else None
+    drift = drift_per_frame(way, frames) if way else None
     video = engine.generate(
         make_prompt(args.instruction, args, engine, call), frames=frames, width=width,
         height=height, seed=settings.seed, steps=settings.steps, guidance=settings.guidance,
-        progress=call.progress,
+        progress=call.progress, drift=drift,
     )  # fmt: skip
+    extra = {"seed": settings.seed, "steps": settings.steps, "guidance": settings.guidance}
+    if way:
+        extra["noise_drift"] = way.name
     stored = call.workspace.put_video(
         video, fps, source="generate_video", inputs=used_signal(args.signal, call),
-        label=args.instruction[:200],
-        extra={"seed": settings.seed, "steps": settings.steps, "guidance": settings.guidance},
+        label=args.instruction[:200], extra=extra,
     )  # fmt: skip
     signal = signal_phrase(args.signal, call)
     return ToolOutput(
         content=f"{stored.handle}: {width}x{height} video of {args.instruction!r}, "
         f"{stored.frames} frames at {fps:g} fps ({settings.describe()}{signal})",
         created=[stored],
-        data={"video": stored.handle, "seed": settings.seed},
+        data={"video": stored.handle, "seed": settings.seed, "noise_drift": way and way.name},
     )

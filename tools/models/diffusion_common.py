@@ -69,6 +69,12 @@ class Defaults:
     only that object and its path change; the rest of every frame is held to the picture
     (:mod:`vitron.tools.motion_area`), for a model that redraws the scene it animates (nano's).
     Regions given to the tool are held this way whatever this says."""
+    drift_noise: bool = False
+    """``generate_video``: a description whose object moves one way ('a red star moving right on
+    a grey background') starts every frame from one noise picture shifted that way frame by frame
+    (:func:`vitron.tools.motion_area.drift_per_frame`), the noise-initialisation trajectory
+    control of training-free video diffusion (as in FreeTraj), for a model that does not move
+    the object by the words (nano's): it follows where its noise goes."""
     carry: float = 0.0
     """``image_to_video`` with ``hold_still``: the named object's box is moved along the asked
     direction (:data:`vitron.tools.motion_area.SPEED` a frame) in the first ``carry`` share of

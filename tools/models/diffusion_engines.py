@@ -225,13 +225,35 @@ class TextToVideoEngine(DiffusionEngine):
         steps: int,
         guidance: float,
         progress: ProgressCallback,
+        drift: tuple[float, float] | None = None,
     ) -> np.ndarray:
-        """``frames x height x width x 3`` uint8."""
+        """``frames x height x width x 3`` uint8. ``drift`` ((dx, dy) a frame, fractions of the
+        picture, y down) starts frame t from one noise picture shifted t times that far (whole
+        latent cells, wrapped round, so each frame's noise is still standard normal)."""
+        latents = (
+            None if drift is None else self._drifting_noise(drift, frames, width, height, seed)
+        )
         output = self.run(
             prompt, seed=seed, steps=steps, progress=progress, num_frames=frames,
-            width=width, height=height, guidance_scale=guidance,
+            width=width, height=height, guidance_scale=guidance, latents=latents,
         )  # fmt: skip
         return to_uint8(np.asarray(output.frames[0]))
+
+    def _drifting_noise(
+        self, drift: tuple[float, float], frames: int, width: int, height: int, seed: int
+    ) -> torch.Tensor:
+        """1 x C x frames x h x w starting latents: frame t is frame 0's noise rolled by
+        ``t * drift`` of the grid (rounded to whole cells)."""
+        factor = self.pipe.vae_scale_factor
+        rows, columns = height // factor, width // factor
+        channels = self.pipe.unet.config.in_channels
+        generator = torch.Generator("cpu").manual_seed(seed)
+        noise = torch.randn(1, channels, rows, columns, generator=generator)
+        shifted = [
+            torch.roll(noise, (round(t * drift[1] * rows), round(t * drift[0] * columns)), (2, 3))
+            for t in range(frames)
+        ]
+        return torch.stack(shifted, dim=2).to(self.device, self.pipe.unet.dtype)
 
 
 class VideoToVideoEngine(DiffusionEngine):
