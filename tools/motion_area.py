@@ -8,6 +8,9 @@ Grounding DINO, as ``segment_image`` and ``edit_image`` locate a worded target, 
 grown by :data:`MARGIN`, is swept in the direction to the picture's edge, since a clip may carry
 it that far. Regions given to the tool (a sketch or boxes) are taken as they are instead.
 
+A generated clip has no picture to hold, so only its way is read (:func:`moving_direction`), for
+``generate_video`` to start from noise that drifts that way (:func:`drift_per_frame`).
+
 Coordinates: boxes are normalised ``[x1, y1, x2, y2]`` fractions of the picture, origin top-left,
 y down; areas are H x W bool, True where the clip may differ from the picture.
 """
@@ -39,15 +42,16 @@ TRAVEL = 0.5
 """The farthest a generated clip's starting noise drifts over the whole clip, as a fraction of the
 side (:func:`drift_per_frame`): a long clip drifts slower rather than wrapping round."""
 
+_MOVING = (
+    r"(?:moves?|moving|goes|going|slides?|sliding|drifts?|drifting|travels?|travell?ing|"
+    r"rolls?|rolling|glides?|gliding)"
+)
 _MOTION = re.compile(
-    r"^(?P<subject>.+?)(?:\s+(?:is|are))?\s+(?:moves?|moving|goes|going|slides?|sliding|drifts?|drifting|"
-    r"travels?|travell?ing|rolls?|rolling|glides?|gliding)(?:\s+(?P<where>.+?))?[\s.!]*$",
+    rf"^(?P<subject>.+?)(?:\s+(?:is|are))?\s+{_MOVING}(?:\s+(?P<where>.+?))?[\s.!]*$",
     re.IGNORECASE,
 )
 _MOVING_WAY = re.compile(
-    r"\b(?:moves?|moving|goes|going|slides?|sliding|drifts?|drifting|travels?|travell?ing|"
-    r"rolls?|rolling|glides?|gliding)\s+(?P<where>(?:to(?:wards?)?\s+the\s+)?"
-    r"(?:up|down|left|right)(?:wards?)?)\b",
+    rf"\b{_MOVING}\s+(?P<where>(?:to(?:wards?)?\s+the\s+)?(?:up|down|left|right)(?:wards?)?)\b",
     re.IGNORECASE,
 )
 _MOVE_IT = re.compile(
