@@ -140,10 +140,8 @@ def path_step(box: Sequence[float], direction: Direction, frames: int) -> tuple[
     x1, y1, x2, y2 = (float(v) for v in box)
     moves = max(frames - 1, 1)
 
-    def along(sign: float, before: float, after: float) -> float:
-        if sign == 0:
-            return 0.0
-        room = max(before, 0.0) if sign < 0 else max(after, 0.0)
-        return (1 if sign > 0 else -1) * min(SPEED, room / moves)
+    def along(sign: int, before: float, after: float) -> float:
+        room = before if sign < 0 else after
+        return sign * min(SPEED, max(room, 0.0) / moves)
 
-    return along(direction.dx, x1, 1.0 - x2), along(direction.dy, y1, 1.0 - y2)
+    return along(_sign(direction.dx), x1, 1.0 - x2), along(_sign(direction.dy), y1, 1.0 - y2)

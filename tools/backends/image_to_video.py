@@ -65,11 +65,10 @@ def image_to_video(args: ImageToVideoArgs, call: CallContext) -> ToolOutput:
     frames = args.frames or engine.defaults.frames
     fps = args.fps or engine.defaults.fps
     plan = motion_plan(args, image, call, named=engine.defaults.hold_still, frames=frames)
-    carried = (plan.box, plan.step) if plan.box is not None and plan.step is not None else None
     video = engine.animate(
         make_prompt(args.instruction, args, engine, call), image, frames=frames, width=width,
         height=height, fps=fps, seed=settings.seed, steps=settings.steps,
-        guidance=settings.guidance, progress=call.progress, moving=plan.area, carried=carried,
+        guidance=settings.guidance, progress=call.progress, moving=plan.area, carried=plan.carried,
     )  # fmt: skip
     inputs = [args.image, *used_signal(args.signal, call)]
     stored = call.workspace.put_video(
@@ -90,14 +89,13 @@ def image_to_video(args: ImageToVideoArgs, call: CallContext) -> ToolOutput:
 @dataclass(frozen=True)
 class MotionPlan:
     """What ``image_to_video`` lets move: ``area`` (the image's H x W bool; ``None``: all of it),
-    ``note`` (how the result says so), and for a named object moving one way its ``box``
-    (normalised) and ``step`` (dx, dy a frame, fractions of the picture), which a profile with
+    ``note`` (how the result says so), and for a named object moving one way ``carried``: its
+    box (normalised) and (dx, dy) a frame (fractions of the picture), which a profile with
     ``carry`` moves it by."""
 
     area: np.ndarray | None = None
     note: str = ""
-    box: list[float] | None = None
-    step: tuple[float, float] | None = None
+    carried: tuple[list[float], tuple[float, float]] | None = None
 
 
 def motion_plan(
@@ -125,4 +123,4 @@ def motion_plan(
     if direction is None:
         return MotionPlan(area, f", only {motion.subject!r} moving (the rest held still)")
     note = f", only {motion.subject!r} and its path {direction.name} moving (the rest held still)"
-    return MotionPlan(area, note, box, path_step(box, direction, frames))
+    return MotionPlan(area, note, (box, path_step(box, direction, frames)))

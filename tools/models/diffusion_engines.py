@@ -325,7 +325,7 @@ class ImageToVideoEngine(DiffusionEngine):
             band = self._latent_cells(moving, width, height)
             still = ~band
             if carried is not None and self.defaults.carry > 0:
-                carry = self._carry(carried, band, width, height, steps)
+                carry = self._carry(carried, band, moving.shape, width, height, steps)
         held = (
             first_frame_held(self.pipe, frames, seed, still=still, carry=carry)
             if self.defaults.hold_first_frame or still is not None
@@ -355,16 +355,19 @@ class ImageToVideoEngine(DiffusionEngine):
         self,
         carried: tuple[list[float], tuple[float, float]],
         band: torch.Tensor,
+        image_shape: tuple[int, ...],
         width: int,
         height: int,
         steps: int,
     ) -> Carry:
         """The :class:`Carry` of a box moving (dx, dy) of the picture a frame, on the latents'
-        grid (``band`` h x w bool, the cells that may change; the box read at the clip's size)."""
+        grid (``band`` h x w bool, the cells that may change; ``image_shape`` the picture's H x W,
+        whose box is cropped and scaled as the picture is)."""
         from vitron.tools.geometry import box_mask
 
         box, (dx, dy) = carried
-        cells = self._latent_cells(box_mask(box, width, height), width, height) & band
+        box_area = box_mask(box, image_shape[1], image_shape[0])  # cropped as the image is
+        cells = self._latent_cells(box_area, width, height) & band
         rows, columns = band.shape
         return Carry(cells=cells, band=band, shift=(dx * columns, dy * rows),
                      steps=round(self.defaults.carry * steps))  # fmt: skip
