@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+from vitron.tools.collage import Piece, compose, object_prompt
 from vitron.tools.compositing import grow
 from vitron.tools.errors import VitronToolError
 from vitron.tools.generation import inpaint_frames
@@ -19,7 +20,12 @@ from vitron.tools.models.diffusion_common import (
     effective_steps,
     fit_size,
 )
-from vitron.tools.models.diffusion_engines import PIPELINES, ImageToVideoEngine
+from vitron.tools.models.diffusion_engines import (
+    PIPELINES,
+    CollageEngine,
+    ImageToVideoEngine,
+    TextToImageEngine,
+)
 from vitron.tools.profiles import ComponentSpec, load_profile
 from vitron.tools.registry import _LoadContext
 
@@ -31,7 +37,7 @@ def quiet(_: dict) -> None:
 def test_tiny_profile_has_every_pipeline_and_they_stay_small(tiny_models):
     profile = load_profile("tiny")
     kinds = {spec.options.get("pipeline") for spec in profile.components.values()}
-    assert set(PIPELINES) <= kinds
+    assert set(PIPELINES) - {"collage"} <= kinds  # the gligen role's other way: loaded below
     engine = tiny_models.get("text_to_image")
     assert isinstance(engine, DiffusionEngine)
     assert 1_000_000 < engine.nbytes < 50_000_000  # a few MB of float32 parameters
@@ -46,6 +52,33 @@ def test_a_profile_entry_without_a_known_pipeline_is_an_error():
     context = _LoadContext(torch.device("cpu"), torch.float32, quiet)
     with pytest.raises(VitronToolError, match="'p'.*'painter'.*text_to_image"):
         load_diffusion(spec, context)
+
+
+def test_a_collage_is_each_phrase_drawn_alone_with_its_own_seed_then_put_in_its_box():
+    spec = ComponentSpec(
+        name="gligen", loader="diffusion", checkpoint="tiny", profile="p",
+        options={"pipeline": "collage", "steps": 2},
+    )  # fmt: skip
+    engine = load_diffusion(spec, _LoadContext(torch.device("cpu"), torch.float32, quiet))
+    assert isinstance(engine, CollageEngine) and not engine.reads_signal
+    phrases, boxes = ["a red circle", "a blue star"], [[0, 0, 0.5, 0.5], [0.5, 0.25, 1, 0.75]]
+    description = "a red circle and a blue star on a grey background"
+    events: list[dict] = []
+    result = engine.generate(
+        Prompt(description), phrases, boxes, width=32, height=32, seed=5, steps=2, guidance=1.0,
+        progress=events.append,
+    )  # fmt: skip
+    drawer = TextToImageEngine(engine.pipe, kind="text_to_image")
+    drawings = [
+        drawer.generate(Prompt(object_prompt(p, description)), width=32, height=32, seed=5 + i,
+                        steps=2, guidance=1.0, progress=quiet).pixels
+        for i, p in enumerate(phrases)
+    ]  # fmt: skip
+    expected, found = compose([Piece(d, b) for d, b in zip(drawings, boxes, strict=True)])
+    np.testing.assert_array_equal(result.pixels, expected)
+    assert bool(result.notes) == (not all(found))
+    steps = [(e["step"], e["total"]) for e in events if e["event"] == "step"]
+    assert steps == [(1, 4), (2, 4), (3, 4), (4, 4)]
 
 
 def test_defaults_sizes_and_steps():

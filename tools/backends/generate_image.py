@@ -1,10 +1,12 @@
-"""``generate_image``: Stable Diffusion text-to-image; GLIGEN when regions come with phrases.
+"""``generate_image``: Stable Diffusion text-to-image; a box layout when regions come with phrases.
 
 Regions are normalised ``[x1, y1, x2, y2]`` boxes of the image to be made (top-left origin), one
-phrase each: GLIGEN draws each phrase inside its box while the instruction describes the whole.
-A profile whose text-to-image entry sets ``layout_from_words`` also sends GLIGEN a description
-that puts its one object at a named place ('a red circle on the left on a white background'),
-with the box those words name (:func:`vitron.tools.placement.placed_object`).
+phrase each: the ``gligen`` component draws each phrase inside its box while the instruction
+describes the whole, by GLIGEN (``pipeline = "gligen"``) or as a collage of text-to-image drawings
+(``pipeline = "collage"``, :mod:`vitron.tools.collage`, for a profile whose GLIGEN does not place).
+A profile whose text-to-image entry sets ``layout_from_words`` also sends that component a
+description that puts its one object at a named place ('a red circle on the left on a white
+background'), with the box those words name (:func:`vitron.tools.placement.placed_object`).
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ class GenerateImageArgs(DiffusionArgs):
 @backend("generate_image", GenerateImageArgs, components=("text_to_image", "gligen"))
 def generate_image(args: GenerateImageArgs, call: CallContext) -> ToolOutput:
     """Text-to-image, optionally with a box layout."""
-    from vitron.tools.models.diffusion_engines import GligenEngine, TextToImageEngine
+    from vitron.tools.models.diffusion_engines import LayoutEngine, TextToImageEngine
 
     phrases, regions, worded = args.phrases, args.regions, ""
     engine = None
@@ -81,14 +83,15 @@ def generate_image(args: GenerateImageArgs, call: CallContext) -> ToolOutput:
             phrases, regions = [placed.phrase], [placed.box]
             worded = f" (from {placed.words!r})"
     if regions and phrases:
-        gligen = get_engine(call, "gligen", GligenEngine)
-        settings, width, height = _settings(args, gligen)
-        result = gligen.generate(
-            make_prompt(args.instruction, args, gligen, call), phrases, regions,
-            width=width, height=height, seed=settings.seed, steps=settings.steps,
-            guidance=settings.guidance, progress=call.progress, grounding=args.grounding,
+        layouts = get_engine(call, "gligen", LayoutEngine)
+        settings, width, height = _settings(args, layouts)
+        result = layouts.generate(
+            make_prompt(args.instruction, args, layouts, call, with_signal=layouts.reads_signal),
+            phrases, regions, width=width, height=height, seed=settings.seed,
+            steps=settings.steps, guidance=settings.guidance, progress=call.progress,
+            grounding=args.grounding,
         )  # fmt: skip
-        method = "GLIGEN"
+        method = layouts.method
         layout = (
             "; layout: "
             + ", ".join(f"{p!r} in {fmt_box(r)}" for p, r in zip(phrases, regions, strict=True))
@@ -109,7 +112,9 @@ def generate_image(args: GenerateImageArgs, call: CallContext) -> ToolOutput:
         extra={"seed": settings.seed, "steps": settings.steps, "guidance": settings.guidance},
     )  # fmt: skip
     signal = signal_phrase(args.signal, call)
-    note = " The safety checker blanked it; try another prompt." if result.flagged else ""
+    note = "".join(f" {n}" for n in result.notes)
+    if result.flagged:
+        note += " The safety checker blanked it; try another prompt."
     return ToolOutput(
         content=f"{stored.handle}: {width}x{height} image of {args.instruction!r} ({method}, "
         f"{settings.describe()}{signal}){layout}.{note}",

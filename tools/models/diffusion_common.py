@@ -121,6 +121,8 @@ class ImageResult:
     """H x W x 3 uint8."""
     flagged: bool = False
     """True when the pipeline's safety checker blanked the image."""
+    notes: tuple[str, ...] = ()
+    """Sentences the tool's result should carry (what the drawing could not do)."""
 
 
 # --------------------------------------------------------------------------- shared pieces

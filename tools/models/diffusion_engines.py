@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -49,10 +50,15 @@ class TextToImageEngine(DiffusionEngine):
         return self._image_result(output)
 
 
-class GligenEngine(DiffusionEngine):
-    """GLIGEN box-grounded generation: each phrase is drawn inside its box."""
+class LayoutEngine(DiffusionEngine):
+    """Text-to-image with a box layout: each phrase drawn inside its box (``generate_image``'s
+    ``gligen`` component, whichever way the profile's pipeline does it)."""
 
-    pipeline_class = "StableDiffusionGLIGENPipeline"
+    method: ClassVar[str]
+    """How it draws, for the result's description."""
+    reads_signal: ClassVar[bool] = True
+    """Whether the whole description's conditioning (a planner's signal tokens) reaches the
+    drawing."""
 
     def generate(
         self,
@@ -68,9 +74,33 @@ class GligenEngine(DiffusionEngine):
         progress: ProgressCallback,
         grounding: float = 0.3,
     ) -> ImageResult:
-        """``boxes`` are normalised ``[x1, y1, x2, y2]`` (top-left origin), one per phrase;
-        ``grounding`` is the fraction of steps that use them (GLIGEN's scheduled sampling; at
-        least the first step does when it is positive)."""
+        """An image of ``height x width`` pixels with each phrase in its box; ``boxes`` are
+        normalised ``[x1, y1, x2, y2]`` (top-left origin), one per phrase."""
+        raise NotImplementedError
+
+
+class GligenEngine(LayoutEngine):
+    """GLIGEN box-grounded generation: each phrase is drawn inside its box."""
+
+    pipeline_class = "StableDiffusionGLIGENPipeline"
+    method = "GLIGEN"
+
+    def generate(
+        self,
+        prompt: Prompt,
+        phrases: list[str],
+        boxes: list[list[float]],
+        *,
+        width: int,
+        height: int,
+        seed: int,
+        steps: int,
+        guidance: float,
+        progress: ProgressCallback,
+        grounding: float = 0.3,
+    ) -> ImageResult:
+        """``grounding`` is the fraction of steps that use the boxes (GLIGEN's scheduled
+        sampling; at least the first step does when it is positive)."""
         if grounding > 0:
             grounding = max(grounding, 1.0 / steps)
         output = self.run(
@@ -79,6 +109,65 @@ class GligenEngine(DiffusionEngine):
             gligen_scheduled_sampling_beta=grounding,
         )  # fmt: skip
         return self._image_result(output)
+
+
+class CollageEngine(LayoutEngine):
+    """A layout drawn as a collage (:mod:`vitron.tools.collage`) by a Stable Diffusion 1.x
+    text-to-image pipeline: each phrase drawn alone on the description's background, cut out and
+    scaled into its box. For a profile whose GLIGEN does not place (nano's); the placement is
+    the tool's, the drawing the model's."""
+
+    pipeline_class = "StableDiffusionPipeline"
+    method = "a Stable Diffusion collage, each phrase drawn alone"
+    reads_signal = False  # a signal stands for the whole picture; each drawing is one phrase
+
+    def generate(
+        self,
+        prompt: Prompt,
+        phrases: list[str],
+        boxes: list[list[float]],
+        *,
+        width: int,
+        height: int,
+        seed: int,
+        steps: int,
+        guidance: float,
+        progress: ProgressCallback,
+        grounding: float = 0.3,
+    ) -> ImageResult:
+        """Phrase ``i`` is drawn with seed ``seed + i``; ``grounding`` is not read (every
+        object lands in its box). Progress counts the steps of all the drawings."""
+        from vitron.tools.collage import Piece, compose, object_prompt
+
+        pieces, flagged = [], False
+        for index, (phrase, box) in enumerate(zip(phrases, boxes, strict=True)):
+            alone = Prompt(object_prompt(phrase, prompt.text), negative=prompt.negative)
+            output = self.run(
+                alone, seed=seed + index, steps=steps, width=width, height=height,
+                guidance_scale=guidance, progress=_offset_steps(progress, index, len(phrases)),
+            )  # fmt: skip
+            drawing = self._image_result(output)
+            flagged |= drawing.flagged
+            pieces.append(Piece(drawing.pixels, box))
+        pixels, found = compose(pieces)
+        missing = [repr(p) for p, ok in zip(phrases, found, strict=True) if not ok]
+        notes = (
+            (f"Nothing stood out from the background in the drawing of {', '.join(missing)}, "
+             "so its box is left empty.",) if missing else ()
+        )  # fmt: skip
+        return ImageResult(pixels, flagged, notes)
+
+
+def _offset_steps(progress: ProgressCallback, index: int, count: int) -> ProgressCallback:
+    """``progress`` for drawing ``index`` of ``count`` equal runs: steps counted over them all."""
+
+    def report(event: dict) -> None:
+        if event.get("event") == "step":
+            total = event["total"]
+            event = {**event, "step": index * total + event["step"], "total": count * total}
+        progress(event)
+
+    return report
 
 
 class GligenInpaintEngine(DiffusionEngine):
@@ -391,6 +480,7 @@ class ImageToVideoEngine(DiffusionEngine):
 PIPELINES: dict[str, type[DiffusionEngine]] = {
     "text_to_image": TextToImageEngine,
     "gligen": GligenEngine,
+    "collage": CollageEngine,
     "gligen_inpaint": GligenInpaintEngine,
     "inpaint": InpaintEngine,
     "instruct_pix2pix": InstructPix2PixEngine,

@@ -182,6 +182,7 @@ def _i2v_pipeline() -> dict[str, Any]:
 TINY_BUILDERS: dict[str, Callable[[], dict[str, Any]]] = {
     "text_to_image": _image_pipeline,
     "gligen": lambda: _image_pipeline(attention_type="gated"),
+    "collage": _image_pipeline,
     "gligen_inpaint": lambda: _image_pipeline(in_channels=9, attention_type="gated"),
     "inpaint": lambda: _image_pipeline(in_channels=9),
     "instruct_pix2pix": lambda: _image_pipeline(in_channels=8),
