@@ -38,8 +38,8 @@ KEPT_FLOOR = 0.60
 PSNR_FLOOR = 30.0
 """Issue 14's floor for PSNR outside the edited area, in dB."""
 KEYS = ("shape", "colour", "position")
-DEFAULTS = {"profile": "nano", "out": "docs/gallery", "seed": 0, "prompts": None, "videos": 4,
-            "animations": 4, "edits": 3}  # fmt: skip
+DEFAULTS = {"profile": "nano", "out": "docs/gallery", "seed": 0, "prompts": None, "layouts": 4,
+            "videos": 4, "animations": 4, "edits": 3}  # fmt: skip
 
 
 def add_gallery_command(commands: argparse._SubParsersAction) -> None:
@@ -48,7 +48,8 @@ def add_gallery_command(commands: argparse._SubParsersAction) -> None:
         help="write a markdown page of a profile's generated and edited shapes-world pictures "
         "and clips, each beside what the world's classifier reads in it",
         description="Run a fixed grid of shapes-world prompts (every shape at every position) "
-        "through generate_image, a video request per direction through generate_video, a picture "
+        "and the first box layouts of the test split through generate_image, a video request per "
+        "direction through generate_video, a picture "
         "to animate per direction through image_to_video, and the first recolour, removal, add, "
         "move and background edits of the test split through edit_image, all with one seed; "
         "write the "
@@ -63,6 +64,10 @@ def add_gallery_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--prompts", type=int, help="only the first N text-to-image prompts (default: all 15)"
     )
+    parser.add_argument(
+        "--layouts", type=int, default=DEFAULTS["layouts"],
+        help="box layouts of the test split, 1-2 objects each (default: %(default)s)",
+    )  # fmt: skip
     parser.add_argument(
         "--videos", type=int, default=DEFAULTS["videos"],
         help="text-to-video requests, one per direction (default: %(default)s, all four)",
@@ -90,23 +95,27 @@ def run_gallery_command(args: argparse.Namespace) -> int:
     from vitron.evals.gallery import (
         animation_samples,
         edit_samples,
+        layout_samples,
         prompt_grid,
         run_gallery,
         video_prompts,
     )
 
-    for flag in ("prompts", "videos", "animations", "edits", "threads"):
+    for flag in ("prompts", "layouts", "videos", "animations", "edits", "threads"):
         value = getattr(args, flag)
         if value is not None and value < (1 if flag == "threads" else 0):
             raise ValueError(
                 f"--{flag} must be at least {1 if flag == 'threads' else 0}, got {value}"
             )
     torch.set_num_threads(args.threads)
-    samples = [*prompt_grid(args.prompts), *video_prompts(args.videos),
+    samples = [*prompt_grid(args.prompts), *layout_samples(args.layouts, seed=args.seed),
+               *video_prompts(args.videos),
                *animation_samples(args.animations, seed=args.seed),
                *edit_samples(args.edits, seed=args.seed)]  # fmt: skip
     if not samples:
-        raise ValueError("nothing to show: --prompts 0, --videos 0, --animations 0 and --edits 0")
+        raise ValueError(
+            "nothing to show: --prompts 0, --layouts 0, --videos 0, --animations 0 and --edits 0"
+        )
     started = time.perf_counter()
     rows = []
     for shown in run_gallery(samples, args.profile, seed=args.seed, device=args.device):
@@ -128,7 +137,7 @@ def command_line(args: argparse.Namespace) -> str:
         f"--out {args.out}",
         f"--seed {args.seed}",
     ]
-    for flag in ("prompts", "videos", "animations", "edits"):
+    for flag in ("prompts", "layouts", "videos", "animations", "edits"):
         if getattr(args, flag) != DEFAULTS[flag]:
             parts.append(f"--{flag} {getattr(args, flag)}")
     return " ".join(parts)
@@ -156,8 +165,8 @@ def save_picture(array: np.ndarray, path: Path) -> str:
 
 def _clear(out: Path) -> None:
     """Remove the pictures an earlier run wrote (a smaller grid must not leave stale files)."""
-    for old in [*out.glob("t2i-*.png"), *out.glob("t2v-*.png"), *out.glob("i2v-*.png"),
-                *out.glob("edit-*.png")]:  # fmt: skip
+    for old in [*out.glob("t2i-*.png"), *out.glob("layout-*.png"), *out.glob("t2v-*.png"),
+                *out.glob("i2v-*.png"), *out.glob("edit-*.png")]:  # fmt: skip
         old.unlink()
 
 
@@ -171,12 +180,15 @@ def write_gallery(
     out.mkdir(parents=True, exist_ok=True)
     _clear(out)
     generated = [r for r in rows if r.sample.task == "generation"]
+    layouts = [r for r in rows if r.sample.task == "layout"]
     videos = [r for r in rows if r.sample.task == "video_generation"]
     animations = [r for r in rows if r.sample.task == "image_to_video"]
     edits = [r for r in rows if r.sample.task == "editing"]
     lines = _header(profile, command, seed, out)
     if generated:
         lines += _generation_section(generated, out)
+    if layouts:
+        lines += _layout_section(layouts, out)
     if videos:
         lines += _video_section(videos, out)
     if animations:
@@ -190,8 +202,8 @@ def write_gallery(
 
 def _header(profile: str, command: str, seed: int, out: Path) -> list[str]:
     lines = [
-        f"# Gallery: text-to-image, text-to-video, image-to-video and image editing of the "
-        f"`{profile}` profile",
+        f"# Gallery: text-to-image, layout-to-image, text-to-video, image-to-video and image "
+        f"editing of the `{profile}` profile",
         "",
         f"Regenerate with `{command}`. Every tool call gets `seed={seed}`, so the same profile "
         "gives the same pictures. Each call goes through the real `generate_image` / "
@@ -208,6 +220,7 @@ def _header(profile: str, command: str, seed: int, out: Path) -> list[str]:
         f"the asked way ≥ {VIDEO_FLOOR:.2f}; "
         f"image-to-video first frame ≥ {FIRST_FRAME_FLOOR:.0f} dB against the picture and the "
         f"scene's objects kept on later frames ≥ {KEPT_FLOOR:.2f}; "
+        f"layout-to-image an object of the right kind inside its box ≥ {FLOOR:.2f}; "
         f"editing target attribute right ≥ {FLOOR:.2f} and PSNR outside the edit ≥ "
         f"{PSNR_FLOOR:.0f} dB. The diffusion parts shown, by their training records (held-out "
         "metrics in `pretrain.json`, each run's own count of held-out samples):",
@@ -260,6 +273,9 @@ def _training_records(profile: str) -> list[str]:
         record = Path(spec.checkpoint) / "pretrain.json" if spec else None
         if spec is None:
             lines.append(f"`{name}`: not in this profile")
+        elif spec.options.get("pipeline") == "collage":
+            lines.append(f"`{name}`: no model of its own; a collage of `{Path(spec.checkpoint).name}/`'s "
+                         "drawings, each phrase drawn alone and put in its box by the tool")  # fmt: skip
         elif spec.is_tiny:
             lines.append(f"`{name}`: random weights (`tiny`), nothing learnt")
         elif record is None or not record.is_file():
@@ -354,6 +370,43 @@ def _generation_section(rows: Sequence[Shown], out: Path) -> list[str]:
             f"| {i} | {_cell(prompt)} "
             f"| {_image(out, f't2i-{i:02d}-world.png', row.expected, 'the world draws')} "
             f"| {output} | {_reads(row.reads, row.sample.gold['expected'])} |"
+        )
+    return [*lines, ""]
+
+
+def _layout_section(rows: Sequence[Shown], out: Path) -> list[str]:
+    n = len(rows)
+    objects = [o for r in rows for o in r.objects]
+    hits = sum(bool(o["hit"]) for o in objects)
+    lines = [
+        "## Layout-to-image",
+        "",
+        f"The first {n} `layout` requests of the shapes world's `test` split, each through "
+        "`generate_image` with its boxes and one phrase a box (the planner never learnt to "
+        "write boxes, so these are the gold calls). *Judged*, per object: *in box* (a region of "
+        "its colour drawn whose box has IoU ≥ 0.5 with the asked one) and *kind* (the classifier "
+        f"reads the asked shape and colour inside the box); both in **{hits}/{len(objects)}** "
+        "objects.",
+        "",
+        "| # | request | the world draws | output | judged |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for i, row in enumerate(rows, 1):
+        phrases = row.sample.calls[0].args["phrases"]
+        output = _image(out, f"layout-{i:02d}-output.png", row.output, "output")
+        judged = "–"
+        if row.output is None:
+            output = f"error: {_cell(row.error or 'no image')}"
+        elif row.objects:
+            judged = "<br>".join(
+                f"{_cell(p)}: in box {'✓' if o['placed'] else '✗'}, "
+                f"kind {'✓' if o['kind'] else '✗'}"
+                for p, o in zip(phrases, row.objects, strict=True)
+            )
+        lines.append(
+            f"| {i} | {_cell(row.sample.instruction)} "
+            f"| {_image(out, f'layout-{i:02d}-world.png', row.expected, 'the world draws')} "
+            f"| {output} | {judged} |"
         )
     return [*lines, ""]
 

@@ -5,8 +5,9 @@ animate and edits, each run through the real ``generate_image`` / ``generate_vid
 Text-to-image prompts cover every shape at every horizontal position (the generation task's
 three x values), colours and backgrounds taken in turn, worded by the generation task itself
 (:func:`~vitron.evals.shapes.tasks.generation_sample`); video requests one per direction, worded
-by the ``video_generation`` task. Pictures to animate are the first ``image_to_video`` request of
-each direction in the ``test`` split; edits the first recolour, removal, add and move samples. Each call gets the same fixed ``seed``, so a page is
+by the ``video_generation`` task. Box layouts are the first ``layout`` requests of the ``test``
+split; pictures to animate the first ``image_to_video`` request of each direction there; edits
+the first recolour, removal, add and move samples. Each call gets the same fixed ``seed``, so a page is
 reproducible.
 Images are H x W x 3 uint8; boxes ``[x1, y1, x2, y2]`` normalised to [0, 1], top-left origin.
 """
@@ -76,6 +77,13 @@ def video_prompts(limit: int | None = None) -> list[Sample]:
     return samples[:limit] if limit is not None else samples
 
 
+def layout_samples(count: int, seed: int = 0) -> list[Sample]:
+    """The first ``count`` ``test``-split ``layout`` requests: 1–2 objects, each with its box."""
+    from vitron.evals.shapes.dataset import make_sample
+
+    return [make_sample("test", index, seed=seed, tasks=["layout"]) for index in range(count)]
+
+
 def animation_samples(limit: int | None = None, seed: int = 0) -> list[Sample]:
     """The first ``test``-split ``image_to_video`` request of each direction (left, right, up,
     down, in that order)."""
@@ -120,6 +128,8 @@ class Shown:
     """The mask of what ``edit_image`` changed (H x W bool), when it reports one."""
     reads: dict[str, str] = field(default_factory=dict)
     """The classifier's reading of the output (inside the target's box for edits)."""
+    objects: list[dict[str, float]] = field(default_factory=list)
+    """A layout's objects as :func:`vitron.evals.scoring.judge_layout` judges them, in order."""
     expected: np.ndarray | None = None
     """What the world itself draws for the sample (the generation reference, the edit's after)."""
     expected_reads: dict[str, str] = field(default_factory=dict)
@@ -196,6 +206,10 @@ def _judge(shown: Shown, judge: Any, options: Any) -> None:
             shown.reads = {"moved": shown.values.get("moved") or "nowhere"}
         return
     shown.output = scoring.predicted_image(outcome, tool)
+    if sample.task == "layout":
+        shown.expected = sample.gold["reference"]
+        shown.objects = shown.values.get("objects") or []
+        return
     result = outcome.last_result(tool)
     mask = (result or {}).get("artifact", {}).get("mask")
     if mask and outcome.workspace is not None:
