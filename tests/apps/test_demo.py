@@ -64,7 +64,8 @@ def test_demo_banner_names_the_trained_and_the_random_parts():
     assert "vitron_llm" in trained and "sam" in trained and "clip" in trained
     assert "sam2_video" in trained and "text_to_image" in trained and "vitron_llm" not in random
     assert "diffusion_signal" in absent and "diffusion_signal" not in trained
-    assert "gligen" in random and "instruct_pix2pix" in trained
+    assert "gligen_inpaint" in random and "instruct_pix2pix" in trained
+    assert "gligen," in trained  # a collage of the text-to-image weights
     assert "Weights from checkpoints" not in describe_profile("tiny")
 
 
