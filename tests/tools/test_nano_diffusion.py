@@ -188,7 +188,7 @@ def test_image_to_video_starts_from_the_picture_and_moves_only_the_named_object(
         result = invoke("image_to_video", image=picture.handle,
                         instruction=sample.calls[0].args["instruction"], seed=0)  # fmt: skip
         assert result.status == "success", result.content
-        assert "moving (the rest held still)" in result.content, result.content
+        assert " fps, the rest held still (seed 0," in result.content, result.content
         frames = np.stack(list(workspace.iter_frames(result.artifact["video"])))
         assert frames.shape == (8, 64, 64, 3)
         judged.append(judge_animation(frames, sample.gold, judge))

@@ -86,6 +86,14 @@ def image_to_video(args: ImageToVideoArgs, call: CallContext) -> ToolOutput:
     )
 
 
+HELD = ", the rest held still"
+"""How the result says that only the named object (the instruction, quoted before it) and its
+path moved. The nano planner was not trained on any such words: with this short form it closed
+0.875 of 40 test animations word for word, with "…, only 'the diamond' and its path down moving
+(the rest held still)" 0.650, and with the words inside the settings' brackets it called more
+tools (tools/profiles/nano/README.md)."""
+
+
 @dataclass(frozen=True)
 class MotionPlan:
     """What ``image_to_video`` lets move: ``area`` (the image's H x W bool; ``None``: all of it),
@@ -121,6 +129,5 @@ def motion_plan(
     box = [float(v) for v in found[0].box]
     area = swept_area(box, direction, width, height)
     if direction is None:
-        return MotionPlan(area, f", only {motion.subject!r} moving (the rest held still)")
-    note = f", only {motion.subject!r} and its path {direction.name} moving (the rest held still)"
-    return MotionPlan(area, note, (box, path_step(box, direction, frames)))
+        return MotionPlan(area, HELD)
+    return MotionPlan(area, HELD, (box, path_step(box, direction, frames)))
