@@ -4,7 +4,7 @@ constrained invocation decoding as the profile sets it), for segmentation and tr
 referring expression copied word for word, and the call executes; its retrieval answers name the
 picture retrieve ranked first; a random planner would pick one of nine modules and could not copy. What
 it does not do yet (see tools/profiles/nano/README.md): copy attributes on text-only requests,
-make a second call after a tool result, answer VQA."""
+make a second call after a tool result, answer VQA as often as issue 13 asks."""
 
 from __future__ import annotations
 
@@ -65,3 +65,23 @@ def test_a_request_without_its_final_mark_still_gets_the_right_tool(tmp_path):
     (run,) = [r for r in report["runs"] if r["name"] == "full"]
     for task in ("referring_segmentation", "grounding"):
         assert run["tasks"][task]["module"] == pytest.approx(1.0), report["records"]
+
+
+def test_nano_planner_reads_pictures_sketched_regions_and_clips_better_than_chance(tmp_path):
+    """The reading tasks, answered in words with no tool: through the graph, on the first 30
+    test samples of each (here VQA 0.767 against chance 0.272, region captions 0.800 against
+    0.033, temporal grounding 0.767, which naming the whole clip also scores). On 400 each
+    (tools/profiles/nano/README.md): VQA 0.637 (issue 13's floor 0.85, missed), region captions
+    0.863, temporal grounding 0.770 (the whole clip: 0.740), so only its floor (0.70) is held
+    here. The micro pipeline's planner does not learn these in its minutes
+    (tests/training/test_micro_pipeline.py), so this is what guards their scoring and decoding
+    with a trained planner."""
+    tasks = ["vqa", "region_caption", "temporal_grounding"]
+    report = evaluate(EvalSettings(profile="nano", workspace=str(tmp_path / "ws"), device="cpu",
+                                   progress=False, split="test", limit=90, tasks=tasks))  # fmt: skip
+    (full,) = [run["tasks"] for run in report["runs"] if run["name"] == "full"]
+    assert all(full[task]["n"] == 30 and full[task]["execution"] == 1.0 for task in tasks), full
+    assert full["vqa"]["accuracy"] > full["vqa"]["chance"]["accuracy"] + 0.15, full["vqa"]
+    caption = full["region_caption"]
+    assert caption["accuracy"] > caption["chance"]["accuracy"] + 0.5, caption
+    assert full["temporal_grounding"]["accuracy"] >= 0.7, full["temporal_grounding"]
