@@ -11,6 +11,7 @@ from vitron.tools.backend import CallContext, Services, build_tools
 from vitron.tools.backends.generate_image import GenerateImageArgs, generate_image
 from vitron.tools.profiles import load_profile
 from vitron.tools.registry import ModelRegistry
+from vitron.tools.workspace import Workspace
 
 
 def pixels(workspace, handle: str) -> np.ndarray:
@@ -74,6 +75,27 @@ def test_regions_with_phrases_use_gligen(invoke, workspace):
     assert images[0].shape == (32, 32, 3)
     assert not np.array_equal(images[0], images[1])  # the boxes steer the result
     assert not np.array_equal(images[0], images[2])
+
+
+def test_a_profile_can_draw_layouts_as_collages_at_any_size(tmp_path):
+    """``pipeline = "collage"`` in the gligen role (what nano sets, since its GLIGEN does not
+    place): the same call, drawn phrase by phrase by text-to-image and put in the boxes."""
+    profile = tmp_path / "collage.toml"
+    profile.write_text('name = "collage"\nextends = "tiny"\n[components.gligen]\n'
+                       'loader = "diffusion"\npipeline = "collage"\ncheckpoint = "tiny"\n'
+                       "steps = 2\n")  # fmt: skip
+    services = Services(workspace=Workspace(tmp_path / "ws"),
+                        models=ModelRegistry(load_profile(str(profile)), device="cpu"))  # fmt: skip
+    tool = {t.name: t for t in build_tools(services)}["generate_image"]
+    args = {"instruction": "a cat and a dog on a grey background", "phrases": ["a cat", "a dog"],
+            "regions": [[0.0, 0.0, 0.5, 0.5], [0.5, 0.25, 1.0, 1.0]], "seed": 2, "width": 48, "height": 32}  # fmt: skip
+    message = tool.invoke({"type": "tool_call", "id": "c", "name": "generate_image", "args": args},
+                          {"configurable": {"thread_id": "t"}})  # fmt: skip
+    assert message.status == "success", message.content
+    assert "(a Stable Diffusion collage, each phrase drawn alone, seed 2" in message.content
+    assert "'a dog' in [0.500, 0.250, 1.000, 1.000]" in message.content
+    image = services.workspace.for_thread("t").get_image(message.artifact["image"])
+    assert image.size == (48, 32)
 
 
 @pytest.mark.parametrize(
