@@ -151,9 +151,10 @@ class CollageEngine(LayoutEngine):
             pieces.append(Piece(drawing.pixels, box))
         pixels, found = compose(pieces)
         missing = [repr(p) for p, ok in zip(phrases, found, strict=True) if not ok]
+        boxes_left = "its box is" if len(missing) == 1 else "their boxes are"
         notes = (
             (f"Nothing stood out from the background in the drawing of {', '.join(missing)}, "
-             "so its box is left empty.",) if missing else ()
+             f"so {boxes_left} left empty.",) if missing else ()
         )  # fmt: skip
         return ImageResult(pixels, flagged, notes)
 
