@@ -18,9 +18,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from vitron.tools.backends.image_to_video import HELD
 from vitron.tools.backends.retrieve import candidate_places
 from vitron.tools.editing import infer_operation, read_instruction
 from vitron.tools.geometry import fmt_box
+from vitron.tools.motion_area import read_motion
 from vitron.tools.placement import add_box, move_box
 
 SIGNAL_NOTE = (
@@ -168,8 +170,14 @@ def _generate_video(d: _Draw, instruction: str, _: str, __: Sequence[str]) -> st
 
 
 def _image_to_video(d: _Draw, instruction: str, media: str, _: Sequence[str]) -> str:
+    """Half the animations whose words name what moves ("the diamond moves down") say the rest
+    was held still, as a profile with ``hold_still`` (nano's) says when it finds the object."""
     said = f" as {instruction!r}" if instruction else ""
-    return f"{d.handle('vid')}: {media} animated{said}, 32x32, 4 frames at 4 fps ({d.settings()})"
+    held = HELD if read_motion(instruction) is not None and d.rng.random() < 0.5 else ""
+    return (
+        f"{d.handle('vid')}: {media} animated{said}, 32x32, 4 frames at 4 fps{held} "
+        f"({d.settings()})"
+    )
 
 
 RESULTS: dict[str, Callable[[_Draw, str, str, Sequence[str]], str]] = {

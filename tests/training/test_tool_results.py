@@ -97,6 +97,34 @@ def test_an_add_drawn_by_plain_inpainting_reads_like_the_tools_own(services, squ
     assert skeleton(message.text) in written("edit_image", instruction, square.handle)
 
 
+def test_a_held_animation_reads_like_the_tools_own(tmp_path, workspace, square, monkeypatch):
+    """With ``hold_still`` (nano's), an animation whose object the detector finds says the rest
+    was held still; training words half of such animations that way."""
+    from vitron.tools.backend import Services, build_tools
+    from vitron.tools.backends import image_to_video
+    from vitron.tools.models.grounding_dino import Detection
+    from vitron.tools.profiles import load_profile
+    from vitron.tools.registry import ModelRegistry
+
+    profile = tmp_path / "held.toml"
+    profile.write_text(
+        'name = "held"\nextends = "tiny"\n[components.image_to_video]\nloader = "diffusion"\n'
+        'pipeline = "image_to_video"\ncheckpoint = "tiny"\nwidth = 32\nheight = 32\n'
+        "frames = 4\nfps = 4\nsteps = 2\nhold_first_frame = true\nhold_still = true\n"
+    )
+    found = [Detection(box=[0.3, 0.3, 0.6, 0.6], label="the red square", score=0.9)]
+    monkeypatch.setattr(image_to_video, "detect", lambda *args, **kwargs: found)
+    models = ModelRegistry(load_profile(profile), device="cpu")
+    tool = {t.name: t for t in build_tools(Services(workspace, models))}["image_to_video"]
+    instruction = "the red square moves right"
+    args = {"image": square.handle, "instruction": instruction, "steps": 2}
+    call = {"type": "tool_call", "id": "c1", "name": "image_to_video", "args": args}
+    message = tool.invoke(call, {"configurable": {"thread_id": THREAD}})
+    assert message.status == "success", message.content
+    assert ", the rest held still (" in message.text
+    assert skeleton(message.text) in written("image_to_video", instruction, square.handle)
+
+
 def test_retrieve_lists_the_ranking_best_first_as_the_tool_does(invoke, workspace, photo):
     other = workspace.put_image(np.zeros((32, 32, 3), dtype=np.uint8))
     message = invoke("retrieve", instruction="a man")
