@@ -274,8 +274,9 @@ def _training_records(profile: str) -> list[str]:
         if spec is None:
             lines.append(f"`{name}`: not in this profile")
         elif spec.options.get("pipeline") == "collage":
-            lines.append(f"`{name}`: no model of its own; a collage of `{Path(spec.checkpoint).name}/`'s "
-                         "drawings, each phrase drawn alone and put in its box by the tool")  # fmt: skip
+            drawer = Path(spec.checkpoint).name
+            lines.append(f"`{name}`: no model of its own; a collage of `{drawer}/`'s drawings, "
+                         "each phrase drawn alone and put in its box by the tool")  # fmt: skip
         elif spec.is_tiny:
             lines.append(f"`{name}`: random weights (`tiny`), nothing learnt")
         elif record is None or not record.is_file():

@@ -84,7 +84,7 @@ DIFFUSION_PROFILE_PARTS = ("text_to_image", "inpaint", "instruct_pix2pix", "text
 VAE_REPORT = "vae_pretrain.json"
 """The VAE's ``pretrain.json``, kept in the text-to-image folder (its VAE is ``vae/`` there)."""
 COMPANIONS: dict[str, tuple[str, ...]] = {
-    "text_to_image": ("image_signal", "diffusion_signal"),
+    "text_to_image": ("image_signal", "diffusion_signal", "gligen"),
     "inpaint": ("image_signal", "diffusion_signal"),
     "instruct_pix2pix": ("image_signal", "diffusion_signal"),
     "text_to_video": ("video_signal", "diffusion_signal", "video_to_video"),
@@ -94,10 +94,11 @@ COMPANIONS: dict[str, tuple[str, ...]] = {
 settings: the ``[GEN]``/``[EDIT]`` and ``[VID]`` projectors the nano pipelines name (no weights
 until the planner's stage 2 aligns them; they make tokens of the nano text encoders' width, 64),
 and the weightless default projector of tiny's random pipelines, so a signal they cannot take is
-set aside rather than failing."""
-READS_FROM = {"video_to_video": "text_to_video"}
+set aside rather than failing; and the box layouts (``gligen``), drawn as collages by the
+text-to-image folder."""
+READS_FROM = {"video_to_video": "text_to_video", "gligen": "text_to_image"}
 """Parts with no folder of their own: nano's video-to-video reads the text-to-video folder (as
-``VideoToVideoSDPipeline``)."""
+``VideoToVideoSDPipeline``), its box layouts the text-to-image one (``pipeline = "collage"``)."""
 BUILD_FILE = "build.json"
 COMMITTED_RECORDS = 6000
 """Training conversations of the committed planner's run, for a ``training.json`` written before

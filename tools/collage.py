@@ -21,7 +21,7 @@ from vitron.tools.compositing import grow, paste
 STANDS_OUT = 40.0
 """RGB distance from the background colour above which a pixel belongs to the drawn object."""
 
-_BACKGROUND = re.compile(r"\b(?:on|against|over) (?:an? |the )?[\w -]*?\bbackground\b", re.I)
+_BACKGROUND = re.compile(r"\b(?:on|against|over) (?:an? |the )?(?:[\w-]+ ){0,3}background\b", re.I)
 _SIZE = re.compile(r"\b(?:small|little|tiny|large|big|huge)\b", re.I)
 
 

@@ -104,10 +104,13 @@ def test_quick_build_writes_a_profile_that_answers_through_the_graph(tmp_path, c
     for part in [*backends, *PLANNER_PARTS, *DIFFUSION_PROFILE_PARTS]:
         assert profile.component(part).checkpoint == str((out / part).resolve()), part
     shipped = load_profile("nano")
-    for part in [*DIFFUSION_PROFILE_PARTS, "video_to_video"]:  # the committed entries' settings
+    for part in [*DIFFUSION_PROFILE_PARTS, "video_to_video", "gligen"]:  # the committed settings
         assert profile.component(part).options == shipped.component(part).options, part
     restyler = profile.component("video_to_video")  # reads the built text-to-video folder
     assert restyler.checkpoint == str((out / "text_to_video").resolve())
+    layouts = profile.component("gligen")  # collages drawn by the built text-to-image folder
+    assert layouts.checkpoint == str((out / "text_to_image").resolve())
+    assert layouts.options["pipeline"] == "collage"
     signal = profile.component("image_signal")  # aligned in stage 2, at nano's width
     assert not signal.is_tiny and signal.options["out_dim"] == 64
     config = json.loads((out / "image_signal" / "projector_config.json").read_text())
@@ -215,6 +218,9 @@ def test_a_full_build_retraces_the_committed_parts_step_counts():
 
 
 def test_profile_file_keeps_the_committed_settings_of_each_part():
+    layouts = profile_text(["text_to_image"], "test build")
+    assert '[components.gligen]\nloader = "diffusion"\npipeline = "collage"' in layouts
+    assert 'checkpoint = "./text_to_image"' in layouts.split("[components.gligen]")[1]
     text = profile_text(["sam", "vitron_llm"], "test build")
     assert 'checkpoint = "./sam"' in text and 'checkpoint = "./vitron_llm"' in text
     assert "constrained = true" in text and "points_per_side = 8" in text  # nano.toml's options

@@ -36,6 +36,9 @@ def test_the_background_clause_is_read_and_each_phrase_drawn_alone_on_it():
         "on a dark green background"
     )
     assert background_words("a cat and a dog") == ""
+    assert background_words("a cat on a sofa and a dog on a plain white background") == (
+        "on a plain white background"
+    )  # the clause that names the background, not the first "on"
     assert object_prompt(
         " a small red circle ", "a small red circle and a star on a white background"
     ) == (
