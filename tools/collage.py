@@ -80,15 +80,21 @@ class Piece:
     box: Sequence[float]
 
 
-def compose(pieces: Sequence[Piece]) -> tuple[np.ndarray, list[bool]]:
-    """The collage: the first drawing's background, then every piece's object scaled into its
-    box, in order (a later one covers an earlier one where they overlap). Also returns, per
+def compose(
+    pieces: Sequence[Piece], backdrop: np.ndarray | None = None
+) -> tuple[np.ndarray, list[bool]]:
+    """The collage: the background of ``backdrop`` (a drawing on the asked background; default:
+    the first piece's drawing), its object painted out, then every piece's object scaled into
+    its box, in order (a later one covers an earlier one where they overlap). Also returns, per
     piece, whether an object was found in its drawing (a piece without one leaves its box
     empty). Every drawing has one size, the picture's."""
     if not pieces:
         raise ValueError("a collage needs at least one piece")
     masks = [cut_out(piece.drawing) for piece in pieces]
-    canvas = cleared(pieces[0].drawing, masks[0])
+    if backdrop is None:
+        canvas = cleared(pieces[0].drawing, masks[0])
+    else:
+        canvas = cleared(backdrop, cut_out(backdrop))
     for piece, mask in zip(pieces, masks, strict=True):
         if mask.any():
             canvas, _ = paste(canvas, piece.drawing, mask, list(piece.box))

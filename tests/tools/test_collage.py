@@ -94,3 +94,17 @@ def test_a_later_piece_covers_an_earlier_one_and_an_empty_drawing_leaves_its_box
     assert (canvas[:8, 16:] == GREY).all()
     with pytest.raises(ValueError, match="at least one"):
         compose([])
+
+
+def test_a_backdrop_gives_the_picture_its_background_and_the_pieces_only_their_objects():
+    """Pieces drawn on another background (a profile's ``collage_background``) bring only their
+    objects; the backdrop, a drawing on the asked background, gives the rest."""
+    beige, black = (200, 190, 160), (20, 20, 25)
+    on_beige = np.full((32, 32, 3), beige, dtype=np.uint8)
+    on_beige[12:20, 10:18] = RED
+    backdrop = np.full((32, 32, 3), black, dtype=np.uint8)
+    backdrop[4:10, 20:26] = BLUE  # its own object is painted out
+    canvas, found = compose([Piece(on_beige, [0.5, 0.5, 1.0, 1.0])], backdrop)
+    assert found == [True]
+    assert (canvas[16:, 16:] == RED).all()
+    assert (canvas[:16] == black).all() and (canvas[:, :16] == black).all()

@@ -80,8 +80,38 @@ def test_a_collage_is_each_phrase_drawn_alone_with_its_own_seed_then_put_in_its_
     steps = [(e["step"], e["total"]) for e in events if e["event"] == "step"]
     assert steps == [(1, 4), (2, 4), (3, 4), (4, 4)]
 
+    # drawn on another background: the pieces there, the picture's background from the first
+    # phrase drawn on the asked one (its own seed), one more run counted in the progress
+    beige = load_diffusion(
+        ComponentSpec(name="gligen", loader="diffusion", checkpoint="tiny", profile="p",
+                      options={"pipeline": "collage", "steps": 2, "collage_background": "beige"}),
+        _LoadContext(torch.device("cpu"), torch.float32, quiet),
+    )  # fmt: skip
+    assert beige.defaults.collage_background == "beige"
+    events.clear()
+    result = beige.generate(
+        Prompt(description), phrases, boxes, width=32, height=32, seed=5, steps=2, guidance=1.0,
+        progress=events.append,
+    )  # fmt: skip
+    on_beige = [
+        drawer.generate(Prompt(object_prompt(p, "on a beige background")), width=32, height=32,
+                        seed=5 + i, steps=2, guidance=1.0, progress=quiet).pixels
+        for i, p in enumerate(phrases)
+    ]  # fmt: skip
+    pieces = [Piece(d, b) for d, b in zip(on_beige, boxes, strict=True)]
+    np.testing.assert_array_equal(result.pixels, compose(pieces, drawings[0])[0])
+    assert [e["total"] for e in events if e["event"] == "step"] == [6] * 6
+
 
 def test_defaults_sizes_and_steps():
+    assert Defaults.from_options({"collage_background": "beige"}).collage_background == "beige"
+    spec = ComponentSpec(
+        name="gligen", loader="diffusion", checkpoint="tiny", profile="p",
+        options={"pipeline": "collage", "collage_background": 3},
+    )  # fmt: skip
+    context = _LoadContext(torch.device("cpu"), torch.float32, quiet)
+    with pytest.raises(VitronToolError, match="'gligen' has a default of the wrong kind.*string"):
+        load_diffusion(spec, context)
     defaults = Defaults.from_options({"width": "64", "guidance": 5, "pipeline": "x"})
     assert (defaults.width, defaults.height, defaults.guidance) == (64, 512, 5.0)
     assert defaults.long_side == 512

@@ -92,7 +92,7 @@ def test_generate_image_draws_what_held_out_descriptions_ask_for(tools):
 def test_generate_image_puts_each_phrase_of_a_layout_in_its_box(tools, models):
     """nano's GLIGEN does not place, so its layouts are collages of text-to-image drawings
     (``pipeline = "collage"``): an object of the asked shape and colour in its box (IoU >= 0.5
-    for its colour's region) for 0.75 of the 160 objects of 100 test requests through the graph;
+    for its colour's region) for 0.86 of the 160 objects of 100 test requests through the graph;
     nano's trained GLIGEN, 0.03 (nano/README.md). The placement is the tool's; the kind is the model's."""
     from vitron.evals.scoring import judge_layout
 

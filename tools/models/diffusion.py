@@ -55,8 +55,8 @@ def load_diffusion(spec: ComponentSpec, context: LoadContext) -> DiffusionEngine
         defaults = Defaults.from_options(spec.options)
     except (TypeError, ValueError) as exc:
         raise VitronToolError(
-            f"profile {spec.profile!r}: component {spec.name!r} has a default that is not a "
-            f"number ({exc})"
+            f"profile {spec.profile!r}: component {spec.name!r} has a default of the wrong "
+            f"kind ({exc})"
         ) from exc
     engine_class = PIPELINES[kind]
     pipeline_class: Callable[..., DiffusionPipeline] = getattr(

@@ -75,6 +75,11 @@ class Defaults:
     (:func:`vitron.tools.motion_area.drift_per_frame`), the noise-initialisation trajectory
     control of training-free video diffusion (as in FreeTraj), for a model that does not move
     the object by the words (nano's): it follows where its noise goes."""
+    collage_background: str = ""
+    """The ``collage`` pipeline (box layouts): the background every phrase is drawn on
+    ("beige"), for a model that draws shapes better on one background than on others (nano's);
+    the picture's own background is then the first phrase drawn on the asked one, its object
+    painted out. Empty: each phrase is drawn on the asked background."""
     carry: float = 0.0
     """``image_to_video`` with ``hold_still``: the named object's box is moved along the asked
     direction (:data:`vitron.tools.motion_area.SPEED` a frame) in the first ``carry`` share of
@@ -91,6 +96,10 @@ class Defaults:
             if item.type == "bool":
                 if not isinstance(value, bool):
                     raise TypeError(f"{item.name} must be true or false, not {value!r}")
+                values[item.name] = value
+            elif item.type == "str":
+                if not isinstance(value, str):
+                    raise TypeError(f"{item.name} must be a string, not {value!r}")
                 values[item.name] = value
             else:
                 values[item.name] = (int if item.type == "int" else float)(value)

@@ -113,8 +113,8 @@ class GligenEngine(LayoutEngine):
 
 class CollageEngine(LayoutEngine):
     """A layout drawn as a collage (:mod:`vitron.tools.collage`) by a Stable Diffusion 1.x
-    text-to-image pipeline: each phrase drawn alone on the description's background, cut out and
-    scaled into its box. For a profile whose GLIGEN does not place (nano's); the placement is
+    text-to-image pipeline: each phrase drawn alone on the description's background (or the
+    profile's ``collage_background``), cut out and scaled into its box. For a profile whose GLIGEN does not place (nano's); the placement is
     the tool's, the drawing the model's."""
 
     pipeline_class = "StableDiffusionPipeline"
@@ -135,21 +135,36 @@ class CollageEngine(LayoutEngine):
         progress: ProgressCallback,
         grounding: float = 0.3,
     ) -> ImageResult:
-        """Phrase ``i`` is drawn with seed ``seed + i``; ``grounding`` is not read (every
-        object lands in its box). Progress counts the steps of all the drawings."""
-        from vitron.tools.collage import Piece, compose, object_prompt
+        """Phrase ``i`` is drawn with seed ``seed + i``, on the profile's ``collage_background``
+        when it sets one (then the first phrase is also drawn on the asked background, for the
+        picture's background); ``grounding`` is not read (every object lands in its box).
+        Progress counts the steps of all the drawings."""
+        from vitron.tools.collage import Piece, background_words, compose, object_prompt
 
-        pieces, flagged = [], False
-        for index, (phrase, box) in enumerate(zip(phrases, boxes, strict=True)):
-            alone = Prompt(object_prompt(phrase, prompt.text), negative=prompt.negative)
+        drawn_on = self.defaults.collage_background
+        on = f"on a {drawn_on} background" if drawn_on else prompt.text
+        asked = background_words(prompt.text)
+        backdrop_too = bool(drawn_on and asked and asked.lower() != on.lower())
+        runs = len(phrases) + backdrop_too
+        flagged = False
+
+        def draw(text: str, index: int, run: int) -> np.ndarray:
+            nonlocal flagged
             output = self.run(
-                alone, seed=seed + index, steps=steps, width=width, height=height,
-                guidance_scale=guidance, progress=_offset_steps(progress, index, len(phrases)),
+                Prompt(text, negative=prompt.negative), seed=seed + index, steps=steps,
+                width=width, height=height, guidance_scale=guidance,
+                progress=_offset_steps(progress, run, runs),
             )  # fmt: skip
             drawing = self._image_result(output)
             flagged |= drawing.flagged
-            pieces.append(Piece(drawing.pixels, box))
-        pixels, found = compose(pieces)
+            return drawing.pixels
+
+        pieces = [Piece(draw(object_prompt(phrase, on), index, index), box)
+                  for index, (phrase, box) in enumerate(zip(phrases, boxes, strict=True))]  # fmt: skip
+        backdrop = None
+        if backdrop_too:  # the first phrase on the asked background, from its own seed
+            backdrop = draw(object_prompt(phrases[0], prompt.text), 0, len(phrases))
+        pixels, found = compose(pieces, backdrop)
         missing = [repr(p) for p, ok in zip(phrases, found, strict=True) if not ok]
         boxes_left = "its box is" if len(missing) == 1 else "their boxes are"
         notes = (
