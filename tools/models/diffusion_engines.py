@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from abc import ABC, abstractmethod
 from typing import ClassVar
 
 import numpy as np
@@ -50,7 +51,7 @@ class TextToImageEngine(DiffusionEngine):
         return self._image_result(output)
 
 
-class LayoutEngine(DiffusionEngine):
+class LayoutEngine(DiffusionEngine, ABC):
     """Text-to-image with a box layout: each phrase drawn inside its box (``generate_image``'s
     ``gligen`` component, whichever way the profile's pipeline does it)."""
 
@@ -60,6 +61,7 @@ class LayoutEngine(DiffusionEngine):
     """Whether the whole description's conditioning (a planner's signal tokens) reaches the
     drawing."""
 
+    @abstractmethod
     def generate(
         self,
         prompt: Prompt,
@@ -76,7 +78,6 @@ class LayoutEngine(DiffusionEngine):
     ) -> ImageResult:
         """An image of ``height x width`` pixels with each phrase in its box; ``boxes`` are
         normalised ``[x1, y1, x2, y2]`` (top-left origin), one per phrase."""
-        raise NotImplementedError
 
 
 class GligenEngine(LayoutEngine):
