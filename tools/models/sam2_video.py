@@ -11,6 +11,11 @@ one forward hook on the model's prompt encoder that appends the tokens of a cont
 sparse prompt embeddings. The variable is set only while the prompt frame is decoded, so the signal
 shapes that frame's mask and the memory and object pointer every later frame reads; unset (no
 signal), the hook returns the encoder's output untouched.
+
+Appearance check (``appearance_check``, a profile option, off unless set): each mask but the
+prompt frame's is emptied when its colours do not match the prompt frame's mask
+(:mod:`vitron.tools.appearance`). SAM 2's memory is left as it is; only what the call yields
+changes. nano sets it, because its tracker follows a neighbour once its target has left.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ try:
 except ImportError:  # transformers < 5.2x names only the fast processor
     from transformers import Sam2ImageProcessorFast as Sam2ImageProcessor
 
+from vitron.tools.appearance import AppearanceCheck
 from vitron.tools.checkpoints import load_pretrained
 from vitron.tools.errors import MediaError, VitronToolError
 from vitron.tools.profiles import ComponentSpec
@@ -105,11 +111,16 @@ class Sam2VideoEngine:
         model: Sam2VideoModel,
         processor: Sam2VideoProcessor,
         max_frames: int = DEFAULT_MAX_FRAMES,
+        appearance_check: float = 0.0,
     ) -> None:
         self.model = model
         self.processor = processor
         self.max_frames = max_frames
         """The most frames one call may track (a profile option; ``stride`` subsamples longer)."""
+        AppearanceCheck(appearance_check)  # a threshold outside 0..1 fails here, not mid-call
+        self.appearance_check = appearance_check
+        """The least colour-histogram overlap with the prompt frame's mask that a later mask
+        needs to be kept (0: every mask kept)."""
         if not getattr(model.prompt_encoder, _HOOKED, False):  # one hook per model, however wrapped
             model.prompt_encoder.register_forward_hook(_append_extra_tokens)
             setattr(model.prompt_encoder, _HOOKED, True)
@@ -147,6 +158,8 @@ class Sam2VideoEngine:
         (``N x prompt_dim``) join the prompt frame's sparse prompt embeddings. ``memory_window``:
         frames further back than this are forgotten (``"auto"``: what the model can read;
         ``None``: keep everything). ``progress`` gets the number of frames done after each one.
+        A mask whose colours do not match the prompt frame's comes out empty when the engine has an
+        ``appearance_check``.
         """
         window = self.memory_window if memory_window == "auto" else memory_window
         stream = iter(frames)
@@ -162,6 +175,7 @@ class Sam2VideoEngine:
             inference_device=self._device, dtype=self._dtype
         )
         self._add_prompt(session, prompt_frame, prompt, size)
+        appearance = AppearanceCheck(self.appearance_check)
         done = 0
 
         def step(index: int, frame: np.ndarray, reverse: bool = False) -> np.ndarray:
@@ -170,10 +184,12 @@ class Sam2VideoEngine:
             done += 1
             if progress:
                 progress(done)
-            return mask
+            return mask if index == prompt_frame else appearance.check(frame, mask)
 
         with _extra_tokens(extra_tokens):
-            prompt_mask = step(prompt_frame, held.pop())
+            prompt_pixels = held.pop()
+            prompt_mask = step(prompt_frame, prompt_pixels)
+        appearance.set_reference(prompt_pixels, prompt_mask)
         before: list[np.ndarray] = []
         for index in range(prompt_frame - 1, -1, -1):
             before.append(step(index, held.pop(), reverse=True))
@@ -289,6 +305,13 @@ def _forget(session: Any, *frames: int) -> None:
 
 @component_loader("sam2_video")
 def load_sam2_video(spec: ComponentSpec, context: LoadContext) -> Sam2VideoEngine:
+    try:  # checked before any weights are read
+        appearance_check = float(spec.options.get("appearance_check", 0.0))
+        AppearanceCheck(appearance_check)
+    except (TypeError, ValueError) as exc:
+        raise VitronToolError(
+            f"profile {spec.profile!r}: component {spec.name!r} option appearance_check: {exc}"
+        ) from exc
     if spec.is_tiny:
         model, processor = build_tiny_sam2_video(int(spec.options.get("seed", 0)))
     else:
@@ -296,4 +319,5 @@ def load_sam2_video(spec: ComponentSpec, context: LoadContext) -> Sam2VideoEngin
         processor = load_pretrained(spec, Sam2VideoProcessor.from_pretrained)
     model = model.to(device=context.device, dtype=context.dtype).eval()
     max_frames = int(spec.options.get("max_frames", DEFAULT_MAX_FRAMES))
-    return Sam2VideoEngine(model, processor, max_frames=max_frames)
+    return Sam2VideoEngine(model, processor, max_frames=max_frames,
+                           appearance_check=appearance_check)  # fmt: skip
