@@ -232,6 +232,34 @@ def test_committed_nano_sam2_follows_its_box(nano_engine):
     assert np.mean(on_target) > 0.7 and np.mean(overlap) < 0.2, (on_target, overlap)
 
 
+def test_the_profiles_appearance_check_stops_masks_on_neighbours(nano_engine):
+    """nano's tracker follows a neighbour once its target has left; the profile's appearance
+    check (``appearance_check``) empties those masks and keeps the target's. The first 24 held-out
+    clips, gold box on frame 0: without it 21 masks on frames the target had left (J&F 0.776),
+    with it none, 3 of 189 masks on the target lost (0.838)."""
+    assert nano_engine.appearance_check > 0
+    unchecked = Sam2VideoEngine(nano_engine.model, nano_engine.processor)
+    scores = {"checked": [], "unchecked": []}
+    on_absent = {"checked": 0, "unchecked": 0}
+    on_present = {"checked": 0, "unchecked": 0}
+    for index in range(24):
+        sample = make_sample("test", index, tasks=["tracking"])
+        gold = np.asarray(sample.gold["masks"], dtype=bool)
+        absent = ~gold.reshape(len(gold), -1).any(axis=1)
+        box = region_to_pixels(_gold_box(gold), SIZE, SIZE).tolist()
+        for name, engine in (("checked", nano_engine), ("unchecked", unchecked)):
+            pred = np.stack(
+                list(engine.track(iter(sample.media[0].pixels), 0, VideoPrompt(box=box)))
+            )
+            seen = pred.reshape(len(pred), -1).any(axis=1)
+            on_absent[name] += int((seen & absent).sum())
+            on_present[name] += int((seen & ~absent).sum())
+            scores[name].append(j_and_f(pred, gold)["J&F"])
+    assert on_absent["unchecked"] >= 10 and on_absent["checked"] <= on_absent["unchecked"] // 4
+    assert on_present["checked"] >= 0.95 * on_present["unchecked"], on_present
+    assert np.mean(scores["checked"]) > np.mean(scores["unchecked"]) + 0.03, scores
+
+
 def test_a_planner_signal_goes_through_the_trained_sam2_projector(track):
     """nano's SAM 2 takes 128-wide prompt tokens; the planner's stage 2 trained the [TRK]
     projector for it (nano/sam2_signal), so a 64-d signal is projected and used, not set aside."""
