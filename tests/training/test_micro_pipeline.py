@@ -12,7 +12,12 @@ and temporal grounding; nor region captions (the colour and shape of a sketched 
 stay near chance (seed 0: 0.111 against 0.033). More reading does not fit in these minutes: with
 600 reading conversations instead of 200 (2026-12-07, seed 0, 200 test samples each) VQA was 0.36
 (chance 0.31), region captions 0.02, and the tool tasks fell (module 0.375 on grounding and
-tracking). The committed planner's reading is held above chance by
+tracking). Nor on 2026-12-07 (seed 0, 50 test samples each; a trainer option, not kept): the tower
+trained at a twentieth of the LLM's rate (so its dense features survive) gave VQA 0.38 (chance
+0.28) and region captions 0.02, the same with 400 reading conversations and 400 steps 0.40 and 0.00
+(referring segmentation cIoU fell to 0.04), and a run of reading alone (1600 reading conversations,
+120 tool ones, the tower frozen) 0.32 and 0.02: every region got one caption ("a large dotted red
+triangle"). The committed planner's reading is held above chance by
 ``tests/agent/test_nano_planner.py`` instead.
 The nano planner itself trains for about 50 minutes (tools/profiles/nano/README.md)."""
 
