@@ -115,8 +115,8 @@ class GligenEngine(LayoutEngine):
 class CollageEngine(LayoutEngine):
     """A layout drawn as a collage (:mod:`vitron.tools.collage`) by a Stable Diffusion 1.x
     text-to-image pipeline: each phrase drawn alone on the description's background (or the
-    profile's ``collage_background``), cut out and scaled into its box. For a profile whose GLIGEN does not place (nano's); the placement is
-    the tool's, the drawing the model's."""
+    profile's ``collage_background``), cut out and scaled into its box. For a profile whose
+    GLIGEN does not place (nano's); the placement is the tool's, the drawing the model's."""
 
     pipeline_class = "StableDiffusionPipeline"
     method = "a Stable Diffusion collage, each phrase drawn alone"
@@ -160,8 +160,8 @@ class CollageEngine(LayoutEngine):
             flagged |= drawing.flagged
             return drawing.pixels
 
-        pieces = [Piece(draw(object_prompt(phrase, on), index, index), box)
-                  for index, (phrase, box) in enumerate(zip(phrases, boxes, strict=True))]  # fmt: skip
+        pairs = enumerate(zip(phrases, boxes, strict=True))
+        pieces = [Piece(draw(object_prompt(phrase, on), i, i), box) for i, (phrase, box) in pairs]
         backdrop = None
         if backdrop_too:  # the first phrase on the asked background, from its own seed
             backdrop = draw(object_prompt(phrases[0], prompt.text), 0, len(phrases))
