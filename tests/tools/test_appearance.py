@@ -1,6 +1,7 @@
 """The colour-histogram check on tracked masks (``vitron.tools.appearance``) and its place in
 ``Sam2VideoEngine.track``: a mask on an object of other colours than the prompt frame's target is
-emptied, a mask on the target is kept, and without the option nothing changes."""
+emptied, a part of a mask on such an object is removed, a mask on the target is kept, and without
+the option nothing changes."""
 
 from __future__ import annotations
 
@@ -56,6 +57,24 @@ def test_the_check_empties_a_mask_on_other_colours_and_keeps_the_target():
     off = AppearanceCheck(0.0)
     off.set_reference(first, square(2, 2))
     assert off.check(later, square(20, 20)).sum() == 64  # threshold 0: every mask kept
+
+
+def test_each_connected_part_is_judged_on_its_own():
+    """A mask on the target that also spills onto a neighbour (as SAM 2 does after the two have
+    touched) loses the neighbour's part only; judged whole, the target's pixels would keep it."""
+    first = scene({(2, 2): RED, (20, 20): BLUE})
+    check = AppearanceCheck(0.3)
+    check.set_reference(first, square(2, 2))
+    later = scene({(4, 2): RED, (20, 20): BLUE})
+    spilled = square(4, 2) | square(20, 20)
+    assert histogram_overlap(check.reference, colour_histogram(later, spilled)) >= 0.3
+    assert np.array_equal(check.check(later, spilled), square(4, 2))
+    assert (check.dropped, check.trimmed) == (0, 1)
+    split = scene({(2, 2): RED, (20, 20): RED})  # the target seen in two parts: both kept
+    both = square(2, 2) | square(20, 20)
+    assert np.array_equal(check.check(split, both), both)
+    assert not check.check(later, square(20, 20)).any()  # the neighbour alone: emptied
+    assert (check.dropped, check.trimmed) == (1, 1)
 
 
 def test_without_a_reference_every_mask_is_kept():
