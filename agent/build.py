@@ -23,6 +23,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 from vitron.agent.configuration import VitronConfig
 from vitron.agent.modeling import VitronForCausalLM
 from vitron.agent.modeling.image_encoder import load_vision_tower
+from vitron.agent.objects import ObjectFinderSettings, sam_object_finder, save_object_finder
 from vitron.agent.processing import VitronProcessor
 from vitron.agent.released import load_released_vitron
 from vitron.agent.shared_tower import TOWER_FILE, load_with_tower, shared_tower
@@ -139,7 +140,8 @@ def load_vitron(
     """Load a saved Vitron LLM and its processor (both written to ``path_or_id``).
 
     A folder that names its image tower instead of holding it (:mod:`vitron.agent.shared_tower`)
-    gets that tower. With ``lora`` (a PEFT adapter directory), the adapter is applied; ``merge=True`` folds it
+    gets that tower; one that names a segmenter (``object_finder.json``) reads objects through it
+    (:mod:`vitron.agent.objects`). With ``lora`` (a PEFT adapter directory), the adapter is applied; ``merge=True`` folds it
     into the weights and returns a plain ``VitronForCausalLM``, otherwise a ``PeftModel``.
     """
     dtype = _dtype(dtype) if dtype else None
@@ -159,6 +161,9 @@ def load_vitron(
         model.to(device)
     model.eval()
     processor = VitronProcessor.from_pretrained(path_or_id)
+    settings = ObjectFinderSettings.read(path_or_id) if Path(path_or_id).is_dir() else None
+    if settings is not None:  # the planner reads objects: the segmenter it was trained with
+        processor.object_finder = sam_object_finder(settings, path_or_id)
     return model, processor
 
 
@@ -166,10 +171,12 @@ def save_vitron(
     model: VitronForCausalLM, processor: VitronProcessor, directory: str | Path
 ) -> None:
     """Write model weights (safetensors), config and processor so :func:`load_vitron` reads them.
-    The weights hold the image tower, so a stale note naming a shared one is removed."""
+    The weights hold the image tower, so a stale note naming a shared one is removed; a processor
+    that reads objects names its segmenter (:mod:`vitron.agent.objects`)."""
     model.save_pretrained(directory)
     (Path(directory) / TOWER_FILE).unlink(missing_ok=True)
     processor.save_pretrained(directory)
+    save_object_finder(processor.object_finder, directory)
 
 
 def add_lora(

@@ -19,10 +19,10 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -64,6 +64,19 @@ PROCESSOR_FILE = "vitron_processor.json"
 # --------------------------------------------------------------------------------------------
 # processor
 
+
+class Expanded(NamedTuple):
+    """Texts with placeholders expanded, and every ``<region>`` token's mask in order: the
+    regions given and, with an object finder, the objects after each picture."""
+
+    texts: list[str]
+    sources: list[int]
+    """Per region: the index of the picture it is drawn on."""
+    masks: list[Any]
+    marked: list[bool]
+    """Per region: whether it marks its picture's tokens (a region given; an object does not)."""
+
+
 _PLACEHOLDER_RE = re.compile("|".join(re.escape(t) for t in PLACEHOLDER_TOKENS))
 
 
@@ -81,6 +94,7 @@ class VitronProcessor:
         image_mean: Sequence[float] = tuple(OPENAI_CLIP_MEAN),
         image_std: Sequence[float] = tuple(OPENAI_CLIP_STD),
         template: ChatTemplate | None = None,
+        object_finder: Callable[[ImageInput], list[np.ndarray]] | None = None,
     ) -> None:
         self.tokenizer = tokenizer
         self.token_ids = vitron_token_ids(tokenizer)
@@ -93,6 +107,9 @@ class VitronProcessor:
         self.image_mean = torch.tensor(image_mean, dtype=torch.float32)[:, None, None]
         self.image_std = torch.tensor(image_std, dtype=torch.float32)[:, None, None]
         self.template = template or ChatTemplate()
+        self.object_finder = object_finder
+        """Pictures -> their objects' masks (:class:`~vitron.agent.objects.ObjectFinder`): with
+        one, each picture's image tokens are followed by one unmarked ``<region>`` per object."""
 
     @classmethod
     def from_config(
@@ -247,11 +264,11 @@ class VitronProcessor:
                 )
 
         sampled = [self.sample_video(v) for v in videos]
-        expanded, region_sources = self._expand(texts, sampled, regions)
+        expanded = self._expand(texts, sampled, regions, self.find_objects(images))
         batch = self.tokenizer(
-            expanded, padding=True, padding_side=padding_side, return_tensors="pt"
+            expanded.texts, padding=True, padding_side=padding_side, return_tensors="pt"
         )
-        self._check_token_counts(batch["input_ids"], len(images), sampled, len(regions))
+        self._check_token_counts(batch["input_ids"], len(images), sampled, len(expanded.masks))
         data: dict[str, Any] = {
             "input_ids": batch["input_ids"],
             "attention_mask": batch["attention_mask"],
@@ -262,10 +279,18 @@ class VitronProcessor:
             frame_counts = {len(s.indices) for s in sampled}
             pixels = [s.pixels for s in sampled]
             data["pixel_values_videos"] = torch.stack(pixels) if len(frame_counts) == 1 else pixels
-        if regions:
-            data["region_masks"] = torch.stack([self.preprocess_mask(r.mask) for r in regions])
-            data["region_image_index"] = torch.tensor(region_sources, dtype=torch.long)
+        if expanded.masks:
+            data["region_masks"] = torch.stack([self.preprocess_mask(m) for m in expanded.masks])
+            data["region_image_index"] = torch.tensor(expanded.sources, dtype=torch.long)
+            if not all(expanded.marked):
+                data["region_marked"] = torch.tensor(expanded.marked, dtype=torch.bool)
         return BatchFeature(data)
+
+    def find_objects(self, images: Sequence[ImageInput]) -> list[list[np.ndarray]] | None:
+        """Each picture's object masks (``H x W`` bool), or ``None`` without an object finder."""
+        if self.object_finder is None:
+            return None
+        return [self.object_finder(image) for image in images]
 
     def encode_chat(
         self, turns: Sequence[Turn], *, add_generation_prompt: bool = True
@@ -281,10 +306,18 @@ class VitronProcessor:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     def _expand(
-        self, texts: list[str], sampled: list[SampledVideo], regions: list[RegionInput]
-    ) -> tuple[list[str], list[int]]:
+        self,
+        texts: list[str],
+        sampled: list[SampledVideo],
+        regions: list[RegionInput],
+        objects: list[list[np.ndarray]] | None = None,
+    ) -> Expanded:
+        """Placeholders expanded in ``texts``; ``objects`` (per picture, in order) add one
+        unmarked region after that picture's image tokens."""
         image_count = video_count = region_count = 0
         sources: list[int] = []
+        masks: list[Any] = []
+        marked: list[bool] = []
         out: list[str] = []
         for text in texts:
             pieces: list[str] = []
@@ -296,6 +329,11 @@ class VitronProcessor:
                 token = match.group(0)
                 if token == IMAGE_TOKEN:
                     pieces.append(IMAGE_TOKEN * self.tokens_per_image)
+                    for mask in objects[image_count] if objects is not None else []:
+                        pieces.append(REGION_TOKEN)
+                        sources.append(image_count)
+                        masks.append(mask)
+                        marked.append(False)
                     last_image = image_count
                     image_count += 1
                 elif token == VIDEO_TOKEN:
@@ -312,6 +350,8 @@ class VitronProcessor:
                             f"region {region_count - 1} names no image and no <image> precedes it in its text"
                         )
                     sources.append(source)
+                    masks.append(region.mask)
+                    marked.append(True)
                     pieces.append(REGION_TOKEN)
             pieces.append(text[position:])
             out.append("".join(pieces))
@@ -320,7 +360,7 @@ class VitronProcessor:
             raise ValueError(
                 f"regions refer to images {bad}, but only {image_count} image(s) were given"
             )
-        return out, sources
+        return Expanded(out, sources, masks, marked)
 
     def _check_token_counts(
         self, input_ids: torch.Tensor, images: int, sampled: list[SampledVideo], regions: int

@@ -241,6 +241,7 @@ class VitronForCausalLM(VitronPreTrainedModel, GenerationMixin):
         pixel_values_videos: VideoPixels | None = None,
         region_masks: torch.Tensor | None = None,
         region_image_index: torch.Tensor | None = None,
+        region_marked: torch.Tensor | None = None,
         *,
         check_placeholders: bool = True,
     ) -> torch.Tensor:
@@ -248,8 +249,9 @@ class VitronForCausalLM(VitronPreTrainedModel, GenerationMixin):
 
         Images fill ``<image>`` placeholders (``tokens_per_image`` each), videos ``<video>``
         placeholders (``frames * tokens_per_frame`` each), region masks ``<region>``
-        placeholders (one each). With ``check_placeholders``, placeholders without media are an
-        error too.
+        placeholders (one each). ``region_marked`` (R,) bool says which regions lay their mark on
+        their image's tokens (default: all; the processor's object tokens do not). With
+        ``check_placeholders``, placeholders without media are an error too.
         """
         config = self.config
         embeds = self.get_input_embeddings()(input_ids)
@@ -260,11 +262,21 @@ class VitronForCausalLM(VitronPreTrainedModel, GenerationMixin):
                 region_image_index = self._region_sources(
                     region_masks, region_image_index, tokens.shape[0]
                 )
+                marked = (
+                    torch.ones(region_masks.shape[0], dtype=torch.bool)
+                    if region_marked is None
+                    else region_marked.to(torch.bool)
+                ).to(region_masks.device)
+                if marked.shape != (region_masks.shape[0],):
+                    raise ValueError(
+                        f"region_marked must be ({region_masks.shape[0]},) for "
+                        f"{region_masks.shape[0]} region masks, got {tuple(marked.shape)}"
+                    )
                 tokens = self.region_encoder.mark_images(
                     tokens,
                     patches.grid,
-                    region_masks.to(tokens.device),
-                    region_image_index,
+                    region_masks[marked].to(tokens.device),
+                    region_image_index[marked.to(region_image_index.device)],
                     num_prefix=patches.num_prefix,
                 )
             embeds = scatter_placeholders(
@@ -315,7 +327,8 @@ class VitronForCausalLM(VitronPreTrainedModel, GenerationMixin):
     def embed_batch(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         """A processor batch -> ``{"inputs_embeds", "attention_mask"}`` for ``generate(**...)``
         or a manual decoding loop (the ``inputs_embeds`` path)."""
-        media = ("pixel_values", "pixel_values_videos", "region_masks", "region_image_index")
+        media = ("pixel_values", "pixel_values_videos", "region_masks", "region_image_index",
+                 "region_marked")  # fmt: skip
         embeds = self.embed_inputs(batch["input_ids"], **{k: batch[k] for k in media if k in batch})
         return {"inputs_embeds": embeds, "attention_mask": batch["attention_mask"]}
 
@@ -354,6 +367,7 @@ class VitronForCausalLM(VitronPreTrainedModel, GenerationMixin):
         pixel_values_videos: VideoPixels | None = None,
         region_masks: torch.Tensor | None = None,
         region_image_index: torch.Tensor | None = None,
+        region_marked: torch.Tensor | None = None,
         use_cache: bool | None = None,
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
@@ -377,6 +391,7 @@ class VitronForCausalLM(VitronPreTrainedModel, GenerationMixin):
                 pixel_values_videos,
                 region_masks,
                 region_image_index,
+                region_marked,
                 check_placeholders=_is_prefill(past_key_values),
             )
         elif any(x is not None for x in (pixel_values, pixel_values_videos, region_masks)):
@@ -441,6 +456,7 @@ class VitronForCausalLM(VitronPreTrainedModel, GenerationMixin):
                 "pixel_values_videos",
                 "region_masks",
                 "region_image_index",
+                "region_marked",
             ):
                 inputs.pop(key, None)
         return inputs

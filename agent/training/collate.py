@@ -121,18 +121,22 @@ class Collator:
             texts.append(text)
             spans.append(reply_spans)
             row_videos = [m for m in media if isinstance(m, VideoInput)]
-            rows.append((row_videos, sample.regions))
+            row_images = [m for m in media if isinstance(m, Image.Image)]
+            rows.append((row_videos, sample.regions, row_images))
             regions += [RegionInput(r.mask, _shift(r.image, len(images))) for r in sample.regions]
-            images += [m for m in media if isinstance(m, Image.Image)]
+            images += row_images
             videos += row_videos
         encoded = self.processor(texts, images, videos, regions, padding_side="right")
         input_ids = encoded["input_ids"]
         labels = torch.full_like(input_ids, IGNORE_INDEX)
-        for row, (text, reply_spans, (row_videos, row_regions)) in enumerate(
+        for row, (text, reply_spans, (row_videos, row_regions, row_images)) in enumerate(
             zip(texts, spans, rows, strict=True)
         ):
             sampled = [self.processor.sample_video(v) for v in row_videos]
-            self._label_row(row, text, reply_spans, sampled, row_regions, input_ids, labels)
+            objects = self.processor.find_objects(row_images)  # cached: found once per picture
+            self._label_row(
+                row, text, reply_spans, (sampled, row_regions, objects), input_ids, labels
+            )
         labels[encoded["attention_mask"] == 0] = IGNORE_INDEX
         if self.max_length is not None and input_ids.shape[1] > self.max_length:
             raise ValueError(
@@ -202,8 +206,7 @@ class Collator:
         row: int,
         text: str,
         spans: list[tuple[int, int]],
-        sampled: list[Any],
-        regions: list[RegionInput],
+        media: tuple[list[Any], list[RegionInput], list[list[Any]] | None],
         input_ids: torch.Tensor,
         labels: torch.Tensor,
     ) -> None:
@@ -212,12 +215,12 @@ class Collator:
         Spans are measured in the unexpanded text; each start is moved by what the expansion
         of the text before it adds (replies hold no placeholders), then tokens are matched
         through the tokenizer's offsets in the expanded text — the text the processor tokenized,
-        which is checked.
+        which is checked. ``media``: the row's sampled videos, regions and objects per picture.
         """
 
         def expand(part: str) -> str:
             # the processor's own expansion, so token counts and timestamp lines are identical
-            return self.processor._expand([part], sampled, regions)[0][0]
+            return self.processor._expand([part], *media).texts[0]
 
         shifted = []
         for start, end in spans:

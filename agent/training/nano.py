@@ -248,6 +248,18 @@ def _profile_path(profile: str, component: str) -> Path:
     return path if path.is_absolute() else Path(loaded.source).parent / path
 
 
+def object_finder_for(profile: str) -> Any:
+    """An object finder over ``profile``'s SAM, with the automatic generator's settings
+    ``segment_image`` uses there (:mod:`vitron.agent.objects`)."""
+    from vitron.agent.objects import ObjectFinderSettings, sam_object_finder
+    from vitron.tools.profiles import load_profile
+
+    automatic = dict(load_profile(profile).component("sam").options.get("automatic", {}))
+    settings = ObjectFinderSettings(source=str(_profile_path(profile, "sam").resolve()),
+                                    automatic=automatic)  # fmt: skip
+    return sam_object_finder(settings, ".")
+
+
 TOWER_COMPONENT = "clip_tower"
 """The profile component (and folder) of the planner's image tower."""
 
@@ -267,12 +279,14 @@ def train_nano(run: str | Path, *, seed: int = 0, records: int = DEFAULT_RECORDS
                stage_overrides: dict[str, dict] | None = None,
                reading_records: int = DEFAULT_READING_RECORDS,
                region_records: int = DEFAULT_REGION_RECORDS,
+               objects: bool = False,
                ) -> dict[str, Any]:  # fmt: skip
     """Train the nano Vitron under ``run``: data (``data/`` every task, ``reading/`` the
     :data:`READING_TASKS`, ``regions_data/`` region captions when ``regions`` has steps),
     ``init/``, then ``base/``, ``regions/``, ``align/``, ``invoke/``, ``ground/`` (each a ``vitron
     train`` run directory). Resumable: a finished step is skipped, an interrupted stage resumes
-    from its latest checkpoint. Returns wall times per step."""
+    from its latest checkpoint. With ``objects``, the planner reads each picture's objects too,
+    as the profile's SAM finds them (:func:`object_finder_for`). Returns wall times per step."""
     import json
     import time
 
@@ -308,6 +322,8 @@ def train_nano(run: str | Path, *, seed: int = 0, records: int = DEFAULT_RECORDS
         start = time.monotonic()
         model, processor = build_nano_vitron(clip or tower_source(profile), seed=seed,
                                              corpus_samples=corpus_samples)  # fmt: skip
+        if objects:
+            processor.object_finder = object_finder_for(profile)
         save_vitron(model, processor, run / "init")
         times["init"] = time.monotonic() - start
     configs = stage_configs(run, seed=seed, profile=profile, steps=steps, overrides=overrides,
@@ -335,6 +351,7 @@ def publish(run: str | Path, profile_dir: str | Path, *, suffix: str = "") -> di
     (:mod:`vitron.agent.shared_tower`)."""
     import json
 
+    from vitron.agent.objects import OBJECT_FINDER_FILE, move_object_finder
     from vitron.agent.shared_tower import share_tower
 
     run, profile_dir = Path(run), Path(profile_dir)
@@ -342,10 +359,12 @@ def publish(run: str | Path, profile_dir: str | Path, *, suffix: str = "") -> di
         f"{name}{suffix}": run / "invoke" / "projectors" / name for name in PROJECTORS
     }
     _replace_folders(copies, profile_dir, "finish the run first")
+    move_object_finder(copies[f"vitron_llm{suffix}"], profile_dir / f"vitron_llm{suffix}")
     planner, tower = profile_dir / f"vitron_llm{suffix}", profile_dir / TOWER_COMPONENT
     shared = tower.is_dir() and share_tower(planner, tower)
     summary: dict[str, Any] = {"times_s": json.loads((run / "times.json").read_text())}
     summary["vision_tower"] = f"shared: ../{TOWER_COMPONENT}" if shared else "in the weights"
+    summary["objects"] = (planner / OBJECT_FINDER_FILE).is_file()
     for part, key in (
         ("data", "records"),
         ("reading", "reading_records"),
@@ -480,6 +499,11 @@ def main(argv: list[str] | None = None) -> int:
                         "(default: the profile's clip_tower, else its clip)")  # fmt: skip
     parser.add_argument("--publish", help="then copy the planner into this profile folder")
     parser.add_argument(
+        "--objects", action="store_true",
+        help="the planner reads each picture's objects too (one token per object the profile's "
+        "SAM finds, after the picture's patches; vitron.agent.objects)",
+    )  # fmt: skip
+    parser.add_argument(
         "--no-synergy", action="store_true",
         help="train without synergy learning (the ablation's planner; published with the "
         "suffix _no_synergy)",
@@ -546,6 +570,7 @@ def main(argv: list[str] | None = None) -> int:
             clip=args.clip,
             overrides=overrides or None,
             stage_overrides=stage_overrides,
+            objects=args.objects,
             **sizes,
         )
     )

@@ -40,6 +40,22 @@ def test_the_planner_and_every_projector_land_in_the_profile(tmp_path, suffix):
     assert written["times_s"] == {"base": 10.0} and "data" not in written["base"]["config"]
 
 
+def test_a_planner_that_reads_objects_names_the_profiles_segmenter_after_publishing(tmp_path):
+    from vitron.agent.objects import OBJECT_FINDER_FILE, ObjectFinderSettings
+
+    run, profile = finished_run(tmp_path / "run"), tmp_path / "profile"
+    (profile / "sam").mkdir(parents=True)
+    # as save_vitron wrote it in the run: relative to run/ground/llm
+    ObjectFinderSettings(source="../../../profile/sam").save(run / "ground" / "llm")
+    summary = publish(run, profile)
+    moved = ObjectFinderSettings.read(profile / "vitron_llm")
+    assert moved is not None and moved.source == "../sam"
+    assert moved.source_path(profile / "vitron_llm") == (profile / "sam").resolve()
+    assert summary["objects"] is True
+    (run / "ground" / "llm" / OBJECT_FINDER_FILE).unlink()
+    assert publish(run, profile)["objects"] is False
+
+
 def test_an_unfinished_run_is_refused_and_the_profile_left_alone(tmp_path):
     run = finished_run(tmp_path / "run")
     (run / "invoke" / "projectors" / "sam2_signal" / "projector_config.json").unlink()
