@@ -173,4 +173,3 @@ def test_a_nano_run_reads_objects_through_the_profiles_sam_with_segment_images_s
     found = finder(sample.media[0].pixels)
     assert 1 <= len(found) <= finder.settings.max_objects
     assert all(m.shape == (64, 64) and 0 < m.mean() <= 0.4 for m in found)
-
