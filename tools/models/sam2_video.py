@@ -12,10 +12,10 @@ sparse prompt embeddings. The variable is set only while the prompt frame is dec
 shapes that frame's mask and the memory and object pointer every later frame reads; unset (no
 signal), the hook returns the encoder's output untouched.
 
-Appearance check (``appearance_check``, a profile option, off unless set): each mask but the
-prompt frame's is emptied when its colours do not match the prompt frame's mask
-(:mod:`vitron.tools.appearance`). SAM 2's memory is left as it is; only what the call yields
-changes. nano sets it, because its tracker follows a neighbour once its target has left.
+Appearance check (``appearance_check``, a profile option, off unless set): in each mask but the
+prompt frame's, the connected parts whose colours do not match the prompt frame's mask are
+removed (:mod:`vitron.tools.appearance`). SAM 2's memory is left as it is; only what the call
+yields changes. nano sets it, because its tracker follows a neighbour once its target has left.
 """
 
 from __future__ import annotations
@@ -158,8 +158,8 @@ class Sam2VideoEngine:
         (``N x prompt_dim``) join the prompt frame's sparse prompt embeddings. ``memory_window``:
         frames further back than this are forgotten (``"auto"``: what the model can read;
         ``None``: keep everything). ``progress`` gets the number of frames done after each one.
-        A mask whose colours do not match the prompt frame's comes out empty when the engine has an
-        ``appearance_check``.
+        With an ``appearance_check``, the parts of a mask whose colours do not match the prompt
+        frame's are removed (all of them: the mask comes out empty).
         """
         window = self.memory_window if memory_window == "auto" else memory_window
         stream = iter(frames)
