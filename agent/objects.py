@@ -171,8 +171,14 @@ def sam_object_finder(
     from vitron.tools.models.sam import load_sam
     from vitron.tools.profiles import ComponentSpec
 
+    source = settings.source_path(planner_folder)
+    if not source.exists():
+        raise FileNotFoundError(
+            f"{Path(planner_folder) / OBJECT_FINDER_FILE} names the segmenter {settings.source!r}, "
+            f"which is not there ({source}): put the SAM folder there or fix the file's source"
+        )
     spec = ComponentSpec(name="object_finder", loader="sam", profile="planner",
-                         checkpoint=str(settings.source_path(planner_folder)),
+                         checkpoint=str(source),
                          options={"automatic": dict(settings.automatic)})  # fmt: skip
     context = types.SimpleNamespace(device=torch.device(device), dtype=torch.float32)
     engine = load_sam(spec, context)

@@ -154,6 +154,16 @@ def test_a_planner_folder_names_its_segmenter_and_loading_it_reads_objects(tmp_p
     move_object_finder(tmp_path / "run" / "llm", tmp_path / "profile" / "vitron_llm")
     moved = json.loads((tmp_path / "profile" / "vitron_llm" / OBJECT_FINDER_FILE).read_text())
     assert moved["source"] == "../sam"
+    # a segmenter that is not where the folder says: a clear error naming both
+    moved_source = json.loads(
+        (tmp_path / "profile" / "vitron_llm" / OBJECT_FINDER_FILE).read_text()
+    )
+    moved_source["source"] = "../gone"
+    (tmp_path / "profile" / "vitron_llm" / OBJECT_FINDER_FILE).write_text(json.dumps(moved_source))
+    with pytest.raises(
+        FileNotFoundError, match=r"object_finder.json names the segmenter '../gone'"
+    ):
+        load_vitron(tmp_path / "profile" / "vitron_llm")
     # saved again without a finder: the folder no longer names one
     processor.object_finder = None
     save_vitron(model, processor, tmp_path / "run" / "llm")
