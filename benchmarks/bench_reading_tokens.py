@@ -14,6 +14,11 @@ world's VQA questions from the frozen nano ``clip_tower`` features, given either
   over 40 % of the picture, the background, left out; one mostly inside a kept one dropped).
 
     python benchmarks/bench_reading_tokens.py [--steps 2000] [--train 8000] [--test 800] [--sam]
+        [--order drawn|left-to-right] [--fourier] [--only relation]
+
+``--order left-to-right`` gives the objects by their boxes' centres instead of as drawn,
+``--fourier`` adds sines and cosines of each box coordinate at 6 frequencies, ``--only KIND``
+keeps the training questions of one kind (drawn from five times ``--train``).
 
 Questions are drawn as ``vitron eval``'s ``vqa`` task draws them (``evals/shapes/tasks.py``),
 from streams of their own (seeds 1 and 2 here, not the splits'). Accuracy per question kind and
@@ -83,6 +88,18 @@ def patch_features(tower: nn.Module, images: list[np.ndarray]) -> torch.Tensor:
             hidden = tower(pixel_values=(pixels.float() / 255 - mean) / std).last_hidden_state
         chunks.append(hidden[:, 1:])
     return torch.cat(chunks)
+
+
+def left_to_right(masks: list[np.ndarray]) -> list[np.ndarray]:
+    """``masks`` ordered by their columns' mean (left first)."""
+    return sorted(masks, key=lambda m: float(np.nonzero(m.any(axis=0))[0].mean()))
+
+
+def with_fourier_boxes(tokens: torch.Tensor, frequencies: int = 6) -> torch.Tensor:
+    """``tokens`` (..., C + 4, the box last) with ``sin`` and ``cos`` of each box coordinate at
+    ``2^k pi``, k < ``frequencies``, appended (scaled by 10, near the features' size)."""
+    angles = tokens[..., -4:, None] * (2.0 ** torch.arange(frequencies).float() * np.pi)
+    return torch.cat([tokens, 10 * angles.sin().flatten(-2), 10 * angles.cos().flatten(-2)], -1)
 
 
 def object_tokens(
@@ -165,12 +182,24 @@ def main() -> None:
     parser.add_argument("--sam", action="store_true", help="also score objects on nano SAM masks")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--layers", type=int, default=3, help="the planner's: 3")
+    parser.add_argument("--order", choices=("drawn", "left-to-right"), default="drawn",
+                        help="the object tokens' order")  # fmt: skip
+    parser.add_argument(
+        "--fourier", action="store_true", help="object boxes as Fourier features too"
+    )
+    parser.add_argument("--only", help="train on the questions of this kind alone")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from transformers import CLIPVisionModel
 
     started = time.perf_counter()
-    train, test = draw_questions(1, args.train), draw_questions(2, args.test)
+    if args.only:
+        drawn = draw_questions(1, 5 * args.train)
+        train = [q for q in drawn if q.kind == args.only][: args.train]
+    else:
+        train = draw_questions(1, args.train)
+    test = draw_questions(2, args.test)
+    ordered = left_to_right if args.order == "left-to-right" else list
     tower = CLIPVisionModel.from_pretrained(TOWER).eval()
     features = {name: patch_features(tower, [q.image for q in data])
                 for name, data in (("train", train), ("test", test))}  # fmt: skip
@@ -189,12 +218,17 @@ def main() -> None:
 
     inputs = {"patches": {name: (features[name], torch.ones(len(data), 64, dtype=torch.bool))
                           for name, data in (("train", train), ("test", test))},
-              "objects": {name: object_tokens([q.masks for q in data], features[name])
+              "objects": {name: object_tokens([ordered(q.masks) for q in data], features[name])
                           for name, data in (("train", train), ("test", test))}}  # fmt: skip
     if args.sam:
         inputs["objects"]["sam"] = object_tokens(
-            sam_masks([q.image for q in test]), features["test"]
+            [ordered(m) for m in sam_masks([q.image for q in test])], features["test"]
         )
+    if args.fourier:
+        inputs["objects"] = {
+            split: (with_fourier_boxes(tokens), valid)
+            for split, (tokens, valid) in inputs["objects"].items()
+        }
     questions = {"train": words(train), "test": words(test)}
     answers = torch.tensor([answer_ids[q.answer] for q in train])
     expected = np.array([answer_ids[q.answer] for q in test])
