@@ -142,21 +142,22 @@ class ObjectFinder:
 
 
 def _centre_x(mask: np.ndarray) -> float:
-    columns = np.nonzero(mask.any(axis=0))[0]
-    return float(columns[0] + columns[-1]) / 2.0
+    """The horizontal centre of ``mask``'s box (normalised; the mask is not empty)."""
+    from vitron.tools.geometry import mask_box
+
+    x1, _, x2, _ = mask_box(mask)
+    return (x1 + x2) / 2.0
 
 
 def _as_image(image: Any) -> Image.Image:
-    """A PIL image, an ``H x W x 3`` array (uint8, or floats in [0, 1]) or a ``3 x H x W``
-    tensor in [0, 1] -> an RGB PIL image."""
+    """Any image the processor takes (PIL, ``H x W (x 3)`` array, ``3 x H x W`` tensor), read
+    as the processor reads it (:func:`~vitron.agent.processing._to_chw_float`) -> RGB PIL."""
     if isinstance(image, Image.Image):
         return image.convert("RGB")
-    array = np.asarray(image.detach().cpu().permute(1, 2, 0) if hasattr(image, "detach") else image)
-    if array.dtype != np.uint8:
-        array = np.clip(np.round(array.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
-    if array.ndim == 2:
-        array = np.repeat(array[..., None], 3, axis=2)
-    return Image.fromarray(np.ascontiguousarray(array[..., :3]))
+    from vitron.agent.processing import _to_chw_float
+
+    pixels = _to_chw_float(image).clamp(0.0, 1.0).permute(1, 2, 0).numpy()
+    return Image.fromarray(np.round(pixels * 255.0).astype(np.uint8))
 
 
 def sam_object_finder(
