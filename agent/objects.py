@@ -63,6 +63,11 @@ class ObjectFinderSettings:
     def save(self, folder: str | Path) -> None:
         Path(folder, OBJECT_FINDER_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
 
+    def save_relative(self, source: Path, folder: str | Path) -> None:
+        """Save into ``folder`` with ``source`` (absolute) named relative to it."""
+        relative = os.path.relpath(source, Path(folder).resolve())
+        replace(self, source=relative).save(folder)
+
     @classmethod
     def read(cls, folder: str | Path) -> ObjectFinderSettings | None:
         """The settings saved in ``folder``; ``None`` when the planner reads no objects. A file
@@ -193,8 +198,7 @@ def save_object_finder(finder: Any, folder: str | Path) -> None:
     if not isinstance(finder, ObjectFinder) or finder.source is None:
         Path(folder, OBJECT_FINDER_FILE).unlink(missing_ok=True)
         return
-    relative = os.path.relpath(finder.source, Path(folder).resolve())
-    replace(finder.settings, source=relative).save(folder)
+    finder.settings.save_relative(finder.source, folder)
 
 
 def move_object_finder(old_folder: str | Path, new_folder: str | Path) -> None:
@@ -202,6 +206,4 @@ def move_object_finder(old_folder: str | Path, new_folder: str | Path) -> None:
     relative to the new place."""
     settings = ObjectFinderSettings.read(new_folder)
     if settings is not None:
-        source = settings.source_path(old_folder)
-        relative = os.path.relpath(source, Path(new_folder).resolve())
-        replace(settings, source=relative).save(new_folder)
+        settings.save_relative(settings.source_path(old_folder), new_folder)
