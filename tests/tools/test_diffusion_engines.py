@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -52,6 +54,29 @@ def test_a_profile_entry_without_a_known_pipeline_is_an_error():
     context = _LoadContext(torch.device("cpu"), torch.float32, quiet)
     with pytest.raises(VitronToolError, match="'p'.*'painter'.*text_to_image"):
         load_diffusion(spec, context)
+
+
+def test_a_deprecated_pipeline_loads_without_diffusers_warning_and_leaves_it_as_it_was(caplog):
+    # diffusers logs "I2VGenXLPipeline has been deprecated" on every build; users saw it in the demo
+    notices = logging.getLogger("diffusers.pipelines.pipeline_utils")
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = seen.append  # type: ignore[method-assign]
+    notices.addHandler(handler)
+    level = notices.level
+    spec = ComponentSpec(
+        name="image_to_video", loader="diffusion", checkpoint="tiny", profile="p",
+        options={"pipeline": "image_to_video"},
+    )  # fmt: skip
+    try:
+        with caplog.at_level(logging.INFO, logger="vitron.tools.models.diffusion"):
+            engine = load_diffusion(spec, _LoadContext(torch.device("cpu"), torch.float32, quiet))
+        assert isinstance(engine, ImageToVideoEngine)
+        assert not [r for r in seen if "deprecated" in r.getMessage()]
+        assert notices.level == level  # other pipelines' notices still reach the user
+        assert any("I2VGenXLPipeline" in r.getMessage() for r in caplog.records)
+    finally:
+        notices.removeHandler(handler)
 
 
 def test_a_collage_is_each_phrase_drawn_alone_with_its_own_seed_then_put_in_its_box():

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -65,7 +66,8 @@ def load_diffusion(spec: ComponentSpec, context: LoadContext) -> DiffusionEngine
     if spec.is_tiny:
         from vitron.tools.models.diffusion_tiny import tiny_components
 
-        pipe = pipeline_class(**tiny_components(kind, int(spec.options.get("seed", 0))))
+        with deprecation_notice_as_info(pipeline_class):
+            pipe = pipeline_class(**tiny_components(kind, int(spec.options.get("seed", 0))))
         if context.dtype != torch.float32:  # the parts are built in float32
             pipe = pipe.to(dtype=context.dtype)
     else:
@@ -75,7 +77,8 @@ def load_diffusion(spec: ComponentSpec, context: LoadContext) -> DiffusionEngine
                 kwargs[key] = spec.options[key]
         if spec.options.get("safety_checker") is False:
             kwargs.update(safety_checker=None, requires_safety_checker=False)
-        with warnings.catch_warnings():  # newer diffusers call it `dtype`; older only know this
+        with warnings.catch_warnings(), deprecation_notice_as_info(pipeline_class):
+            # newer diffusers call it `dtype`; older only know this
             warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
             pipe = load_pretrained(
                 spec, lambda path: pipeline_class.from_pretrained(path, **kwargs)
@@ -90,3 +93,28 @@ def load_diffusion(spec: ComponentSpec, context: LoadContext) -> DiffusionEngine
         defaults=defaults,
         signal_projector=str(spec.options.get("signal_projector", "diffusion_signal")),
     )
+
+
+@contextmanager
+def deprecation_notice_as_info(pipeline_class: type) -> Iterator[None]:
+    """Build a pipeline diffusers has moved to its deprecated folder (I2VGenXL) without its
+    warning on every load: diffusers logs one each time such a pipeline is built, which the
+    demo and ``vitron chat`` printed to users who can do nothing about it (the lock pins
+    diffusers). The notice is logged here at INFO instead, once per load."""
+    from diffusers.pipelines.pipeline_utils import DeprecatedPipelineMixin
+
+    if not issubclass(pipeline_class, DeprecatedPipelineMixin):
+        yield
+        return
+    notices = logging.getLogger("diffusers.pipelines.pipeline_utils")
+    level = notices.level
+    notices.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        notices.setLevel(level)
+    last = getattr(pipeline_class, "_last_supported_version", None) or "this version"
+    logger.info(
+        "%s is one of diffusers' deprecated pipelines (no fixes after %s); the lock pins diffusers",
+        pipeline_class.__name__, last,
+    )  # fmt: skip
