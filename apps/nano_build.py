@@ -118,6 +118,9 @@ class Plan:
     region_records: int = 240
     """Region-caption conversations of ``train_nano``'s ``regions`` step (``regions_data/``)."""
     planner_steps: dict[str, int] = field(default_factory=dict)
+    planner_recipe: dict[str, Any] = field(default_factory=dict)
+    """The planner run's recipe beyond steps and sizes (``glue``, ``data_tasks``,
+    ``reading_tasks``: ``train_nano``'s arguments), as its ``training.json`` recorded it."""
     corpus_samples: int | None = None
     """Samples the planner's tokenizer learns its merges from (``None``: ``train_nano``'s own)."""
     threads: int = 1
@@ -146,11 +149,11 @@ QUICK = Plan(
 )
 
 
-def committed_plan() -> Plan:
-    """The step counts the committed ``nano`` parts were trained with (each part's
-    ``pretrain.json``, the planner's ``training.json``), so a full build retraces the committed
-    profile; a part without a record gets its own default."""
-    folder = Path(str(resources.files("vitron.tools.profiles"))) / "nano"
+def committed_plan(folder: Path | None = None) -> Plan:
+    """The step counts the committed ``nano`` parts (or those in ``folder``) were trained with
+    (each part's ``pretrain.json``, the planner's ``training.json``), so a full build retraces the
+    committed profile; a part without a record gets its own default."""
+    folder = folder or Path(str(resources.files("vitron.tools.profiles"))) / "nano"
     reports = {stages(part)[-1]: folder / part / "pretrain.json" for part in BACKEND_ORDER}
     reports |= {
         backend: folder / part / "pretrain.json"
@@ -185,7 +188,8 @@ def committed_plan() -> Plan:
     reading = int(training.get("reading_records", DEFAULT_READING_RECORDS))
     regions = int(training.get("region_records", DEFAULT_REGION_RECORDS))
     return Plan(backend_steps=backend_steps, planner_steps=planner_steps, records=records,
-                reading_records=reading, region_records=regions)  # fmt: skip
+                reading_records=reading, region_records=regions,
+                planner_recipe=dict(training.get("recipe") or {}))  # fmt: skip
 
 
 def stages(part: str) -> tuple[str, ...]:
@@ -291,7 +295,8 @@ def train_planner(out: Path, runs: Path, seed: int, plan: Plan, profile: Path) -
         _init_planner(run / "init", out / "clip_tower", seed, plan.corpus_samples)
     train_nano(run, seed=seed, records=plan.records, profile=str(profile),
                steps=plan.planner_steps, clip=out / "clip_tower",
-               reading_records=plan.reading_records, region_records=plan.region_records)  # fmt: skip
+               reading_records=plan.reading_records, region_records=plan.region_records,
+               **plan.planner_recipe)  # fmt: skip
     return publish(run, out)
 
 
@@ -388,7 +393,9 @@ def build(out: str | Path = DEFAULT_OUT, *, seed: int = 0, quick: bool = False, 
             "command": f"train_nano({runs / 'planner'}, seed={seed}, records={plan.records}, "
                        f"reading_records={plan.reading_records}, "
                        f"region_records={plan.region_records}, "
-                       f"steps={plan.planner_steps}, clip={out / 'clip_tower'}); publish",
+                       f"steps={plan.planner_steps}, clip={out / 'clip_tower'}"
+                       + "".join(f", {k}={v!r}" for k, v in plan.planner_recipe.items())
+                       + "); publish",
             "seconds": round(time.monotonic() - start, 1), "stage_seconds": stage_times,
             "metrics": {stage: summary[stage]["last_logged"] for stage in summary
                         if isinstance(summary[stage], dict) and "last_logged" in summary[stage]},

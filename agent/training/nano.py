@@ -85,10 +85,10 @@ def build_nano_tokenizer(
 
 
 def build_nano_vitron(
-    clip: str | Path, *, seed: int = 0, corpus_samples: int = 600
+    clip: str | Path, *, seed: int = 0, corpus_samples: int = 600, glue: dict | None = None
 ) -> tuple[Any, Any]:
     """The untrained nano Vitron (random backbone and glue, the nano CLIP's vision tower) and its
-    processor; deterministic for ``seed``."""
+    processor; deterministic for ``seed``. ``glue`` overrides :data:`NANO_GLUE` entries."""
     from vitron.agent.configuration import VitronConfig
     from vitron.agent.inputs import ChatTemplate
     from vitron.agent.modeling import VitronForCausalLM
@@ -99,7 +99,7 @@ def build_nano_vitron(
     tokenizer = build_nano_tokenizer(nano_corpus(corpus_samples, seed))
     tower = load_vision_tower(clip, torch.float32)
     text = LlamaConfig(**NANO_TEXT_CONFIG, vocab_size=len(tokenizer))
-    config = VitronConfig(text_config=text, vision_config=tower.config, **NANO_GLUE)
+    config = VitronConfig(text_config=text, vision_config=tower.config, **NANO_GLUE | (glue or {}))
     bind_token_ids(config, tokenizer)
     torch.manual_seed(seed)
     model = VitronForCausalLM(
@@ -114,6 +114,45 @@ def build_nano_vitron(
 
 # --------------------------------------------------------------------------------------------
 # the pipeline: data, the untrained model, stages 1-3
+
+
+RECIPE_FILE = "recipe.json"
+"""What a run was started with beyond step counts and sizes (``glue``, ``data_tasks``,
+``reading_tasks``), kept in the run so a resume with other values is refused, and copied into
+the published ``training.json`` so a build from nothing retraces it."""
+
+
+def run_recipe(
+    run: Path, glue: dict | None, data_tasks: Sequence[str] | None,
+    reading_tasks: Sequence[str] | None,
+) -> dict[str, Any]:  # fmt: skip
+    """The run's recipe (only what differs from the defaults), written on the run's first start;
+    a run resumed with another one is an error that names both."""
+    import json
+
+    from vitron.evals.shapes.dataset import check_tasks
+
+    recipe: dict[str, Any] = {}
+    if glue:
+        unknown = sorted(set(glue) - set(NANO_GLUE))
+        if unknown:
+            raise ValueError(f"unknown glue {unknown}; known: {', '.join(NANO_GLUE)}")
+        recipe["glue"] = dict(glue)
+    for key, tasks, default in (("data_tasks", data_tasks, None),
+                                ("reading_tasks", reading_tasks, READING_TASKS)):  # fmt: skip
+        if tasks is not None and tuple(tasks) != default:
+            recipe[key] = check_tasks(tasks)
+    path = run / RECIPE_FILE
+    started = (run / "data" / "train.jsonl").is_file() or (run / "init" / "config.json").is_file()
+    before = json.loads(path.read_text()) if path.is_file() else {}
+    if started and before != recipe:
+        raise ValueError(
+            f"{run} was started with {before or 'the default recipe'}, not {recipe or 'the default'}"
+            "; resume it as it was started, or train into a new folder"
+        )
+    if recipe and not path.is_file():
+        path.write_text(json.dumps(recipe, indent=2))
+    return recipe
 
 
 STAGE_ORDER = ("base", "regions", "align", "invoke", "ground")
@@ -279,14 +318,20 @@ def train_nano(run: str | Path, *, seed: int = 0, records: int = DEFAULT_RECORDS
                stage_overrides: dict[str, dict] | None = None,
                reading_records: int = DEFAULT_READING_RECORDS,
                region_records: int = DEFAULT_REGION_RECORDS,
-               objects: bool = False,
+               objects: bool = False, glue: dict | None = None,
+               data_tasks: Sequence[str] | None = None,
+               reading_tasks: Sequence[str] | None = None,
                ) -> dict[str, Any]:  # fmt: skip
     """Train the nano Vitron under ``run``: data (``data/`` every task, ``reading/`` the
     :data:`READING_TASKS`, ``regions_data/`` region captions when ``regions`` has steps),
     ``init/``, then ``base/``, ``regions/``, ``align/``, ``invoke/``, ``ground/`` (each a ``vitron
     train`` run directory). Resumable: a finished step is skipped, an interrupted stage resumes
     from its latest checkpoint. With ``objects``, the planner reads each picture's objects too,
-    as the profile's SAM finds them (:func:`object_finder_for`). Returns wall times per step."""
+    as the profile's SAM finds them (:func:`object_finder_for`). ``glue`` overrides
+    :data:`NANO_GLUE` entries (e.g. how a clip is read), ``data_tasks`` the tasks of ``data/``
+    in turn (default: every task of the world), ``reading_tasks`` those of ``reading/`` (default
+    :data:`READING_TASKS`); a run resumed with other values than it was started with is refused
+    (:func:`run_recipe`). Returns wall times per step."""
     import json
     import time
 
@@ -297,16 +342,18 @@ def train_nano(run: str | Path, *, seed: int = 0, records: int = DEFAULT_RECORDS
 
     run = Path(run)
     run.mkdir(parents=True, exist_ok=True)
+    recipe = run_recipe(run, glue, data_tasks, reading_tasks)
     steps = DEFAULT_STEPS | (steps or {})
     times: dict[str, float] = {}
     start = time.monotonic()
     if not (run / "data" / "train.jsonl").is_file():
-        write_conversations(run / "data", "train", records, seed=seed)
+        write_conversations(run / "data", "train", records, seed=seed,
+                            tasks=recipe.get("data_tasks"))  # fmt: skip
         times["data"] = time.monotonic() - start
     if reading_records and not (run / "reading" / "train.jsonl").is_file():
         start = time.monotonic()
         write_conversations(run / "reading", "train", reading_records, seed=seed, start=records,
-                            tasks=READING_TASKS)  # fmt: skip
+                            tasks=recipe.get("reading_tasks", READING_TASKS))  # fmt: skip
         times["reading"] = time.monotonic() - start
     if (
         steps.get("regions")
@@ -321,7 +368,8 @@ def train_nano(run: str | Path, *, seed: int = 0, records: int = DEFAULT_RECORDS
     if not (run / "init" / "config.json").is_file():
         start = time.monotonic()
         model, processor = build_nano_vitron(clip or tower_source(profile), seed=seed,
-                                             corpus_samples=corpus_samples)  # fmt: skip
+                                             corpus_samples=corpus_samples,
+                                             glue=recipe.get("glue"))  # fmt: skip
         if objects:
             processor.object_finder = object_finder_for(profile)
         save_vitron(model, processor, run / "init")
@@ -365,6 +413,8 @@ def publish(run: str | Path, profile_dir: str | Path, *, suffix: str = "") -> di
     summary: dict[str, Any] = {"times_s": json.loads((run / "times.json").read_text())}
     summary["vision_tower"] = f"shared: ../{TOWER_COMPONENT}" if shared else "in the weights"
     summary["objects"] = (planner / OBJECT_FINDER_FILE).is_file()
+    if (run / RECIPE_FILE).is_file():  # a build from nothing retraces it (apps/nano_build.py)
+        summary["recipe"] = json.loads((run / RECIPE_FILE).read_text())
     for part, key in (
         ("data", "records"),
         ("reading", "reading_records"),
@@ -485,6 +535,9 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m vitron.agent.training.nano RUN_DIR [--seed 0] [--records 6000]``."""
     import argparse
     import logging
+    import math
+
+    from vitron.evals.shapes.dataset import check_tasks
 
     torch.set_num_threads(int(__import__("os").environ.get("OMP_NUM_THREADS", "1")))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -532,6 +585,16 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="steps per stage, e.g. base=2400,align=40,invoke=150,ground=150",
     )
+    parser.add_argument("--video-frames", type=int, metavar="N",
+                        help=f"frames of a clip the planner reads (default {NANO_GLUE['video_num_frames']})")  # fmt: skip
+    parser.add_argument("--video-tokens-per-frame", type=int, metavar="N",
+                        help="tokens each frame is pooled to, a square number "
+                        f"(default {NANO_GLUE['video_tokens_per_frame']})")  # fmt: skip
+    parser.add_argument("--data-tasks", metavar="T,T,…",
+                        help="the tasks of data/, in turn; one named twice gets twice the "
+                        "conversations (default: every task of the shapes world)")  # fmt: skip
+    parser.add_argument("--reading-tasks", metavar="T,T,…",
+                        help=f"the tasks of reading/, in turn (default {','.join(READING_TASKS)})")  # fmt: skip
     args = parser.parse_args(argv)
     names = [name.strip() for name in args.projectors.split(",") if name.strip()]
     try:  # before anything runs: re-alignment comes before publishing
@@ -539,6 +602,22 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(f"--projectors: {exc}")
     steps = dict((k, int(v)) for k, v in (p.split("=") for p in args.steps.split(",") if p))
+    glue = {key: value for key, value in (("video_num_frames", args.video_frames),
+            ("video_tokens_per_frame", args.video_tokens_per_frame)) if value is not None}  # fmt: skip
+    tasks = {key: [t.strip() for t in value.split(",") if t.strip()] for key, value in
+             (("data_tasks", args.data_tasks), ("reading_tasks", args.reading_tasks)) if value}  # fmt: skip
+    for key, value in tasks.items():
+        try:
+            check_tasks(value)
+        except ValueError as exc:
+            parser.error(f"--{key.replace('_', '-')}: {exc}")
+    tokens = glue.get("video_tokens_per_frame", NANO_GLUE["video_tokens_per_frame"])
+    if tokens < 1 or math.isqrt(tokens) ** 2 != tokens:
+        parser.error(
+            f"--video-tokens-per-frame must be a square number (1, 4, 9, 16, …), not {tokens}"
+        )
+    if not 1 <= glue.get("video_num_frames", 1) <= NANO_GLUE["video_max_frames"]:
+        parser.error(f"--video-frames must be 1 to {NANO_GLUE['video_max_frames']}")
     sizes: dict[str, Any] = {
         "records": args.records,
         "reading_records": args.reading_records,
@@ -571,6 +650,8 @@ def main(argv: list[str] | None = None) -> int:
             overrides=overrides or None,
             stage_overrides=stage_overrides,
             objects=args.objects,
+            glue=glue or None,
+            **tasks,
             **sizes,
         )
     )

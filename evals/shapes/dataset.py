@@ -32,17 +32,23 @@ def check_split(split: str) -> str:
     return split
 
 
+def check_tasks(tasks: Sequence[str]) -> list[str]:
+    """``tasks`` as a list, or a ValueError naming the unknown ones and every known task."""
+    builders = BUILDERS | ON_REQUEST
+    unknown = sorted(set(tasks) - set(builders))
+    if unknown or not tasks:
+        raise ValueError(f"unknown shapes tasks {unknown}; known: {', '.join(builders)}")
+    return list(tasks)
+
+
 def make_sample(
     split: str, index: int, *, seed: int = 0, tasks: Sequence[str] | None = None,
     size: int = DEFAULT_SIZE,
 ) -> Sample:  # fmt: skip
     """Sample ``index`` of ``split``: its task is ``tasks[index % len(tasks)]`` (default: every
     task the world teaches, :data:`~vitron.evals.shapes.tasks.BUILDERS`)."""
-    tasks = list(tasks or BUILDERS)
+    tasks = check_tasks(tasks or list(BUILDERS))
     builders = BUILDERS | ON_REQUEST
-    unknown = sorted(set(tasks) - set(builders))
-    if unknown:
-        raise ValueError(f"unknown shapes tasks {unknown}; known: {', '.join(builders)}")
     task = tasks[index % len(tasks)]
     compositional = check_split(split) == "compositional"
     for attempt in range(MAX_ATTEMPTS):

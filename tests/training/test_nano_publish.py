@@ -99,3 +99,17 @@ def test_an_unfinished_realignment_is_refused(tmp_path):
     with pytest.raises(FileNotFoundError, match="sam2_signal"):
         publish_projectors(tmp_path / "run", tmp_path / "profile", {})
     assert not (tmp_path / "profile").exists()
+
+
+def test_publish_records_the_recipe_and_a_build_retraces_it(tmp_path):
+    from vitron.agent.training.nano import RECIPE_FILE
+    from vitron.apps.nano_build import committed_plan
+
+    run, profile = finished_run(tmp_path / "run"), tmp_path / "profile"
+    recipe = {"glue": {"video_num_frames": 16}, "data_tasks": ["multi_step", "vqa"]}
+    (run / RECIPE_FILE).write_text(json.dumps(recipe))
+    assert publish(run, profile)["recipe"] == recipe
+    assert committed_plan(profile).planner_recipe == recipe
+    (run / RECIPE_FILE).unlink()
+    assert "recipe" not in publish(run, profile)
+    assert committed_plan(profile).planner_recipe == {}

@@ -1,0 +1,70 @@
+"""A nano planner run's recipe beyond step counts and sizes (how a clip is read, the tasks of its
+conversations): it reaches the data and the untrained model, and stays with the run (a resume
+with another is refused). ``publish`` carries it into a build from nothing
+(tests/training/test_nano_publish.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vitron.agent.training.nano import (
+    NANO_GLUE,
+    READING_TASKS,
+    RECIPE_FILE,
+    main,
+    run_recipe,
+    train_nano,
+)
+
+GLUE = {"video_num_frames": 16, "video_tokens_per_frame": 16}
+DATA_TASKS = ["multi_step", "grounding", "multi_step"]
+
+
+def test_the_recipe_reaches_the_conversations_and_the_untrained_model(tmp_path):
+    run = tmp_path / "run"
+    reading = ["temporal_grounding", "vqa"]
+    steps = dict.fromkeys(("base", "regions", "align", "invoke", "ground"), 0)
+    train_nano(run, records=6, reading_records=4, corpus_samples=8, steps=steps, glue=GLUE,
+               data_tasks=DATA_TASKS, reading_tasks=reading)  # fmt: skip
+
+    def tasks(part: str) -> list[str]:
+        lines = (run / part / "train.jsonl").read_text().splitlines()
+        return [json.loads(line)["meta"]["task"] for line in lines]
+
+    assert tasks("data") == DATA_TASKS * 2 and tasks("reading") == reading * 2
+    config = json.loads((run / "init" / "config.json").read_text())
+    assert (config["video_num_frames"], config["video_tokens_per_frame"]) == (16, 16)
+    assert json.loads((run / RECIPE_FILE).read_text()) == {
+        "glue": GLUE, "data_tasks": DATA_TASKS, "reading_tasks": reading,
+    }  # fmt: skip
+
+
+def test_a_run_is_resumed_only_with_the_recipe_it_was_started_with(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.jsonl").write_text("{}\n")
+    with pytest.raises(ValueError, match="started with the default recipe.*video_num_frames"):
+        run_recipe(tmp_path, GLUE, None, None)
+    assert run_recipe(tmp_path, None, None, READING_TASKS) == {}  # the defaults, named or not
+    (tmp_path / RECIPE_FILE).write_text(json.dumps({"glue": GLUE}))
+    assert run_recipe(tmp_path, GLUE, None, None) == {"glue": GLUE}
+    with pytest.raises(ValueError, match="resume it as it was started"):
+        run_recipe(tmp_path, None, None, None)
+
+
+def test_unknown_glue_and_tasks_are_refused_before_anything_is_written(tmp_path, capsys):
+    with pytest.raises(ValueError, match="unknown glue \\['video_fps'\\]"):
+        run_recipe(tmp_path, {"video_fps": 4}, None, None)
+    with pytest.raises(ValueError, match="unknown shapes tasks \\['segmentation'\\]"):
+        run_recipe(tmp_path, None, ["segmentation"], None)
+    assert list(tmp_path.iterdir()) == []
+    for argv, message in (
+        (["--data-tasks", "vqa,segmentation"], "--data-tasks: unknown shapes tasks"),
+        (["--video-tokens-per-frame", "8"], "must be a square number"),
+        (["--video-frames", str(NANO_GLUE["video_max_frames"] + 1)], "--video-frames must be"),
+    ):
+        with pytest.raises(SystemExit):
+            main([str(tmp_path / "run"), *argv])
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
