@@ -14,9 +14,11 @@ Two limits apply, in this order:
   chat model applies this one, since only it can count the prompt's tokens.
 
 With a fixed window the media listing narrows too (:func:`listing_for_kept`): it names only the
-media the kept exchanges name, as in the single requests such a planner was trained on; a long
-conversation's listing otherwise outgrows the window (ten images per retrieval request) and, with
-it, the backbone's positions. Other media stay usable by handle; the listing says how many it hides.
+media the kept exchanges name up to the current request, as in the single requests such a planner
+was trained on, whose listing was written once, before the request's calls; a long conversation's
+listing otherwise outgrows the window (ten images per retrieval request) and, with it, the
+backbone's positions. Other media stay usable by handle; the listing says how many it hides. What
+the current request's calls make is not listed (nor counted): their results name it.
 """
 
 from __future__ import annotations
@@ -65,10 +67,19 @@ def named_handles(messages: Sequence[BaseMessage]) -> set[str]:
 
 def listing_for_kept(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
     """``messages`` with each system message's media listing narrowed to the handles the other
-    messages name (:func:`vitron.agent.messages.narrow_listing`)."""
-    keep = named_handles([m for m in messages if not isinstance(m, SystemMessage)])
+    messages name up to the current request (:func:`vitron.agent.messages.narrow_listing`).
+    What the current request's own calls made is left out: its results name it, and a planner
+    trained on single requests saw the listing the request was made with at every step (with the
+    generated picture listed before its second call, three nano planners called
+    ``generate_image`` again for half of "generate …, then segment … in it")."""
+    starts = exchange_starts(messages)
+    current = starts[-1] if starts else len(messages)
+    others = [m for m in messages if not isinstance(m, SystemMessage)]
+    before = [m for m in messages[: current + 1] if not isinstance(m, SystemMessage)]
+    keep = named_handles(before)
+    made = named_handles(others) - keep
     return [
-        m.model_copy(update={"content": narrow_listing(m.content, keep)})
+        m.model_copy(update={"content": narrow_listing(m.content, keep, made)})
         if isinstance(m, SystemMessage) and isinstance(m.content, str) else m
         for m in messages
     ]  # fmt: skip

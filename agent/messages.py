@@ -148,10 +148,12 @@ def media_listing(media: MediaRegistry, limit: int = 40) -> str:
     return "\n".join([head, *lines])
 
 
-def narrow_listing(text: str, keep: Collection[str]) -> str:
+def narrow_listing(text: str, keep: Collection[str], made: Collection[str] = ()) -> str:
     """``text`` (a system message holding a :func:`media_listing`) listing only the media whose
-    handle is in ``keep``, its head saying how many others are not shown. Text without a listing
-    comes back unchanged."""
+    handle is in ``keep``, its head saying how many others are not shown. Media in ``made`` (what
+    the current request's own calls made) are left out without being counted, so the listing is
+    the one the request was made with, word for word. Text without a listing comes back
+    unchanged."""
     lines = text.split("\n")
     start = next((i for i, line in enumerate(lines) if line.startswith(LISTING_HEAD)), None)
     if start is None:
@@ -159,15 +161,17 @@ def narrow_listing(text: str, keep: Collection[str]) -> str:
     end = start + 1
     while end < len(lines) and _LISTED.match(lines[end]):
         end += 1
-    listed = lines[start + 1 : end]
+    listed = [line for line in lines[start + 1 : end] if _LISTED.match(line)[1] not in made]
     kept = [line for line in listed if _LISTED.match(line)[1] in keep]
     older = re.search(r"\((\d+) older not shown\)", lines[start])
     hidden = len(listed) - len(kept) + (int(older[1]) if older else 0)
-    if not hidden:
+    if not hidden and len(listed) == end - start - 1:
         return text
+    if not kept and not hidden:
+        return "\n".join([*lines[:start], media_listing({}), *lines[end:]])
     head = (
-        f"{LISTING_HEAD} ({hidden} older not shown):"
-        if kept
-        else (f"{LISTING_HEAD}: {hidden} earlier, not shown.")
-    )
+        f"{LISTING_HEAD} ({hidden} older not shown):" if hidden and kept
+        else f"{LISTING_HEAD}: {hidden} earlier, not shown." if hidden
+        else f"{LISTING_HEAD}:"
+    )  # fmt: skip
     return "\n".join([*lines[:start], head, *kept, *lines[end:]])

@@ -115,7 +115,42 @@ def test_a_windowed_prompt_lists_only_the_media_its_window_names(chat):
         ),  # fmt: skip
     ]
     one = chat.model_copy(update={"history_turns": 1}).prompt_text(messages, thread_id=THREAD)
-    assert f"- {new} " in one and f"- {made} " in one and f"- {old} " not in one
+    assert f"- {new} " in one and f"- {old} " not in one
+    # what the request's own call made is named by its result, not listed (nor counted)
+    assert f"- {made} " not in one and f"{made} 64x64 mask of the star" in one
     assert "Media in this conversation (1 older not shown):" in one
     everything = chat.prompt_text(messages, thread_id=THREAD)  # no window: the whole listing
     assert listing in everything
+
+
+def test_a_windowed_prompt_keeps_the_listing_the_request_was_made_with(chat):
+    """A planner trained on single requests saw, at every step, the listing written before the
+    request's first call; with the generated picture listed before its second call, nano planners
+    called generate_image again for half of "generate …, then segment … in it"."""
+    made, signal = "img_" + "d" * 16, "emb_" + "e" * 16
+    request = HumanMessage(content="Generate a red star, then segment the star in it.")
+    call = AIMessage(
+        content="",
+        tool_calls=[{"name": "generate_image", "args": {"instruction": "a red star"}, "id": "c1"}],
+    )  # fmt: skip
+    result = ToolMessage(content=f"{made}: 32x32 image of 'a red star' (with signal {signal}).",
+                         name="generate_image", tool_call_id="c1")  # fmt: skip
+    windowed = chat.model_copy(update={"history_turns": 1})
+    first = windowed.prompt_text(
+        [SystemMessage(content="Use the tools.\n\nNo media in this conversation yet."), request],
+        thread_id=THREAD,
+    )
+    listing = (f"Media in this conversation:\n- {made} 32x32 image 'a red star', made by "
+               f"generate_image from {signal}")  # fmt: skip
+    second = windowed.prompt_text(
+        [SystemMessage(content=f"Use the tools.\n\n{listing}"), request, call, result],
+        thread_id=THREAD,
+    )
+    assert (
+        "No media in this conversation yet." in first
+        and "No media in this conversation yet." in second
+    )
+    assert second.startswith(first.split("USER:")[0]) and "made by generate_image" not in second
+    assert f"{made}: 32x32 image of 'a red star'" in second  # the result still names it
+    assert listing in chat.prompt_text([SystemMessage(content=listing), request, call, result],
+                                       thread_id=THREAD)  # no window: every medium listed  # fmt: skip
