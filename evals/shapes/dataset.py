@@ -36,8 +36,10 @@ def check_tasks(tasks: Sequence[str]) -> list[str]:
     """``tasks`` as a list, or a ValueError naming the unknown ones and every known task."""
     builders = BUILDERS | ON_REQUEST
     unknown = sorted(set(tasks) - set(builders))
-    if unknown or not tasks:
+    if unknown:
         raise ValueError(f"unknown shapes tasks {unknown}; known: {', '.join(builders)}")
+    if not tasks:
+        raise ValueError(f"no shapes task named; known: {', '.join(builders)}")
     return list(tasks)
 
 

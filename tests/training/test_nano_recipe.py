@@ -61,6 +61,7 @@ def test_unknown_glue_and_tasks_are_refused_before_anything_is_written(tmp_path,
     assert list(tmp_path.iterdir()) == []
     for argv, message in (
         (["--data-tasks", "vqa,segmentation"], "--data-tasks: unknown shapes tasks"),
+        (["--reading-tasks", ","], "--reading-tasks: no shapes task named"),
         (["--video-tokens-per-frame", "8"], "must be a square number"),
         (["--video-frames", str(NANO_GLUE["video_max_frames"] + 1)], "--video-frames must be"),
     ):
