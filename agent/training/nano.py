@@ -122,6 +122,25 @@ RECIPE_FILE = "recipe.json"
 the published ``training.json`` so a build from nothing retraces it."""
 
 
+def check_glue(glue: dict | None, clip: str | Path | None = None) -> None:
+    """``glue`` (overrides of :data:`NANO_GLUE`): unknown keys, and given the tower a run starts
+    from (``clip``), the values as ``VitronConfig.validate_glue`` checks them against it, so a bad
+    one is refused before a run writes anything. A ValueError names the value."""
+    if not glue:
+        return
+    unknown = sorted(set(glue) - set(NANO_GLUE))
+    if unknown:
+        raise ValueError(f"unknown glue {unknown}; known: {', '.join(NANO_GLUE)}")
+    if clip is not None:
+        from transformers import CLIPVisionConfig
+
+        from vitron.agent.configuration import VitronConfig
+
+        text = LlamaConfig(**NANO_TEXT_CONFIG, vocab_size=NANO_VOCAB)
+        VitronConfig(text_config=text, vision_config=CLIPVisionConfig.from_pretrained(clip),
+                     **NANO_GLUE | glue)  # fmt: skip
+
+
 def run_recipe(
     run: Path, glue: dict | None, data_tasks: Sequence[str] | None,
     reading_tasks: Sequence[str] | None,
@@ -134,9 +153,7 @@ def run_recipe(
 
     recipe: dict[str, Any] = {}
     if glue:
-        unknown = sorted(set(glue) - set(NANO_GLUE))
-        if unknown:
-            raise ValueError(f"unknown glue {unknown}; known: {', '.join(NANO_GLUE)}")
+        check_glue(glue)
         recipe["glue"] = dict(glue)
     for key, tasks, default in (("data_tasks", data_tasks, None),
                                 ("reading_tasks", reading_tasks, READING_TASKS)):  # fmt: skip
@@ -341,6 +358,8 @@ def train_nano(run: str | Path, *, seed: int = 0, records: int = DEFAULT_RECORDS
     from vitron.agent.training.trainer import Trainer
 
     run = Path(run)
+    clip = clip or tower_source(profile)
+    check_glue(glue, clip)
     run.mkdir(parents=True, exist_ok=True)
     recipe = run_recipe(run, glue, data_tasks, reading_tasks)
     steps = DEFAULT_STEPS | (steps or {})
@@ -367,7 +386,7 @@ def train_nano(run: str | Path, *, seed: int = 0, records: int = DEFAULT_RECORDS
         times["regions_data"] = time.monotonic() - start
     if not (run / "init" / "config.json").is_file():
         start = time.monotonic()
-        model, processor = build_nano_vitron(clip or tower_source(profile), seed=seed,
+        model, processor = build_nano_vitron(clip, seed=seed,
                                              corpus_samples=corpus_samples,
                                              glue=recipe.get("glue"))  # fmt: skip
         if objects:
@@ -535,7 +554,6 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m vitron.agent.training.nano RUN_DIR [--seed 0] [--records 6000]``."""
     import argparse
     import logging
-    import math
 
     from vitron.evals.shapes.dataset import check_tasks
 
@@ -611,13 +629,11 @@ def main(argv: list[str] | None = None) -> int:
             check_tasks(value)
         except ValueError as exc:
             parser.error(f"--{key.replace('_', '-')}: {exc}")
-    tokens = glue.get("video_tokens_per_frame", NANO_GLUE["video_tokens_per_frame"])
-    if tokens < 1 or math.isqrt(tokens) ** 2 != tokens:
-        parser.error(
-            f"--video-tokens-per-frame must be a square number (1, 4, 9, 16, …), not {tokens}"
-        )
-    if not 1 <= glue.get("video_num_frames", 1) <= NANO_GLUE["video_max_frames"]:
-        parser.error(f"--video-frames must be 1 to {NANO_GLUE['video_max_frames']}")
+    try:
+        check_glue(glue, args.clip or tower_source(args.profile))
+    except ValueError as exc:  # VitronConfig's own check, worded for the option it came from
+        flag = "--video-frames" if "video_num_frames" in str(exc) else "--video-tokens-per-frame"
+        parser.error(f"{flag} must be what the planner's config accepts: {exc}")
     sizes: dict[str, Any] = {
         "records": args.records,
         "reading_records": args.reading_records,
