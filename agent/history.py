@@ -74,10 +74,9 @@ def listing_for_kept(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
     ``generate_image`` again for half of "generate …, then segment … in it")."""
     starts = exchange_starts(messages)
     current = starts[-1] if starts else len(messages)
-    others = [m for m in messages if not isinstance(m, SystemMessage)]
-    before = [m for m in messages[: current + 1] if not isinstance(m, SystemMessage)]
-    keep = named_handles(before)
-    made = named_handles(others) - keep
+    keep = named_handles([m for m in messages[: current + 1] if not isinstance(m, SystemMessage)])
+    made = named_handles([m for m in messages[current + 1 :] if not isinstance(m, SystemMessage)])
+    made -= keep
     return [
         m.model_copy(update={"content": narrow_listing(m.content, keep, made)})
         if isinstance(m, SystemMessage) and isinstance(m.content, str) else m
