@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import tempfile
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -120,14 +121,36 @@ def to_record(
     return Record.from_json(data)
 
 
+VQA_ANSWERS = ("word", "named-first")
+"""How a question's answer is said in training: the one word the eval scores, or (count and "is
+there" questions) the asked objects named first, ``"red circle, blue circle: 2"``
+(``gold["named_first"]`` of :func:`~vitron.evals.shapes.tasks.vqa`)."""
+
+
+def check_vqa_answers(form: str) -> str:
+    """``form`` if it is one of :data:`VQA_ANSWERS`, else a ValueError naming them."""
+    if form not in VQA_ANSWERS:
+        raise ValueError(f"unknown VQA answer form {form!r}; known: {', '.join(VQA_ANSWERS)}")
+    return form
+
+
+def say_answer(sample: Sample, vqa_answers: str = "word") -> Sample:
+    """``sample`` with its answer said the ``vqa_answers`` way (:data:`VQA_ANSWERS`)."""
+    if check_vqa_answers(vqa_answers) == "named-first" and "named_first" in sample.gold:
+        return replace(sample, answer=sample.gold["named_first"])
+    return sample
+
+
 def write_conversations(
     root: str | Path, split: str, count: int, *, seed: int = 0, start: int = 0,
-    tasks: Iterable[str] | None = None,
+    tasks: Iterable[str] | None = None, vqa_answers: str = "word",
 ) -> Path:  # fmt: skip
-    """Samples ``start .. start + count - 1`` of ``split`` as ``root/<split>.jsonl``."""
+    """Samples ``start .. start + count - 1`` of ``split`` as ``root/<split>.jsonl``, questions
+    answered the ``vqa_answers`` way (:data:`VQA_ANSWERS`)."""
     from vitron.evals.shapes.dataset import generate
     from vitron.tools.workspace import Workspace
 
+    check_vqa_answers(vqa_answers)  # before anything is written
     root = Path(root)
     rng = np.random.default_rng(seed)
     samples = generate(split, count, seed=seed, start=start, tasks=list(tasks) if tasks else None)
@@ -136,6 +159,7 @@ def write_conversations(
 
         def records() -> Iterable[Record]:
             for sample in samples:
+                sample = say_answer(sample, vqa_answers)
                 yield to_record(sample, root, space.for_thread(sample.id), rng)
 
         path = root / f"{split}.jsonl"

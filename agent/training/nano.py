@@ -118,7 +118,7 @@ def build_nano_vitron(
 
 RECIPE_FILE = "recipe.json"
 """What a run was started with beyond step counts and sizes (``glue``, ``data_tasks``,
-``reading_tasks``), kept in the run so a resume with other values is refused, and copied into
+``reading_tasks``, ``vqa_answers``), kept in the run so a resume with other values is refused, and copied into
 the published ``training.json`` so a build from nothing retraces it."""
 
 
@@ -143,12 +143,13 @@ def check_glue(glue: dict | None, clip: str | Path | None = None) -> None:
 
 def run_recipe(
     run: Path, glue: dict | None, data_tasks: Sequence[str] | None,
-    reading_tasks: Sequence[str] | None,
+    reading_tasks: Sequence[str] | None, vqa_answers: str = "word",
 ) -> dict[str, Any]:  # fmt: skip
     """The run's recipe (only what differs from the defaults), written on the run's first start;
     a run resumed with another one is an error that names both."""
     import json
 
+    from vitron.agent.training.conversations import check_vqa_answers
     from vitron.evals.shapes.dataset import check_tasks
 
     recipe: dict[str, Any] = {}
@@ -159,6 +160,8 @@ def run_recipe(
                                 ("reading_tasks", reading_tasks, READING_TASKS)):  # fmt: skip
         if tasks is not None and tuple(tasks) != default:
             recipe[key] = check_tasks(tasks)
+    if check_vqa_answers(vqa_answers) != "word":
+        recipe["vqa_answers"] = vqa_answers
     path = run / RECIPE_FILE
     started = (run / "data" / "train.jsonl").is_file() or (run / "init" / "config.json").is_file()
     before = json.loads(path.read_text()) if path.is_file() else {}
@@ -338,6 +341,7 @@ def train_nano(run: str | Path, *, seed: int = 0, records: int = DEFAULT_RECORDS
                objects: bool = False, glue: dict | None = None,
                data_tasks: Sequence[str] | None = None,
                reading_tasks: Sequence[str] | None = None,
+               vqa_answers: str = "word",
                ) -> dict[str, Any]:  # fmt: skip
     """Train the nano Vitron under ``run``: data (``data/`` every task, ``reading/`` the
     :data:`READING_TASKS`, ``regions_data/`` region captions when ``regions`` has steps),
@@ -347,7 +351,8 @@ def train_nano(run: str | Path, *, seed: int = 0, records: int = DEFAULT_RECORDS
     as the profile's SAM finds them (:func:`object_finder_for`). ``glue`` overrides
     :data:`NANO_GLUE` entries (e.g. how a clip is read), ``data_tasks`` the tasks of ``data/``
     in turn (default: every task of the world), ``reading_tasks`` those of ``reading/`` (default
-    :data:`READING_TASKS`); a run resumed with other values than it was started with is refused
+    :data:`READING_TASKS`), ``vqa_answers`` how questions are answered in its conversations
+    (``conversations.VQA_ANSWERS``); a run resumed with other values than it was started with is refused
     (:func:`run_recipe`). Returns wall times per step."""
     import json
     import time
@@ -361,18 +366,20 @@ def train_nano(run: str | Path, *, seed: int = 0, records: int = DEFAULT_RECORDS
     clip = clip or tower_source(profile)
     check_glue(glue, clip)
     run.mkdir(parents=True, exist_ok=True)
-    recipe = run_recipe(run, glue, data_tasks, reading_tasks)
+    recipe = run_recipe(run, glue, data_tasks, reading_tasks, vqa_answers)
+    said = recipe.get("vqa_answers", "word")
     steps = DEFAULT_STEPS | (steps or {})
     times: dict[str, float] = {}
     start = time.monotonic()
     if not (run / "data" / "train.jsonl").is_file():
         write_conversations(run / "data", "train", records, seed=seed,
-                            tasks=recipe.get("data_tasks"))  # fmt: skip
+                            tasks=recipe.get("data_tasks"), vqa_answers=said)  # fmt: skip
         times["data"] = time.monotonic() - start
     if reading_records and not (run / "reading" / "train.jsonl").is_file():
         start = time.monotonic()
         write_conversations(run / "reading", "train", reading_records, seed=seed, start=records,
-                            tasks=recipe.get("reading_tasks", READING_TASKS))  # fmt: skip
+                            tasks=recipe.get("reading_tasks", READING_TASKS),
+                            vqa_answers=said)  # fmt: skip
         times["reading"] = time.monotonic() - start
     if (
         steps.get("regions")
@@ -555,6 +562,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import logging
 
+    from vitron.agent.training.conversations import VQA_ANSWERS
     from vitron.evals.shapes.dataset import check_tasks
 
     torch.set_num_threads(int(__import__("os").environ.get("OMP_NUM_THREADS", "1")))
@@ -613,6 +621,9 @@ def main(argv: list[str] | None = None) -> int:
                         "conversations (default: every task of the shapes world)")  # fmt: skip
     parser.add_argument("--reading-tasks", metavar="T,T,…",
                         help=f"the tasks of reading/, in turn (default {','.join(READING_TASKS)})")  # fmt: skip
+    parser.add_argument("--vqa-answers", choices=VQA_ANSWERS, default="word",
+                        help="how count and 'is there' questions are answered in training: the "
+                        "word, or the asked objects named first ('red circle, blue circle: 2')")  # fmt: skip
     args = parser.parse_args(argv)
     names = [name.strip() for name in args.projectors.split(",") if name.strip()]
     try:  # before anything runs: re-alignment comes before publishing
@@ -667,6 +678,7 @@ def main(argv: list[str] | None = None) -> int:
             stage_overrides=stage_overrides,
             objects=args.objects,
             glue=glue or None,
+            vqa_answers=args.vqa_answers,
             **tasks,
             **sizes,
         )

@@ -8,11 +8,12 @@ import pytest
 
 from vitron.agent.training.dataset import load_sample
 from vitron.agent.training.records import read_jsonl
+from vitron.evals.metrics import vqa_correct
 from vitron.evals.shapes.dataset import EVAL_TASKS, fingerprint, generate, make_sample
 from vitron.evals.shapes.language import ATTRIBUTE_ORDER, attribute_descriptions, fits, refer
 from vitron.evals.shapes.records import main as records_main
 from vitron.evals.shapes.scene import DEFAULT_SIZE, Obj, Scene, render, sample_scene
-from vitron.evals.shapes.tasks import BUILDERS
+from vitron.evals.shapes.tasks import BUILDERS, named_first
 from vitron.evals.shapes.video import render_video, sample_video
 from vitron.evals.shapes.vocab import COLOURS, HELD_OUT, SHAPES
 
@@ -168,3 +169,22 @@ def test_an_added_object_stands_where_its_place_words_put_it():
         place = read_place(edit[edit.rindex(" at the ") :])
         x1, y1, x2, y2 = sample.gold["box"]
         assert abs((x1 + x2) / 2 - place.x) <= 0.03 and abs((y1 + y2) / 2 - place.y) <= 0.03, edit
+
+
+def test_count_and_is_there_answers_name_the_asked_objects_first_left_to_right():
+    blue = Obj("circle", "blue", "large", "plain", 0.7, 0.5)
+    red = Obj("circle", "red", "small", "plain", 0.2, 0.5)
+    assert named_first([blue, red], "2", none="none") == "red circle, blue circle: 2"
+    assert named_first([], "no", none="nothing green") == "nothing green: no"
+    said = {}
+    for sample in generate("train", 200, tasks=["vqa"]):
+        gold = sample.gold
+        said[gold["kind"]] = said.get(gold["kind"], 0) + ("named_first" in gold)
+        if "named_first" in gold:  # the word after the colon, no option word before it
+            names, word = gold["named_first"].rsplit(": ", 1)
+            assert word == gold["answer"] == sample.answer  # the eval's answer is unchanged
+            assert vqa_correct(gold["named_first"], gold["answer"], gold["options"])
+            if gold["kind"] == "count":
+                assert (0 if names == "none" else len(names.split(", "))) == int(word)
+    assert said["count"] > 0 and said["exist"] > 0
+    assert said["colour"] == said["shape"] == said["relation"] == 0

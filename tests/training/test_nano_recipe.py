@@ -1,5 +1,5 @@
 """A nano planner run's recipe beyond step counts and sizes (how a clip is read, the tasks of its
-conversations): it reaches the data and the untrained model, and stays with the run (a resume
+conversations, how their questions are answered): it reaches the data and the untrained model, and stays with the run (a resume
 with another is refused). ``publish`` carries it into a build from nothing
 (tests/training/test_nano_publish.py)."""
 
@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from vitron.agent.training.conversations import write_conversations
 from vitron.agent.training.nano import (
     NANO_GLUE,
     READING_TASKS,
@@ -17,6 +18,7 @@ from vitron.agent.training.nano import (
     run_recipe,
     train_nano,
 )
+from vitron.evals.shapes.dataset import generate
 
 GLUE = {"video_num_frames": 16, "video_tokens_per_frame": 16}
 DATA_TASKS = ["multi_step", "grounding", "multi_step"]
@@ -69,3 +71,18 @@ def test_unknown_glue_and_tasks_are_refused_before_anything_is_written(tmp_path,
             main([str(tmp_path / "run"), *argv])
         assert message in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_questions_are_answered_the_recipes_way_and_a_resume_keeps_it(tmp_path):
+    assert run_recipe(tmp_path, None, None, None, "named-first") == {"vqa_answers": "named-first"}
+    path = write_conversations(tmp_path / "data", "train", 40, seed=1, tasks=["vqa"],
+                               vqa_answers="named-first")  # fmt: skip
+    answers = [json.loads(line)["messages"][-1]["text"] for line in path.read_text().splitlines()]
+    samples = list(generate("train", 40, seed=1, tasks=["vqa"]))
+    assert answers == [s.gold.get("named_first", s.answer) for s in samples]
+    assert sum("named_first" in s.gold for s in samples) >= 5  # the count and "is there" ones
+    with pytest.raises(ValueError, match="started with {'vqa_answers': 'named-first'}"):
+        run_recipe(tmp_path, None, None, None)  # a resume with the word answers
+    with pytest.raises(ValueError, match="unknown VQA answer form 'rationale'"):
+        write_conversations(tmp_path / "other", "train", 4, vqa_answers="rationale")
+    assert not (tmp_path / "other").exists()
