@@ -177,10 +177,12 @@ def run_recipe(
 
 STAGE_ORDER = ("base", "regions", "align", "invoke", "ground")
 """The run's training steps, each a ``vitron train`` run in the folder of its name. ``regions``
-is a ``base``-type continuation (not one of Vitron's stages); with 0 steps (the committed
-planner's) it is left out."""
+is a ``base``-type continuation (not one of Vitron's stages); with 0 steps (the default) it is
+left out."""
 DEFAULT_STEPS = {"base": 2400, "regions": 0, "align": 40, "invoke": 150, "ground": 150}
-"""The committed planner's step counts (tools/profiles/nano/vitron_llm/training.json)."""
+"""Step counts of a run given none (the planner committed until 2026-12-07). The committed
+planner's, with the rest of its recipe, are in tools/profiles/nano/vitron_llm/training.json,
+which ``make nano`` retraces; its command is in tools/profiles/nano/README.md."""
 DEFAULT_REGION_RECORDS = 3000
 """Region-caption conversations (``regions_data/``) that ``regions`` adds to the mix. A planner
 taught to answer counts and "is there" by naming objects first described sketched regions worse

@@ -69,11 +69,9 @@ def test_a_request_without_its_final_mark_still_gets_the_right_tool(tmp_path):
 
 def test_nano_planner_reads_pictures_sketched_regions_and_clips_better_than_chance(tmp_path):
     """The reading tasks, answered in words with no tool: through the graph, on the first 30
-    test samples of each (here VQA 0.767 against chance 0.272, region captions 0.800 against
-    0.033, temporal grounding 0.767, which naming the whole clip also scores). On 400 each
-    (tools/profiles/nano/README.md): VQA 0.637 (issue 13's floor 0.85, missed), region captions
-    0.863, temporal grounding 0.770 (the whole clip: 0.740), so only its floor (0.70) is held
-    here. The micro pipeline's planner does not learn these in its minutes
+    test samples of each). On 400 each (tools/profiles/nano/README.md): VQA 0.748 against chance
+    0.317 (issue 13's floor 0.85, missed), region captions 0.882 against 0.033, temporal
+    grounding 0.787 (the whole clip: 0.740), so only its floor (0.70) is held here. The micro pipeline's planner does not learn these in its minutes
     (tests/training/test_micro_pipeline.py), so this is what guards their scoring and decoding
     with a trained planner."""
     tasks = ["vqa", "region_caption", "temporal_grounding"]
