@@ -58,8 +58,6 @@ def committed_parts(profile_dir: Path) -> dict[str, dict[str, Any]]:
         times = json.loads(planner.read_text()).get("times_s") or {}
         parts["vitron_llm"] = {
             "seconds": round(sum(times.values()), 1), "records": ["training.json"],
-            "note": "times_s holds only the resumed part of base (the README: about 54 minutes "
-                    "of base in all, one thread; the same command on two threads, 29.5 minutes)",
         }  # fmt: skip
     return parts
 
