@@ -118,8 +118,8 @@ def build_nano_vitron(
 
 RECIPE_FILE = "recipe.json"
 """What a run was started with beyond step counts and sizes (``glue``, ``data_tasks``,
-``reading_tasks``, ``vqa_answers``), kept in the run so a resume with other values is refused, and copied into
-the published ``training.json`` so a build from nothing retraces it."""
+``reading_tasks``, ``vqa_answers``), kept in the run so a resume with other values is refused,
+and copied into the published ``training.json`` so a build from nothing retraces it."""
 
 
 def check_glue(glue: dict | None, clip: str | Path | None = None) -> None:
@@ -354,8 +354,8 @@ def train_nano(run: str | Path, *, seed: int = 0, records: int = DEFAULT_RECORDS
     :data:`NANO_GLUE` entries (e.g. how a clip is read), ``data_tasks`` the tasks of ``data/``
     in turn (default: every task of the world), ``reading_tasks`` those of ``reading/`` (default
     :data:`READING_TASKS`), ``vqa_answers`` how questions are answered in its conversations
-    (``conversations.VQA_ANSWERS``); a run resumed with other values than it was started with is refused
-    (:func:`run_recipe`). Returns wall times per step."""
+    (``conversations.VQA_ANSWERS``); a run resumed with other values than it was started with is
+    refused (:func:`run_recipe`). Returns wall times per step."""
     import json
     import time
 

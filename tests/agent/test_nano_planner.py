@@ -71,9 +71,9 @@ def test_nano_planner_reads_pictures_sketched_regions_and_clips_better_than_chan
     """The reading tasks, answered in words with no tool: through the graph, on the first 30
     test samples of each). On 400 each (tools/profiles/nano/README.md): VQA 0.748 against chance
     0.317 (issue 13's floor 0.85, missed), region captions 0.882 against 0.033, temporal
-    grounding 0.787 (the whole clip: 0.740), so only its floor (0.70) is held here. The micro pipeline's planner does not learn these in its minutes
-    (tests/training/test_micro_pipeline.py), so this is what guards their scoring and decoding
-    with a trained planner."""
+    grounding 0.787 (the whole clip: 0.740), so only its floor (0.70) is held here. The micro
+    pipeline's planner does not learn these in its minutes (tests/training/test_micro_pipeline.py),
+    so this is what guards their scoring and decoding with a trained planner."""
     tasks = ["vqa", "region_caption", "temporal_grounding"]
     report = evaluate(EvalSettings(profile="nano", workspace=str(tmp_path / "ws"), device="cpu",
                                    progress=False, split="test", limit=90, tasks=tasks))  # fmt: skip

@@ -1,7 +1,7 @@
 """A nano planner run's recipe beyond step counts and sizes (how a clip is read, the tasks of its
-conversations, how their questions are answered): it reaches the data and the untrained model, and stays with the run (a resume
-with another is refused). ``publish`` carries it into a build from nothing
-(tests/training/test_nano_publish.py)."""
+conversations, how their questions are answered): it reaches the data and the untrained model,
+and stays with the run (a resume with another is refused). ``publish`` carries it into a build
+from nothing (tests/training/test_nano_publish.py)."""
 
 from __future__ import annotations
 
