@@ -42,6 +42,15 @@ def add_eval_command(commands: argparse._SubParsersAction, common: argparse.Argu
     )
     parser.add_argument("--data", help="folder of a real benchmark's local copy")
     parser.add_argument(
+        "--media-labels",
+        default="world",
+        choices=("world", "names"),
+        help="shapes only: names = label each picture and clip with a file-like name drawn "
+        "regardless of the task ('IMG_0412', 'holiday photo'), as a user's files are, instead of "
+        "the world's ('scene', 'clip', 'before'); measures how much the planner reads the task "
+        "from a label (default: %(default)s)",
+    )
+    parser.add_argument(
         "--ablate",
         action="append",
         default=[],
@@ -86,7 +95,7 @@ def run_eval(args: argparse.Namespace) -> int:
         step_limit=args.step_limit, planner_spec=args.planner,
         max_new_tokens=args.max_new_tokens, ablate=list(dict.fromkeys(args.ablate)),
         tasks=[t.strip() for t in (args.tasks or "").split(",") if t.strip()],
-        out=args.out, progress=not args.no_progress,
+        out=args.out, progress=not args.no_progress, media_labels=args.media_labels,
     )  # fmt: skip
     if args.threads is not None:
         if args.threads < 1:

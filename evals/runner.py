@@ -44,6 +44,10 @@ class EvalSettings:
     the whole suite gives those tasks, so a filtered run's rows match a full run's."""
     out: str = "vitron-eval"
     progress: bool = True
+    media_labels: str = "world"
+    """shapes only: ``names`` labels each sample's media with a file-like name drawn regardless of
+    the task (``IMG_0412``, ``holiday photo``; :mod:`vitron.evals.shapes.labels`), as a user's
+    files are, instead of the world's ``scene``, ``clip``, ``before``."""
 
 
 def load_suite(settings: EvalSettings) -> list[Sample]:
@@ -54,7 +58,10 @@ def load_suite(settings: EvalSettings) -> list[Sample]:
         settings.limit,
     )
     if suite == "shapes":
-        return _shapes_samples(split, limit, settings.seed, settings.tasks)
+        samples = _shapes_samples(split, limit, settings.seed, settings.tasks)
+        return _labelled(samples, settings.media_labels, settings.seed)
+    if settings.media_labels != "world":
+        raise ValueError(f"--media-labels relabels shapes-world media; suite {suite} has its own")
     if settings.tasks:
         raise ValueError(f"--tasks picks shapes-world tasks; suite {suite} has its own task")
     if suite not in SUITES:
@@ -81,6 +88,18 @@ def load_suite(settings: EvalSettings) -> list[Sample]:
 
         samples = load_magicbrush(settings.data, limit=limit)
     return list(samples)
+
+
+def _labelled(samples: list[Sample], form: str, seed: int) -> list[Sample]:
+    """``samples`` with their media labelled the ``form`` way, the names drawn from ``seed``."""
+    import numpy as np
+
+    from vitron.evals.shapes.labels import check_media_labels, relabel_media
+
+    if check_media_labels(form) == "world":
+        return samples
+    rng = np.random.default_rng([seed, 2])
+    return [relabel_media(sample, rng, form) for sample in samples]
 
 
 def _shapes_samples(split: str, limit: int | None, seed: int, tasks: Sequence[str]) -> list[Sample]:
@@ -186,7 +205,10 @@ def evaluate(
         "planner": settings.planner_spec or (type(base).__name__ if planner is not None else
                                              f"ChatVitron (max_new_tokens {settings.max_new_tokens})"),
         "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "runs": report_runs, "notes": notes, "records": records_all,
+        "runs": report_runs, "records": records_all,
+        "notes": notes + ([f"media labelled with file-like names (--media-labels "
+                           f"{settings.media_labels}), not the world's"]
+                          if settings.media_labels != "world" else []),
         "classifier_accuracy": classifier_accuracy,
     }  # fmt: skip
 

@@ -143,23 +143,27 @@ def say_answer(sample: Sample, vqa_answers: str = "word") -> Sample:
 
 def write_conversations(
     root: str | Path, split: str, count: int, *, seed: int = 0, start: int = 0,
-    tasks: Iterable[str] | None = None, vqa_answers: str = "word",
+    tasks: Iterable[str] | None = None, vqa_answers: str = "word", media_labels: str = "world",
 ) -> Path:  # fmt: skip
     """Samples ``start .. start + count - 1`` of ``split`` as ``root/<split>.jsonl``, questions
-    answered the ``vqa_answers`` way (:data:`VQA_ANSWERS`)."""
+    answered the ``vqa_answers`` way (:data:`VQA_ANSWERS`), media labelled the ``media_labels``
+    way (:data:`~vitron.evals.shapes.labels.MEDIA_LABELS`)."""
     from vitron.evals.shapes.dataset import generate
+    from vitron.evals.shapes.labels import check_media_labels, relabel_media
     from vitron.tools.workspace import Workspace
 
     check_vqa_answers(vqa_answers)  # before anything is written
+    check_media_labels(media_labels)
     root = Path(root)
     rng = np.random.default_rng(seed)
+    label_rng = np.random.default_rng([seed, start, 1])  # the conversations' own draws unchanged
     samples = generate(split, count, seed=seed, start=start, tasks=list(tasks) if tasks else None)
     with tempfile.TemporaryDirectory() as scratch:
         space = Workspace(Path(scratch))
 
         def records() -> Iterable[Record]:
             for sample in samples:
-                sample = say_answer(sample, vqa_answers)
+                sample = relabel_media(say_answer(sample, vqa_answers), label_rng, media_labels)
                 yield to_record(sample, root, space.for_thread(sample.id), rng)
 
         path = root / f"{split}.jsonl"

@@ -118,7 +118,7 @@ def build_nano_vitron(
 
 RECIPE_FILE = "recipe.json"
 """What a run was started with beyond step counts and sizes (``glue``, ``data_tasks``,
-``reading_tasks``, ``vqa_answers``), kept in the run so a resume with other values is refused,
+``reading_tasks``, ``vqa_answers``, ``media_labels``), kept in the run so a resume with other values is refused,
 and copied into the published ``training.json`` so a build from nothing retraces it."""
 
 
@@ -143,7 +143,7 @@ def check_glue(glue: dict | None, clip: str | Path | None = None) -> None:
 
 def run_recipe(
     run: Path, glue: dict | None, data_tasks: Sequence[str] | None,
-    reading_tasks: Sequence[str] | None, vqa_answers: str = "word",
+    reading_tasks: Sequence[str] | None, vqa_answers: str = "word", media_labels: str = "world",
 ) -> dict[str, Any]:  # fmt: skip
     """The run's recipe (only what differs from the defaults), written on the run's first start;
     a run resumed with another one is an error that names both."""
@@ -151,6 +151,7 @@ def run_recipe(
 
     from vitron.agent.training.conversations import check_vqa_answers
     from vitron.evals.shapes.dataset import check_tasks
+    from vitron.evals.shapes.labels import check_media_labels
 
     recipe: dict[str, Any] = {}
     if glue:
@@ -162,6 +163,8 @@ def run_recipe(
             recipe[key] = check_tasks(tasks)
     if check_vqa_answers(vqa_answers) != "word":
         recipe["vqa_answers"] = vqa_answers
+    if check_media_labels(media_labels) != "world":
+        recipe["media_labels"] = media_labels
     path = run / RECIPE_FILE
     started = (run / "data" / "train.jsonl").is_file() or (run / "init" / "config.json").is_file()
     before = json.loads(path.read_text()) if path.is_file() else {}
@@ -343,7 +346,7 @@ def train_nano(run: str | Path, *, seed: int = 0, records: int = DEFAULT_RECORDS
                objects: bool = False, glue: dict | None = None,
                data_tasks: Sequence[str] | None = None,
                reading_tasks: Sequence[str] | None = None,
-               vqa_answers: str = "word",
+               vqa_answers: str = "word", media_labels: str = "world",
                ) -> dict[str, Any]:  # fmt: skip
     """Train the nano Vitron under ``run``: data (``data/`` every task, ``reading/`` the
     :data:`READING_TASKS`, ``regions_data/`` region captions when ``regions`` has steps),
@@ -354,7 +357,8 @@ def train_nano(run: str | Path, *, seed: int = 0, records: int = DEFAULT_RECORDS
     :data:`NANO_GLUE` entries (e.g. how a clip is read), ``data_tasks`` the tasks of ``data/``
     in turn (default: every task of the world), ``reading_tasks`` those of ``reading/`` (default
     :data:`READING_TASKS`), ``vqa_answers`` how questions are answered in its conversations
-    (``conversations.VQA_ANSWERS``); a run resumed with other values than it was started with is
+    (``conversations.VQA_ANSWERS``), ``media_labels`` how their media are labelled
+    (``evals.shapes.labels.MEDIA_LABELS``); a run resumed with other values than it was started with is
     refused (:func:`run_recipe`). Returns wall times per step."""
     import json
     import time
@@ -368,20 +372,20 @@ def train_nano(run: str | Path, *, seed: int = 0, records: int = DEFAULT_RECORDS
     clip = clip or tower_source(profile)
     check_glue(glue, clip)
     run.mkdir(parents=True, exist_ok=True)
-    recipe = run_recipe(run, glue, data_tasks, reading_tasks, vqa_answers)
-    said = recipe.get("vqa_answers", "word")
+    recipe = run_recipe(run, glue, data_tasks, reading_tasks, vqa_answers, media_labels)
+    said = {"vqa_answers": recipe.get("vqa_answers", "word"),
+            "media_labels": recipe.get("media_labels", "world")}  # fmt: skip
     steps = DEFAULT_STEPS | (steps or {})
     times: dict[str, float] = {}
     start = time.monotonic()
     if not (run / "data" / "train.jsonl").is_file():
         write_conversations(run / "data", "train", records, seed=seed,
-                            tasks=recipe.get("data_tasks"), vqa_answers=said)  # fmt: skip
+                            tasks=recipe.get("data_tasks"), **said)  # fmt: skip
         times["data"] = time.monotonic() - start
     if reading_records and not (run / "reading" / "train.jsonl").is_file():
         start = time.monotonic()
         write_conversations(run / "reading", "train", reading_records, seed=seed, start=records,
-                            tasks=recipe.get("reading_tasks", READING_TASKS),
-                            vqa_answers=said)  # fmt: skip
+                            tasks=recipe.get("reading_tasks", READING_TASKS), **said)  # fmt: skip
         times["reading"] = time.monotonic() - start
     if (
         steps.get("regions")
@@ -391,7 +395,7 @@ def train_nano(run: str | Path, *, seed: int = 0, records: int = DEFAULT_RECORDS
         start = time.monotonic()
         write_conversations(run / "regions_data", "train", region_records, seed=seed,
                             start=max(REGION_START, records + reading_records),
-                            tasks=["region_caption"])  # fmt: skip
+                            tasks=["region_caption"], **said)  # fmt: skip
         times["regions_data"] = time.monotonic() - start
     if not (run / "init" / "config.json").is_file():
         start = time.monotonic()
@@ -566,6 +570,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from vitron.agent.training.conversations import VQA_ANSWERS
     from vitron.evals.shapes.dataset import check_tasks
+    from vitron.evals.shapes.labels import MEDIA_LABELS
 
     torch.set_num_threads(int(__import__("os").environ.get("OMP_NUM_THREADS", "1")))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -623,6 +628,11 @@ def main(argv: list[str] | None = None) -> int:
                         "conversations (default: every task of the shapes world)")  # fmt: skip
     parser.add_argument("--reading-tasks", metavar="T,T,…",
                         help=f"the tasks of reading/, in turn (default {','.join(READING_TASKS)})")  # fmt: skip
+    parser.add_argument("--media-labels", choices=MEDIA_LABELS, default="world",
+                        help="how the conversations' media are labelled in the prompt's listing: "
+                        "as the world labels them ('scene', 'before'), or with file-like names "
+                        "drawn regardless of the task, so the planner learns not to read the task "
+                        "from a label")  # fmt: skip
     parser.add_argument("--vqa-answers", choices=VQA_ANSWERS, default="word",
                         help="how count and 'is there' questions are answered in training: the "
                         "word, or the asked objects named first ('red circle, blue circle: 2')")  # fmt: skip
@@ -681,6 +691,7 @@ def main(argv: list[str] | None = None) -> int:
             objects=args.objects,
             glue=glue or None,
             vqa_answers=args.vqa_answers,
+            media_labels=args.media_labels,
             **tasks,
             **sizes,
         )

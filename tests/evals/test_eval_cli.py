@@ -82,3 +82,14 @@ def test_a_task_filter_names_what_it_cannot_pick(tmp_path, capsys):
     assert "unknown shapes tasks ['dancing']" in capsys.readouterr().err
     assert main([*base, "--suite", "davis", "--data", str(tmp_path), "--tasks", "vqa"]) == 2
     assert "--tasks picks shapes-world tasks" in capsys.readouterr().err
+
+
+def test_vitron_eval_can_label_media_as_a_users_files_are(tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["eval", "--profile", "tiny", "--limit", "2", "--tasks", "grounding",
+                 "--media-labels", "names", "--workspace", str(tmp_path / "ws"), "--device", "cpu",
+                 "--no-progress", "--max-new-tokens", "8", "--threads", "1", "--out", str(out)])  # fmt: skip
+    assert code == 0
+    assert "- media labelled with file-like names (--media-labels names)" in capsys.readouterr().out
+    written = json.loads((out / "eval-shapes-test.json").read_text())
+    assert written["samples"] == 2 and {r["task"] for r in written["records"]} == {"grounding"}

@@ -86,3 +86,23 @@ def test_questions_are_answered_the_recipes_way_and_a_resume_keeps_it(tmp_path):
     with pytest.raises(ValueError, match="unknown VQA answer form 'rationale'"):
         write_conversations(tmp_path / "other", "train", 4, vqa_answers="rationale")
     assert not (tmp_path / "other").exists()
+
+
+def test_media_are_labelled_the_recipes_way(tmp_path):
+    assert run_recipe(tmp_path, None, None, None, media_labels="names") == {"media_labels": "names"}
+    path = write_conversations(tmp_path / "data", "train", 24, seed=1, media_labels="names")
+    world = write_conversations(tmp_path / "world", "train", 24, seed=1)
+    named, plain = (path.read_text().splitlines(), world.read_text().splitlines())
+
+    def listings(lines: list[str]) -> list[str]:
+        return [json.loads(line)["messages"][0]["text"].split("Media in this conversation")[-1]
+                for line in lines]  # fmt: skip
+
+    assert "'before'" in "".join(listings(plain))  # the world's edits give their task away
+    changed = [a != b for a, b in zip(listings(named), listings(plain), strict=True)]
+    assert sum(changed) >= 15, changed  # every medium of a user is relabelled
+    # the rest of each conversation is the world's: the same requests, calls and answers
+    rest = [[m["text"] for m in json.loads(line)["messages"][1:]] for line in named]
+    assert rest == [[m["text"] for m in json.loads(line)["messages"][1:]] for line in plain]
+    with pytest.raises(ValueError, match="started with {'media_labels': 'names'}"):
+        run_recipe(tmp_path, None, None, None)
