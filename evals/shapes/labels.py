@@ -28,6 +28,8 @@ FILE_NAMES = (
     "download ({n})", "scan_{d4}", "PXL_2026120{n}_{d4}",
 )  # fmt: skip
 """File-name stems of the kind users attach ({d4}: four digits, {n}: a number up to 12)."""
+EXTENSIONS = {"image": ("", ".png", ".jpg", ".jpeg"), "video": ("", ".mp4", ".gif", ".avi")}
+"""What may follow a stem: ``vitron chat`` labels an attached file with its whole name."""
 
 
 def check_media_labels(form: str) -> str:
@@ -37,15 +39,20 @@ def check_media_labels(form: str) -> str:
     return form
 
 
-def file_like_label(rng: np.random.Generator) -> str:
-    """One label from the world's and :data:`FILE_NAMES`' pool, its digits filled in."""
+def file_like_label(rng: np.random.Generator, kind: str = "image") -> str:
+    """One label from the world's and :data:`FILE_NAMES`' pool, its digits filled in, perhaps
+    with an extension of ``kind``'s files."""
     pool = WORLD_LABELS + FILE_NAMES
     template = pool[int(rng.integers(len(pool)))]
-    return template.format(d4=f"{int(rng.integers(10_000)):04d}", n=int(rng.integers(1, 13)))
+    stem = template.format(d4=f"{int(rng.integers(10_000)):04d}", n=int(rng.integers(1, 13)))
+    extensions = EXTENSIONS.get(kind, ("",))
+    return stem + extensions[int(rng.integers(len(extensions)))]
 
 
 def relabel_media(sample: Sample, rng: np.random.Generator, form: str = "names") -> Sample:
     """``sample`` with each medium labelled the ``form`` way (:data:`MEDIA_LABELS`)."""
     if check_media_labels(form) == "world" or not sample.media:
         return sample
-    return replace(sample, media=[replace(m, label=file_like_label(rng)) for m in sample.media])
+    return replace(
+        sample, media=[replace(m, label=file_like_label(rng, m.kind)) for m in sample.media]
+    )
