@@ -160,6 +160,9 @@ def evaluate(
                       seed=settings.seed)  # fmt: skip
     base = planner if planner is not None else _default_planner(settings)
     notes = []
+    if settings.media_labels != "world":
+        notes.append(f"media labelled with file-like names (--media-labels "
+                     f"{settings.media_labels}), not the world's")  # fmt: skip
     runs: list[tuple[str, Any, Any]] = [("full", base, context)]
     for ablation in settings.ablate:
         ok, why = ablations.provides(profile, ablation)
@@ -205,10 +208,7 @@ def evaluate(
         "planner": settings.planner_spec or (type(base).__name__ if planner is not None else
                                              f"ChatVitron (max_new_tokens {settings.max_new_tokens})"),
         "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "runs": report_runs, "records": records_all,
-        "notes": notes + ([f"media labelled with file-like names (--media-labels "
-                           f"{settings.media_labels}), not the world's"]
-                          if settings.media_labels != "world" else []),
+        "runs": report_runs, "notes": notes, "records": records_all,
         "classifier_accuracy": classifier_accuracy,
     }  # fmt: skip
 
