@@ -120,8 +120,8 @@ class Plan:
     planner_steps: dict[str, int] = field(default_factory=dict)
     planner_recipe: dict[str, Any] = field(default_factory=dict)
     """The planner run's recipe beyond steps and sizes (``glue``, ``data_tasks``,
-    ``reading_tasks``, ``vqa_answers``: ``train_nano``'s arguments), as its ``training.json``
-    recorded it."""
+    ``reading_tasks``, ``vqa_answers``, ``media_labels``, ``base_media_labels``: ``train_nano``'s
+    arguments), as its ``training.json`` recorded it."""
     corpus_samples: int | None = None
     """Samples the planner's tokenizer learns its merges from (``None``: ``train_nano``'s own)."""
     threads: int = 1

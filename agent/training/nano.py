@@ -118,8 +118,9 @@ def build_nano_vitron(
 
 RECIPE_FILE = "recipe.json"
 """What a run was started with beyond step counts and sizes (``glue``, ``data_tasks``,
-``reading_tasks``, ``vqa_answers``, ``media_labels``), kept in the run so a resume with other values is refused,
-and copied into the published ``training.json`` so a build from nothing retraces it."""
+``reading_tasks``, ``vqa_answers``, ``media_labels``, ``base_media_labels``), kept in the run so a
+resume with other values is refused, and copied into the published ``training.json`` so a build
+from nothing retraces it."""
 
 
 def check_glue(glue: dict | None, clip: str | Path | None = None) -> None:
@@ -144,9 +145,11 @@ def check_glue(glue: dict | None, clip: str | Path | None = None) -> None:
 def run_recipe(
     run: Path, glue: dict | None, data_tasks: Sequence[str] | None,
     reading_tasks: Sequence[str] | None, vqa_answers: str = "word", media_labels: str = "world",
+    base_media_labels: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """The run's recipe (only what differs from the defaults), written on the run's first start;
-    a run resumed with another one is an error that names both."""
+    a run resumed with another one is an error that names both. ``base_media_labels`` is kept
+    only where it differs from ``media_labels`` (:func:`relabelled_suffix`)."""
     import json
 
     from vitron.agent.training.conversations import check_vqa_answers
@@ -165,6 +168,8 @@ def run_recipe(
         recipe["vqa_answers"] = vqa_answers
     if check_media_labels(media_labels) != "world":
         recipe["media_labels"] = media_labels
+    if base_media_labels is not None and check_media_labels(base_media_labels) != media_labels:
+        recipe["base_media_labels"] = base_media_labels
     path = run / RECIPE_FILE
     started = (run / "data" / "train.jsonl").is_file() or (run / "init" / "config.json").is_file()
     before = json.loads(path.read_text()) if path.is_file() else {}
@@ -176,6 +181,20 @@ def run_recipe(
     if recipe and not path.is_file():
         path.write_text(json.dumps(recipe, indent=2))
     return recipe
+
+
+def relabelled_suffix(recipe: dict[str, Any]) -> str:
+    """Where the steps after ``base`` read their conversations when ``base`` read them labelled
+    another way (``recipe["base_media_labels"]``): ``data<suffix>/`` and ``reading<suffix>/``,
+    the same conversations with the media labelled the ``media_labels`` way (``"_names"``);
+    ``""`` (``data/``, ``reading/``) when every step reads the same ones.
+
+    Why: a planner whose ``base`` read the world's labels, then the rest read file-like names,
+    ignores the labels as a planner trained on names throughout does, and keeps what the one
+    trained on the world's labels did better (tools/profiles/nano/README.md, "Media labels")."""
+    if "base_media_labels" not in recipe:
+        return ""
+    return "_" + recipe.get("media_labels", "world")
 
 
 STAGE_ORDER = ("base", "regions", "align", "invoke", "ground")
@@ -248,6 +267,7 @@ def stage_configs(
     steps: dict[str, int],
     overrides: dict | None = None,
     stage_overrides: dict[str, dict] | None = None,
+    relabelled: str = "",
 ) -> dict[str, dict]:
     """The run's ``vitron train`` configs (as dicts) for a pipeline under ``run``: ``base``,
     ``regions``, then Vitron's three stages, in order, each starting from the one before (``base``
@@ -266,7 +286,8 @@ def stage_configs(
     ``{"batch_size": 4}``) apply to every stage, ``stage_overrides[stage]`` to that one after them.
     ``regions`` (between ``base`` and stage 1) continues ``base`` at 5e-4 with
     ``regions_data/``'s region captions added to the mix (:data:`DEFAULT_REGION_RECORDS`); a step
-    with 0 steps is left out.
+    with 0 steps is left out. Every step after ``base`` reads ``data<relabelled>/`` and
+    ``reading<relabelled>/`` (:func:`relabelled_suffix`), ``base`` always ``data/`` and ``reading/``.
     """
 
     def records(*parts: str) -> list[dict]:
@@ -274,6 +295,7 @@ def stage_configs(
                 for part in parts if (run / part / "train.jsonl").is_file()]  # fmt: skip
 
     data = records("data", "reading")
+    later = records(f"data{relabelled}", f"reading{relabelled}")
     lora = {"r": NANO_TEXT_CONFIG["hidden_size"], "alpha": NANO_TEXT_CONFIG["hidden_size"],
             "targets": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}  # fmt: skip
     common = {"seed": seed, "data": data, "batch_size": 8, "progress": False, "log_every": 10,
@@ -284,11 +306,11 @@ def stage_configs(
     own = {
         "base": base,
         "regions": base | {"stage": "base", "lr": 5e-4, "warmup_steps": 20,
-                           "data": data + records("regions_data")},
-        "align": {"lr": 1e-3, "warmup_steps": 5},
+                           "data": later + records("regions_data")},
+        "align": {"lr": 1e-3, "warmup_steps": 5, "data": later},
         "invoke": {"lr": 1e-3, "warmup_steps": 10, "lora": lora,
-                   "signal_routes": SIGNAL_ROUTES},
-        "ground": {"lr": 5e-4, "warmup_steps": 10, "lora": lora},
+                   "signal_routes": SIGNAL_ROUTES, "data": later},
+        "ground": {"lr": 5e-4, "warmup_steps": 10, "lora": lora, "data": later},
     }  # fmt: skip
     configs: dict[str, dict] = {}
     model, stage_profile = str(run / "init"), profile
@@ -347,6 +369,7 @@ def train_nano(run: str | Path, *, seed: int = 0, records: int = DEFAULT_RECORDS
                data_tasks: Sequence[str] | None = None,
                reading_tasks: Sequence[str] | None = None,
                vqa_answers: str = "word", media_labels: str = "world",
+               base_media_labels: str | None = None,
                ) -> dict[str, Any]:  # fmt: skip
     """Train the nano Vitron under ``run``: data (``data/`` every task, ``reading/`` the
     :data:`READING_TASKS`, ``regions_data/`` region captions when ``regions`` has steps),
@@ -358,7 +381,9 @@ def train_nano(run: str | Path, *, seed: int = 0, records: int = DEFAULT_RECORDS
     in turn (default: every task of the world), ``reading_tasks`` those of ``reading/`` (default
     :data:`READING_TASKS`), ``vqa_answers`` how questions are answered in its conversations
     (``conversations.VQA_ANSWERS``), ``media_labels`` how their media are labelled
-    (``evals.shapes.labels.MEDIA_LABELS``); a run resumed with other values than it was started with is
+    (``evals.shapes.labels.MEDIA_LABELS``), ``base_media_labels`` how those ``base`` reads are
+    (default: the same; where it differs, the steps after ``base`` read a second copy,
+    :func:`relabelled_suffix`); a run resumed with other values than it was started with is
     refused (:func:`run_recipe`). Returns wall times per step."""
     import json
     import time
@@ -372,21 +397,28 @@ def train_nano(run: str | Path, *, seed: int = 0, records: int = DEFAULT_RECORDS
     clip = clip or tower_source(profile)
     check_glue(glue, clip)
     run.mkdir(parents=True, exist_ok=True)
-    recipe = run_recipe(run, glue, data_tasks, reading_tasks, vqa_answers, media_labels)
+    recipe = run_recipe(run, glue, data_tasks, reading_tasks, vqa_answers, media_labels,
+                        base_media_labels)  # fmt: skip
     said = {"vqa_answers": recipe.get("vqa_answers", "word"),
             "media_labels": recipe.get("media_labels", "world")}  # fmt: skip
+    relabelled = relabelled_suffix(recipe)
     steps = DEFAULT_STEPS | (steps or {})
     times: dict[str, float] = {}
-    start = time.monotonic()
-    if not (run / "data" / "train.jsonl").is_file():
-        write_conversations(run / "data", "train", records, seed=seed,
-                            tasks=recipe.get("data_tasks"), **said)  # fmt: skip
-        times["data"] = time.monotonic() - start
-    if reading_records and not (run / "reading" / "train.jsonl").is_file():
-        start = time.monotonic()
-        write_conversations(run / "reading", "train", reading_records, seed=seed, start=records,
-                            tasks=recipe.get("reading_tasks", READING_TASKS), **said)  # fmt: skip
-        times["reading"] = time.monotonic() - start
+    # base's conversations, then (where base reads other labels) the same ones as the rest read
+    copies = [("", said | {"media_labels": recipe.get("base_media_labels", said["media_labels"])})]
+    copies += [(relabelled, said)] if relabelled else []
+    for suffix, labelled in copies:
+        if not (run / f"data{suffix}" / "train.jsonl").is_file():
+            start = time.monotonic()
+            write_conversations(run / f"data{suffix}", "train", records, seed=seed,
+                                tasks=recipe.get("data_tasks"), **labelled)  # fmt: skip
+            times[f"data{suffix}"] = time.monotonic() - start
+        if reading_records and not (run / f"reading{suffix}" / "train.jsonl").is_file():
+            start = time.monotonic()
+            write_conversations(run / f"reading{suffix}", "train", reading_records, seed=seed,
+                                start=records, tasks=recipe.get("reading_tasks", READING_TASKS),
+                                **labelled)  # fmt: skip
+            times[f"reading{suffix}"] = time.monotonic() - start
     if (
         steps.get("regions")
         and region_records
@@ -407,7 +439,7 @@ def train_nano(run: str | Path, *, seed: int = 0, records: int = DEFAULT_RECORDS
         save_vitron(model, processor, run / "init")
         times["init"] = time.monotonic() - start
     configs = stage_configs(run, seed=seed, profile=profile, steps=steps, overrides=overrides,
-                            stage_overrides=stage_overrides)  # fmt: skip
+                            stage_overrides=stage_overrides, relabelled=relabelled)  # fmt: skip
     for stage, data in configs.items():
         if (Path(data["output_dir"]) / "profile.toml").is_file():
             continue
@@ -633,6 +665,11 @@ def main(argv: list[str] | None = None) -> int:
                         "as the world labels them ('scene', 'before'), or with file-like names "
                         "drawn regardless of the task, so the planner learns not to read the task "
                         "from a label")  # fmt: skip
+    parser.add_argument("--base-media-labels", choices=MEDIA_LABELS,
+                        help="how the media of the conversations `base` trains on are labelled "
+                        "(default: as --media-labels); where it differs, the steps after base "
+                        "train on the same conversations labelled the --media-labels way, "
+                        "written again as data_<labels>/ and reading_<labels>/")  # fmt: skip
     parser.add_argument("--vqa-answers", choices=VQA_ANSWERS, default="word",
                         help="how count and 'is there' questions are answered in training: the "
                         "word, or the asked objects named first ('red circle, blue circle: 2')")  # fmt: skip
@@ -692,6 +729,7 @@ def main(argv: list[str] | None = None) -> int:
             glue=glue or None,
             vqa_answers=args.vqa_answers,
             media_labels=args.media_labels,
+            base_media_labels=args.base_media_labels,
             **tasks,
             **sizes,
         )

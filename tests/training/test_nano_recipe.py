@@ -6,6 +6,7 @@ from nothing (tests/training/test_nano_publish.py)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +16,9 @@ from vitron.agent.training.nano import (
     READING_TASKS,
     RECIPE_FILE,
     main,
+    relabelled_suffix,
     run_recipe,
+    stage_configs,
     train_nano,
 )
 from vitron.evals.shapes.dataset import generate
@@ -106,3 +109,36 @@ def test_media_are_labelled_the_recipes_way(tmp_path):
     assert rest == [[m["text"] for m in json.loads(line)["messages"][1:]] for line in plain]
     with pytest.raises(ValueError, match="started with {'media_labels': 'names'}"):
         run_recipe(tmp_path, None, None, None)
+
+
+def test_base_can_read_the_worlds_labels_and_the_steps_after_it_file_like_names(tmp_path):
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    assert run_recipe(tmp_path / "a", None, None, None, media_labels="names",
+                      base_media_labels="world") == {"media_labels": "names",
+                                                     "base_media_labels": "world"}  # fmt: skip
+    assert run_recipe(tmp_path / "b", None, None, None, media_labels="names",
+                      base_media_labels="names") == {"media_labels": "names"}  # fmt: skip
+    run = tmp_path / "run"
+    steps = dict.fromkeys(("base", "regions", "align", "invoke", "ground"), 0)
+    train_nano(run, records=12, reading_records=4, corpus_samples=8, steps=steps,
+               media_labels="names", base_media_labels="world")  # fmt: skip
+    assert relabelled_suffix(json.loads((run / RECIPE_FILE).read_text())) == "_names"
+
+    def lines(part: str) -> list[dict]:
+        return [json.loads(line) for line in (run / part / "train.jsonl").read_text().splitlines()]
+
+    for part in ("data", "reading"):  # the same conversations, labelled two ways
+        world, named = lines(part), lines(f"{part}_names")
+        assert [r["id"] for r in world] == [r["id"] for r in named]
+        assert [r["messages"][1:] for r in world] == [r["messages"][1:] for r in named]
+    listings = [r["messages"][0]["text"] for r in lines("data") + lines("data_names")]
+    assert "'scene'" in "".join(listings[:12]) and listings[:12] != listings[12:]
+
+    configs = stage_configs(run, seed=0, profile="nano", steps=dict.fromkeys(steps, 1),
+                            relabelled="_names")  # fmt: skip
+    roots = {stage: [Path(d["root"]).name for d in c["data"]] for stage, c in configs.items()}
+    assert roots["base"] == ["data", "reading"]  # base reads the world's labels
+    for stage in ("align", "invoke", "ground"):
+        assert roots[stage] == ["data_names", "reading_names"], stage
+    with pytest.raises(ValueError, match="started with .*'base_media_labels': 'world'"):
+        run_recipe(run, None, None, None, media_labels="names")  # a resume without it
