@@ -216,9 +216,11 @@ def test_a_full_build_retraces_the_committed_parts_step_counts():
         assert plan.planner_steps[stage] == steps  # steps from nothing win over its last run's
     assert plan.reading_records == training["reading_records"] == 9000  # publish records it
     assert plan.region_records == training["region_records"] == 3000
-    assert plan.planner_steps["regions"] == 500  # the regions step is retraced too
+    assert plan.planner_steps["regions"] == 1000  # the regions step is retraced too
     assert plan.planner_recipe == training["recipe"]  # how the planner reads clips and answers
     assert plan.planner_recipe["vqa_answers"] == "named-first"
+    assert plan.planner_recipe["media_labels"] == "names"  # trained on file-like media names
+    assert plan.planner_recipe["base_media_labels"] == "world"  # after a base on the world's
 
 
 def test_profile_file_keeps_the_committed_settings_of_each_part():
