@@ -5,6 +5,7 @@ skips what is finished."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import shutil
 
@@ -14,6 +15,7 @@ from langchain_core.messages import AIMessage
 from safetensors.torch import load_file
 
 from vitron.agent.build import load_vitron
+from vitron.agent.training.nano import train_nano
 from vitron.apps.cli import main
 from vitron.apps.nano_build import DIFFUSION_PROFILE_PARTS, PLANNER_PARTS, profile_text, stages
 from vitron.tools.pretraining import BACKENDS
@@ -221,6 +223,8 @@ def test_a_full_build_retraces_the_committed_parts_step_counts():
     assert plan.planner_recipe["vqa_answers"] == "named-first"
     assert plan.planner_recipe["media_labels"] == "names"  # trained on file-like media names
     assert plan.planner_recipe["base_media_labels"] == "world"  # after a base on the world's
+    # make nano hands the recipe to train_nano as keywords: each key must be one of its arguments
+    inspect.signature(train_nano).bind_partial(**plan.planner_recipe)
 
 
 def test_profile_file_keeps_the_committed_settings_of_each_part():
