@@ -16,6 +16,8 @@ SHIPPED_CLASSIFIER = "vitron.evals.classifier:load_classifier"
 
 
 def add_eval_command(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    from vitron.evals.shapes.labels import MEDIA_LABELS  # imports nothing heavy
+
     parser = commands.add_parser(
         "eval",
         parents=[common],
@@ -44,7 +46,7 @@ def add_eval_command(commands: argparse._SubParsersAction, common: argparse.Argu
     parser.add_argument(
         "--media-labels",
         default="world",
-        choices=("world", "names"),
+        choices=MEDIA_LABELS,
         help="shapes only: names = label each picture and clip with a file-like name drawn "
         "regardless of the task ('IMG_0412', 'holiday photo'), as a user's files are, instead of "
         "the world's ('scene', 'clip', 'before'); measures how much the planner reads the task "

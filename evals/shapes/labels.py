@@ -12,10 +12,12 @@ independently of the task, so training can teach the planner to ignore labels
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # annotations only: `vitron eval`'s parser reads MEDIA_LABELS without numpy
+    import numpy as np
 
-from vitron.evals.sample import Sample
+    from vitron.evals.sample import Sample
 
 MEDIA_LABELS = ("world", "names")
 """How a sample's media are labelled: as the world labels them, or with file-like names."""
