@@ -5,6 +5,8 @@ It reads the conversation with its media (:mod:`vitron.agent.rendering`), genera
 signal token's embedding is stored in the thread's workspace and its ``emb_`` handle becomes the
 call's ``signal`` argument. Malformed output never raises: the message keeps the text and
 ``response_metadata["parse_errors"]`` says what is wrong; the next turn shows it to the model.
+After a failed call it answers with the tool's error, not a generated sentence
+(:mod:`vitron.agent.failures`).
 
 Where things come from:
 
@@ -45,6 +47,7 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr
 
+from vitron.agent.failures import failure_report, unresolved_failures
 from vitron.agent.invocation import MODULES
 from vitron.agent.loading import COMPONENT, VitronEngine
 from vitron.agent.messages import REJECTED, attached_media, finished_request, user_words
@@ -142,6 +145,11 @@ class ChatVitron(BaseChatModel):
     """Most images and videos a prompt shows as visual tokens (the latest, plus any image a
     region of the last user turn is drawn on); older ones stay in the text as their handles, so
     the prompt does not grow with every image named. ``None``: show them all."""
+
+    report_failures: bool = True
+    """After a call of this turn failed (and no later call of that tool made it good), answer
+    with the tool's error instead of a generated sentence, which would narrate a result that does
+    not exist (:mod:`vitron.agent.failures`); the model may still call a tool again."""
 
     _engine: VitronEngine | None = PrivateAttr(default=None)
 
@@ -319,7 +327,9 @@ class ChatVitron(BaseChatModel):
         warn_if_too_long(engine, prompt_tokens, call.sampling.max_new_tokens)
 
         signal_ids = {i: t for t, i in processor.token_ids.signals.items()}
-        reply = ReplyText(processor.decode, call.stop, signal_ids)
+        turn = current_turn(messages)[1]
+        failed = unresolved_failures(turn) if self.report_failures else []
+        reply = ReplyText(processor.decode, call.stop, signal_ids, hold=bool(failed))
         eos = eos_ids(engine)
         states: list[torch.Tensor] = []
         finish_reason = "length"
@@ -343,8 +353,12 @@ class ChatVitron(BaseChatModel):
         parsed = with_request_media(parsed, current_turn(messages)[0] or "")
         if parsed.errors:
             logger.info("ChatVitron reply did not parse cleanly: %s", parsed.errors)
+        content = parsed.content
+        if failed and not parsed.calls:
+            done = any(isinstance(m, ToolMessage) and m.status != "error" for m in turn)
+            content = failure_report(failed, anything_done=done)
         message = AIMessageChunk(
-            content=reply.rest(parsed.content),
+            content=reply.rest(content),
             tool_call_chunks=[
                 {
                     "name": c["name"],
@@ -365,6 +379,7 @@ class ChatVitron(BaseChatModel):
                 "finish_reason": finish_reason,
                 "parse_errors": list(parsed.errors),
                 "signals": signals,
+                "reported_failures": [m.tool_call_id for m in failed] if content != parsed.content else [],
             },
             chunk_position="last",
         )

@@ -51,11 +51,14 @@ class ReplyText:
         decode: token ids -> text (placeholders and EOS dropped, grammar tags kept).
         stop: stop sequences; the reply ends before the first one.
         signal_ids: token id -> signal token, for the tokens whose hidden states are embedded.
+        hold: show nothing until the end (the whole content comes with the last chunk).
     """
 
     decode: Callable[[Sequence[int]], str]
     stop: Sequence[str] = ()
     signal_ids: Mapping[int, str] = field(default_factory=dict)
+    hold: bool = False
+    """Show nothing while generating: the final content may not be the generated text."""
     ids: list[int] = field(default_factory=list)
     text: str = ""
     shown: str = ""
@@ -121,7 +124,7 @@ class ReplyText:
         return text.rstrip("\ufffd").strip()
 
     def _show(self, visible: str) -> str:
-        if not visible.startswith(self.shown):
+        if self.hold or not visible.startswith(self.shown):
             return ""
         delta = visible[len(self.shown) :]
         self.shown = visible
