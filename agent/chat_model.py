@@ -353,10 +353,11 @@ class ChatVitron(BaseChatModel):
         parsed = with_request_media(parsed, current_turn(messages)[0] or "")
         if parsed.errors:
             logger.info("ChatVitron reply did not parse cleanly: %s", parsed.errors)
-        content = parsed.content
+        content, reported = parsed.content, []
         if failed and not parsed.calls:
             done = any(isinstance(m, ToolMessage) and m.status != "error" for m in turn)
             content = failure_report(failed, anything_done=done)
+            reported = [m.tool_call_id for m in failed]
         message = AIMessageChunk(
             content=reply.rest(content),
             tool_call_chunks=[
@@ -379,7 +380,7 @@ class ChatVitron(BaseChatModel):
                 "finish_reason": finish_reason,
                 "parse_errors": list(parsed.errors),
                 "signals": signals,
-                "reported_failures": [m.tool_call_id for m in failed] if content != parsed.content else [],
+                "reported_failures": reported,
             },
             chunk_position="last",
         )

@@ -96,9 +96,8 @@ def test_through_the_graph_the_nano_planner_reports_what_it_could_not_find(tmp_p
     from vitron.graphs import Context, build_graph, user_message
 
     context = Context(profile="nano", workspace=str(tmp_path / "ws"), device="cpu")
-    blank = context.services().workspace.for_thread("t").put_image(
-        np.full((64, 64, 3), 255, np.uint8)
-    )
+    white = np.full((64, 64, 3), 255, np.uint8)
+    blank = context.services().workspace.for_thread("t").put_image(white)
     inputs = {"messages": [user_message("Segment the circle.", media=[blank])],
               "media": {blank.handle: blank.to_state()}}  # fmt: skip
     graph = build_graph(ChatVitron())
