@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from langchain_core.messages import BaseMessage, ToolMessage
 
-from vitron.agent.messages import REJECTED
+from vitron.agent.messages import REJECTED, REJECTION_REASON
 
 
 def unresolved_failures(turn: Sequence[BaseMessage]) -> list[ToolMessage]:
@@ -27,12 +27,14 @@ def unresolved_failures(turn: Sequence[BaseMessage]) -> list[ToolMessage]:
 
 def failure_report(failed: Sequence[ToolMessage], *, anything_done: bool) -> str:
     """The answer for a turn whose calls ``failed``: each failure in the tool's words (a rejected
-    call as the user's decision), after a sentence saying whether anything else was done."""
+    call as the user's decision, with its reason when one was given), after a sentence saying whether anything else was done."""
     sentences = []
     for message in failed:
         name = message.name or "a tool"
         if message.additional_kwargs.get(REJECTED):
-            sentences.append(f"I did not run {name}, as you decided.")
+            reason = str(message.additional_kwargs.get(REJECTION_REASON) or "").strip().rstrip(".")
+            why = f": {reason}." if reason else ", as you decided."
+            sentences.append(f"I did not run {name}{why}")
             continue
         text = message.text.strip().rstrip(".")
         sentences.append(f"{text}." if text.startswith(f"{name} failed") else f"{name}: {text}.")

@@ -29,6 +29,8 @@ size, frames, source (``user`` or the tool), inputs, label."""
 REJECTED = "rejected"
 """``additional_kwargs`` key that marks a rejected call's ``ToolMessage`` (``True``; the graph's
 approval step writes it), so a planner can tell it from a failed call without reading its words."""
+REJECTION_REASON = "rejection_reason"
+"""``additional_kwargs`` key of a rejected call's reason, when one was given."""
 
 
 def user_message(

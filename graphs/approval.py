@@ -24,7 +24,7 @@ from langchain_core.messages import ToolCall, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import interrupt
 
-from vitron.agent.messages import REJECTED
+from vitron.agent.messages import REJECTED, REJECTION_REASON
 from vitron.graphs.context import DEFAULT_APPROVE_BEFORE
 
 __all__ = ["DEFAULT_APPROVE_BEFORE", "Decision", "approval_request", "pending_approvals", "review"]
@@ -111,7 +111,7 @@ def rejection(call: ToolCall, reason: str = "") -> ToolMessage:
         tool_call_id=call.get("id") or "",
         name=call["name"],
         status="error",
-        additional_kwargs={REJECTED: True},
+        additional_kwargs={REJECTED: True, **({REJECTION_REASON: reason} if reason else {})},
     )
 
 

@@ -51,10 +51,15 @@ def test_the_report_gives_each_failure_in_the_tools_words():
         f"Part of that did not work. segment_image: {NOT_FOUND}. "
         "ground failed: RuntimeError: out of memory."
     )
-    rejected = rejection(call("edit_image", "c"), "not that one")
+    rejected = rejection(call("edit_image", "c"))
     assert rejected.additional_kwargs[REJECTED]
     assert failure_report([rejected], anything_done=False) == (
         "I did not run edit_image, as you decided."
+    )
+    unanswered = rejection(call("generate_video", "d"), "nobody answered the approval prompt")
+    assert failure_report([unanswered, failed], anything_done=False) == (
+        "That did not work. I did not run generate_video: nobody answered the approval prompt. "
+        f"segment_image: {NOT_FOUND}."
     )
 
 
