@@ -297,12 +297,23 @@ def list_media(session: Session) -> None:
 
 def chat_command(session: Session, line: str) -> bool:
     """Handle one ``/command``; returns False to leave the chat. Errors are printed, not fatal."""
-    name, *rest = shlex.split(line)
+    try:
+        name, *rest = shlex.split(line)
+    except ValueError as exc:  # an unclosed quote: the line, not the session, is at fault
+        print(f"  error: cannot read {line!r}: {exc}; quote a path with spaces as 'my photo.png'")
+        return True
     if name in ("/quit", "/exit"):
         return False
     arity, handler = CHAT_COMMANDS.get(name, (None, None))
-    if handler is None or len(rest) != arity:
+    if name == "/help":
         print(CHAT_HELP.format(thread=session.thread_id))
+        return True
+    if handler is None:
+        print(f"  error: unknown command {name}; /help lists them")
+        return True
+    if len(rest) != arity:
+        usage = next((u.strip() for u in CHAT_HELP.splitlines() if f"{name} " in u), name)
+        print(f"  error: {name} takes {arity} argument{'s' * (arity != 1)}: {usage}")
         return True
     try:
         handler(session, *rest)

@@ -106,6 +106,9 @@ def test_chat_commands_and_errors_do_not_end_the_session(tmp_path, picture, monk
             f"/sketch {sketch}",
             "segment my sketch",
             "/media",
+            "/image 'my photo.png",
+            "/bogus",
+            "/region 0.1 0.2",
             "/help",
             "/quit",
         ]
@@ -119,7 +122,10 @@ def test_chat_commands_and_errors_do_not_end_the_session(tmp_path, picture, monk
     assert "error: region [0.9, 0.1, 0.2, 0.5] is inverted" in printed  # refused before sending
     assert "sketch mask_" in printed and "box [0.0781, 0.2083, 0.3906, 0.625]" in printed
     assert "regions=[[0.0781, 0.2083, 0.3906, 0.625]]" in printed
-    assert "/region X1 Y1 X2 Y2" in printed  # help
+    assert 'error: cannot read "/image \'my photo.png": No closing quotation' in printed
+    assert "error: unknown command /bogus; /help lists them" in printed
+    assert "error: /region takes 4 arguments: /region X1 Y1 X2 Y2" in printed
+    assert "/quit                       leave" in printed  # help
     assert "resume with: vitron chat --thread" in printed
     assert f"--workspace {tmp_path / 'ws'}" in printed.split("resume with:")[1]  # not the default
 
