@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 from vitron.apps.convert import add_convert_command, run_convert
 from vitron.apps.evaluate import add_eval_command, run_eval
 from vitron.apps.gallery import add_gallery_command, run_gallery_command
+from vitron.apps.output import check_output_folder
 from vitron.apps.serve import add_serve_command, run_serve
 from vitron.apps.train import add_train_command, run_train
 from vitron.apps.web.command import add_web_command, run_web
@@ -353,6 +354,7 @@ CHAT_COMMANDS: dict[str, tuple[int, Callable[..., None]]] = {
 def run_once(args: argparse.Namespace) -> int:
     from vitron.apps.progress import TerminalRenderer
 
+    check_output_folder(args.out, "the outputs")
     session = open_session(args)
     for path in args.image:
         session.attach(path)
@@ -380,6 +382,7 @@ def run_doctor(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    check_output_folder(args.out, "the demo's outputs")
     if not args.scripted:
         from vitron.apps.demo import run_demo as run_planned
         from vitron.graphs.planner import planner_from_spec

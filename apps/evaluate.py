@@ -86,11 +86,13 @@ def add_eval_command(commands: argparse._SubParsersAction, common: argparse.Argu
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from vitron.apps.output import check_output_folder
     from vitron.evals.report import markdown
     from vitron.evals.runner import EvalSettings, evaluate, write_report
 
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be at least 1, got {args.limit}")
+    check_output_folder(args.out, "the report")
     settings = EvalSettings(
         suite=args.suite, split=args.split, limit=args.limit, seed=args.seed, data=args.data,
         profile=args.profile, workspace=args.workspace, device=args.device,

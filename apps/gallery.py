@@ -92,6 +92,7 @@ def add_gallery_command(commands: argparse._SubParsersAction) -> None:
 def run_gallery_command(args: argparse.Namespace) -> int:
     import torch
 
+    from vitron.apps.output import check_output_folder
     from vitron.evals.gallery import (
         animation_samples,
         edit_samples,
@@ -107,6 +108,7 @@ def run_gallery_command(args: argparse.Namespace) -> int:
             raise ValueError(
                 f"--{flag} must be at least {1 if flag == 'threads' else 0}, got {value}"
             )
+    check_output_folder(args.out, "the gallery")
     torch.set_num_threads(args.threads)
     samples = [*prompt_grid(args.prompts), *layout_samples(args.layouts, seed=args.seed),
                *video_prompts(args.videos),

@@ -83,16 +83,36 @@ def find_loader(spec: ComponentSpec) -> Loader:
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``auto`` (or ``None``) picks CUDA when present, then Apple MPS, then CPU."""
+    """``auto`` (or ``None``) picks CUDA when present, then Apple MPS, then CPU. A device torch
+    cannot name, or a GPU this machine does not have, is a :class:`VitronToolError` up front, not
+    a driver error at the first model load."""
     import torch
 
+    mps = getattr(torch.backends, "mps", None)
+    has_mps = bool(mps and mps.is_available())
     if device is None or str(device) == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(device)
+        return torch.device("mps" if has_mps else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise VitronToolError(
+            f"unknown device {str(device)!r}: use auto, cpu, cuda, cuda:N or mps"
+        ) from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise VitronToolError(
+            f"device {str(device)!r}: torch finds no CUDA GPU here; use cpu or auto"
+        )
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        raise VitronToolError(
+            f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)"
+        )
+    if resolved.type == "mps" and not has_mps:
+        raise VitronToolError(
+            f"device {str(device)!r}: Apple MPS is not available here; use cpu or auto"
+        )
+    return resolved
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:

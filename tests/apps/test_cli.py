@@ -178,3 +178,37 @@ def test_run_refuses_an_empty_request_and_reads_video_flags_as_videos(tmp_path, 
     error = capsys.readouterr().err
     assert "cannot read clip.mp4 as a video: " in error, error
     assert "as an image" not in error and "Errno" not in error and "()" not in error
+
+
+@pytest.mark.parametrize("command", ["run", "demo", "eval", "gallery"])
+def test_an_output_folder_that_cannot_be_made_is_refused_before_any_work(
+    tmp_path, command, capsys, monkeypatch
+):
+    """An evaluation used to run to its end and only then fail to write its report."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    out = blocker / "outputs"
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("work started before the output folder was checked")
+
+    for target in ("vitron.apps.session.Session", "vitron.evals.runner.evaluate",
+                   "vitron.apps.demo.run_demo", "vitron.evals.gallery.run_gallery"):  # fmt: skip
+        monkeypatch.setattr(target, must_not_run)
+    argv = {
+        "run": ["run", "hi", *common(tmp_path)],
+        "demo": ["demo", *common(tmp_path)],
+        "eval": ["eval", "--limit", "1", *common(tmp_path)],
+        "gallery": ["gallery", "--profile", "tiny"],
+    }[command]
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "vitron: error: cannot write" in err and f"to {out}: {blocker} is not a folder" in err
+
+
+def test_an_output_folder_is_checked_without_being_made(tmp_path):
+    from vitron.apps.output import check_output_folder
+
+    fresh = tmp_path / "new" / "deeper"
+    assert check_output_folder(fresh, "x") == fresh and not (tmp_path / "new").exists()
+    assert list(tmp_path.iterdir()) == []  # the probe left nothing behind

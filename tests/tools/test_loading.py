@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 
 import pytest
@@ -165,3 +166,23 @@ def test_loading_shows_no_library_progress_bars_and_leaves_their_setting_alone(c
     ]  # fmt: skip
     assert transformers_logging.is_progress_bar_enabled()
     assert diffusers_logging.is_progress_bar_enabled()
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("bogus", "unknown device 'bogus': use auto, cpu, cuda, cuda:N or mps"),
+        ("cuda", "torch finds no CUDA GPU here"),
+        ("cuda:1", "torch finds no CUDA GPU here"),
+    ],
+)
+def test_a_device_this_machine_lacks_is_refused_up_front(device, message, monkeypatch):
+    """``vitron run --device cuda`` on a CPU machine stopped its first turn with a driver error
+    from deep inside torch; the registry now refuses the device when it is made."""
+    from vitron.tools.registry import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(VitronToolError, match=re.escape(message)):
+        ModelRegistry(load_profile("tiny"), device=device)
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in ("cpu", "mps")
