@@ -95,7 +95,8 @@ class MediaInfo:
     def summary(self) -> str:
         """A few words for a planner: ``img_… 640x480 image``."""
         if self.kind == "vid":
-            return f"{self.handle} {self.width}x{self.height} video, {self.frames} frames at {self.fps:g} fps"
+            frames = f"{self.frames} frame{'s' * (self.frames != 1)}"
+            return f"{self.handle} {self.width}x{self.height} video, {frames} at {self.fps:g} fps"
         if self.kind in ("img", "mask"):
             noun = "image" if self.kind == "img" else "mask"
             return f"{self.handle} {self.width}x{self.height} {noun}"
