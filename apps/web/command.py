@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 
 from vitron.apps.web.uploads import DEFAULT_MAX_UPLOAD_MB
@@ -33,6 +34,7 @@ def run_web(args: argparse.Namespace) -> int:
         print(f"vitron web: --thread does not apply; open http://{args.host}:{args.port}/"
               f"?thread={args.thread} to resume that conversation", file=sys.stderr)  # fmt: skip
         return 2
+    check_port(args.host, args.port)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry or version checks
     if args.checkpointer:  # every conversation of this server, and its list of them
         os.environ["VITRON_CHECKPOINTER"] = args.checkpointer
@@ -48,3 +50,18 @@ def run_web(args: argparse.Namespace) -> int:
     launch(planner, context, host=args.host, port=args.port,
            limits=UploadLimits.from_megabytes(args.max_upload_mb))  # fmt: skip
     return 0
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse a port the server could not listen on, before anything loads: Gradio's own error
+    came after "open http://…" was printed and sent the user to an environment variable."""
+    if not 1 <= port <= 65535:
+        raise ValueError(f"--port must be between 1 and 65535, got {port}")
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise OSError(
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --port"
+            ) from exc

@@ -212,3 +212,19 @@ def test_an_output_folder_is_checked_without_being_made(tmp_path):
     fresh = tmp_path / "new" / "deeper"
     assert check_output_folder(fresh, "x") == fresh and not (tmp_path / "new").exists()
     assert list(tmp_path.iterdir()) == []  # the probe left nothing behind
+
+
+def test_web_refuses_a_port_it_cannot_listen_on_before_loading_anything(tmp_path, capsys):
+    """Gradio's own error came after "open http://…" was printed and named an environment
+    variable; ``--port 0`` gave a traceback."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["web", "--port", str(port), *common(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert f"cannot listen on 127.0.0.1:{port}" in err and "pick another --port" in err
+    assert main(["web", "--port", "0", *common(tmp_path)]) == 2
+    assert "--port must be between 1 and 65535, got 0" in capsys.readouterr().err
