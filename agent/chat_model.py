@@ -293,6 +293,11 @@ class ChatVitron(BaseChatModel):
         rendered = self.render(messages, thread_id=thread_id)
         return engine.processor.render(rendered.turns).text
 
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is already in hand (:meth:`from_model`, or after a first call)."""
+        return self._engine is not None
+
     # ------------------------------------------------------------------ generation
 
     def _generate(

@@ -190,10 +190,12 @@ def context_from(args: argparse.Namespace) -> Context:
 
 def open_session(args: argparse.Namespace) -> Session:
     from vitron.apps.session import Session
-    from vitron.graphs.planner import default_planner, planner_from_spec
+    from vitron.graphs.planner import check_planner, default_planner, planner_from_spec
 
     model = planner_from_spec(args.planner) if args.planner else default_planner()
-    return Session(model, context_from(args), thread_id=args.thread, checkpointer=args.checkpointer)
+    context = context_from(args)
+    check_planner(model, context.profile)
+    return Session(model, context, thread_id=args.thread, checkpointer=args.checkpointer)
 
 
 def print_files(session: Session, turn: Turn, out: Callable[[str], None] = print) -> None:

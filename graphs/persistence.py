@@ -15,6 +15,8 @@ from pathlib import Path
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
+from vitron.tools.errors import VitronToolError
+
 CHECKPOINT_FILE = "conversations.sqlite"
 CHECKPOINTER_ENV = "VITRON_CHECKPOINTER"
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -26,13 +28,22 @@ def sqlite_checkpointer(path: str | Path) -> SqliteSaver:
     The connection is shared across the graph's worker threads; SqliteSaver serialises access.
     """
     path = Path(path).expanduser()
-    if path.is_dir() or not path.suffix:
-        path.mkdir(parents=True, exist_ok=True)
-        path = path / CHECKPOINT_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    connection = sqlite3.connect(str(path), check_same_thread=False)
-    saver = SqliteSaver(connection)
-    saver.setup()
+    try:
+        if path.is_dir() or not path.suffix:
+            if path.exists() and not path.is_dir():
+                raise NotADirectoryError("it is a file, not a folder")
+            path.mkdir(parents=True, exist_ok=True)
+            path = path / CHECKPOINT_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(str(path), check_same_thread=False)
+        saver = SqliteSaver(connection)
+        saver.setup()
+    except (OSError, sqlite3.Error) as exc:  # a file where a folder belongs, no rights, not SQLite
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise VitronToolError(
+            f"cannot keep conversations in {path}: {reason} (give --workspace or --checkpointer "
+            "a folder, or a .sqlite file)"
+        ) from exc
     return saver
 
 

@@ -38,3 +38,15 @@ def default_planner() -> BaseChatModel:
     from vitron.agent.chat_model import ChatVitron
 
     return ChatVitron()
+
+
+def check_planner(planner: BaseChatModel, profile: str) -> None:
+    """Refuse now, not at the first message, a ``ChatVitron`` whose profile (its own, else the
+    run's ``profile``) names no Vitron LLM: the turn used to run and stop with "the planner
+    failed" (a :class:`~vitron.tools.profiles.ProfileError` saying what to add)."""
+    from vitron.agent.chat_model import ChatVitron
+    from vitron.agent.loading import COMPONENT
+    from vitron.tools.profiles import load_profile
+
+    if isinstance(planner, ChatVitron) and not planner.loaded:
+        load_profile(planner.profile or profile).component(COMPONENT)

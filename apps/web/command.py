@@ -41,10 +41,11 @@ def run_web(args: argparse.Namespace) -> int:
     from vitron.apps.cli import context_from
     from vitron.apps.web.app import launch
     from vitron.apps.web.uploads import UploadLimits
-    from vitron.graphs.planner import default_planner, planner_from_spec
+    from vitron.graphs.planner import check_planner, default_planner, planner_from_spec
 
     planner = planner_from_spec(args.planner) if args.planner else default_planner()
     context = context_from(args)
+    check_planner(planner, context.profile)
     print(f"vitron web — profile {context.profile}, workspace {context.workspace}: "
           f"open http://{args.host}:{args.port}/ (Ctrl-C stops)")  # fmt: skip
     launch(planner, context, host=args.host, port=args.port,

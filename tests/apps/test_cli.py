@@ -228,3 +228,13 @@ def test_web_refuses_a_port_it_cannot_listen_on_before_loading_anything(tmp_path
         assert f"cannot listen on 127.0.0.1:{port}" in err and "pick another --port" in err
     assert main(["web", "--port", "0", *common(tmp_path)]) == 2
     assert "--port must be between 1 and 65535, got 0" in capsys.readouterr().err
+
+
+def test_a_profile_without_a_planner_is_refused_before_the_first_turn(tmp_path, capsys):
+    """An empty profile used to run the turn and stop it with "the planner failed"."""
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    for argv in (["run", "hi"], ["chat"], ["web"]):
+        assert main([*argv, "--profile", str(empty), "--workspace", str(tmp_path / "ws")]) == 2
+        err = capsys.readouterr().err
+        assert "has no component 'vitron_llm'" in err and "add a [components.vitron_llm]" in err

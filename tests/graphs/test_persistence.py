@@ -38,3 +38,27 @@ def test_second_turn_in_a_new_process_uses_the_mask_from_the_first(tmp_path):
     assert ground_result["status"] == "success" and f"nearest to {mask}" in ground_result["text"]
     assert set(first["media"]) < set(second["media"])
     assert all(second["media"][h] == info for h, info in first["media"].items())
+
+
+def test_a_checkpointer_place_that_cannot_hold_conversations_is_one_clear_error(tmp_path):
+    """A file where the workspace folder belongs, a folder that cannot be made, a file that is
+    not SQLite: each used to surface as a bare OSError or sqlite3 error."""
+    from vitron.graphs.persistence import sqlite_checkpointer
+    from vitron.tools.errors import VitronToolError
+
+    a_file = tmp_path / "workspace"
+    a_file.write_text("")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database, but long enough to be read as one's header")
+    cases = {
+        a_file: "it is a file, not a folder",
+        a_file / "below" / "db.sqlite": "Not a directory",
+        notes: "file is not a database",
+    }
+    for place, reason in cases.items():
+        with pytest.raises(VitronToolError, match=f"cannot keep conversations in .*: {reason}"):
+            sqlite_checkpointer(place)
+    assert (
+        sqlite_checkpointer(tmp_path / "fine").get_tuple({"configurable": {"thread_id": "t"}})
+        is None
+    )
