@@ -350,6 +350,10 @@ class ChatVitron(BaseChatModel):
             if step.token_id in eos or reply.stopped:
                 finish_reason = "stop"
                 break
+            if reply.looping():
+                finish_reason = "loop"
+                logger.info("ChatVitron reply stopped in a loop: %r", reply.text[-80:])
+                break
         steps.close()
 
         finished = reply.finish()

@@ -27,6 +27,12 @@ _GRAMMAR_RE = re.compile(
 _SIGNAL_RE = re.compile("|".join(re.escape(t) for t in SIGNAL_TOKENS))
 _HOLD_PREFIXES = sorted({*GRAMMAR_TAGS, *SIGNAL_TOKENS})
 """Grammar tags match in any case (the released data writes them in lower case)."""
+LOOP_REPEATS = 4
+LOOP_PERIOD = 8
+LOOP_SPAN = 8
+"""A reply ending in a run of at most ``LOOP_PERIOD`` tokens written ``LOOP_REPEATS`` times in a
+row (and over at least ``LOOP_SPAN`` tokens, so "1111" is not one) is stopped there
+(:meth:`ReplyText.looping`)."""
 
 
 @dataclass
@@ -68,6 +74,19 @@ class ReplyText:
     @property
     def stopped(self) -> bool:
         return self.stop_sequence is not None
+
+    def looping(self, repeats: int = LOOP_REPEATS, longest: int = LOOP_PERIOD) -> bool:
+        """Whether the reply ends in one run of at most ``longest`` tokens written ``repeats``
+        times in a row: a small model out of its depth ("…ofsegment_imagesegment_image…", to
+        the token limit) never leaves such a loop, so generation stops there."""
+        ids = self.ids
+        for period in range(1, longest + 1):
+            span = max(period * repeats, LOOP_SPAN)
+            if len(ids) >= span and all(
+                ids[-k] == ids[-k - period] for k in range(1, span - period + 1)
+            ):
+                return True
+        return False
 
     def add(self, token_id: int) -> str:
         """Take one generated token; returns the new text that may be shown now ("" if none)."""

@@ -403,3 +403,40 @@ def test_retrieve_ranks_the_media_the_request_attached(chat, workspace):
     assert call["name"] == "retrieve" and call["args"]["media"] == [p.handle for p in pictures[1:]]
     (call,) = bound.invoke([*earlier, HumanMessage("find the darkest one")], **settings).tool_calls
     assert "media" not in call["args"]  # the whole conversation, as retrieve's default
+
+
+def test_a_reply_caught_in_a_loop_is_stopped_there():
+    """Out of its depth the nano planner wrote "I generated a video ofsegment_imagesegment_image…"
+    up to its 256-token limit; a run repeated four times in a row now ends the reply."""
+    reply = ReplyText(lambda ids: "".join(f"<{i}>" for i in ids))
+    for token in (1, 2, 3, 7, 8, 9, 7, 8, 9, 7, 8):
+        reply.add(token)
+    assert not reply.looping()  # three runs of (7, 8, 9) and a part: not yet
+    reply.add(9)
+    reply.add(7)
+    assert not reply.looping()
+    for token in (8, 9):
+        reply.add(token)
+    assert reply.looping()  # four in a row
+    same = ReplyText(lambda ids: "x" * len(ids))
+    for _ in range(7):
+        same.add(5)
+    assert not same.looping()  # seven of one token: a digit run such as 1111111 is not a loop
+    same.add(5)
+    assert same.looping()
+
+
+def test_chat_vitron_ends_a_looping_reply_with_finish_reason_loop(chat, monkeypatch):
+    import vitron.agent.decoding as decoding
+
+    def looping_tokens(model, batch, settings, processors, eos):
+        word = chat._load_engine(chat._services()).processor.tokenizer.encode(
+            " segment", add_special_tokens=False
+        )
+        for k in range(settings.max_new_tokens):
+            yield decoding.TokenStep(word[k % len(word)], torch.zeros(8))
+
+    monkeypatch.setattr(decoding, "generate_tokens", looping_tokens)
+    message = chat.invoke("hello", max_new_tokens=200)
+    assert message.response_metadata["finish_reason"] == "loop"
+    assert message.usage_metadata["output_tokens"] <= 8 * 4
