@@ -27,7 +27,8 @@ def unresolved_failures(turn: Sequence[BaseMessage]) -> list[ToolMessage]:
 
 def failure_report(failed: Sequence[ToolMessage], *, anything_done: bool) -> str:
     """The answer for a turn whose calls ``failed``: each failure in the tool's words (a rejected
-    call as the user's decision, with its reason when one was given), after a sentence saying whether anything else was done."""
+    call as the user's decision, with its reason when one was given), after a sentence saying
+    whether anything else was done."""
     sentences = []
     for message in failed:
         name = message.name or "a tool"
