@@ -262,6 +262,16 @@ def test_convert_refuses_a_non_empty_destination_and_leaves_it_alone(tmp_path, i
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["keep.txt"]
 
 
+def test_convert_names_a_missing_checkpoint_before_looking_for_the_text_encoder(tmp_path, capsys):
+    """A mistyped .pth path was answered with "text encoder bert-base-uncased is neither a local
+    folder nor available from the hub"."""
+    missing = tmp_path / "groundingdino_swint_ogc.pth"
+    assert main(["convert", "grounding-dino", str(missing), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"no IDEA Grounding DINO checkpoint at {missing}" in err and "text encoder" not in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_bert_wrapper_builds_additive_masks_for_both_mask_shapes():
     padding = torch.tensor([[1, 1, 0]])
     sub_sentence = torch.tensor([[[1, 0, 0], [0, 1, 1], [0, 1, 1]]])

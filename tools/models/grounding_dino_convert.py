@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from vitron.tools.errors import VitronToolError
+from vitron.tools.errors import MissingCheckpointError, VitronToolError
 from vitron.tools.models.grounding_dino_idea_files import (
     read_idea_checkpoint,
     read_idea_config,
@@ -283,6 +283,8 @@ def convert_grounding_dino(
     destination = Path(destination).expanduser()
     if destination.exists() and any(destination.iterdir()):
         raise ConversionError(f"{destination} exists and is not empty; name a new folder")
+    if not Path(checkpoint).expanduser().is_file():  # before the text encoder is looked up
+        raise MissingCheckpointError(f"no IDEA Grounding DINO checkpoint at {checkpoint}")
     settings = read_idea_config(config)
     text_folder = _text_encoder_folder(text_encoder or settings.get("text_encoder_type", ""))
     progress(f"reading {checkpoint}")
