@@ -47,7 +47,7 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from vitron.agent.failures import failure_report, unresolved_failures
+from vitron.agent.failures import failure_report, made_nothing, unresolved_failures
 from vitron.agent.invocation import MODULES
 from vitron.agent.loading import COMPONENT, VitronEngine
 from vitron.agent.messages import REJECTED, attached_media, finished_request, user_words
@@ -364,7 +364,7 @@ class ChatVitron(BaseChatModel):
             logger.info("ChatVitron reply did not parse cleanly: %s", parsed.errors)
         content, reported = parsed.content, []
         if failed and not parsed.calls:
-            done = any(isinstance(m, ToolMessage) and m.status != "error" for m in turn)
+            done = any(isinstance(m, ToolMessage) and not made_nothing(m) for m in turn)
             content = failure_report(failed, anything_done=done)
             reported = [m.tool_call_id for m in failed]
         message = AIMessageChunk(

@@ -38,6 +38,10 @@ from vitron.tools.workspace import MediaInfo, Workspace
 
 logger = logging.getLogger(__name__)
 
+NOTHING_FOUND = "nothing_found"
+"""``ToolMessage.artifact`` key (``True``) of a call that ran and found nothing (``ground`` with
+no box above its threshold): not an error, but nothing an answer may present as a result."""
+
 
 @dataclass
 class ToolOutput:

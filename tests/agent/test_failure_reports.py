@@ -13,6 +13,7 @@ from vitron.agent.chat_model import ChatVitron
 from vitron.agent.failures import failure_report, unresolved_failures
 from vitron.agent.messages import REJECTED
 from vitron.graphs.approval import rejection
+from vitron.tools.backend import NOTHING_FOUND
 
 NOT_FOUND = "could not find 'the circle' in img_0123456789abcdef (no Grounding DINO box above 0.3)"
 
@@ -39,6 +40,19 @@ def test_a_failure_stands_until_a_later_call_of_that_tool_succeeds():
     assert unresolved_failures([failed, other, again]) == []
     assert unresolved_failures([again, failed]) == [failed]
     assert unresolved_failures([HumanMessage("hi")]) == []
+
+
+def test_a_search_that_found_nothing_counts_until_one_finds_something():
+    empty = ToolMessage(content="no boxes for 'the circle' in img_0123456789abcdef above "
+                        "box_threshold 0.35; try a lower threshold or other words",
+                        tool_call_id="a", name="ground", artifact={NOTHING_FOUND: True})  # fmt: skip
+    found = result("ground", "b", "box_0123456789abcdef: 1 box(es)", failed=False)
+    assert unresolved_failures([empty]) == [empty]
+    assert unresolved_failures([empty, found]) == []
+    assert failure_report([empty], anything_done=False) == (
+        "ground found nothing: no boxes for 'the circle' in img_0123456789abcdef above "
+        "box_threshold 0.35; try a lower threshold or other words."
+    )
 
 
 def test_the_report_gives_each_failure_in_the_tools_words():
@@ -112,3 +126,21 @@ def test_through_the_graph_the_nano_planner_reports_what_it_could_not_find(tmp_p
     answer = out["messages"][-1]
     assert isinstance(answer, AIMessage) and not answer.tool_calls
     assert answer.content.startswith("That did not work. segment_image: could not find"), answer
+
+
+def test_through_the_graph_a_box_that_was_not_found_is_not_presented(tmp_path):
+    """After ground found no box, the nano planner answered "The circle is in the box shown."."""
+    from vitron.graphs import Context, build_graph, user_message
+
+    context = Context(profile="nano", workspace=str(tmp_path / "ws"), device="cpu")
+    white = np.full((64, 64, 3), 255, np.uint8)
+    blank = context.services().workspace.for_thread("t").put_image(white)
+    inputs = {"messages": [user_message("Put a bounding box on the circle.", media=[blank])],
+              "media": {blank.handle: blank.to_state()}}  # fmt: skip
+    out = build_graph(ChatVitron()).invoke(inputs, {"configurable": {"thread_id": "t"}},
+                                           context=context)  # fmt: skip
+    results = [m for m in out["messages"] if isinstance(m, ToolMessage)]
+    assert [(m.name, m.status) for m in results] == [("ground", "success")], out["messages"]
+    assert results[0].artifact[NOTHING_FOUND]
+    answer = out["messages"][-1]
+    assert answer.content.startswith("ground found nothing: no boxes for 'the circle'"), answer

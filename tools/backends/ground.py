@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from vitron.tools.backend import CallContext, ToolOutput, backend
+from vitron.tools.backend import NOTHING_FOUND, CallContext, ToolOutput, backend
 from vitron.tools.geometry import fmt_box
 from vitron.tools.overlay import box_overlay
 from vitron.tools.schemas import ImageHandle, MaskHandle, ToolArgs
@@ -40,7 +40,7 @@ def ground(args: GroundArgs, call: CallContext) -> ToolOutput:
         return ToolOutput(
             content=f"no boxes for {args.instruction!r} in {args.image} above box_threshold "
             f"{args.box_threshold}; try a lower threshold or other words",
-            data={"boxes": [], "labels": [], "scores": []},
+            data={"boxes": [], "labels": [], "scores": [], NOTHING_FOUND: True},
         )
     boxes = [d.box for d in found]
     labels = [d.label or args.instruction for d in found]
