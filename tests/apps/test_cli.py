@@ -232,9 +232,14 @@ def test_web_refuses_a_port_it_cannot_listen_on_before_loading_anything(tmp_path
 
 def test_a_profile_without_a_planner_is_refused_before_the_first_turn(tmp_path, capsys):
     """An empty profile used to run the turn and stop it with "the planner failed"."""
+    import socket
+
     empty = tmp_path / "empty.toml"
     empty.write_text("")
-    for argv in (["run", "hi"], ["chat"], ["web"]):
+    with socket.socket() as probe:  # a free port, so the web case is not refused for 7860
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    for argv in (["run", "hi"], ["chat"], ["web", "--port", port]):
         assert main([*argv, "--profile", str(empty), "--workspace", str(tmp_path / "ws")]) == 2
         err = capsys.readouterr().err
         assert "has no component 'vitron_llm'" in err and "add a [components.vitron_llm]" in err
