@@ -195,7 +195,11 @@ def open_session(args: argparse.Namespace) -> Session:
     model = planner_from_spec(args.planner) if args.planner else default_planner()
     context = context_from(args)
     check_planner(model, context.profile)
-    return Session(model, context, thread_id=args.thread, checkpointer=args.checkpointer)
+    session = Session(model, context, thread_id=args.thread, checkpointer=args.checkpointer)
+    if args.thread and not session.history():  # a mistyped id would silently start afresh
+        print(f"vitron: thread {args.thread} has no conversation here yet; starting it "
+              f"(resume one with the id printed after a turn)", file=sys.stderr)  # fmt: skip
+    return session
 
 
 def print_files(session: Session, turn: Turn, out: Callable[[str], None] = print) -> None:

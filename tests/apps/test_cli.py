@@ -91,6 +91,11 @@ def test_run_attaches_writes_outputs_and_resumes_by_thread(tmp_path, picture, ca
     printed = capsys.readouterr().out
     assert "regions=[[0.1, 0.1, 0.5, 0.5]]" in printed  # the region reached the planner
     assert f"thread: {thread}" in printed
+    assert "has no conversation here yet" not in capsys.readouterr().err
+
+    mistyped = ["run", "hi", "--out", str(out), "--thread", thread + "x"]
+    assert main([*mistyped, "--planner", f"{PLANNERS}:answer_only", *common(tmp_path)]) == 0
+    assert f"thread {thread}x has no conversation here yet" in capsys.readouterr().err
 
 
 def test_chat_commands_and_errors_do_not_end_the_session(tmp_path, picture, monkeypatch, capsys):
