@@ -332,7 +332,7 @@ class ChatVitron(BaseChatModel):
         warn_if_too_long(engine, prompt_tokens, call.sampling.max_new_tokens)
 
         signal_ids = {i: t for t, i in processor.token_ids.signals.items()}
-        turn = current_turn(messages)[1]
+        request, turn = current_turn(messages)
         failed = unresolved_failures(turn) if self.report_failures else []
         reply = ReplyText(processor.decode, call.stop, signal_ids, hold=bool(failed))
         eos = eos_ids(engine)
@@ -359,7 +359,7 @@ class ChatVitron(BaseChatModel):
         finished = reply.finish()
         handles, signals = store_signals(engine, workspace, reply.ids, states, finished)
         parsed = parse_reply(finished.text, modules=call.modules, media=rendered.media)
-        parsed = with_request_media(parsed, current_turn(messages)[0] or "")
+        parsed = with_request_media(parsed, request or "")
         if parsed.errors:
             logger.info("ChatVitron reply did not parse cleanly: %s", parsed.errors)
         content, reported = parsed.content, []
